@@ -1,0 +1,76 @@
+/**
+ * The model's configuration: a zod schema with a documented default for every field. Defaults are a
+ * plain Llama (RMSNorm, plain embedding); configs/ choose the OSP modules by name.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import { parseConfig } from '../config/parse.ts';
+import { NORMS } from './norms.ts';
+import { EMBEDDINGS } from './embeddings.ts';
+
+const int = (min: number) => z.number().int().min(min);
+
+export const ModelConfigSchema = z.strictObject({
+  /** Vocabulary size. 258 = 256 byte tokens + BOS + EOS (the byte-level tokenizer). */
+  vocabSize: int(2).default(258),
+  /** Width d of the residual stream. */
+  hiddenSize: int(1).default(128),
+  /** Number of transformer blocks. */
+  numLayers: int(1).default(4),
+  /** Attention (query) heads. */
+  numHeads: int(1).default(4),
+  /** Key/value heads (grouped-query attention); defaults to numHeads (plain multi-head attention). */
+  numKvHeads: int(1).optional(),
+  /** Per-head width; defaults to hiddenSize / numHeads. */
+  headDim: int(2).optional(),
+  /** SwiGLU inner width; defaults to 8/3 * hiddenSize rounded up to a multiple of 32 (Llama's rule). */
+  intermediateSize: int(1).optional(),
+  /** Longest sequence the model accepts (RoPE tables are built for it). */
+  maxSeqLen: int(1).default(256),
+  /** RoPE base (Hugging Face rotate_half convention). */
+  ropeTheta: z.number().positive().default(10000),
+  /** Epsilon inside every norm's rsqrt (OSP's SSNorm uses 1e-6). */
+  normEps: z.number().positive().default(1e-6),
+  /** Every norm in the model: 'rmsnorm' (per-channel scale) or 'ssnorm' (one learnable scalar, OSP). */
+  norm: z.enum(Object.keys(NORMS) as [keyof typeof NORMS, ...(keyof typeof NORMS)[]]).default('rmsnorm'),
+  /** 'plain' or 'embproj' (OSP: learnable d x d projections after the embedding and before the head). */
+  embedding: z
+    .enum(Object.keys(EMBEDDINGS) as [keyof typeof EMBEDDINGS, ...(keyof typeof EMBEDDINGS)[]])
+    .default('plain'),
+  /** Share the token embedding with the LM head (lm_head.weight is then absent). */
+  tieEmbeddings: z.boolean().default(false),
+  /** Std of the normal init of embedding and linear weights. */
+  initStd: z.number().positive().default(0.02),
+});
+
+export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
+
+/** A validated model config with every derived size filled in. */
+export type ModelConfig = Required<z.output<typeof ModelConfigSchema>>;
+
+/**
+ * Validates a model config (a partial object; defaults fill the rest) and derives the optional sizes.
+ * Throws ConfigError naming the field for unknown keys, wrong types and inconsistent sizes.
+ */
+export function resolveModelConfig(input: unknown = {}, prefix = 'model'): ModelConfig {
+  const c = parseConfig(ModelConfigSchema, input, prefix);
+  const f = (name: string) => `${prefix}.${name}`;
+  if (c.headDim === undefined && c.hiddenSize % c.numHeads !== 0) {
+    throw new ConfigError(
+      f('numHeads'),
+      `hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}; choose numHeads dividing ` +
+        `${c.hiddenSize} or set headDim explicitly`,
+    );
+  }
+  const headDim = c.headDim ?? c.hiddenSize / c.numHeads;
+  if (headDim % 2 !== 0) throw new ConfigError(f('headDim'), `RoPE needs an even head width, got ${headDim}`);
+  const numKvHeads = c.numKvHeads ?? c.numHeads;
+  if (c.numHeads % numKvHeads !== 0) {
+    throw new ConfigError(
+      f('numKvHeads'),
+      `numHeads ${c.numHeads} must be a multiple of numKvHeads ${numKvHeads} (each key/value head serves a group of query heads)`,
+    );
+  }
+  const intermediateSize = c.intermediateSize ?? Math.ceil((8 * c.hiddenSize) / 3 / 32) * 32;
+  return { ...c, headDim, numKvHeads, intermediateSize };
+}

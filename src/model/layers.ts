@@ -1,0 +1,97 @@
+/**
+ * The building blocks of a Llama-style block, as plain functions over tensors. Weights use the
+ * PyTorch/Hugging Face layout [out, in], so a checkpoint's tensors need no transposition on export.
+ * Shapes in comments: B batch, T time, d hidden, H query heads, Hkv key/value heads, hd head width.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** y = x W^T. x: [N, in], w: [out, in] -> [N, out]. */
+export function linear(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D {
+  return tf.matMul(x, w as tf.Tensor2D, false, true);
+}
+
+/** SiLU(x) = x * sigmoid(x), composed so that every backend has its gradient. */
+export function silu<T extends tf.Tensor>(x: T): T {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/** SwiGLU MLP: down(silu(gate x) * up x). x: [N, d]. */
+export function swiglu(x: tf.Tensor2D, gate: tf.Tensor, up: tf.Tensor, down: tf.Tensor): tf.Tensor2D {
+  return linear(tf.mul(silu(linear(x, gate)), linear(x, up)), down);
+}
+
+/**
+ * RoPE cos/sin tables, [maxLen, hd], in the Hugging Face rotate_half convention: channel j and
+ * j + hd/2 of a head form one rotating pair with frequency theta^(-2j/hd). Computed in float64.
+ */
+export function ropeTables(maxLen: number, hd: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const cos = new Float32Array(maxLen * hd);
+  const sin = new Float32Array(maxLen * hd);
+  const half = hd / 2;
+  for (let t = 0; t < maxLen; t++) {
+    for (let j = 0; j < half; j++) {
+      const angle = t * Math.pow(theta, (-2 * j) / hd);
+      cos[t * hd + j] = cos[t * hd + j + half] = Math.cos(angle);
+      sin[t * hd + j] = sin[t * hd + j + half] = Math.sin(angle);
+    }
+  }
+  return { cos: tf.tensor2d(cos, [maxLen, hd]), sin: tf.tensor2d(sin, [maxLen, hd]) };
+}
+
+/** x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]. x: [B, H, T, hd]; cos, sin: [T, hd]. */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  const [x1, x2] = tf.split(x, 2, 3);
+  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+}
+
+/** Additive causal mask [T, T]: 0 on and below the diagonal, a large negative number above it. */
+export function causalMask(T: number): tf.Tensor2D {
+  const m = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
+  return tf.tensor2d(m, [T, T]);
+}
+
+export interface AttentionWeights {
+  q: tf.Tensor;
+  k: tf.Tensor;
+  v: tf.Tensor;
+  o: tf.Tensor;
+}
+
+export interface AttentionShape {
+  B: number;
+  T: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+/**
+ * Causal multi-head attention with RoPE and grouped key/value heads (query head h reads key/value
+ * head floor(h / (H / Hkv)), as Hugging Face's repeat_kv). x: [B*T, d] -> [B*T, d].
+ */
+export function attention(
+  x: tf.Tensor2D,
+  w: AttentionWeights,
+  s: AttentionShape,
+  rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
+  mask: tf.Tensor2D,
+): tf.Tensor2D {
+  const { B, T, numHeads: H, numKvHeads: Hkv, headDim: hd } = s;
+  const heads = (y: tf.Tensor2D, n: number) => tf.transpose(tf.reshape(y, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+  const q = applyRope(heads(linear(x, w.q), H), rope.cos, rope.sin); // [B, H, T, hd]
+  let k = applyRope(heads(linear(x, w.k), Hkv), rope.cos, rope.sin); // [B, Hkv, T, hd]
+  let v = heads(linear(x, w.v), Hkv);
+  if (Hkv !== H) {
+    const group = H / Hkv;
+    const repeat = (y: tf.Tensor4D) =>
+      tf.reshape(tf.tile(tf.expandDims(y, 2), [1, 1, group, 1, 1]), [B, H, T, hd]) as tf.Tensor4D;
+    k = repeat(k);
+    v = repeat(v);
+  }
+  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), mask); // [B, H, T, T]
+  const out = tf.matMul(tf.softmax(scores, -1), v); // [B, H, T, hd]
+  const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
+  return linear(merged, w.o);
+}
