@@ -79,7 +79,8 @@ export function currentBackend(): BackendInfo | undefined {
  */
 export async function stopBackend(): Promise<void> {
   if (current?.name === 'webgpu') {
-    tf.engine().reset();
+    // Leave tfjs on a backend that holds nothing native; webgpu tensors die with their backend.
+    await tf.setBackend('cpu');
     await stopWebGPU();
   }
   current = undefined;

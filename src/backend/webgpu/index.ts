@@ -60,15 +60,45 @@ export async function probeWebGPU(): Promise<GpuProbe> {
   }
 }
 
-/** Starts tfjs-backend-webgpu on Dawn's best adapter. */
+let device: GPUDevice | undefined;
+
+/**
+ * Starts tfjs-backend-webgpu on Dawn's best adapter. osp-lab registers the backend factory itself
+ * (the package's own registration runs only at import time, so it could not be restarted after
+ * stopWebGPU) and asks for the adapter's full limits, as the package does.
+ */
 export async function startWebGPU(): Promise<BackendInfo> {
   const g = await dawn();
   const adapter = await g.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new BackendUnavailableError('webgpu', NO_ADAPTER_HELP);
   const { detail, software } = describeAdapter(adapter);
+  // Imported while navigator.gpu is unset, the package registers its kernels but not its factory.
+  const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
   (globalThis as NavigatorHolder).navigator ??= {};
   (globalThis as NavigatorHolder).navigator!.gpu = g;
-  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!tf.findBackendFactory('webgpu')) {
+    // Priority 0: never tfjs's implicit default; osp-lab always selects a backend by name.
+    tf.registerBackend(
+      'webgpu',
+      async () => {
+        const l = adapter.limits;
+        const features: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+        device = await adapter.requestDevice({
+          requiredFeatures: features,
+          requiredLimits: {
+            maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+            maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+            maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+            maxBufferSize: l.maxBufferSize,
+            maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+            maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+          },
+        });
+        return new WebGPUBackend(device, adapter.info);
+      },
+      0,
+    );
+  }
   if (!(await tf.setBackend('webgpu'))) {
     throw new BackendUnavailableError('webgpu', `tfjs-backend-webgpu failed to initialise on ${detail}`);
   }
@@ -76,9 +106,11 @@ export async function startWebGPU(): Promise<BackendInfo> {
   return { name: 'webgpu', requested: 'webgpu', detail, gpu: !software, softwareAdapter: software };
 }
 
-/** Drops the reference to Dawn so that Node can exit. */
+/** Disposes the tfjs backend and Dawn's device so that Node can exit; startWebGPU works again after. */
 export async function stopWebGPU(): Promise<void> {
-  if (tf.findBackend('webgpu')) tf.removeBackend('webgpu');
+  if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  device?.destroy();
+  device = undefined;
   const nav = (globalThis as NavigatorHolder).navigator;
   if (nav) delete nav.gpu;
   gpu = undefined;
