@@ -85,8 +85,9 @@ export function attention(
   let v = heads(linear(x, w.v), Hkv);
   if (Hkv !== H) {
     const group = H / Hkv;
+    // Rank-4 tile: tfjs has no tile gradient for rank 5.
     const repeat = (y: tf.Tensor4D) =>
-      tf.reshape(tf.tile(tf.expandDims(y, 2), [1, 1, group, 1, 1]), [B, H, T, hd]) as tf.Tensor4D;
+      tf.reshape(tf.tile(tf.reshape(y, [B, Hkv, 1, T * hd]), [1, 1, group, 1]), [B, H, T, hd]) as tf.Tensor4D;
     k = repeat(k);
     v = repeat(v);
   }
