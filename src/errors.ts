@@ -48,3 +48,23 @@ export function checkChoice<T extends string>(field: string, value: unknown, cho
   }
   return value as T;
 }
+
+/** A data file is missing, empty, malformed, or too short for the requested sequence length. */
+export class DataError extends OspError {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}
+
+/** A file in one of osp-lab's formats (safetensors, checkpoint, event file, GGUF) is malformed or fails its checksum. */
+export class FormatError extends OspError {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * osp-lab: small-scale LLM pre-training experiments about activation outliers.
+ *
+ * @example
+ *   import { startBackend, createModel, createOptimizer, trainStep } from 'osp-lab';
+ *   await startBackend('auto');
+ *   const model = createModel({ norm: 'ssnorm', embedding: 'embproj' }, { seed: 0 });
+ *   const opt = createOptimizer({ muon: { lr: 5e-4 } }, model.params);
+ *   const loss = await trainStep(model, opt, inputs, targets);
+ */
+export * from './errors.ts';
+export { parseConfig } from './config/parse.ts';
+export {
+  startBackend,
+  stopBackend,
+  currentBackend,
+  BACKEND_NAMES,
+  type BackendName,
+  type BackendInfo,
+  type ConcreteBackend,
+} from './backend/index.ts';
+export { createModel, paramSpecs, Transformer, type ForwardOptions, type ForwardResult } from './model/transformer.ts';
+export { ModelConfigSchema, resolveModelConfig, type ModelConfig, type ModelConfigInput } from './model/config.ts';
+export { NORMS, type NormName } from './model/norms.ts';
+export { EMBEDDINGS, type EmbeddingName } from './model/embeddings.ts';
+export * from './optim/index.ts';
+export { rmsNorm, rmsNormReference } from './ops/rms_norm.ts';
+export { crossEntropy, crossEntropyReference } from './ops/cross_entropy.ts';
+export { newtonSchulz, newtonSchulzReference, newtonSchulzFlops } from './ops/newton_schulz.ts';
+export { KERNELS, hasKernel } from './ops/dispatch.ts';
+export { trainStep } from './train/step.ts';
+export { Rng } from './utils/rng.ts';
