@@ -1,0 +1,137 @@
+/**
+ * AdamW with PyTorch's semantics (torch.optim.AdamW, non-fused path): decoupled weight decay applied
+ * to the parameter first, then the bias-corrected Adam step, with a step counter per parameter.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { parseConfig } from '../config/parse.ts';
+import { OspError } from '../errors.ts';
+import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, type Optimizer } from './optimizer.ts';
+
+const beta = z.number().min(0).lt(1);
+
+export const AdamWConfigSchema = z.strictObject({
+  /** Base learning rate; the schedule's factor multiplies it. */
+  lr: z.number().positive().default(3e-4),
+  /** (beta1, beta2). 0.95 for beta2 is the usual LLM choice: faster to forget loss spikes than 0.999. */
+  betas: z.tuple([beta, beta]).default([0.9, 0.95]),
+  eps: z.number().positive().default(1e-8),
+  /** Decoupled weight decay, scaled by lr as in PyTorch: p <- p * (1 - lr * weightDecay). */
+  weightDecay: z.number().min(0).default(0.1),
+  /**
+   * Parameter-name patterns exempt from weight decay (globs, '*' spans dots, or /regex/). Norm
+   * scales are exempt by default: decaying them pulls the gain towards 0 for no regularising benefit.
+   */
+  noDecay: z.array(z.string().min(1)).default(['*norm*', '*layernorm*']),
+});
+export type AdamWConfig = z.infer<typeof AdamWConfigSchema>;
+
+interface AdamWSlot {
+  expAvg: tf.Variable;
+  expAvgSq: tf.Variable;
+  step: number;
+  decay: boolean;
+}
+
+/**
+ * AdamW over a fixed set of parameters (state is created for all of them up front).
+ * @example
+ *   const opt = new AdamW({ lr: 1e-3 }, params);
+ *   opt.step(params, grads, schedule(step));
+ */
+export class AdamW implements Optimizer {
+  readonly name = 'adamw';
+  readonly config: AdamWConfig;
+  private readonly shapes = new Map<string, readonly number[]>();
+  private readonly slots = new Map<string, AdamWSlot>();
+
+  /** @param config an AdamWConfig or raw input, validated with field prefix `optimizer.adamw` */
+  constructor(config: unknown, params: ReadonlyMap<string, tf.Variable>) {
+    this.config = parseConfig(AdamWConfigSchema, config, 'optimizer.adamw');
+    const exempt = this.config.noDecay.map(compilePattern);
+    for (const [name, p] of params) {
+      this.shapes.set(name, p.shape);
+      this.slots.set(name, {
+        expAvg: tf.variable(tf.zerosLike(p), false),
+        expAvgSq: tf.variable(tf.zerosLike(p), false),
+        step: 0,
+        decay: !exempt.some((m) => m(name)),
+      });
+    }
+  }
+
+  /** True when weight decay applies to this parameter (it matches no `noDecay` pattern). */
+  decays(name: string): boolean {
+    return this.slots.get(name)?.decay ?? false;
+  }
+
+  step(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lrFactor: number): void {
+    const { betas: [b1, b2], eps, weightDecay } = this.config;
+    checkLrFactor(this.name, lrFactor);
+    const lr = this.config.lr * lrFactor;
+    for (const [name, p, g] of pairGrads(this.name, this.shapes, params, grads)) {
+      const s = this.slots.get(name)!;
+      s.step += 1;
+      // Bias corrections in float64 on the host; only the tensor math runs in float32.
+      const bc1 = 1 - b1 ** s.step;
+      const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
+      const decay = s.decay ? 1 - lr * weightDecay : 1;
+      tf.tidy(() => {
+        const m = s.expAvg.mul(b1).add(g.mul(1 - b1));
+        const v = s.expAvgSq.mul(b2).add(g.square().mul(1 - b2));
+        s.expAvg.assign(m);
+        s.expAvgSq.assign(v);
+        // torch: denom = sqrt(v) / sqrt(bc2) + eps; p -= (lr / bc1) * m / denom, after p *= 1 - lr*wd.
+        const denom = v.sqrt().div(bc2Sqrt).add(eps);
+        const decayed = decay === 1 ? p : p.mul(decay);
+        p.assign(decayed.sub(m.div(denom).mul(lr / bc1)));
+      });
+    }
+  }
+
+  /** Expected state names and shapes: exp_avg and exp_avg_sq like the parameter, step a scalar. */
+  stateShapes(): Map<string, readonly number[]> {
+    const out = new Map<string, readonly number[]>();
+    for (const [name, shape] of this.shapes) {
+      out.set(`adamw/${name}/exp_avg`, shape);
+      out.set(`adamw/${name}/exp_avg_sq`, shape);
+      out.set(`adamw/${name}/step`, []);
+    }
+    return out;
+  }
+
+  stateDict(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    for (const [name, s] of this.slots) {
+      out.set(`adamw/${name}/exp_avg`, tf.clone(s.expAvg));
+      out.set(`adamw/${name}/exp_avg_sq`, tf.clone(s.expAvgSq));
+      out.set(`adamw/${name}/step`, tf.scalar(s.step, 'int32'));
+    }
+    return out;
+  }
+
+  loadStateDict(state: ReadonlyMap<string, tf.Tensor>): void {
+    checkStateDict(this.name, this.stateShapes(), state);
+    // Read every step counter before assigning anything, so a bad checkpoint leaves state untouched.
+    const steps = new Map<string, number>();
+    for (const name of this.slots.keys()) {
+      const key = `adamw/${name}/step`;
+      const t = state.get(key)!.dataSync()[0]!;
+      if (!Number.isInteger(t) || t < 0) throw new OspError(`adamw: state '${key}' must be a non-negative integer, got ${t}`);
+      steps.set(name, t);
+    }
+    for (const [name, s] of this.slots) {
+      assignState(s.expAvg, state.get(`adamw/${name}/exp_avg`)!);
+      assignState(s.expAvgSq, state.get(`adamw/${name}/exp_avg_sq`)!);
+      s.step = steps.get(name)!;
+    }
+  }
+
+  dispose(): void {
+    for (const s of this.slots.values()) {
+      s.expAvg.dispose();
+      s.expAvgSq.dispose();
+    }
+    this.slots.clear();
+  }
+}
