@@ -1,0 +1,160 @@
+/**
+ * The configuration of one training run: every component's schema in one strict object, each field
+ * with a documented default. A JSON config file holds any subset; `--set a.b=value` overrides apply on
+ * top; validation happens once, here, and errors name the field and the valid keys or choices.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { BACKEND_NAMES } from '../backend/index.ts';
+import { DataConfigSchema } from '../data/dataset.ts';
+import { ConfigError } from '../errors.ts';
+import { ModelConfigSchema, resolveModelConfig, type ModelConfig } from '../model/config.ts';
+import { OptimizerConfigSchema } from '../optim/routing.ts';
+import { ScheduleConfigSchema } from '../optim/schedule.ts';
+import { parseConfig } from './parse.ts';
+
+const int = (min: number) => z.number().int().min(min);
+
+export const RunConfigSchema = z.strictObject({
+  /** Run name: the run directory is `<out>/<name>`. Letters, digits, '.', '_', '-'. */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only, not starting with "." or "-"')
+    .max(128)
+    .default('run'),
+  /** Seeds weight init and data order; recorded in every checkpoint. */
+  seed: int(0).max(0xffffffff).default(0),
+  /** 'auto' | 'cpu' | 'wasm' | 'webgpu' | 'tensorflow' (see README: Backends). */
+  backend: z.enum(BACKEND_NAMES).default('auto'),
+  /** Optimizer steps to train. */
+  steps: int(1).default(1000),
+  model: ModelConfigSchema.prefault({}),
+  optimizer: OptimizerConfigSchema.prefault({}),
+  /** LR schedule; totalSteps defaults to `steps`. */
+  schedule: ScheduleConfigSchema.prefault({}),
+  data: DataConfigSchema.prefault({}),
+  batch: z
+    .strictObject({
+      /** Sequences per micro-batch. */
+      size: int(1).default(16),
+      /** Tokens per sequence (<= model.maxSeqLen). */
+      seqLen: int(1).default(128),
+      /** Micro-batches per optimizer step (gradient accumulation). */
+      accum: int(1).default(1),
+    })
+    .prefault({}),
+  /** Guards against instability. */
+  guard: z
+    .strictObject({
+      /** Clip the global gradient norm to this value; 0 disables clipping. */
+      clipGradNorm: z.number().min(0).default(1.0),
+      /** Skip an update whose loss or grad-norm z-score over the recent window exceeds this; 0 = off. */
+      skipZScore: z.number().min(0).default(0),
+      /** Steps in the z-score window. */
+      window: int(2).default(50),
+      /** Steps observed before the z-score rule may skip anything. */
+      minHistory: int(2).default(20),
+    })
+    .prefault({}),
+  eval: z
+    .strictObject({
+      /** Evaluate every N steps (and at the end); 0 = only at the end. */
+      every: int(0).default(100),
+      /** Validation batches per evaluation (fixed, unshuffled windows: comparable across evals). */
+      batches: int(1).default(16),
+    })
+    .prefault({}),
+  checkpoint: z
+    .strictObject({
+      /** Save every N steps (and at the end); 0 = only at the end. */
+      every: int(0).default(250),
+      /** Checkpoints kept; older ones are deleted after a newer one is complete. */
+      keep: int(1).default(3),
+    })
+    .prefault({}),
+  logging: z
+    .strictObject({
+      /** Log training metrics every N steps. */
+      every: int(1).default(10),
+      /** Write TensorBoard event files into the run directory. */
+      tensorboard: z.boolean().default(true),
+      /** Weight histograms every N steps; 0 = off. */
+      histogramsEvery: int(0).default(100),
+      /** Console output: a progress bar on a TTY, plain lines otherwise ('auto'), or force one. */
+      console: z.enum(['auto', 'bar', 'lines', 'quiet']).default('auto'),
+    })
+    .prefault({}),
+  /** Parent directory of run directories. */
+  out: z.string().min(1).default('runs'),
+});
+
+export type RunConfigInput = z.input<typeof RunConfigSchema>;
+/** A validated run config; `model` carries its derived sizes, `schedule.totalSteps` is set. */
+export type RunConfig = Omit<z.output<typeof RunConfigSchema>, 'model'> & { model: ModelConfig };
+
+/** Validates a whole run config and derives what depends on several fields. */
+export function resolveRunConfig(input: unknown): RunConfig {
+  const c = parseConfig(RunConfigSchema, input);
+  const model = resolveModelConfig(c.model, 'model');
+  if (c.batch.seqLen > model.maxSeqLen) {
+    throw new ConfigError(
+      'batch.seqLen',
+      `${c.batch.seqLen} exceeds model.maxSeqLen ${model.maxSeqLen}; raise model.maxSeqLen or shorten batch.seqLen`,
+    );
+  }
+  const totalSteps = c.schedule.totalSteps ?? c.steps;
+  if (c.schedule.warmupSteps > totalSteps) {
+    throw new ConfigError('schedule.warmupSteps', `${c.schedule.warmupSteps} exceeds the run's ${totalSteps} steps`);
+  }
+  return { ...c, model, schedule: { ...c.schedule, totalSteps } };
+}
+
+/** Reads a JSON config file; errors name the file. */
+export function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError('--config', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError('--config', `${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Applies `--set path=value` overrides to a raw config object (a copy is returned). The value is
+ * parsed as JSON when it parses (numbers, booleans, arrays, objects, quoted strings), else taken as
+ * a plain string, so `--set model.norm=ssnorm` and `--set optimizer.muon.lr=3e-4` both work.
+ */
+export function applyOverrides(config: unknown, overrides: readonly string[]): Record<string, unknown> {
+  const root = structuredClone((config ?? {}) as Record<string, unknown>);
+  for (const o of overrides) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new ConfigError('--set', `expected key=value (e.g. optimizer.muon.lr=3e-4), got '${o}'`);
+    const path = o.slice(0, eq).split('.');
+    const raw = o.slice(eq + 1);
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
+    if (path.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype')) {
+      throw new ConfigError('--set', `invalid key path '${o.slice(0, eq)}'`);
+    }
+    let node: Record<string, unknown> = root;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      if (next === undefined) node[key] = {};
+      else if (typeof next !== 'object' || next === null || Array.isArray(next)) {
+        throw new ConfigError('--set', `'${path.join('.')}': '${key}' is not an object in the config`);
+      }
+      node = node[key] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = value;
+  }
+  return root;
+}

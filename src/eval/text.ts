@@ -1,0 +1,53 @@
+/**
+ * `osp eval`: mean next-token cross-entropy of a checkpoint over a text file's bytes.
+ *
+ * The token stream is BOS followed by the file's UTF-8 bytes. It is cut into windows of at most
+ * maxSeqLen + 1 tokens that overlap by one token, so every byte is predicted exactly once, from the
+ * context of its own window (the first window starts at BOS). Loss is in nats per predicted byte;
+ * bpb = loss / ln 2.
+ */
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { DataError } from '../errors.ts';
+import { byteTokenizer } from '../data/tokenizer.ts';
+import type { Transformer } from '../model/transformer.ts';
+
+export interface TextEvalResult {
+  loss: number;
+  tokens: number;
+  bpb: number;
+}
+
+/** Reads a UTF-8 text file as byte tokens; clear errors for a missing or empty file. */
+export function readTextTokens(path: string): Uint16Array {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new DataError(path, `cannot read the text file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (bytes.length === 0) throw new DataError(path, 'the text file is empty');
+  const tokens = new Uint16Array(bytes.length + 1);
+  tokens[0] = byteTokenizer.bos;
+  tokens.set(bytes, 1);
+  return tokens;
+}
+
+export async function evaluateTokens(model: Transformer, tokens: Uint16Array): Promise<TextEvalResult> {
+  const L = model.config.maxSeqLen;
+  let nats = 0;
+  let count = 0;
+  for (let start = 0; start + 1 < tokens.length; start += L) {
+    const end = Math.min(start + L + 1, tokens.length);
+    const window = Int32Array.from(tokens.subarray(start, end));
+    const T = window.length - 1;
+    const loss = tf.tidy(() =>
+      model.loss(tf.tensor2d(window.subarray(0, T), [1, T], 'int32'), tf.tensor2d(window.subarray(1), [1, T], 'int32')),
+    );
+    nats += (await loss.data())[0]! * T;
+    loss.dispose();
+    count += T;
+  }
+  const loss = nats / count;
+  return { loss, tokens: count, bpb: loss / Math.LN2 };
+}

@@ -1,0 +1,49 @@
+/**
+ * The z-score instability guard (as llm.c does): an update whose loss or gradient norm sits more than
+ * `guard.skipZScore` standard deviations above the mean of the recent window of accepted steps is
+ * skipped. Non-finite losses and gradients are dropped by the trainer itself, unconditionally.
+ */
+import type { Callback, PreUpdateInfo, TrainContext } from '../callback.ts';
+
+interface GuardState {
+  losses: number[];
+  norms: number[];
+}
+
+function zScore(history: readonly number[], x: number): number {
+  const n = history.length;
+  const mean = history.reduce((a, b) => a + b, 0) / n;
+  const variance = history.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
+  const std = Math.sqrt(variance);
+  return std > 0 ? (x - mean) / std : 0;
+}
+
+export class ZScoreGuard implements Callback {
+  readonly name = 'guard';
+  private s: GuardState = { losses: [], norms: [] };
+
+  preUpdate(ctx: TrainContext, info: PreUpdateInfo): 'skip' | void {
+    const { skipZScore, window, minHistory } = ctx.config.guard;
+    if (skipZScore > 0 && this.s.losses.length >= minHistory) {
+      const zl = zScore(this.s.losses, info.loss);
+      const zg = zScore(this.s.norms, info.gradNorm);
+      ctx.metrics.record('guard/loss_z', zl);
+      ctx.metrics.record('guard/grad_norm_z', zg);
+      if (zl > skipZScore || zg > skipZScore) return 'skip';
+    }
+    this.s.losses.push(info.loss);
+    this.s.norms.push(info.gradNorm);
+    if (this.s.losses.length > window) {
+      this.s.losses.shift();
+      this.s.norms.shift();
+    }
+  }
+
+  stateDict(): unknown {
+    return structuredClone(this.s);
+  }
+
+  loadStateDict(state: unknown): void {
+    this.s = structuredClone(state as GuardState);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * TensorBoard sink: every metric of a logged step as a scalar, weight histograms every
+ * `logging.histogramsEvery` steps, the config as text and the run's hyper-parameters (hparams plugin)
+ * at the start. Event files go straight into the run directory, so `tensorboard --logdir runs/`
+ * overlays runs.
+ */
+import type { Callback, TrainContext } from '../callback.ts';
+import { EventWriter } from '../../io/tfevents.ts';
+import { isLoggingStep } from './logging.ts';
+
+/** The flat hyper-parameters shown in TensorBoard's HPARAMS tab. */
+function hparamsOf(ctx: TrainContext): Record<string, number | string | boolean> {
+  const c = ctx.config;
+  return {
+    'model.norm': c.model.norm,
+    'model.embedding': c.model.embedding,
+    'model.hiddenSize': c.model.hiddenSize,
+    'model.numLayers': c.model.numLayers,
+    'optimizer.muon.lr': c.optimizer.muon.lr,
+    'optimizer.adamw.lr': c.optimizer.adamw.lr,
+    'optimizer.routing': JSON.stringify(c.optimizer.routing),
+    'schedule.kind': c.schedule.kind,
+    'batch.size': c.batch.size,
+    'batch.seqLen': c.batch.seqLen,
+    'batch.accum': c.batch.accum,
+    steps: c.steps,
+    seed: c.seed,
+    backend: c.backend,
+  };
+}
+
+export class TensorBoardSink implements Callback {
+  readonly name = 'tensorboard';
+  private writer?: EventWriter;
+
+  onTrainStart(ctx: TrainContext): void {
+    this.writer = new EventWriter(ctx.runDir);
+    this.writer.text('config', '```json\n' + JSON.stringify(ctx.config, null, 2) + '\n```', ctx.step);
+    this.writer.hparams(hparamsOf(ctx), ['eval/loss', 'eval/bits_per_byte', 'train/loss']);
+    this.writer.flush();
+  }
+
+  async onStepEnd(ctx: TrainContext): Promise<void> {
+    const w = this.writer!;
+    if (isLoggingStep(ctx) || ctx.metrics.has('eval/loss')) {
+      for (const [tag, value] of ctx.metrics.entries()) w.scalar(tag, value, ctx.step);
+    }
+    const every = ctx.config.logging.histogramsEvery;
+    if (every > 0 && (ctx.step % every === 0 || ctx.isLastStep)) {
+      for (const [name, p] of ctx.model.params) w.histogram(`weights/${name}`, await p.data(), ctx.step);
+    }
+    w.flush();
+  }
+
+  onTrainEnd(): void {
+    this.writer?.close();
+    this.writer = undefined;
+  }
+}
