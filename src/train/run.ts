@@ -39,6 +39,11 @@ export interface TrainOptions {
   resume?: string;
   /** Where progress and notices go (default: stdout). */
   log?: (line: string) => void;
+  /**
+   * Extra callbacks (monitors of your own). They run after the built-in monitors and before the
+   * sinks, so the metrics they record reach the console, metrics.jsonl and TensorBoard.
+   */
+  callbacks?: Callback[];
 }
 
 export interface RunSummary {
@@ -141,6 +146,7 @@ export async function train(opts: TrainOptions): Promise<RunSummary> {
     evalCb,
     checkpointCb,
     tracker,
+    ...(opts.callbacks ?? []),
     new ConsoleSink(),
     new JsonlSink(),
     ...(config.logging.tensorboard ? [new TensorBoardSink()] : []),

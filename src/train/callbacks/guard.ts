@@ -2,25 +2,32 @@
  * The z-score instability guard (as llm.c does): an update whose loss or gradient norm sits more than
  * `guard.skipZScore` standard deviations above the mean of the recent window of accepted steps is
  * skipped. Non-finite losses and gradients are dropped by the trainer itself, unconditionally.
+ *
+ * Two protections keep the rule from misfiring: the standard deviation is floored at 1% of the mean
+ * (a flat history must not make a tiny change infinitely significant), and after `minHistory`
+ * consecutive skips the guard accepts the step and restarts its window (the level has really moved;
+ * skipping forever would stall the run).
  */
 import type { Callback, PreUpdateInfo, TrainContext } from '../callback.ts';
 
 interface GuardState {
   losses: number[];
   norms: number[];
+  consecutiveSkips: number;
 }
 
-function zScore(history: readonly number[], x: number): number {
+/** (x - mean) / std over `history`, with std floored at 1% of |mean|. */
+export function zScore(history: readonly number[], x: number): number {
   const n = history.length;
   const mean = history.reduce((a, b) => a + b, 0) / n;
   const variance = history.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
-  const std = Math.sqrt(variance);
+  const std = Math.max(Math.sqrt(variance), 0.01 * Math.abs(mean));
   return std > 0 ? (x - mean) / std : 0;
 }
 
 export class ZScoreGuard implements Callback {
   readonly name = 'guard';
-  private s: GuardState = { losses: [], norms: [] };
+  private s: GuardState = { losses: [], norms: [], consecutiveSkips: 0 };
 
   preUpdate(ctx: TrainContext, info: PreUpdateInfo): 'skip' | void {
     const { skipZScore, window, minHistory } = ctx.config.guard;
@@ -29,8 +36,14 @@ export class ZScoreGuard implements Callback {
       const zg = zScore(this.s.norms, info.gradNorm);
       ctx.metrics.record('guard/loss_z', zl);
       ctx.metrics.record('guard/grad_norm_z', zg);
-      if (zl > skipZScore || zg > skipZScore) return 'skip';
+      if (zl > skipZScore || zg > skipZScore) {
+        if (++this.s.consecutiveSkips <= minHistory) return 'skip';
+        // A persistent shift, not a spike: accept it and rebuild the window from here.
+        this.s.losses = [];
+        this.s.norms = [];
+      }
     }
+    this.s.consecutiveSkips = 0;
     this.s.losses.push(info.loss);
     this.s.norms.push(info.gradNorm);
     if (this.s.losses.length > window) {
