@@ -185,3 +185,63 @@ describe('bad runs give clear errors and lose nothing', () => {
     expect(existsSync(join(dir, 'model.safetensors'))).toBe(true);
   });
 });
+
+describe('clipping and failed checkpoint writes', () => {
+  it('clips the global gradient norm before the update', async () => {
+    // After step 1, Muon's momentum is the (clipped) gradient and AdamW's exp_avg is 0.1 x it, so
+    // together they reveal the norm of what the optimizers received.
+    let received = 0;
+    let raw = 0;
+    const probe: Callback = {
+      name: 'probe',
+      preUpdate: (_ctx, info) => void (raw = info.gradNorm),
+      async onStepEnd(ctx) {
+        if (ctx.step !== 1) return;
+        const state = ctx.optimizer.stateDict();
+        let sq = 0;
+        for (const [name, t] of state) {
+          const v = await t.data();
+          const scale = name.endsWith('/exp_avg') ? 10 : name.endsWith('/momentum') ? 1 : 0;
+          for (const x of v) sq += (x * scale) ** 2;
+        }
+        tf.dispose([...state.values()]);
+        received = Math.sqrt(sq);
+      },
+    };
+    await train({ config: tinyRun(tempDir(), { steps: 1, schedule: { kind: 'constant' }, guard: { clipGradNorm: 0.05 } }), callbacks: [probe], log: quiet });
+    expect(raw).toBeGreaterThan(0.5); // the raw gradient is far above the threshold
+    expect(received).toBeCloseTo(0.05, 4);
+  });
+
+  it('a checkpoint write that fails (disk full) reports it and leaves the previous checkpoint loadable', async () => {
+    const { atomicFaults } = await import('../../src/io/atomic.ts');
+    const { findLatestCheckpoint } = await import('../../src/train/checkpoint.ts');
+    const out = tempDir();
+    const failAt8: Callback = {
+      name: 'fail',
+      onStepEnd(ctx) {
+        // Extra callbacks run after the checkpoint callback: armed at step 7 (after its save at 4,
+        // before its save at 8), the fault makes the step-8 save the first write to fail.
+        if (ctx.step === 7) {
+          atomicFaults.inject = (stage) => {
+            if (stage === 'write') throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+          };
+        }
+      },
+    };
+    try {
+      await expect(
+        train({ config: tinyRun(out, { steps: 10, checkpoint: { every: 4, keep: 5 } }), callbacks: [failAt8], log: quiet }),
+      ).rejects.toThrow(/checkpoint for step 8 could not be written .*ENOSPC/);
+    } finally {
+      atomicFaults.inject = undefined;
+    }
+    const runDir = join(out, 'tiny');
+    expect(readdirSync(join(runDir, 'checkpoints'))).toEqual(['step_00000004']); // no temp directory left
+    const { found, skipped } = findLatestCheckpoint(runDir);
+    expect(skipped).toEqual([]);
+    expect(found!.checkpoint.state.step).toBe(4);
+    const resumed = await train({ resume: runDir, log: quiet });
+    expect(resumed.resumedFrom).toBe(found!.dir);
+  });
+});
