@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
+import { startBackend } from '../../src/backend/index.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import { AdamW } from '../../src/optim/index.ts';
 import { randn, relErr, rng } from './float64.ts';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await startBackend('cpu');
 });
 
 /** Float64 AdamW state for one parameter, PyTorch's update written out. */

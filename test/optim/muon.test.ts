@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
+import { startBackend } from '../../src/backend/index.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { Muon } from '../../src/optim/index.ts';
 import { mat, newtonSchulz64, QUINTIC, randn, relErr, rng } from './float64.ts';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await startBackend('cpu');
 });
 
 const worst: number[] = [];

@@ -1,5 +1,6 @@
 // Tests src/ops/newton_schulz.ts; it lives under test/optim because Muon is its only user.
 import * as tf from '@tensorflow/tfjs';
+import { startBackend } from '../../src/backend/index.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KERNELS } from '../../src/ops/dispatch.ts';
 import { newtonSchulz, newtonSchulzFlops } from '../../src/ops/newton_schulz.ts';
@@ -20,7 +21,7 @@ import {
 } from './float64.ts';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await startBackend('cpu');
 });
 
 type Kind = 'quintic' | 'polar_express' | 'convergent';

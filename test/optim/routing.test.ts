@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
+import { startBackend } from '../../src/backend/index.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import { compilePattern, createOptimizer } from '../../src/optim/index.ts';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await startBackend('cpu');
 });
 
 const d = 16;
