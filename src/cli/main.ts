@@ -9,6 +9,7 @@ import { readConfigFile } from '../config/run.ts';
 import { prepareShards } from '../data/sources.ts';
 import { OspError } from '../errors.ts';
 import { evaluateTokens, readTextTokens } from '../eval/text.ts';
+import { analyzeCheckpoint } from '../eval/analyze.ts';
 import { resolveModelConfig } from '../model/config.ts';
 import { Transformer } from '../model/transformer.ts';
 import { Rng } from '../utils/rng.ts';
@@ -84,6 +85,99 @@ const COMMANDS: Record<string, Command> = {
       } finally {
         model.dispose();
         await stopBackend();
+      }
+    },
+  },
+  analyze: {
+    summary: 'outlier statistics and the Hessian spectrum of a checkpoint',
+    usage:
+      'osp analyze CHECKPOINT --text FILE --batch B --seq T [--kurtosis] [--hessian --topk K --lanczos M ' +
+      '[--trace-probes N] [--params GLOB] [--method auto|exact|fd]] [--backend NAME] [--json]',
+    options: {
+      text: { type: 'string' },
+      batch: { type: 'string' },
+      seq: { type: 'string' },
+      kurtosis: { type: 'boolean' },
+      hessian: { type: 'boolean' },
+      topk: { type: 'string' },
+      lanczos: { type: 'string' },
+      'trace-probes': { type: 'string' },
+      params: { type: 'string' },
+      method: { type: 'string' },
+      backend: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    help: {
+      CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
+      '--text FILE': 'the batch is the first B*(T+1) bytes of FILE laid out as B rows',
+      '--batch B': 'rows of the batch',
+      '--seq T': 'tokens per row (<= the model\'s maxSeqLen)',
+      '--kurtosis': 'outlier statistics per tap and the aggregate OSP kurtosis (the default when --hessian is absent)',
+      '--hessian': 'the Hessian spectrum of the loss on the batch',
+      '--topk K': 'eigenvalues reported (default 5)',
+      '--lanczos M': 'Lanczos steps (default 30; K <= M)',
+      '--trace-probes N': 'Hutchinson probes for the trace (default 0: no trace)',
+      '--params GLOB': "restrict the Hessian to matching parameters (default '*'), e.g. 'model.layers.0.*'",
+      '--method NAME': 'Hessian-vector products: auto (default), exact (double backprop), fd (finite differences)',
+      '--backend NAME': `backend to run on (default: the run's; ${BACKEND_NAMES.join(', ')})`,
+      '--json': 'print the result as JSON',
+    },
+    async run(v, pos) {
+      if (pos.length !== 1) throw new OspError('osp analyze: expected one CHECKPOINT argument (see osp analyze --help)');
+      if (!v.text) throw new OspError('osp analyze: --text FILE is required');
+      const int = (name: string, fallback?: number) => {
+        const raw = v[name] as string | undefined;
+        if (raw === undefined) {
+          if (fallback === undefined) throw new OspError(`osp analyze: --${name} is required`);
+          return fallback;
+        }
+        const n = Number(raw);
+        if (!Number.isInteger(n) || n < 1) throw new OspError(`osp analyze: --${name} must be a positive integer, got '${raw}'`);
+        return n;
+      };
+      const method = (v.method as string | undefined) ?? 'auto';
+      if (!['auto', 'exact', 'fd'].includes(method)) {
+        throw new OspError(`osp analyze: --method must be one of auto, exact, fd, got '${method}'`);
+      }
+      const r = await analyzeCheckpoint({
+        checkpoint: pos[0]!,
+        text: v.text as string,
+        batch: int('batch'),
+        seq: int('seq'),
+        kurtosis: Boolean(v.kurtosis) || !v.hessian,
+        hessian: v.hessian
+          ? {
+              topk: int('topk', 5),
+              lanczos: int('lanczos', 30),
+              traceProbes: v['trace-probes'] === undefined ? 0 : int('trace-probes'),
+              params: (v.params as string | undefined) ?? '*',
+              method: method as 'auto' | 'exact' | 'fd',
+            }
+          : undefined,
+        backend: v.backend as string | undefined,
+      });
+      if (v.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(`${r.checkpoint} (step ${r.step}), ${r.tokens} tokens`);
+      if (r.kurtosis) {
+        const k = r.kurtosis;
+        console.log(`OSP excess kurtosis ${k.ospKurtosis.toFixed(3)} (Gaussian floor at this width ${k.gaussianFloor.toFixed(3)})`);
+        console.log('tap                 osp_kurt  chan_kurt  max/median  max|x|');
+        for (const [tap, s] of Object.entries(k.perTap)) {
+          console.log(
+            `${tap.padEnd(18)} ${s.ospKurtosis.toFixed(3).padStart(9)} ${s.channelKurtosis.toFixed(3).padStart(10)} ` +
+              `${s.maxMedianRatio.toFixed(2).padStart(11)} ${(s.topK[0] ?? 0).toFixed(3).padStart(8)}`,
+          );
+        }
+      }
+      if (r.hessian) {
+        const h = r.hessian;
+        console.log(`Hessian over ${h.dim} parameters (${h.method} HVP, ${h.seconds.toFixed(1)} s)`);
+        console.log(`top eigenvalues: ${h.topk.map((x) => x.toPrecision(5)).join(', ')}`);
+        console.log(`outliers: ${h.outlierCount} (gap ratio ${h.gapRatio.toFixed(3)}, bulk edge ${h.bulkEdge.toPrecision(5)})`);
+        if (h.trace) console.log(`trace: ${h.trace.value.toPrecision(5)} +- ${h.trace.stderr.toPrecision(3)}`);
       }
     },
   },

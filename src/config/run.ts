@@ -84,6 +84,42 @@ export const RunConfigSchema = z.strictObject({
       console: z.enum(['auto', 'bar', 'lines', 'quiet']).default('auto'),
     })
     .prefault({}),
+  /** Outlier statistics of the hidden states on a fixed held-out batch (see README: Outlier monitoring). */
+  monitor: z
+    .strictObject({
+      /** Measure every N steps, at step 0 and at the end; 0 = off. */
+      every: int(0).default(50),
+      /** Sequences in the fixed held-out batch (the first validation windows). */
+      batchSize: int(1).default(4),
+      /** Largest |activations| reported per tap. */
+      topK: int(1).default(8),
+      /** Per-channel RMS histograms and the layer x channel heatmap image in TensorBoard. */
+      images: z.boolean().default(true),
+    })
+    .prefault({}),
+  /** The Hessian probe: outlier eigenvalues of the loss Hessian, in a worker thread (off by default). */
+  hessian: z
+    .strictObject({
+      /** Probe every N steps (and at the end); 0 = off. */
+      every: int(0).default(0),
+      /** Top eigenvalues reported (<= lanczosSteps). */
+      topk: int(1).default(5),
+      /** Lanczos steps (full reorthogonalisation). */
+      lanczosSteps: int(2).default(30),
+      /** Hutchinson probes for the trace; 0 = no trace. */
+      traceProbes: int(0).default(0),
+      /** Spectral density by stochastic Lanczos quadrature, logged as an image. */
+      density: z.boolean().default(true),
+      /** Sequences of the fixed batch the Hessian is taken on. */
+      batchSize: int(1).default(4),
+      /** Restrict to parameters whose name matches this glob or /regex/ (e.g. 'model.layers.0.*'). */
+      params: z.string().min(1).default('*'),
+      /** Hessian-vector products: 'exact' (double backprop), 'fd' (finite differences) or 'auto'. */
+      method: z.enum(['auto', 'exact', 'fd']).default('auto'),
+      /** Backend of the worker thread (not 'auto': a probe must not take the training GPU by surprise). */
+      backend: z.enum(['cpu', 'wasm', 'webgpu', 'tensorflow']).default('wasm'),
+    })
+    .prefault({}),
   /** Parent directory of run directories. */
   out: z.string().min(1).default('runs'),
 });
@@ -105,6 +141,12 @@ export function resolveRunConfig(input: unknown): RunConfig {
   const totalSteps = c.schedule.totalSteps ?? c.steps;
   if (c.schedule.warmupSteps > totalSteps) {
     throw new ConfigError('schedule.warmupSteps', `${c.schedule.warmupSteps} exceeds the run's ${totalSteps} steps`);
+  }
+  if (c.hessian.topk > c.hessian.lanczosSteps) {
+    throw new ConfigError(
+      'hessian.topk',
+      `${c.hessian.topk} eigenvalues need at least as many Lanczos steps; hessian.lanczosSteps is ${c.hessian.lanczosSteps}`,
+    );
   }
   return { ...c, model, schedule: { ...c.schedule, totalSteps } };
 }

@@ -26,12 +26,13 @@ export interface ForwardOptions {
   taps?: boolean;
 }
 
-export interface ForwardResult {
+// A type alias, not an interface: tf.tidy can then return it (it needs an index-signature-compatible object).
+export type ForwardResult = {
   /** [B, T, V] */
   logits: tf.Tensor3D;
   /** Present when requested: 'embed', 'layers.{i}.attn_in', 'layers.{i}.ffn_in', 'layers.{i}.out', 'final_norm'. */
   taps?: Record<string, tf.Tensor3D>;
-}
+};
 
 /**
  * Every parameter of a model with this config, in a fixed order (the order init draws from the Rng).

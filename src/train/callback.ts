@@ -48,6 +48,8 @@ export interface Callback {
   onStepEnd?(ctx: TrainContext): void | Promise<void>;
   /** After the last step, or when training stops on an error (error set). */
   onTrainEnd?(ctx: TrainContext, error?: unknown): void | Promise<void>;
+  /** What this callback measured, for summary.json (under `monitors.<name>`). */
+  summary?(): unknown;
   /** JSON-serialisable state saved in checkpoints, restored on resume. */
   stateDict?(): unknown;
   loadStateDict?(state: unknown): void;

@@ -28,6 +28,8 @@ import { ZScoreGuard } from './callbacks/guard.ts';
 import { ConsoleSink, JsonlSink } from './callbacks/logging.ts';
 import { TensorBoardSink } from './callbacks/tensorboard.ts';
 import { UpdateRmsMonitor } from './callbacks/update_rms.ts';
+import { OutlierMonitor } from './callbacks/outliers.ts';
+import { HessianProbe } from './callbacks/hessian.ts';
 import { Trainer, type TrainerState } from './trainer.ts';
 
 export interface TrainOptions {
@@ -61,6 +63,8 @@ export interface RunSummary {
   skippedSteps: { nonfinite: number; vetoed: number };
   lastCheckpoint?: string;
   resumedFrom?: string;
+  /** What each monitor measured last (outliers, hessian, ...), by callback name. */
+  monitors: Record<string, unknown>;
 }
 
 /** Tracks the tail of the training loss and throughput for summary.json. */
@@ -138,12 +142,23 @@ export async function train(opts: TrainOptions): Promise<RunSummary> {
   const model = createModel(config.model, { seed: config.seed });
   const optimizer = createOptimizer(config.optimizer, model.params);
   const evalCb = new EvalCallback(valBatches);
+  const monitors: Callback[] = [];
+  if (config.monitor.every > 0) {
+    // The first validation windows: the same tokens at every measurement, never trained on.
+    const held = evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1 })[0]!;
+    monitors.push(new OutlierMonitor(held.inputs, config.monitor.batchSize, seqLen));
+  }
+  if (config.hessian.every > 0) {
+    // The first training windows, unshuffled: the Hessian of the training objective on a fixed batch.
+    monitors.push(new HessianProbe(evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1 })[0]!));
+  }
   const checkpointCb = new CheckpointCallback();
   const tracker = new SummaryTracker();
   const callbacks: Callback[] = [
     new ZScoreGuard(),
     new UpdateRmsMonitor(),
     evalCb,
+    ...monitors,
     checkpointCb,
     tracker,
     ...(opts.callbacks ?? []),
@@ -226,6 +241,7 @@ export async function train(opts: TrainOptions): Promise<RunSummary> {
     skippedSteps: trainer.state.skipped,
     lastCheckpoint: checkpointCb.lastSaved,
     resumedFrom: resumeFrom?.dir,
+    monitors: Object.fromEntries(callbacks.filter((cb) => cb.summary).map((cb) => [cb.name, cb.summary!()])),
   };
   writeFileAtomicSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   return summary;

@@ -12,8 +12,15 @@ export function isLoggingStep(ctx: TrainContext, step = ctx.step): boolean {
   return step % ctx.config.logging.every === 0 || step === ctx.config.steps || step === 1;
 }
 
-function shouldWrite(ctx: TrainContext): boolean {
-  return isLoggingStep(ctx) || ctx.metrics.has('eval/loss');
+/** Metrics recorded on every step; the rest (eval, monitors) are recorded only when they measure. */
+const EVERY_STEP = ['train/', 'throughput/', 'update/', 'guard/'];
+
+/**
+ * Whether sinks write this step: on logging steps, and on any step where a callback recorded a metric
+ * that is not an every-step one (an evaluation, a monitor's measurement), so none of those is lost.
+ */
+export function shouldWrite(ctx: TrainContext): boolean {
+  return isLoggingStep(ctx) || ctx.metrics.entries().some(([k]) => !EVERY_STEP.some((p) => k.startsWith(p)));
 }
 
 /** Appends one JSON object per logged step to `<runDir>/metrics.jsonl`. */

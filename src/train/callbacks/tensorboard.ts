@@ -6,7 +6,7 @@
  */
 import type { Callback, TrainContext } from '../callback.ts';
 import { EventWriter } from '../../io/tfevents.ts';
-import { isLoggingStep } from './logging.ts';
+import { shouldWrite } from './logging.ts';
 
 /** The flat hyper-parameters shown in TensorBoard's HPARAMS tab. */
 function hparamsOf(ctx: TrainContext): Record<string, number | string | boolean> {
@@ -42,9 +42,12 @@ export class TensorBoardSink implements Callback {
 
   async onStepEnd(ctx: TrainContext): Promise<void> {
     const w = this.writer!;
-    if (isLoggingStep(ctx) || ctx.metrics.has('eval/loss')) {
+    if (shouldWrite(ctx)) {
       for (const [tag, value] of ctx.metrics.entries()) w.scalar(tag, value, ctx.step);
     }
+    // Monitors record histograms and images only on the steps they measure: always write them.
+    for (const [tag, values] of ctx.metrics.histograms()) w.histogram(tag, values, ctx.step);
+    for (const [tag, img] of ctx.metrics.images()) w.image(tag, img.png, img.width, img.height, ctx.step);
     const every = ctx.config.logging.histogramsEvery;
     if (every > 0 && (ctx.step % every === 0 || ctx.isLastStep)) {
       for (const [name, p] of ctx.model.params) w.histogram(`weights/${name}`, await p.data(), ctx.step);

@@ -1,0 +1,114 @@
+/**
+ * npm run bench: measured costs, reported as ratios against a baseline timed in the same process.
+ *
+ *   monitor   outlier monitor overhead at the default interval: time of one measurement divided by
+ *             the training time between two measurements (monitor.every x one training step)
+ *   hessian   top-5 eigenvalues with 30 Lanczos steps (exact and finite-difference HVPs) against one
+ *             training step on the same batch
+ *
+ * Options: --backend NAME (default wasm), --only monitor,hessian, --quick (fewer repetitions).
+ * Writes bench/results.json and prints a table.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { startBackend, stopBackend } from '../src/backend/index.ts';
+import { resolveRunConfig } from '../src/config/run.ts';
+import { evalBatches } from '../src/data/batcher.ts';
+import { loadDataset } from '../src/data/dataset.ts';
+import { hessianOperator } from '../src/metrics/hessian.ts';
+import { topEigenpairs } from '../src/metrics/lanczos.ts';
+import { createModel } from '../src/model/transformer.ts';
+import { createOptimizer } from '../src/optim/routing.ts';
+import { measureOutliers } from '../src/train/callbacks/outliers.ts';
+import { trainStep } from '../src/train/step.ts';
+import { readConfigFile } from '../src/config/run.ts';
+
+const { values: args } = parseArgs({
+  options: { backend: { type: 'string', default: 'wasm' }, only: { type: 'string' }, quick: { type: 'boolean' } },
+});
+const sections = new Set((args.only ?? 'monitor,hessian').split(','));
+const reps = args.quick ? 3 : 10;
+
+/** Median wall time (ms) of `reps` runs of f, after one warm-up run. */
+async function time(f: () => Promise<unknown>, n = reps): Promise<number> {
+  await f();
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await f();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return ms[Math.floor(ms.length / 2)]!;
+}
+
+const info = await startBackend(args.backend);
+// The main job's model and batch: configs/tiny.json.
+const config = resolveRunConfig(readConfigFile('configs/tiny.json'));
+const { size: B, seqLen: T } = config.batch;
+const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
+const batch = evalBatches(data.train, { batchSize: B, seqLen: T, maxBatches: 1 })[0]!;
+const model = createModel(config.model, { seed: 0 });
+const optimizer = createOptimizer(config.optimizer, model.params);
+const x = tf.tensor2d(batch.inputs, [B, T], 'int32');
+const y = tf.tensor2d(batch.targets, [B, T], 'int32');
+const stepMs = await time(() => trainStep(model, optimizer, x, y));
+
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  backend: `${info.name} (${info.detail})`,
+  model: `configs/tiny.json: d=${config.model.hiddenSize}, ${config.model.numLayers} layers, ${B}x${T} tokens`,
+  trainStepMs: stepMs,
+};
+const rows: [string, string, string][] = [['training step (baseline)', `${stepMs.toFixed(1)} ms`, '1.00x']];
+
+if (sections.has('monitor')) {
+  const mb = config.monitor.batchSize;
+  const held = evalBatches(data.val, { batchSize: mb, seqLen: T, maxBatches: 1 })[0]!;
+  const monitorMs = await time(() => measureOutliers({ model }, held.inputs, mb, T, config.monitor.topK));
+  const overhead = monitorMs / (config.monitor.every * stepMs);
+  results.monitor = { measurementMs: monitorMs, every: config.monitor.every, overheadFraction: overhead, goal: 0.03 };
+  rows.push([`outlier monitor, one measurement (${mb}x${T})`, `${monitorMs.toFixed(1)} ms`, `${(monitorMs / stepMs).toFixed(2)}x`]);
+  rows.push([`  overhead at monitor.every=${config.monitor.every}`, `${(overhead * 100).toFixed(2)} %`, 'goal <= 3 %']);
+}
+
+if (sections.has('hessian')) {
+  const out: Record<string, unknown> = {};
+  // A Hessian-vector product costs a multiple of one gradient: the floor of what Lanczos can cost.
+  const gradMs = await time(async () => {
+    const { value, grads } = tf.variableGrads(() => model.loss(x, y));
+    await value.data();
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+  out.gradientMs = gradMs;
+  rows.push(['one gradient (forward + backward)', `${gradMs.toFixed(1)} ms`, `${(gradMs / stepMs).toFixed(2)}x`]);
+  for (const method of ['exact', 'fd'] as const) {
+    try {
+      const op = await hessianOperator(() => model.loss(x, y), model.params, { method });
+      const v = new Float64Array(op.dim).fill(1 / Math.sqrt(op.dim));
+      const hvpMs = await time(() => op.apply(v), Math.max(3, Math.floor(reps / 2)));
+      const t0 = performance.now();
+      // Eigenvalues only: residual checks would add k more products.
+      await topEigenpairs(op, { k: 5, m: 30, seed: 0, residuals: false });
+      const top5Ms = performance.now() - t0;
+      out[method] = { hvpMs, top5Lanczos30Ms: top5Ms, ratioToStep: top5Ms / stepMs, goal: 40 };
+      rows.push([`Hessian-vector product (${method})`, `${hvpMs.toFixed(1)} ms`, `${(hvpMs / stepMs).toFixed(2)}x`]);
+      rows.push([`  top-5 eigenvalues, 30 Lanczos steps (${method})`, `${(top5Ms / 1000).toFixed(2)} s`, `${(top5Ms / stepMs).toFixed(1)}x (goal <= 40x)`]);
+    } catch (e) {
+      out[method] = { error: (e as Error).message };
+      rows.push([`Hessian (${method})`, 'failed', (e as Error).message.slice(0, 60)]);
+    }
+  }
+  results.hessian = out;
+}
+
+tf.dispose([x, y]);
+optimizer.dispose();
+model.dispose();
+await stopBackend();
+writeFileSync('bench/results.json', JSON.stringify(results, null, 2) + '\n');
+console.log(`backend: ${results.backend}; model: ${results.model}`);
+const w0 = Math.max(...rows.map((r) => r[0].length));
+const w1 = Math.max(...rows.map((r) => r[1].length));
+for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);

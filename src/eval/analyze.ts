@@ -1,0 +1,133 @@
+/**
+ * `osp analyze`: outlier statistics and the Hessian spectrum of a checkpoint, without training.
+ * The batch is the first B*(T+1) byte tokens of a text file laid out as B rows of T+1 tokens
+ * (inputs are a row's first T tokens, targets its last T).
+ */
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { startBackend, stopBackend } from '../backend/index.ts';
+import { ConfigError, DataError } from '../errors.ts';
+import { resolveModelConfig } from '../model/config.ts';
+import { Transformer } from '../model/transformer.ts';
+import { aggregateOspKurtosis, gaussianFloor } from '../metrics/outliers.ts';
+import { runProbe, type ProbeResult } from '../metrics/probe.ts';
+import { loadModelWeights, openCheckpoint } from '../train/checkpoint.ts';
+import { measureOutliers } from '../train/callbacks/outliers.ts';
+import { Rng } from '../utils/rng.ts';
+
+export interface AnalyzeOptions {
+  checkpoint: string;
+  text: string;
+  batch: number;
+  seq: number;
+  kurtosis: boolean;
+  hessian?: { topk: number; lanczos: number; traceProbes: number; params: string; method: 'auto' | 'exact' | 'fd' };
+  backend?: string;
+  topK?: number;
+}
+
+/** One tap's statistics as plain JSON (typed arrays become arrays). */
+export interface TapSummary {
+  ospKurtosis: number;
+  channelKurtosis: number;
+  maxMedianRatio: number;
+  /** Largest |activations|, descending, with the token (row-major over the batch) and channel of each. */
+  topK: number[];
+  topKToken: number[];
+  topKChannel: number[];
+}
+
+export interface AnalyzeResult {
+  checkpoint: string;
+  step: number;
+  tokens: number;
+  kurtosis?: {
+    ospKurtosis: number;
+    gaussianFloor: number;
+    perTap: Record<string, TapSummary>;
+  };
+  hessian?: Omit<ProbeResult, 'density'>;
+}
+
+/** Reads B rows of T+1 byte tokens from the start of a text file. */
+export function textBatch(path: string, B: number, T: number): { inputs: Int32Array; targets: Int32Array } {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new DataError(path, `cannot read the text file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const need = B * (T + 1);
+  if (bytes.length < need) {
+    throw new DataError(path, `--batch ${B} --seq ${T} needs ${need} bytes (B x (T+1)), the file has ${bytes.length}`);
+  }
+  const inputs = new Int32Array(B * T);
+  const targets = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      inputs[b * T + t] = bytes[b * (T + 1) + t]!;
+      targets[b * T + t] = bytes[b * (T + 1) + t + 1]!;
+    }
+  }
+  return { inputs, targets };
+}
+
+export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResult> {
+  if (o.hessian && o.hessian.topk > o.hessian.lanczos) {
+    throw new ConfigError('--topk', `${o.hessian.topk} eigenvalues need at least as many Lanczos steps; --lanczos is ${o.hessian.lanczos}`);
+  }
+  const { dir, checkpoint } = openCheckpoint(o.checkpoint);
+  const runConfig = checkpoint.state.config as { model: unknown; backend: string; seed: number };
+  const modelConfig = resolveModelConfig(runConfig.model);
+  if (o.seq > modelConfig.maxSeqLen) {
+    throw new ConfigError('--seq', `${o.seq} exceeds the checkpoint's model.maxSeqLen ${modelConfig.maxSeqLen}`);
+  }
+  const batch = textBatch(o.text, o.batch, o.seq);
+  const backend = o.backend ?? (runConfig.backend === 'auto' ? 'auto' : runConfig.backend);
+  const result: AnalyzeResult = { checkpoint: dir, step: checkpoint.state.step, tokens: o.batch * o.seq };
+  await startBackend(backend);
+  const model = new Transformer(modelConfig, new Rng(0));
+  try {
+    loadModelWeights(model, checkpoint.model, `${dir}/model.safetensors`);
+    if (o.kurtosis) {
+      const stats = await measureOutliers({ model }, batch.inputs, o.batch, o.seq, o.topK ?? 8);
+      const perTap: Record<string, TapSummary> = {};
+      for (const [tap, s] of stats) {
+        perTap[tap] = {
+          ospKurtosis: s.ospKurtosis,
+          channelKurtosis: s.channelKurtosis,
+          maxMedianRatio: s.maxMedianRatio,
+          topK: Array.from(s.topK),
+          topKToken: Array.from(s.topKToken),
+          topKChannel: Array.from(s.topKChannel),
+        };
+      }
+      result.kurtosis = { ospKurtosis: aggregateOspKurtosis(stats), gaussianFloor: gaussianFloor(modelConfig.hiddenSize), perTap };
+    }
+    if (o.hessian) {
+      const weights: Record<string, Float32Array> = {};
+      for (const [name, p] of model.params) weights[name] = Float32Array.from((await p.data()) as Float32Array);
+      const r = await runProbe({
+        backend: tf.getBackend(),
+        model: modelConfig,
+        weights,
+        ...batch,
+        batchSize: o.batch,
+        seqLen: o.seq,
+        topk: o.hessian.topk,
+        lanczosSteps: o.hessian.lanczos,
+        traceProbes: o.hessian.traceProbes,
+        density: false,
+        params: o.hessian.params,
+        method: o.hessian.method,
+        seed: runConfig.seed,
+      });
+      const { density: _d, ...rest } = r;
+      result.hessian = rest;
+    }
+  } finally {
+    model.dispose();
+    await stopBackend();
+  }
+  return result;
+}

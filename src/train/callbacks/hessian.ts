@@ -1,0 +1,131 @@
+/**
+ * The Hessian probe (off by default; `hessian.every`). Every N steps it snapshots the weights and
+ * hands them, with a fixed batch, to a worker thread (worker_threads + comlink) that computes the top
+ * eigenvalues of the loss Hessian, the outlier count and gap ratio (reference/hessian.md's rule), the
+ * Hutchinson trace and the SLQ spectral density, while the main thread keeps training. A result is
+ * recorded at the first step end after it arrives ('hessian/measured_at_step' says which weights it
+ * describes); at the last step the final probe is awaited, so the run ends with a measurement. If a
+ * probe is still running when the next one is due, the new one is skipped (no unbounded queue).
+ */
+import { Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeAdapter from 'comlink/dist/umd/node-adapter.js';
+import type { Callback, TrainContext } from '../callback.ts';
+import type { ProbeRequest, ProbeResult } from '../../metrics/probe.ts';
+import { linePlotPng } from '../../io/plot.ts';
+
+// The UMD adapter's CommonJS export is the function itself; TypeScript types it as an ES default.
+const nodeEndpoint = nodeAdapter as unknown as (typeof nodeAdapter)['default'];
+
+type Remote = Comlink.Remote<{ runProbe(req: ProbeRequest): Promise<ProbeResult> }>;
+
+export class HessianProbe implements Callback {
+  readonly name = 'hessian';
+  private worker?: Worker;
+  private remote?: Remote;
+  private pending?: { step: number; promise: Promise<ProbeResult> };
+  private done: { step: number; result?: ProbeResult; error?: string }[] = [];
+  last?: { step: number } & ProbeResult;
+  skippedBusy = 0;
+
+  /** @param batch the fixed batch the Hessian is taken on (int32 [B*T] each) */
+  constructor(private readonly batch: { inputs: Int32Array; targets: Int32Array }) {}
+
+  private start(): Remote {
+    if (!this.remote) {
+      this.worker = new Worker(new URL('../../metrics/probe_worker.mjs', import.meta.url));
+      this.remote = Comlink.wrap(nodeEndpoint(this.worker)) as Remote;
+    }
+    return this.remote;
+  }
+
+  private async launch(ctx: TrainContext): Promise<void> {
+    const h = ctx.config.hessian;
+    const weights: Record<string, Float32Array> = {};
+    const buffers: ArrayBuffer[] = [];
+    for (const [name, p] of ctx.model.params) {
+      const w = Float32Array.from((await p.data()) as Float32Array);
+      weights[name] = w;
+      buffers.push(w.buffer as ArrayBuffer);
+    }
+    const req: ProbeRequest = {
+      backend: h.backend,
+      model: ctx.config.model,
+      weights,
+      inputs: this.batch.inputs.slice(),
+      targets: this.batch.targets.slice(),
+      batchSize: h.batchSize,
+      seqLen: ctx.config.batch.seqLen,
+      topk: h.topk,
+      lanczosSteps: h.lanczosSteps,
+      traceProbes: h.traceProbes,
+      density: h.density,
+      params: h.params,
+      method: h.method,
+      seed: ctx.config.seed + ctx.step,
+    };
+    const step = ctx.step;
+    const promise = this.start().runProbe(Comlink.transfer(req, buffers));
+    this.pending = { step, promise };
+    promise.then(
+      (result) => this.done.push({ step, result }),
+      (e: unknown) => this.done.push({ step, error: (e as Error).message }),
+    ).finally(() => {
+      if (this.pending?.promise === promise) this.pending = undefined;
+    });
+  }
+
+  private flush(ctx: TrainContext): void {
+    for (const { step, result, error } of this.done.splice(0)) {
+      if (error !== undefined || !result) throw new Error(`Hessian probe at step ${step} failed: ${error}`);
+      const m = ctx.metrics;
+      m.record('hessian/measured_at_step', step);
+      result.topk.forEach((v, i) => m.record(`hessian/eig_${i + 1}`, v));
+      m.record('hessian/outliers', result.outlierCount);
+      m.record('hessian/gap_ratio', result.gapRatio);
+      m.record('hessian/bulk_edge', result.bulkEdge);
+      m.record('hessian/seconds', result.seconds);
+      if (result.trace) {
+        m.record('hessian/trace', result.trace.value);
+        m.record('hessian/trace_stderr', result.trace.stderr);
+      }
+      if (result.density) {
+        // Log density: the outliers carry ~1/n of the mass each and vanish on a linear scale.
+        const logd = result.density.density.map((d) => Math.log10(d + 1e-12));
+        m.recordImage('hessian/density', linePlotPng(result.density.grid, logd));
+      }
+      this.last = { step, ...result };
+    }
+  }
+
+  async onStepEnd(ctx: TrainContext): Promise<void> {
+    const every = ctx.config.hessian.every;
+    if (every === 0) return;
+    this.flush(ctx);
+    if (ctx.step % every === 0 || ctx.isLastStep) {
+      if (this.pending && ctx.isLastStep) await this.pending.promise.catch(() => {});
+      if (this.pending) {
+        this.skippedBusy++;
+        ctx.metrics.record('hessian/skipped_busy', this.skippedBusy);
+      } else await this.launch(ctx);
+    }
+    if (ctx.isLastStep && this.pending) {
+      await this.pending.promise.catch(() => {});
+      // The .then handlers above run before this continuation: the result is in `done`.
+      await Promise.resolve();
+      this.flush(ctx);
+    }
+  }
+
+  async onTrainEnd(): Promise<void> {
+    if (this.pending) await this.pending.promise.catch(() => {});
+    this.remote?.[Comlink.releaseProxy]();
+    await this.worker?.terminate();
+    this.remote = undefined;
+    this.worker = undefined;
+  }
+
+  summary(): unknown {
+    return this.last ? { ...this.last, density: undefined } : null;
+  }
+}

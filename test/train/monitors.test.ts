@@ -1,0 +1,157 @@
+/**
+ * The outlier monitor and the Hessian probe inside a training run: what they record (metrics.jsonl,
+ * TensorBoard histograms and images, summary.json), that the probe's worker measured the weights of
+ * the step it names, and `osp analyze` against an independent float64 computation.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { decodeSafetensors, toFloat32 } from '../../src/io/safetensors.ts';
+import { runProbe } from '../../src/metrics/probe.ts';
+import { train } from '../../src/train/run.ts';
+import { llama64, type Llama64Config } from '../helpers/llama64.ts';
+import { getMessage, getString } from '../helpers/protobuf_decode.ts';
+import { readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
+import { readEvents, values } from '../helpers/tfevents_read.ts';
+
+const quiet = () => {};
+
+/** OSP excess kurtosis of rows of x [n, d], written from the paper's definition (float64). */
+function ospKurtosis64(x: Float64Array, n: number, d: number): number {
+  let total = 0;
+  for (let t = 0; t < n; t++) {
+    const row = x.subarray(t * d, (t + 1) * d);
+    const mean = row.reduce((a, b) => a + b, 0) / d;
+    const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / (d - 1);
+    const m4 = row.reduce((a, b) => a + b ** 4, 0) / d;
+    total += Math.max(0, m4 / variance ** 2 - 3);
+  }
+  return total / n;
+}
+
+describe('outlier monitor in a run', () => {
+  it('records per-tap statistics, histograms, a heatmap and a summary', async () => {
+    const s = await train({ config: tinyRun(tempDir(), { steps: 10, monitor: { every: 5, batchSize: 2 } }), log: quiet });
+    const rows = readMetrics(s.runDir).filter((r) => 'outliers/osp_kurtosis' in r);
+    expect(rows.map((r) => r.step)).toEqual([1, 5, 10]);
+    for (const r of rows) {
+      expect(r['outliers/osp_kurtosis']).toBeGreaterThanOrEqual(0);
+      expect(r['outliers/gaussian_floor']).toBeGreaterThan(0.15); // d = 32: above the d = 64 floor (0.182 > ...)
+      for (const tap of ['embed', 'layers.0.attn_in', 'layers.1.ffn_in', 'layers.1.out', 'final_norm']) {
+        expect(Number.isFinite(r[`outliers/${tap}/channel_kurtosis`]), tap).toBe(true);
+        expect(r[`outliers/${tap}/max_median`]).toBeGreaterThan(1);
+      }
+    }
+    const summary = JSON.parse(readFileSync(join(s.runDir, 'summary.json'), 'utf8'));
+    expect(summary.monitors.outliers.step).toBe(10);
+    expect(summary.monitors.outliers.ospKurtosis).toBeCloseTo(rows[2]!['outliers/osp_kurtosis']!, 10);
+
+    const events = readEvents(join(s.runDir, readdirSync(s.runDir).find((f) => f.includes('tfevents'))!));
+    const tags = new Map<string, string>();
+    for (const e of events.slice(1)) {
+      for (const v of values(e)) {
+        const tag = getString(v, 1)!;
+        if (getMessage(v, 5)) tags.set(tag, 'histo');
+        if (getMessage(v, 4)) tags.set(tag, 'image');
+      }
+    }
+    expect(tags.get('outliers/channel_rms_heatmap')).toBe('image');
+    expect(tags.get('outliers/layers.0.out/channel_rms')).toBe('histo');
+    expect(tags.get('outliers/final_norm/channel_rms')).toBe('histo');
+  });
+});
+
+describe('Hessian probe in a run', () => {
+  it('measures in a worker the weights of the step it names', async () => {
+    const hessian = { every: 5, topk: 3, lanczosSteps: 8, batchSize: 2, backend: 'wasm', method: 'exact', density: true };
+    const s = await train({
+      config: tinyRun(tempDir(), { steps: 10, hessian, checkpoint: { every: 5, keep: 5 }, monitor: { every: 0 } }),
+      log: quiet,
+    });
+    const rows = readMetrics(s.runDir).filter((r) => 'hessian/eig_1' in r);
+    expect(rows.length).toBeGreaterThanOrEqual(1);
+    const last = rows[rows.length - 1]!;
+    expect(last['hessian/measured_at_step']).toBe(10);
+    expect(last['hessian/eig_1']).toBeGreaterThanOrEqual(last['hessian/eig_2']!);
+    expect(last['hessian/eig_2']).toBeGreaterThanOrEqual(last['hessian/eig_3']!);
+    const summary = JSON.parse(readFileSync(join(s.runDir, 'summary.json'), 'utf8'));
+    expect(summary.monitors.hessian.step).toBe(10);
+    expect(summary.monitors.hessian.method).toBe('exact');
+
+    // The same probe in-process on the step-10 checkpoint's weights gives the same eigenvalues.
+    const weights = decodeSafetensors(readFileSync(join(s.runDir, 'checkpoints/step_00000010/model.safetensors'))).tensors;
+    const resolved = JSON.parse(readFileSync(join(s.runDir, 'config.json'), 'utf8')).resolved;
+    const { evalBatches } = await import('../../src/data/batcher.ts');
+    const { loadDataset } = await import('../../src/data/dataset.ts');
+    const batch = evalBatches(loadDataset(resolved.data).train, { batchSize: 2, seqLen: 32, maxBatches: 1 })[0]!;
+    const local = await runProbe({
+      backend: 'wasm',
+      model: resolved.model,
+      weights: Object.fromEntries([...weights].map(([k, v]) => [k, toFloat32(v)])),
+      inputs: batch.inputs,
+      targets: batch.targets,
+      batchSize: 2,
+      seqLen: 32,
+      topk: 3,
+      lanczosSteps: 8,
+      traceProbes: 0,
+      density: false,
+      params: '*',
+      method: 'exact',
+      seed: resolved.seed + 10,
+    });
+    expect(local.topk).toEqual(summary.monitors.hessian.topk);
+  });
+});
+
+describe('osp analyze', () => {
+  const osp = (...args: string[]) => spawnSync(process.execPath, ['bin/osp.mjs', 'analyze', ...args], { encoding: 'utf8', timeout: 120_000 });
+
+  it('kurtosis per tap and aggregate match a float64 computation; hessian eigenvalues are sorted', async () => {
+    const dir = tempDir();
+    await train({ config: tinyRun(dir, { steps: 3, schedule: { kind: 'constant' } }), log: quiet });
+    const text = 'It was the best of times, it was the worst of times, it was the age of wisdom. '.repeat(3);
+    writeFileSync(join(dir, 'text.txt'), text);
+    const r = osp(join(dir, 'tiny'), '--text', join(dir, 'text.txt'), '--batch', '2', '--seq', '20', '--kurtosis', '--hessian', '--topk', '3', '--lanczos', '6', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.tokens).toBe(40);
+
+    const weights = decodeSafetensors(readFileSync(join(dir, 'tiny/checkpoints/step_00000003/model.safetensors'))).tensors;
+    const w = new Map([...weights].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
+    const c: Llama64Config = {
+      vocabSize: 258, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8,
+      intermediateSize: 96, ropeTheta: 10000, normEps: 1e-6, embproj: true, tie: false,
+    };
+    const bytes = [...Buffer.from(text)];
+    const rows = [bytes.slice(0, 20), bytes.slice(21, 41)];
+    const { hidden } = llama64(c, w, rows);
+    // Per tap, every tap; the aggregate over what Hugging Face's output_hidden_states holds for a
+    // 2-layer model: embed, layer 0's output, and the final norm's output (the last layer's raw
+    // output is not among them).
+    for (const tap of hidden.keys()) {
+      expect(out.kurtosis.perTap[tap].ospKurtosis, tap).toBeCloseTo(ospKurtosis64(hidden.get(tap)!, 40, 32), 3);
+    }
+    const stream = ['embed', 'layers.0.out', 'final_norm'];
+    const aggregate = stream.map((tap) => ospKurtosis64(hidden.get(tap)!, 40, 32)).reduce((a, b) => a + b, 0) / 3;
+    expect(out.kurtosis.ospKurtosis).toBeCloseTo(aggregate, 3);
+    expect(out.kurtosis.perTap.embed.topK).toHaveLength(8);
+
+    expect(out.hessian.topk).toHaveLength(3);
+    expect(out.hessian.topk[0]).toBeGreaterThanOrEqual(out.hessian.topk[1]);
+    expect(out.hessian.dim).toBeGreaterThan(10_000);
+  });
+
+  it('bad input: K > M, a text too short for the batch', async () => {
+    const dir = tempDir();
+    await train({ config: tinyRun(dir, { steps: 1, schedule: { kind: 'constant' } }), log: quiet });
+    writeFileSync(join(dir, 'short.txt'), 'short');
+    const a = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8', '--hessian', '--topk', '9', '--lanczos', '4');
+    expect(a.status).toBe(2);
+    expect(a.stderr).toContain('--topk: 9 eigenvalues need at least as many Lanczos steps; --lanczos is 4');
+    const b = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8');
+    expect(b.status).toBe(2);
+    expect(b.stderr).toContain('--batch 2 --seq 8 needs 18 bytes (B x (T+1)), the file has 5');
+  });
+});
