@@ -20,6 +20,7 @@ export {
   type ConcreteBackend,
 } from './backend/index.ts';
 export { createModel, paramSpecs, Transformer, type ForwardOptions, type ForwardResult } from './model/transformer.ts';
+export type { BlockHooks } from './model/layers.ts';
 export { ModelConfigSchema, resolveModelConfig, type ModelConfig, type ModelConfigInput } from './model/config.ts';
 export { NORMS, type NormName } from './model/norms.ts';
 export { EMBEDDINGS, type EmbeddingName } from './model/embeddings.ts';

@@ -15,9 +15,34 @@ export function silu<T extends tf.Tensor>(x: T): T {
   return tf.mul(x, tf.sigmoid(x));
 }
 
+/**
+ * Where quantization evaluation (src/export/quant) intervenes in a block, without the model knowing
+ * anything about quantization. Each hook returns the tensor to use instead of its input.
+ */
+export interface BlockHooks {
+  /**
+   * The input of a group of linear layers, [N, width]: 'qkv' (the normed attention input shared by
+   * q/k/v_proj), 'o' (o_proj's input, heads concatenated), 'gate_up' (the normed MLP input), 'down'
+   * (down_proj's input).
+   */
+  linearInput?(x: tf.Tensor2D, site: 'qkv' | 'o' | 'gate_up' | 'down', layer: number): tf.Tensor2D;
+  /** Keys after RoPE and values, [B, Hkv, T, hd], as a KV cache would store them. */
+  kv?(k: tf.Tensor4D, v: tf.Tensor4D, layer: number): [tf.Tensor4D, tf.Tensor4D];
+}
+
 /** SwiGLU MLP: down(silu(gate x) * up x). x: [N, d]. */
-export function swiglu(x: tf.Tensor2D, gate: tf.Tensor, up: tf.Tensor, down: tf.Tensor): tf.Tensor2D {
-  return linear(tf.mul(silu(linear(x, gate)), linear(x, up)), down);
+export function swiglu(
+  x: tf.Tensor2D,
+  gate: tf.Tensor,
+  up: tf.Tensor,
+  down: tf.Tensor,
+  hooks?: BlockHooks,
+  layer = 0,
+): tf.Tensor2D {
+  const xin = hooks?.linearInput ? hooks.linearInput(x, 'gate_up', layer) : x;
+  let h = tf.mul(silu(linear(xin, gate)), linear(xin, up)) as tf.Tensor2D;
+  if (hooks?.linearInput) h = hooks.linearInput(h, 'down', layer);
+  return linear(h, down);
 }
 
 /**
@@ -77,12 +102,16 @@ export function attention(
   s: AttentionShape,
   rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
   mask: tf.Tensor2D,
+  hooks?: BlockHooks,
+  layer = 0,
 ): tf.Tensor2D {
   const { B, T, numHeads: H, numKvHeads: Hkv, headDim: hd } = s;
   const heads = (y: tf.Tensor2D, n: number) => tf.transpose(tf.reshape(y, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-  const q = applyRope(heads(linear(x, w.q), H), rope.cos, rope.sin); // [B, H, T, hd]
-  let k = applyRope(heads(linear(x, w.k), Hkv), rope.cos, rope.sin); // [B, Hkv, T, hd]
-  let v = heads(linear(x, w.v), Hkv);
+  const xin = hooks?.linearInput ? hooks.linearInput(x, 'qkv', layer) : x;
+  const q = applyRope(heads(linear(xin, w.q), H), rope.cos, rope.sin); // [B, H, T, hd]
+  let k = applyRope(heads(linear(xin, w.k), Hkv), rope.cos, rope.sin); // [B, Hkv, T, hd]
+  let v = heads(linear(xin, w.v), Hkv);
+  if (hooks?.kv) [k, v] = hooks.kv(k, v, layer);
   if (Hkv !== H) {
     const group = H / Hkv;
     // Rank-4 tile: tfjs has no tile gradient for rank 5.
@@ -93,6 +122,7 @@ export function attention(
   }
   const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), mask); // [B, H, T, T]
   const out = tf.matMul(tf.softmax(scores, -1), v); // [B, H, T, hd]
-  const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
+  let merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
+  if (hooks?.linearInput) merged = hooks.linearInput(merged, 'o', layer);
   return linear(merged, w.o);
 }

@@ -18,12 +18,14 @@ import { Rng } from '../utils/rng.ts';
 import { resolveModelConfig, type ModelConfig } from './config.ts';
 import { EMBEDDINGS } from './embeddings.ts';
 import { initialValues, type ParamSpec } from './init.ts';
-import { attention, causalMask, ropeTables, swiglu } from './layers.ts';
+import { attention, causalMask, ropeTables, swiglu, type BlockHooks } from './layers.ts';
 import { NORMS } from './norms.ts';
 
 export interface ForwardOptions {
   /** Also return the hidden-state taps (each [B, T, d]); the caller owns and disposes them. */
   taps?: boolean;
+  /** Interventions inside the blocks (activation and KV-cache fake quantization). */
+  hooks?: BlockHooks;
 }
 
 // A type alias, not an interface: tf.tidy can then return it (it needs an index-signature-compatible object).
@@ -145,10 +147,11 @@ export class Transformer {
         v: p(`${l}.self_attn.v_proj.weight`),
         o: p(`${l}.self_attn.o_proj.weight`),
       };
-      const h = tf.add(x, attention(a, attnW, shape, rope, mask)) as tf.Tensor2D;
+      const h = tf.add(x, attention(a, attnW, shape, rope, mask, opts.hooks, i)) as tf.Tensor2D;
       const f = rmsNorm(h, p(`${l}.post_attention_layernorm.weight`), c.normEps);
       tap(`layers.${i}.ffn_in`, f);
-      x = tf.add(h, swiglu(f, p(`${l}.mlp.gate_proj.weight`), p(`${l}.mlp.up_proj.weight`), p(`${l}.mlp.down_proj.weight`))) as tf.Tensor2D;
+      const mlp = swiglu(f, p(`${l}.mlp.gate_proj.weight`), p(`${l}.mlp.up_proj.weight`), p(`${l}.mlp.down_proj.weight`), opts.hooks, i);
+      x = tf.add(h, mlp) as tf.Tensor2D;
       tap(`layers.${i}.out`, x);
     }
     const n = rmsNorm(x, p('model.norm.weight'), c.normEps);
@@ -159,9 +162,9 @@ export class Transformer {
   }
 
   /** Mean next-token cross-entropy (nats). inputs, targets: int32 [B, T]. */
-  loss(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
+  loss(inputs: tf.Tensor2D, targets: tf.Tensor2D, hooks?: BlockHooks): tf.Scalar {
     return tf.tidy(() => {
-      const { logits } = this.forward(inputs);
+      const { logits } = this.forward(inputs, { hooks });
       const [B, T, V] = logits.shape;
       return crossEntropy(tf.reshape(logits, [B * T, V]) as tf.Tensor2D, tf.reshape(targets, [B * T]) as tf.Tensor1D);
     });
