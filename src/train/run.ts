@@ -12,6 +12,7 @@ import { loadDataset } from '../data/dataset.ts';
 import { ConfigError, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { createModel } from '../model/transformer.ts';
+import { checkInitFrom, readHfCheckpoint } from '../export/hf.ts';
 import { createOptimizer } from '../optim/routing.ts';
 import { unigramCrossEntropy } from './baseline.ts';
 import type { Callback, TrainContext } from './callback.ts';
@@ -41,6 +42,8 @@ export interface TrainOptions {
   resume?: string;
   /** Where progress and notices go (default: stdout). */
   log?: (line: string) => void;
+  /** Start from the weights of a Hugging Face Llama checkpoint directory (fresh runs only). */
+  initFrom?: string;
   /**
    * Extra callbacks (monitors of your own). They run after the built-in monitors and before the
    * sinks, so the metrics they record reach the console, metrics.jsonl and TensorBoard.
@@ -107,6 +110,8 @@ export async function train(opts: TrainOptions): Promise<RunSummary> {
   const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
   let config: RunConfig;
   let runDir: string;
+  if (opts.resume && opts.initFrom) throw new ConfigError('--init-from', 'cannot be combined with --resume (a resumed run continues from its own checkpoint)');
+  let initWeights: ReturnType<typeof readHfCheckpoint> | undefined;
   let resumeFrom: { dir: string; state: CheckpointState; checkpoint: ReturnType<typeof findLatestCheckpoint>['found'] } | undefined;
   if (opts.resume) {
     runDir = resolve(opts.resume);
@@ -124,8 +129,16 @@ export async function train(opts: TrainOptions): Promise<RunSummary> {
   } else {
     const input = applyOverrides(opts.config ?? {}, opts.overrides ?? []);
     config = resolveRunConfig(input);
+    if (opts.initFrom) {
+      // Validate before anything is written: a mismatch must not leave a half-made run directory.
+      initWeights = readHfCheckpoint(opts.initFrom);
+      checkInitFrom(config.model, initWeights.config, opts.initFrom);
+    }
     runDir = prepareRunDir(config);
-    writeFileAtomicSync(join(runDir, 'config.json'), JSON.stringify({ input, resolved: config }, null, 2) + '\n');
+    writeFileAtomicSync(
+      join(runDir, 'config.json'),
+      JSON.stringify({ input, resolved: config, initFrom: opts.initFrom ? resolve(opts.initFrom) : undefined }, null, 2) + '\n',
+    );
   }
 
   const backend: BackendInfo = await startBackend(config.backend);
@@ -166,6 +179,14 @@ export async function train(opts: TrainOptions): Promise<RunSummary> {
     new JsonlSink(),
     ...(config.logging.tensorboard ? [new TensorBoardSink()] : []),
   ];
+
+  if (initWeights) {
+    for (const [name, p] of model.params) {
+      const w = initWeights.weights.get(name)!;
+      tf.tidy(() => p.assign(tf.tensor(w.data, p.shape)));
+    }
+    log(`initialised from ${resolve(opts.initFrom!)}`);
+  }
 
   let trainerState: TrainerState | undefined;
   if (resumeFrom) {
