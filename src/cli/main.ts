@@ -4,12 +4,16 @@
  * prints its stack.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { tensor as tfTensor } from '@tensorflow/tfjs';
 import { startBackend, stopBackend, BACKEND_NAMES } from '../backend/index.ts';
 import { readConfigFile } from '../config/run.ts';
 import { prepareShards } from '../data/sources.ts';
 import { OspError } from '../errors.ts';
-import { evaluateTokens, readTextTokens } from '../eval/text.ts';
+import { evaluateTokens, readTextTokens, textWindows } from '../eval/text.ts';
+import { quantEval, resolveQuantConfig } from '../export/quant/eval.ts';
+import { checkpointWeights } from '../export/checkpoint.ts';
 import { analyzeCheckpoint } from '../eval/analyze.ts';
+import { exportCheckpoint } from '../export/index.ts';
 import { resolveModelConfig } from '../model/config.ts';
 import { Transformer } from '../model/transformer.ts';
 import { Rng } from '../utils/rng.ts';
@@ -82,6 +86,91 @@ const COMMANDS: Record<string, Command> = {
         const r = await evaluateTokens(model, tokens);
         if (v.json) console.log(JSON.stringify(r));
         else console.log(`${dir}: loss ${r.loss.toFixed(4)} nats/byte, bpb ${r.bpb.toFixed(4)} over ${r.tokens} bytes`);
+      } finally {
+        model.dispose();
+        await stopBackend();
+      }
+    },
+  },
+  export: {
+    summary: 'write a checkpoint as a Hugging Face Llama directory or a GGUF file for llama.cpp',
+    usage: 'osp export CHECKPOINT --format hf|gguf --out PATH [--dtype f32|f16|bf16] [--type f32|f16|q8_0|q4_0]',
+    options: { format: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, type: { type: 'string' } },
+    help: {
+      CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
+      '--format NAME': 'hf (config.json, model.safetensors, tokenizer files) or gguf (one file)',
+      '--out PATH': 'hf: a new (or empty) directory; gguf: the file to write',
+      '--dtype NAME': 'hf only: f32 (default), f16 or bf16',
+      '--type NAME': 'gguf only: f32 (default), f16, q8_0 or q4_0 (q4_0 keeps embedding and output at q8_0)',
+    },
+    async run(v, pos) {
+      if (pos.length !== 1) throw new OspError('osp export: expected one CHECKPOINT argument (see osp export --help)');
+      if (!v.out) throw new OspError('osp export: --out PATH is required');
+      const files = await exportCheckpoint({
+        checkpoint: pos[0]!,
+        format: (v.format as string | undefined) ?? '',
+        out: v.out as string,
+        dtype: v.dtype as string | undefined,
+        type: v.type as string | undefined,
+      });
+      for (const f of files) console.log(f);
+    },
+  },
+  'quant-eval': {
+    summary: 'full-precision vs fake-quantized (W4A4KV4-style) loss of a checkpoint on a text file',
+    usage: 'osp quant-eval CHECKPOINT --text FILE [--w 4] [--a 4] [--kv 4] [--had] [--group-size G] [--no-clip] [--backend NAME] [--json]',
+    options: {
+      text: { type: 'string' },
+      w: { type: 'string' },
+      a: { type: 'string' },
+      kv: { type: 'string' },
+      had: { type: 'boolean' },
+      'group-size': { type: 'string' },
+      'no-clip': { type: 'boolean' },
+      backend: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    help: {
+      CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
+      '--text FILE': 'UTF-8 text, windows of maxSeqLen as in osp eval',
+      '--w BITS': 'weights: RTN, symmetric per output channel, 4, 8 or 16 (= off); default 4',
+      '--a BITS': 'activations at the inputs of q/k/v/o/gate/up/down: per-token asymmetric; default 4',
+      '--kv BITS': 'KV cache (K after RoPE, V): asymmetric per head vector; default 4',
+      '--had': 'FFN Hadamard: rotate down_proj weights and its input (block-diagonal Hadamard)',
+      '--group-size G': 'weight quantization groups of G input channels (default: one scale per output channel)',
+      '--no-clip': 'plain RTN without the MSE clip search',
+      '--backend NAME': `backend to run on (default: the run's; ${BACKEND_NAMES.join(', ')})`,
+      '--json': 'print {"fp", "quant", "gap", "config"} as JSON',
+    },
+    async run(v, pos) {
+      if (pos.length !== 1) throw new OspError('osp quant-eval: expected one CHECKPOINT argument (see osp quant-eval --help)');
+      if (!v.text) throw new OspError('osp quant-eval: --text FILE is required');
+      const bits = (name: string) => (v[name] === undefined ? 4 : Number(v[name]));
+      const config = {
+        w: bits('w'),
+        a: bits('a'),
+        kv: bits('kv'),
+        had: Boolean(v.had),
+        clipSearch: !v['no-clip'],
+        ...(v['group-size'] !== undefined ? { groupSize: Number(v['group-size']) } : {}),
+      };
+      const quant = resolveQuantConfig(config); // bad bits fail here, before anything is loaded
+      const tokens = readTextTokens(v.text as string);
+      const c = checkpointWeights(pos[0]!);
+      await startBackend((v.backend as string | undefined) ?? 'auto');
+      const model = new Transformer(c.config, new Rng(0));
+      try {
+        for (const [name, p] of model.params) p.assign(tfTensor(c.weights.get(name)!.data, p.shape));
+        const r = await quantEval(model, textWindows(tokens, c.config.maxSeqLen), quant);
+        if (v.json) console.log(JSON.stringify(r));
+        else {
+          const tag = `W${r.config.w}A${r.config.a}KV${r.config.kv}${r.config.had ? ' + FFN Had' : ''}`;
+          console.log(`${c.dir} (step ${c.step}) on ${v.text}:`);
+          console.log(`  full precision  loss ${r.fp.loss.toFixed(4)}  ppl ${r.fp.perplexity.toFixed(3)}`);
+          console.log(`  ${tag.padEnd(14)}  loss ${r.quant.loss.toFixed(4)}  ppl ${r.quant.perplexity.toFixed(3)}`);
+          const sign = r.gap.loss >= 0 ? '+' : '';
+          console.log(`  gap             loss ${sign}${r.gap.loss.toFixed(4)}  ppl x${r.gap.perplexityRatio.toFixed(3)}`);
+        }
       } finally {
         model.dispose();
         await stopBackend();

@@ -11,6 +11,7 @@ import { ConfigError } from '../errors.ts';
 import { ModelConfigSchema, resolveModelConfig, type ModelConfig } from '../model/config.ts';
 import { OptimizerConfigSchema } from '../optim/routing.ts';
 import { ScheduleConfigSchema } from '../optim/schedule.ts';
+import { QuantConfigSchema } from '../export/quant/eval.ts';
 import { parseConfig } from './parse.ts';
 
 const int = (min: number) => z.number().int().min(min);
@@ -118,6 +119,16 @@ export const RunConfigSchema = z.strictObject({
       method: z.enum(['auto', 'exact', 'fd']).default('auto'),
       /** Backend of the worker thread (not 'auto': a probe must not take the training GPU by surprise). */
       backend: z.enum(['cpu', 'wasm', 'webgpu', 'tensorflow']).default('wasm'),
+    })
+    .prefault({}),
+  /** W4A4KV4-style quantization robustness measured during training (off by default). */
+  quant: z
+    .strictObject({
+      ...QuantConfigSchema.shape,
+      /** Measure every N steps and at the end; 0 = off. */
+      every: int(0).default(0),
+      /** Validation batches measured (the first eval batches). */
+      batches: int(1).default(4),
     })
     .prefault({}),
   /** Parent directory of run directories. */

@@ -33,20 +33,33 @@ export function readTextTokens(path: string): Uint16Array {
   return tokens;
 }
 
+/**
+ * The evaluation windows of a token stream: at most maxSeqLen + 1 tokens each, overlapping by one
+ * token, so that every token after the first is predicted exactly once. One batch of size 1 per window.
+ */
+export function textWindows(
+  tokens: Uint16Array,
+  maxSeqLen: number,
+): { inputs: Int32Array; targets: Int32Array; batchSize: number; seqLen: number }[] {
+  const out = [];
+  for (let start = 0; start + 1 < tokens.length; start += maxSeqLen) {
+    const window = Int32Array.from(tokens.subarray(start, Math.min(start + maxSeqLen + 1, tokens.length)));
+    const T = window.length - 1;
+    out.push({ inputs: window.subarray(0, T), targets: window.subarray(1), batchSize: 1, seqLen: T });
+  }
+  return out;
+}
+
 export async function evaluateTokens(model: Transformer, tokens: Uint16Array): Promise<TextEvalResult> {
-  const L = model.config.maxSeqLen;
   let nats = 0;
   let count = 0;
-  for (let start = 0; start + 1 < tokens.length; start += L) {
-    const end = Math.min(start + L + 1, tokens.length);
-    const window = Int32Array.from(tokens.subarray(start, end));
-    const T = window.length - 1;
+  for (const w of textWindows(tokens, model.config.maxSeqLen)) {
     const loss = tf.tidy(() =>
-      model.loss(tf.tensor2d(window.subarray(0, T), [1, T], 'int32'), tf.tensor2d(window.subarray(1), [1, T], 'int32')),
+      model.loss(tf.tensor2d(w.inputs, [1, w.seqLen], 'int32'), tf.tensor2d(w.targets, [1, w.seqLen], 'int32')),
     );
-    nats += (await loss.data())[0]! * T;
+    nats += (await loss.data())[0]! * w.seqLen;
     loss.dispose();
-    count += T;
+    count += w.seqLen;
   }
   const loss = nats / count;
   return { loss, tokens: count, bpb: loss / Math.LN2 };

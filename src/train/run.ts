@@ -31,6 +31,7 @@ import { TensorBoardSink } from './callbacks/tensorboard.ts';
 import { UpdateRmsMonitor } from './callbacks/update_rms.ts';
 import { OutlierMonitor } from './callbacks/outliers.ts';
 import { HessianProbe } from './callbacks/hessian.ts';
+import { QuantEvalCallback } from './callbacks/quant.ts';
 import { Trainer, type TrainerState } from './trainer.ts';
 
 export interface TrainOptions {
@@ -161,6 +162,7 @@ export async function train(opts: TrainOptions): Promise<RunSummary> {
     const held = evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1 })[0]!;
     monitors.push(new OutlierMonitor(held.inputs, config.monitor.batchSize, seqLen));
   }
+  if (config.quant.every > 0) monitors.push(new QuantEvalCallback(valBatches));
   if (config.hessian.every > 0) {
     // The first training windows, unshuffled: the Hessian of the training objective on a fixed batch.
     monitors.push(new HessianProbe(evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1 })[0]!));

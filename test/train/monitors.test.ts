@@ -155,3 +155,23 @@ describe('osp analyze', () => {
     expect(b.stderr).toContain('--batch 2 --seq 8 needs 18 bytes (B x (T+1)), the file has 5');
   });
 });
+
+describe('quantization robustness during training', () => {
+  it('records full-precision and W4A4KV4 validation loss, and training is unaffected', async () => {
+    const base = { steps: 6, schedule: { kind: 'constant' }, monitor: { every: 0 } };
+    const withQ = await train({ config: tinyRun(tempDir(), { ...base, quant: { every: 3, batches: 1 } }), log: quiet });
+    const without = await train({ config: tinyRun(tempDir(), base), log: quiet });
+    const rows = readMetrics(withQ.runDir).filter((r) => 'quant/fp_loss' in r);
+    expect(rows.map((r) => r.step)).toEqual([3, 6]);
+    for (const r of rows) {
+      expect(r['quant/w4a4kv4/loss']).toBeGreaterThan(0);
+      expect(r['quant/w4a4kv4/ppl_ratio']).toBeCloseTo(Math.exp(r['quant/w4a4kv4/loss']! - r['quant/fp_loss']!), 6);
+    }
+    // The measurement restores the weights exactly: the trajectory is the one without it.
+    const a = readMetrics(withQ.runDir).map((r) => r['train/loss']);
+    const b = readMetrics(without.runDir).map((r) => r['train/loss']);
+    expect(a).toEqual(b);
+    const summary = JSON.parse(readFileSync(join(withQ.runDir, 'summary.json'), 'utf8'));
+    expect(summary.monitors.quant.step).toBe(6);
+  });
+});
