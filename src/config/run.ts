@@ -17,10 +17,10 @@ import { parseConfig } from './parse.ts';
 const int = (min: number) => z.number().int().min(min);
 
 export const RunConfigSchema = z.strictObject({
-  /** Run name: the run directory is `<out>/<name>`. Letters, digits, '.', '_', '-'. */
+  /** Run name: the run directory is `<out>/<name>`. Letters, digits, '.', '_', '-', '=' (sweep trials: 'lr=0.01'). */
   name: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only, not starting with "." or "-"')
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._=-]*$/, 'letters, digits, ".", "_", "-" and "=" only, not starting with "." or "-"')
     .max(128)
     .default('run'),
   /** Seeds weight init and data order; recorded in every checkpoint. */
