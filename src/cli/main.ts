@@ -14,6 +14,8 @@ import { quantEval, resolveQuantConfig } from '../export/quant/eval.ts';
 import { checkpointWeights } from '../export/checkpoint.ts';
 import { analyzeCheckpoint } from '../eval/analyze.ts';
 import { exportCheckpoint } from '../export/index.ts';
+import { emitSweep, runSweep } from '../sweep/run.ts';
+import { writeReport } from '../sweep/report.ts';
 import { resolveModelConfig } from '../model/config.ts';
 import { Transformer } from '../model/transformer.ts';
 import { Rng } from '../utils/rng.ts';
@@ -89,6 +91,43 @@ const COMMANDS: Record<string, Command> = {
       } finally {
         model.dispose();
         await stopBackend();
+      }
+    },
+  },
+  sweep: {
+    summary: 'run a sweep of trials in parallel and write one report (or emit it for a cluster)',
+    usage: 'osp sweep SPEC [--out DIR] [--parallel N] [--emit slurm|list]   |   osp sweep report DIR',
+    options: { out: { type: 'string' }, parallel: { type: 'string' }, emit: { type: 'string' } },
+    help: {
+      SPEC: 'sweep spec JSON: base config, grid and/or variants, metrics (see README: Sweeps)',
+      '--out DIR': 'sweep directory (default runs/<spec name>); one sub-directory per trial',
+      '--parallel N': 'trials at once in worker threads (default: the spec\'s parallel, else the number of cores)',
+      '--emit slurm': 'write trials/*.json and a job-array script sweep.slurm instead of training',
+      '--emit list': 'print one standalone command per trial (any scheduler) instead of training',
+      'report DIR': 'aggregate the trial directories under DIR into report.md, report.json and SVG plots',
+    },
+    async run(v, pos) {
+      if (pos[0] === 'report') {
+        if (pos.length !== 2) throw new OspError('osp sweep report: expected one DIR argument');
+        const { files } = writeReport(pos[1]!);
+        for (const f of files) console.log(f);
+        return;
+      }
+      if (pos.length !== 1) throw new OspError('osp sweep: expected one SPEC argument (see osp sweep --help)');
+      let parallel: number | undefined;
+      if (v.parallel !== undefined) {
+        parallel = Number(v.parallel);
+        if (!Number.isInteger(parallel) || parallel < 1) throw new OspError(`osp sweep: --parallel must be a positive integer, got '${v.parallel}'`);
+      }
+      const opts = { spec: pos[0]!, out: v.out as string | undefined, parallel };
+      if (v.emit !== undefined) {
+        if (v.emit !== 'slurm' && v.emit !== 'list') throw new OspError(`osp sweep: --emit must be slurm or list, got '${v.emit}'`);
+        for (const line of emitSweep({ ...opts, emit: v.emit })) console.log(line);
+        return;
+      }
+      const r = await runSweep(opts);
+      if (r.failed.length > 0) {
+        throw new OspError(`${r.failed.length} trial(s) failed: ${r.failed.map((f) => `${f.name} (${f.error})`).join('; ')}`);
       }
     },
   },

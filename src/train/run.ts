@@ -120,8 +120,13 @@ export async function train(opts: TrainOptions): Promise<RunSummary> {
     if (!existsSync(configPath)) {
       throw new ConfigError('--resume', `${runDir} is not a run directory (no config.json)`);
     }
-    const saved = JSON.parse(readFileSync(configPath, 'utf8')) as { input: unknown };
-    config = resolveRunConfig(applyOverrides(saved.input, opts.overrides ?? []));
+    const saved = JSON.parse(readFileSync(configPath, 'utf8')) as { input: unknown; initFrom?: string };
+    const input = applyOverrides(saved.input, opts.overrides ?? []);
+    config = resolveRunConfig(input);
+    if (opts.overrides?.length) {
+      // The run's config is now the overridden one (e.g. more steps): record it for readers and later resumes.
+      writeFileAtomicSync(configPath, JSON.stringify({ ...saved, input, resolved: config }, null, 2) + '\n');
+    }
     const { found, skipped } = findLatestCheckpoint(runDir);
     for (const s of skipped) log(`warning: skipping checkpoint ${s.dir}: ${s.reason}`);
     if (!found) throw new OspError(`--resume ${runDir}: no complete checkpoint to resume from`);

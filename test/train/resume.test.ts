@@ -3,13 +3,13 @@
  * identical losses at every step and bit-identical final weights and optimizer state, on the cpu and
  * wasm backends. Also: resume falls back from a corrupt newest checkpoint to the previous good one.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/io/atomic.ts';
 import { listCheckpoints } from '../../src/train/checkpoint.ts';
 import { train } from '../../src/train/run.ts';
-import { lossesByStep, tempDir, tinyRun } from '../helpers/run.ts';
+import { lossesByStep, readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
 
 const quiet = () => {};
 
@@ -60,5 +60,17 @@ describe('resume with a corrupt checkpoint', () => {
     expect(resumed.resumedFrom).toBe(previous!.dir);
     expect(lines.join('\n')).toMatch(/skipping checkpoint .*step_00000010.*checksum mismatch/);
     expect(lines.join('\n')).toContain(`resuming from the previous good checkpoint ${previous!.dir}`);
+  });
+});
+
+describe('resume after a kill mid-append', () => {
+  it('drops the partial metrics line, records the new step count, and continues', async () => {
+    const out = tempDir();
+    const run = await train({ config: tinyRun(out, { steps: 5 }), log: quiet });
+    appendFileSync(join(run.runDir, 'metrics.jsonl'), '{"step": 6, "train/lo'); // killed mid-write
+    await train({ resume: run.runDir, overrides: ['steps=7'], log: quiet });
+    const rows = readMetrics(run.runDir); // every line parses
+    expect(rows[rows.length - 1]!.step).toBe(7);
+    expect(JSON.parse(readFileSync(join(run.runDir, 'config.json'), 'utf8')).resolved.steps).toBe(7);
   });
 });

@@ -7,22 +7,17 @@
  * describes); at the last step the final probe is awaited, so the run ends with a measurement. If a
  * probe is still running when the next one is due, the new one is skipped (no unbounded queue).
  */
-import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import nodeAdapter from 'comlink/dist/umd/node-adapter.js';
+import { spawnWorker, type WorkerHandle } from '../../utils/worker.ts';
 import type { Callback, TrainContext } from '../callback.ts';
 import type { ProbeRequest, ProbeResult } from '../../metrics/probe.ts';
 import { linePlotPng } from '../../io/plot.ts';
 
-// The UMD adapter's CommonJS export is the function itself; TypeScript types it as an ES default.
-const nodeEndpoint = nodeAdapter as unknown as (typeof nodeAdapter)['default'];
-
-type Remote = Comlink.Remote<{ runProbe(req: ProbeRequest): Promise<ProbeResult> }>;
+type ProbeApi = { runProbe(req: ProbeRequest): Promise<ProbeResult> };
 
 export class HessianProbe implements Callback {
   readonly name = 'hessian';
-  private worker?: Worker;
-  private remote?: Remote;
+  private worker?: WorkerHandle<ProbeApi>;
   private pending?: { step: number; promise: Promise<ProbeResult> };
   private done: { step: number; result?: ProbeResult; error?: string }[] = [];
   last?: { step: number } & ProbeResult;
@@ -31,12 +26,9 @@ export class HessianProbe implements Callback {
   /** @param batch the fixed batch the Hessian is taken on (int32 [B*T] each) */
   constructor(private readonly batch: { inputs: Int32Array; targets: Int32Array }) {}
 
-  private start(): Remote {
-    if (!this.remote) {
-      this.worker = new Worker(new URL('../../metrics/probe_worker.mjs', import.meta.url));
-      this.remote = Comlink.wrap(nodeEndpoint(this.worker)) as Remote;
-    }
-    return this.remote;
+  private start(): Comlink.Remote<ProbeApi> {
+    this.worker ??= spawnWorker<ProbeApi>(new URL('../../metrics/probe_worker.mjs', import.meta.url));
+    return this.worker.remote;
   }
 
   private async launch(ctx: TrainContext): Promise<void> {
@@ -119,9 +111,7 @@ export class HessianProbe implements Callback {
 
   async onTrainEnd(): Promise<void> {
     if (this.pending) await this.pending.promise.catch(() => {});
-    this.remote?.[Comlink.releaseProxy]();
-    await this.worker?.terminate();
-    this.remote = undefined;
+    await this.worker?.close();
     this.worker = undefined;
   }
 

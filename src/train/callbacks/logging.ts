@@ -3,7 +3,7 @@
  * step's metrics on logging steps (every `logging.every` steps, the last step) and whenever an
  * evaluation produced metrics.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Callback, TrainContext } from '../callback.ts';
 
@@ -26,6 +26,17 @@ export function shouldWrite(ctx: TrainContext): boolean {
 /** Appends one JSON object per logged step to `<runDir>/metrics.jsonl`. */
 export class JsonlSink implements Callback {
   readonly name = 'jsonl';
+
+  /**
+   * A process killed mid-append leaves a partial last line; a resumed run would bury it mid-file.
+   * Cut it off before appending (complete lines are kept: readers take the last row of a step).
+   */
+  onTrainStart(ctx: TrainContext): void {
+    const path = join(ctx.runDir, 'metrics.jsonl');
+    if (!existsSync(path)) return;
+    const bytes = readFileSync(path);
+    if (bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) truncateSync(path, bytes.lastIndexOf(0x0a) + 1);
+  }
 
   onStepEnd(ctx: TrainContext): void {
     if (!shouldWrite(ctx)) return;

@@ -1,0 +1,122 @@
+/**
+ * `osp sweep`: run every trial of a sweep spec in worker threads (N at a time), each an ordinary run
+ * directory under the sweep directory, then write the report. Resumable: finished trials are skipped
+ * and interrupted ones resume from their last checkpoint. A lock refuses a second sweep on the same
+ * directory while one is running.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import * as Comlink from 'comlink';
+import { OspError } from '../errors.ts';
+import { writeFileAtomicSync } from '../io/atomic.ts';
+import type { RunSummary } from '../train/run.ts';
+import { spawnWorker } from '../utils/worker.ts';
+import { emitList, emitSlurm, writeTrialConfigs } from './emit.ts';
+import { acquireLock } from './lock.ts';
+import { writeReport } from './report.ts';
+import { expandTrials, loadSweepSpec, type Trial } from './spec.ts';
+import type { TrialRequest } from './trial.ts';
+
+type TrialApi = { runTrial(req: TrialRequest, log: (line: string) => void): Promise<RunSummary> };
+
+export interface SweepOptions {
+  spec: string;
+  /** Sweep directory (default runs/<spec name>). */
+  out?: string;
+  /** Trials at once (default: the spec's `parallel`, else the number of cores). */
+  parallel?: number;
+  log?: (line: string) => void;
+}
+
+export interface SweepResult {
+  sweepDir: string;
+  finished: string[];
+  skipped: string[];
+  failed: { name: string; error: string }[];
+  report: string[];
+}
+
+/** What to do with each trial given what its directory holds. */
+export function trialPlan(sweepDir: string, trials: Trial[]): { trial: Trial; action: 'skip' | 'resume' | 'start' }[] {
+  return trials.map((trial) => {
+    const dir = join(sweepDir, trial.name);
+    if (existsSync(join(dir, 'summary.json'))) return { trial, action: 'skip' };
+    if (existsSync(join(dir, 'checkpoints'))) return { trial, action: 'resume' };
+    return { trial, action: 'start' };
+  });
+}
+
+function prepare(o: SweepOptions): { sweepDir: string; trials: Trial[]; parallel: number; metrics: string[]; name: string } {
+  const spec = loadSweepSpec(o.spec);
+  const trials = expandTrials(spec, dirname(resolve(o.spec)));
+  const sweepDir = resolve(o.out ?? join('runs', spec.name));
+  const parallel = o.parallel ?? spec.parallel ?? availableParallelism();
+  if (!Number.isInteger(parallel) || parallel < 1) throw new OspError(`--parallel must be a positive integer, got ${parallel}`);
+  return { sweepDir, trials, parallel, metrics: spec.metrics, name: spec.name };
+}
+
+/** Runs the sweep to completion (or until every remaining trial has failed) and writes the report. */
+export async function runSweep(o: SweepOptions): Promise<SweepResult> {
+  const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
+  const { sweepDir, trials, parallel, metrics, name } = prepare(o);
+  mkdirSync(sweepDir, { recursive: true });
+  const lock = acquireLock(sweepDir, `osp sweep ${name}`, (msg) => log(`warning: ${msg}`));
+  const result: SweepResult = { sweepDir, finished: [], skipped: [], failed: [], report: [] };
+  try {
+    writeTrialConfigs(sweepDir, trials);
+    writeFileAtomicSync(join(sweepDir, 'sweep.json'), JSON.stringify({ spec: resolve(o.spec), trials: trials.map((t) => t.name) }, null, 2) + '\n');
+    const plan = trialPlan(sweepDir, trials);
+    const queue = plan.filter((p) => {
+      if (p.action === 'skip') result.skipped.push(p.trial.name);
+      return p.action !== 'skip';
+    });
+    log(
+      `sweep ${name}: ${trials.length} trials (${result.skipped.length} finished already, ` +
+        `${queue.filter((p) => p.action === 'resume').length} to resume), ${Math.min(parallel, queue.length)} at a time, in ${sweepDir}`,
+    );
+    const worker = async (): Promise<void> => {
+      const handle = spawnWorker<TrialApi>(new URL('./trial_worker.mjs', import.meta.url));
+      try {
+        for (let p = queue.shift(); p; p = queue.shift()) {
+          const { trial, action } = p;
+          const dir = join(sweepDir, trial.name);
+          // A directory without a checkpoint holds nothing a resume could use (a crash before the
+          // first save): start that trial again from scratch.
+          if (action === 'start' && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+          log(`[${trial.name}] ${action === 'resume' ? 'resuming' : 'starting'}`);
+          const say = Comlink.proxy((line: string) => log(`[${trial.name}] ${line}`));
+          const config = { ...trial.config, out: sweepDir, logging: { ...(trial.config.logging as object), console: 'quiet' } };
+          try {
+            const s = await handle.remote.runTrial(action === 'resume' ? { resume: dir } : { config }, say);
+            result.finished.push(trial.name);
+            const ev = s.eval ? `val loss ${s.eval.loss.toFixed(4)}` : '';
+            log(`[${trial.name}] done in ${s.wallSeconds.toFixed(0)} s ${ev}`);
+          } catch (e) {
+            result.failed.push({ name: trial.name, error: (e as Error).message });
+            log(`[${trial.name}] FAILED: ${(e as Error).message}`);
+          }
+        }
+      } finally {
+        await handle.close();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, worker));
+    result.report = writeReport(sweepDir, { title: name, metrics }).files;
+    log(`report: ${join(sweepDir, 'report.md')}`);
+  } finally {
+    lock.release();
+  }
+  return result;
+}
+
+/** `--emit slurm|list`: trial configs for a cluster scheduler, nothing trained here. */
+export function emitSweep(o: SweepOptions & { emit: 'slurm' | 'list' }): string[] {
+  const { sweepDir, trials } = prepare(o);
+  mkdirSync(sweepDir, { recursive: true });
+  writeTrialConfigs(sweepDir, trials);
+  if (o.emit === 'list') return emitList(sweepDir, trials);
+  const path = join(sweepDir, 'sweep.slurm');
+  writeFileAtomicSync(path, emitSlurm(sweepDir, trials));
+  return [path];
+}
