@@ -33,6 +33,7 @@ import { OutlierMonitor } from './callbacks/outliers.ts';
 import { HessianProbe } from './callbacks/hessian.ts';
 import { QuantEvalCallback } from './callbacks/quant.ts';
 import { Trainer, type TrainerState } from './trainer.ts';
+import { acquireLock, type DirLock } from '../sweep/lock.ts';
 
 export interface TrainOptions {
   /** Raw config (a parsed JSON file); ignored on resume, where the run's config.json is used. */
@@ -107,46 +108,82 @@ function prepareRunDir(config: RunConfig): string {
  * Trains a run end to end (or resumes one) and returns its summary.
  * @example await train({ config: readConfigFile('configs/tiny.json'), overrides: ['steps=100'] })
  */
-export async function train(opts: TrainOptions): Promise<RunSummary> {
-  const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
+interface OpenedRun {
+  config: RunConfig;
+  runDir: string;
+  lock: DirLock;
+  resumeFrom?: { dir: string; state: CheckpointState; checkpoint: ReturnType<typeof findLatestCheckpoint>['found'] };
+  initWeights?: ReturnType<typeof readHfCheckpoint>;
+}
+
+/**
+ * Validates everything, prepares (or reopens) the run directory and takes its lock, so that a second
+ * `osp train` on the same directory is refused while this one runs.
+ */
+function openRun(opts: TrainOptions, log: (line: string) => void): OpenedRun {
   let config: RunConfig;
   let runDir: string;
   if (opts.resume && opts.initFrom) throw new ConfigError('--init-from', 'cannot be combined with --resume (a resumed run continues from its own checkpoint)');
-  let initWeights: ReturnType<typeof readHfCheckpoint> | undefined;
-  let resumeFrom: { dir: string; state: CheckpointState; checkpoint: ReturnType<typeof findLatestCheckpoint>['found'] } | undefined;
-  if (opts.resume) {
-    runDir = resolve(opts.resume);
-    const configPath = join(runDir, 'config.json');
-    if (!existsSync(configPath)) {
-      throw new ConfigError('--resume', `${runDir} is not a run directory (no config.json)`);
+  let initWeights: OpenedRun['initWeights'];
+  let resumeFrom: OpenedRun['resumeFrom'];
+  let lock: DirLock | undefined;
+  try {
+    if (opts.resume) {
+      runDir = resolve(opts.resume);
+      const configPath = join(runDir, 'config.json');
+      if (!existsSync(configPath)) {
+        throw new ConfigError('--resume', `${runDir} is not a run directory (no config.json)`);
+      }
+      lock = acquireLock(runDir, `osp train --resume ${runDir}`, (msg) => log(`warning: ${msg}`));
+      const saved = JSON.parse(readFileSync(configPath, 'utf8')) as { input: unknown; initFrom?: string };
+      const input = applyOverrides(saved.input, opts.overrides ?? []);
+      config = resolveRunConfig(input);
+      if (opts.overrides?.length) {
+        // The run's config is now the overridden one (e.g. more steps): record it for readers and later resumes.
+        writeFileAtomicSync(configPath, JSON.stringify({ ...saved, input, resolved: config }, null, 2) + '\n');
+      }
+      const { found, skipped } = findLatestCheckpoint(runDir);
+      for (const s of skipped) log(`warning: skipping checkpoint ${s.dir}: ${s.reason}`);
+      if (!found) throw new OspError(`--resume ${runDir}: no complete checkpoint to resume from`);
+      if (skipped.length > 0) log(`resuming from the previous good checkpoint ${found.dir}`);
+      resumeFrom = { dir: found.dir, state: found.checkpoint.state, checkpoint: found };
+    } else {
+      const input = applyOverrides(opts.config ?? {}, opts.overrides ?? []);
+      config = resolveRunConfig(input);
+      if (opts.initFrom) {
+        // Validate before anything is written: a mismatch must not leave a half-made run directory.
+        initWeights = readHfCheckpoint(opts.initFrom);
+        checkInitFrom(config.model, initWeights.config, opts.initFrom);
+      }
+      runDir = prepareRunDir(config);
+      lock = acquireLock(runDir, `osp train ${config.name}`, (msg) => log(`warning: ${msg}`));
+      writeFileAtomicSync(
+        join(runDir, 'config.json'),
+        JSON.stringify({ input, resolved: config, initFrom: opts.initFrom ? resolve(opts.initFrom) : undefined }, null, 2) + '\n',
+      );
     }
-    const saved = JSON.parse(readFileSync(configPath, 'utf8')) as { input: unknown; initFrom?: string };
-    const input = applyOverrides(saved.input, opts.overrides ?? []);
-    config = resolveRunConfig(input);
-    if (opts.overrides?.length) {
-      // The run's config is now the overridden one (e.g. more steps): record it for readers and later resumes.
-      writeFileAtomicSync(configPath, JSON.stringify({ ...saved, input, resolved: config }, null, 2) + '\n');
-    }
-    const { found, skipped } = findLatestCheckpoint(runDir);
-    for (const s of skipped) log(`warning: skipping checkpoint ${s.dir}: ${s.reason}`);
-    if (!found) throw new OspError(`--resume ${runDir}: no complete checkpoint to resume from`);
-    if (skipped.length > 0) log(`resuming from the previous good checkpoint ${found.dir}`);
-    resumeFrom = { dir: found.dir, state: found.checkpoint.state, checkpoint: found };
-  } else {
-    const input = applyOverrides(opts.config ?? {}, opts.overrides ?? []);
-    config = resolveRunConfig(input);
-    if (opts.initFrom) {
-      // Validate before anything is written: a mismatch must not leave a half-made run directory.
-      initWeights = readHfCheckpoint(opts.initFrom);
-      checkInitFrom(config.model, initWeights.config, opts.initFrom);
-    }
-    runDir = prepareRunDir(config);
-    writeFileAtomicSync(
-      join(runDir, 'config.json'),
-      JSON.stringify({ input, resolved: config, initFrom: opts.initFrom ? resolve(opts.initFrom) : undefined }, null, 2) + '\n',
-    );
+    return { config, runDir, lock: lock!, resumeFrom, initWeights };
+  } catch (e) {
+    lock?.release();
+    throw e;
   }
+}
 
+export async function train(opts: TrainOptions): Promise<RunSummary> {
+  const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
+  const opened = openRun(opts, log);
+  try {
+    return await trainOpened(opts, opened, log);
+  } finally {
+    opened.lock.release();
+  }
+}
+
+async function trainOpened(
+  opts: TrainOptions,
+  { config, runDir, resumeFrom, initWeights }: OpenedRun,
+  log: (line: string) => void,
+): Promise<RunSummary> {
   const backend: BackendInfo = await startBackend(config.backend);
   log(`backend: ${backend.name} (${backend.detail})${backend.reason ? ` - ${backend.reason}` : ''}`);
   const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });

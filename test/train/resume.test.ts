@@ -74,3 +74,16 @@ describe('resume after a kill mid-append', () => {
     expect(JSON.parse(readFileSync(join(run.runDir, 'config.json'), 'utf8')).resolved.steps).toBe(7);
   });
 });
+
+describe('one training per run directory', () => {
+  it('a second osp train on a directory that is training is refused by its lock', async () => {
+    const out = tempDir();
+    const run = await train({ config: tinyRun(out, { steps: 3 }), log: quiet });
+    const first = train({ resume: run.runDir, overrides: ['steps=8'], log: quiet });
+    await expect(train({ resume: run.runDir, overrides: ['steps=9'], log: quiet })).rejects.toThrow(/already running: osp train --resume/);
+    await first;
+    // Released afterwards: resuming again works.
+    const again = await train({ resume: run.runDir, overrides: ['steps=9'], log: quiet });
+    expect(again.steps).toBe(9);
+  });
+});
