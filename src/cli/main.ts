@@ -178,7 +178,7 @@ const COMMANDS: Record<string, Command> = {
       '--had': 'FFN Hadamard: rotate down_proj weights and its input (block-diagonal Hadamard)',
       '--group-size G': 'weight quantization groups of G input channels (default: one scale per output channel)',
       '--no-clip': 'plain RTN without the MSE clip search',
-      '--backend NAME': `backend to run on (default: the run's; ${BACKEND_NAMES.join(', ')})`,
+      '--backend NAME': `backend to run on (default auto; ${BACKEND_NAMES.join(', ')})`,
       '--json': 'print {"fp", "quant", "gap", "config"} as JSON',
     },
     async run(v, pos) {

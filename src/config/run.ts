@@ -3,7 +3,7 @@
  * with a documented default. A JSON config file holds any subset; `--set a.b=value` overrides apply on
  * top; validation happens once, here, and errors name the field and the valid keys or choices.
  */
-import { readFileSync } from 'node:fs';
+import { readFileOr } from '../io/read.ts';
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backend/index.ts';
 import { DataConfigSchema } from '../data/dataset.ts';
@@ -164,12 +164,7 @@ export function resolveRunConfig(input: unknown): RunConfig {
 
 /** Reads a JSON config file; errors name the file. */
 export function readConfigFile(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError('--config', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readFileOr(path, (msg) => new ConfigError('--config', `${path}: ${msg}`)).toString('utf8');
   try {
     return JSON.parse(text);
   } catch (e) {

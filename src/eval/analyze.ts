@@ -3,7 +3,7 @@
  * The batch is the first B*(T+1) byte tokens of a text file laid out as B rows of T+1 tokens
  * (inputs are a row's first T tokens, targets its last T).
  */
-import { readFileSync } from 'node:fs';
+import { readFileOr } from '../io/read.ts';
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, stopBackend } from '../backend/index.ts';
 import { ConfigError, DataError } from '../errors.ts';
@@ -51,12 +51,7 @@ export interface AnalyzeResult {
 
 /** Reads B rows of T+1 byte tokens from the start of a text file. */
 export function textBatch(path: string, B: number, T: number): { inputs: Int32Array; targets: Int32Array } {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new DataError(path, `cannot read the text file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
   const need = B * (T + 1);
   if (bytes.length < need) {
     throw new DataError(path, `--batch ${B} --seq ${T} needs ${need} bytes (B x (T+1)), the file has ${bytes.length}`);

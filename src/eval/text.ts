@@ -6,7 +6,7 @@
  * context of its own window (the first window starts at BOS). Loss is in nats per predicted byte;
  * bpb = loss / ln 2.
  */
-import { readFileSync } from 'node:fs';
+import { readFileOr } from '../io/read.ts';
 import * as tf from '@tensorflow/tfjs';
 import { DataError } from '../errors.ts';
 import { byteTokenizer } from '../data/tokenizer.ts';
@@ -20,12 +20,7 @@ export interface TextEvalResult {
 
 /** Reads a UTF-8 text file as byte tokens; clear errors for a missing or empty file. */
 export function readTextTokens(path: string): Uint16Array {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new DataError(path, `cannot read the text file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
   if (bytes.length === 0) throw new DataError(path, 'the text file is empty');
   const tokens = new Uint16Array(bytes.length + 1);
   tokens[0] = byteTokenizer.bos;

@@ -4,7 +4,8 @@
  * [out, in] layout), generation_config.json, and tokenizer files describing the byte-level tokenizer
  * for Hugging Face tokenizers (a BPE over GPT-2's byte characters with no merges).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { readFileOr } from '../io/read.ts';
 import { join } from 'node:path';
 import { ConfigError, FormatError, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
@@ -144,12 +145,7 @@ export function writeHfCheckpoint(dir: string, config: ModelConfig, weights: Wei
 }
 
 function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new FormatError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readFileOr(path, (msg) => new FormatError(path, msg)).toString('utf8');
   try {
     const v = JSON.parse(text) as unknown;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
@@ -213,12 +209,7 @@ export function readHfCheckpoint(dir: string): { config: ModelConfig; weights: W
   const tensors = new Map<string, { entry: TensorEntry; file: string }>();
   for (const f of files) {
     const path = join(dir, f);
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch (e) {
-      throw new FormatError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    const bytes = readFileOr(path, (msg) => new FormatError(path, msg));
     for (const [name, entry] of decodeSafetensors(bytes, path).tensors) tensors.set(name, { entry, file: path });
   }
   const weights: Weights = new Map();

@@ -22,7 +22,7 @@
  * for a loop or an allocation, so a corrupt count of 2^60 fails at once with a FormatError instead of
  * exhausting memory.
  */
-import * as fsp from 'node:fs/promises';
+import { readFileOrAsync } from './read.ts';
 import { FormatError, OspError, ShapeError } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { fromFloat32, toFloat32 } from './safetensors.ts';
@@ -1121,19 +1121,7 @@ export function tensorToFloat32(t: Pick<GgufTensor, 'name' | 'shape' | 'type' | 
  * @example const { kv, tensors } = await readGgufFile('export/model.gguf');
  */
 export async function readGgufFile(path: string): Promise<GgufContents> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await fsp.readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const msg =
-      code === 'ENOENT'
-        ? 'expected a GGUF file, found no file (ENOENT)'
-        : `cannot read file: ${code ? `${code}: ` : ''}${(e as Error).message}`;
-    const err = new FormatError(path, msg);
-    err.cause = e;
-    throw err;
-  }
+  const bytes = await readFileOrAsync(path, (msg) => new FormatError(path, `expected a GGUF file: ${msg}`));
   return decodeGguf(bytes, path);
 }
 

@@ -9,7 +9,7 @@
  * tools would reject must fail here too, with a FormatError that names the file, the tensor and
  * what was expected, rather than load garbage into a model.
  */
-import * as fsp from 'node:fs/promises';
+import { readFileOrAsync } from './read.ts';
 import { endianness } from 'node:os';
 import { FormatError, OspError, ShapeError } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
@@ -507,19 +507,7 @@ export function toFloat32(entry: TensorEntry): Float32Array {
  * @example const { tensors } = await readSafetensorsFile('runs/a/model.safetensors');
  */
 export async function readSafetensorsFile(path: string, options: DecodeOptions = {}): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await fsp.readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const msg =
-      code === 'ENOENT'
-        ? 'expected a safetensors file, found no file (ENOENT)'
-        : `cannot read file: ${code ? `${code}: ` : ''}${(e as Error).message}`;
-    const err = new FormatError(path, msg);
-    err.cause = e;
-    throw err;
-  }
+  const bytes = await readFileOrAsync(path, (msg) => new FormatError(path, `expected a safetensors file: ${msg}`));
   // The file's bytes are ours alone, so views into them are as good as copies.
   return decodeSafetensors(bytes, path, options);
 }

@@ -4,7 +4,7 @@
  * wrong with a sweep is checked here, before the first trial starts: an error in trial 37 of 40
  * after hours of training is the failure this module exists to prevent.
  */
-import { readFileSync } from 'node:fs';
+import { readFileOr } from '../io/read.ts';
 import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
@@ -79,12 +79,7 @@ export interface Trial {
  * @example const spec = loadSweepSpec('sweeps/lr.json'); const trials = expandTrials(spec, dirname('sweeps/lr.json'));
  */
 export function loadSweepSpec(path: string): SweepSpec {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError('sweep', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readFileOr(path, (msg) => new ConfigError('sweep', `${path}: ${msg}`)).toString('utf8');
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FormatError, OspError } from '../errors.ts';
 import { writeFileAtomicSync, sha256 } from '../io/atomic.ts';
+import { readFileOr } from '../io/read.ts';
 import { decodeSafetensors, encodeSafetensors, toFloat32, type TensorEntry } from '../io/safetensors.ts';
 import type { Optimizer } from '../optim/optimizer.ts';
 import type { Transformer } from '../model/transformer.ts';
@@ -134,12 +135,7 @@ export function readCheckpoint(dir: string): {
   }
   const read = (name: string) => {
     const path = join(dir, name);
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch (e) {
-      throw new FormatError(path, `missing checkpoint file (${(e as NodeJS.ErrnoException).code})`);
-    }
+    const bytes = readFileOr(path, (msg) => new FormatError(path, `checkpoint file: ${msg}`));
     const expected = state.files?.[name];
     const actual = sha256(bytes);
     if (expected !== actual) {

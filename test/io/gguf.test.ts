@@ -477,7 +477,7 @@ describe('GGUF round trips', () => {
     expect([...tensorToFloat32(back.tensors[0]!)]).toEqual(new Array(32).fill(0.5));
     await expect(readGgufFile(join(dir, 'missing.gguf'))).rejects.toThrow(FormatError);
     await expect(readGgufFile(join(dir, 'missing.gguf'))).rejects.toThrow(
-      /missing\.gguf: expected a GGUF file, found no file/,
+      /missing\.gguf: expected a GGUF file: file not found \(ENOENT\)/,
     );
   });
 });
