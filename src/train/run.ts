@@ -184,8 +184,7 @@ async function trainOpened(
   { config, runDir, resumeFrom, initWeights }: OpenedRun,
   log: (line: string) => void,
 ): Promise<RunSummary> {
-  const backend: BackendInfo = await startBackend(config.backend);
-  log(`backend: ${backend.name} (${backend.detail})${backend.reason ? ` - ${backend.reason}` : ''}`);
+  // Data first: a missing or short data file fails before any backend (or GPU) is started.
   const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
   const { size, seqLen } = config.batch;
   const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.seed });
@@ -195,83 +194,102 @@ async function trainOpened(
   let baselineTokens = 0;
   for (const b of valBatches) for (const t of b.targets) (baselineTokens++, t < 256 && baselineBytes++);
 
+  const backend: BackendInfo = await startBackend(config.backend);
+  log(`backend: ${backend.name} (${backend.detail})${backend.reason ? ` - ${backend.reason}` : ''}`);
   const model = createModel(config.model, { seed: config.seed });
   const optimizer = createOptimizer(config.optimizer, model.params);
-  const evalCb = new EvalCallback(valBatches);
-  const monitors: Callback[] = [];
-  if (config.monitor.every > 0) {
-    // The first validation windows: the same tokens at every measurement, never trained on.
-    const held = evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1 })[0]!;
-    monitors.push(new OutlierMonitor(held.inputs, config.monitor.batchSize, seqLen));
-  }
-  if (config.quant.every > 0) monitors.push(new QuantEvalCallback(valBatches));
-  if (config.hessian.every > 0) {
-    // The first training windows, unshuffled: the Hessian of the training objective on a fixed batch.
-    monitors.push(new HessianProbe(evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1 })[0]!));
-  }
-  const checkpointCb = new CheckpointCallback();
-  const tracker = new SummaryTracker();
-  const callbacks: Callback[] = [
-    new ZScoreGuard(),
-    new UpdateRmsMonitor(),
-    evalCb,
-    ...monitors,
-    checkpointCb,
-    tracker,
-    ...(opts.callbacks ?? []),
-    new ConsoleSink(),
-    new JsonlSink(),
-    ...(config.logging.tensorboard ? [new TensorBoardSink()] : []),
-  ];
-
-  if (initWeights) {
-    for (const [name, p] of model.params) {
-      const w = initWeights.weights.get(name)!;
-      tf.tidy(() => p.assign(tf.tensor(w.data, p.shape)));
+  // Everything created from here holds tensors (and maybe a GPU): release it on any failure.
+  const release = async () => {
+    optimizer.dispose();
+    model.dispose();
+    await stopBackend();
+  };
+  const assemble = () => {
+    const evalCb = new EvalCallback(valBatches);
+    const monitors: Callback[] = [];
+    if (config.monitor.every > 0) {
+      // The first validation windows: the same tokens at every measurement, never trained on.
+      const held = evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1 })[0]!;
+      monitors.push(new OutlierMonitor(held.inputs, config.monitor.batchSize, seqLen));
     }
-    log(`initialised from ${resolve(opts.initFrom!)}`);
-  }
-
-  let trainerState: TrainerState | undefined;
-  if (resumeFrom) {
-    const { state, checkpoint } = resumeFrom;
-    const { model: weights, optimizer: optState } = checkpoint!.checkpoint;
-    loadModelWeights(model, weights, join(resumeFrom.dir, 'model.safetensors'));
-    const tensors = optimizerTensors(optState);
-    try {
-      optimizer.loadStateDict(tensors);
-    } finally {
-      tf.dispose([...tensors.values()]);
+    if (config.quant.every > 0) monitors.push(new QuantEvalCallback(valBatches));
+    if (config.hessian.every > 0) {
+      // The first training windows, unshuffled: the Hessian of the training objective on a fixed batch.
+      monitors.push(new HessianProbe(evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1 })[0]!));
     }
-    batcher.setState(state.data as ReturnType<Batcher['state']>);
-    for (const cb of callbacks) {
-      const s = state.callbacks[cb.name];
-      if (s !== undefined && cb.loadStateDict) cb.loadStateDict(s);
-    }
-    trainerState = state.trainer as TrainerState;
-    log(`resumed ${runDir} at step ${state.step}`);
-  }
+    const checkpointCb = new CheckpointCallback();
+    const tracker = new SummaryTracker();
+    const callbacks: Callback[] = [
+      new ZScoreGuard(),
+      new UpdateRmsMonitor(),
+      evalCb,
+      ...monitors,
+      checkpointCb,
+      tracker,
+      ...(opts.callbacks ?? []),
+      new ConsoleSink(),
+      new JsonlSink(),
+      ...(config.logging.tensorboard ? [new TensorBoardSink()] : []),
+    ];
 
-  const trainer = new Trainer({
-    config,
-    runDir,
-    model,
-    optimizer,
-    train: batcher,
-    callbacks,
-    state: trainerState,
-    save: (t) =>
-      saveCheckpoint(runDir, model, optimizer, {
-        step: t.state.step,
-        seed: config.seed,
-        data: batcher.state(),
-        trainer: t.state,
-        callbacks: Object.fromEntries(
-          t.callbacks.filter((cb) => cb.stateDict).map((cb) => [cb.name, cb.stateDict!()]),
-        ),
-        config,
-      }),
-  });
+    if (initWeights) {
+      for (const [name, p] of model.params) {
+        const w = initWeights.weights.get(name)!;
+        tf.tidy(() => p.assign(tf.tensor(w.data, p.shape)));
+      }
+      log(`initialised from ${resolve(opts.initFrom!)}`);
+    }
+
+    let trainerState: TrainerState | undefined;
+    if (resumeFrom) {
+      const { state, checkpoint } = resumeFrom;
+      const { model: weights, optimizer: optState } = checkpoint!.checkpoint;
+      loadModelWeights(model, weights, join(resumeFrom.dir, 'model.safetensors'));
+      const tensors = optimizerTensors(optState);
+      try {
+        optimizer.loadStateDict(tensors);
+      } finally {
+        tf.dispose([...tensors.values()]);
+      }
+      batcher.setState(state.data as ReturnType<Batcher['state']>);
+      for (const cb of callbacks) {
+        const s = state.callbacks[cb.name];
+        if (s !== undefined && cb.loadStateDict) cb.loadStateDict(s);
+      }
+      trainerState = state.trainer as TrainerState;
+      log(`resumed ${runDir} at step ${state.step}`);
+    }
+
+    const trainer = new Trainer({
+      config,
+      runDir,
+      model,
+      optimizer,
+      train: batcher,
+      callbacks,
+      state: trainerState,
+      save: (t) =>
+        saveCheckpoint(runDir, model, optimizer, {
+          step: t.state.step,
+          seed: config.seed,
+          data: batcher.state(),
+          trainer: t.state,
+          callbacks: Object.fromEntries(
+            t.callbacks.filter((cb) => cb.stateDict).map((cb) => [cb.name, cb.stateDict!()]),
+          ),
+          config,
+        }),
+    });
+    return { trainer, evalCb, checkpointCb, tracker, callbacks };
+  };
+  let assembled: ReturnType<typeof assemble>;
+  try {
+    assembled = assemble();
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  const { trainer, evalCb, checkpointCb, tracker, callbacks } = assembled;
   const startStep = trainer.state.step;
   const params = model.numParams();
   log(
@@ -282,9 +300,7 @@ async function trainOpened(
   try {
     await trainer.fit();
   } finally {
-    optimizer.dispose();
-    model.dispose();
-    await stopBackend();
+    await release();
   }
   const wallSeconds = (performance.now() - t0) / 1000;
   const tokensSeen = (config.steps - startStep) * size * seqLen * config.batch.accum;
