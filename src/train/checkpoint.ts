@@ -8,7 +8,7 @@
  * file is on disk (fsync'd), so a crash never leaves a half-written checkpoint as the latest one.
  * Loading verifies the checksums; `findLatestCheckpoint` falls back to the newest good checkpoint.
  */
-import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FormatError, OspError } from '../errors.ts';
@@ -34,6 +34,17 @@ export interface CheckpointState {
   /** sha256 (hex) of each data file in the checkpoint directory. */
   files: Record<string, string>;
   savedAt: string;
+  /**
+   * sha256 of this object's JSON without this field: a flipped bit in state.json (a step, a cursor)
+   * would otherwise parse and silently change the trajectory.
+   */
+  checksum?: string;
+}
+
+/** The checksum of a state object: sha256 of its JSON without `checksum` (key order as written). */
+function stateChecksum(state: CheckpointState): string {
+  const { checksum: _ignored, ...rest } = state;
+  return sha256(JSON.stringify(rest));
 }
 
 const DIR_RE = /^step_(\d{8,})$/;
@@ -96,6 +107,7 @@ export async function saveCheckpoint(
     write('model.safetensors', encodeSafetensors(await entriesOf(model.params), { format: 'pt', producer: 'osp-lab' }));
     write('optimizer.safetensors', encodeSafetensors(optEntries, { format: 'pt', producer: 'osp-lab' }));
     const full: CheckpointState = { version: CHECKPOINT_VERSION, ...state, files, savedAt: new Date().toISOString() };
+    full.checksum = stateChecksum(full);
     writeFileAtomicSync(join(tmp, 'state.json'), JSON.stringify(full, null, 1));
     renameSync(tmp, final);
     fsyncDir(root);
@@ -126,12 +138,15 @@ export function readCheckpoint(dir: string): {
   const statePath = join(dir, 'state.json');
   let state: CheckpointState;
   try {
-    state = JSON.parse(readFileSync(statePath, 'utf8')) as CheckpointState;
+    state = JSON.parse(readFileOr(statePath, (msg) => new FormatError(statePath, msg)).toString('utf8')) as CheckpointState;
   } catch (e) {
     throw new FormatError(statePath, `unreadable checkpoint state: ${(e as Error).message}`);
   }
-  if (state.version !== CHECKPOINT_VERSION) {
-    throw new FormatError(statePath, `checkpoint version ${state.version}, this osp-lab reads ${CHECKPOINT_VERSION}`);
+  if (typeof state !== 'object' || state === null || state.version !== CHECKPOINT_VERSION) {
+    throw new FormatError(statePath, `checkpoint version ${state?.version}, this osp-lab reads ${CHECKPOINT_VERSION}`);
+  }
+  if (state.checksum !== stateChecksum(state)) {
+    throw new FormatError(statePath, `checksum mismatch: state.json was modified or corrupted after it was written`);
   }
   const read = (name: string) => {
     const path = join(dir, name);

@@ -162,6 +162,9 @@ describe('osp export', () => {
     writeFileSync(join(bad, 'model.safetensors'), bytes);
     const state = JSON.parse(readFileSync(join(bad, 'state.json'), 'utf8'));
     state.files['model.safetensors'] = sha256(bytes);
+    // Re-seal state.json as the writer would (its checksum covers everything but itself).
+    delete state.checksum;
+    state.checksum = sha256(JSON.stringify(state));
     writeFileSync(join(bad, 'state.json'), JSON.stringify(state));
     const r = osp('export', bad, '--format', 'gguf', '--out', join(dir, 'nan.gguf'));
     expect(r.status).toBe(2);

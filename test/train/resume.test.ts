@@ -87,3 +87,18 @@ describe('one training per run directory', () => {
     expect(again.steps).toBe(9);
   });
 });
+
+describe('state.json is sealed', () => {
+  it('a changed digit in state.json is detected, not resumed from', async () => {
+    const out = tempDir();
+    const run = await train({ config: tinyRun(out, { steps: 10 }), log: quiet });
+    const [newest] = listCheckpoints(run.runDir);
+    const path = join(newest!.dir, 'state.json');
+    // "step": 10 -> "step": 14: valid JSON, wrong state.
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"step": 10', '"step": 14'));
+    const lines: string[] = [];
+    const resumed = await train({ resume: run.runDir, overrides: ['steps=12'], log: (l) => lines.push(l) });
+    expect(resumed.resumedFrom).toMatch(/step_00000005$/);
+    expect(lines.join('\n')).toContain('state.json was modified or corrupted');
+  });
+});
