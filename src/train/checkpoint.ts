@@ -229,3 +229,14 @@ export function openCheckpoint(path: string): { dir: string; checkpoint: ReturnT
   const why = skipped.length ? `; skipped: ${skipped.map((s) => s.reason).join('; ')}` : '';
   throw new OspError(`${path}: no checkpoint found (expected a checkpoint directory with state.json, or a run directory)${why}`);
 }
+
+/** Deletes temporary checkpoint directories (`.tmp-*`) left by a process killed while writing one. */
+export function removeCheckpointLeftovers(runDir: string, log: (line: string) => void): void {
+  const root = join(runDir, 'checkpoints');
+  if (!existsSync(root)) return;
+  for (const name of readdirSync(root)) {
+    if (!name.startsWith('.tmp-')) continue;
+    rmSync(join(root, name), { recursive: true, force: true });
+    log(`removed ${join(root, name)} (a checkpoint write interrupted by a crash)`);
+  }
+}

@@ -17,6 +17,7 @@ import { createOptimizer } from '../optim/routing.ts';
 import { unigramCrossEntropy } from './baseline.ts';
 import type { Callback, TrainContext } from './callback.ts';
 import {
+  removeCheckpointLeftovers,
   findLatestCheckpoint,
   loadModelWeights,
   optimizerTensors,
@@ -135,6 +136,8 @@ function openRun(opts: TrainOptions, log: (line: string) => void): OpenedRun {
         throw new ConfigError('--resume', `${runDir} is not a run directory (no config.json)`);
       }
       lock = acquireLock(runDir, `osp train --resume ${runDir}`, (msg) => log(`warning: ${msg}`));
+      // Holding the lock, any half-written checkpoint directory is a killed writer's leftover.
+      removeCheckpointLeftovers(runDir, log);
       const saved = JSON.parse(readFileSync(configPath, 'utf8')) as { input: unknown; initFrom?: string };
       const input = applyOverrides(saved.input, opts.overrides ?? []);
       config = resolveRunConfig(input);
