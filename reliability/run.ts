@@ -113,9 +113,10 @@ await promise('1. SIGKILL at random moments; resume continues the exact trajecto
   const t0 = performance.now();
   const ref = ospSync(['train', '--config', join(dir, 'config.json'), '--set', 'name=ref']);
   if (ref.status !== 0) throw new Error(`reference run failed: ${ref.stderr}`);
-  // Kill moments are drawn over the life of a whole process (startup included): 5% to 35% of the
-  // uninterrupted run's wall time, so that many kills fit in one run. Attempts killed during startup
-  // make no progress, which is fine: after the last kill the run is resumed to completion.
+  // Kill moments are drawn over the life of a whole process (startup included): 3% to 18% of the
+  // uninterrupted run's wall time, so that 20 kills fit in one run (at 5-35% it finished after 6).
+  // Attempts killed during startup make no progress, which is fine: after the last kill the run is
+  // resumed to completion.
   const lifetime = performance.now() - t0;
   const runDir = join(dir, 'crash');
   const kills = quick ? 8 : 20;
@@ -125,7 +126,7 @@ await promise('1. SIGKILL at random moments; resume continues the exact trajecto
     const fresh = !existsSync(join(runDir, 'checkpoints'));
     if (fresh) rmSync(runDir, { recursive: true, force: true });
     const child = osp(fresh ? ['train', '--config', join(dir, 'config.json'), '--set', 'name=crash'] : ['train', '--resume', runDir]);
-    const delay = lifetime * (0.05 + 0.3 * rand());
+    const delay = lifetime * (0.03 + 0.15 * rand());
     const exited = await new Promise<number | null>((res) => {
       const timer = setTimeout(() => child.kill('SIGKILL'), delay);
       child.on('exit', (code) => {
@@ -230,7 +231,8 @@ await promise('4. a batch that produces NaN/Inf never changes the weights; the g
   const snapshot = async (ctx: TrainContext) => Promise.all([...ctx.model.params.values()].map(async (p) => Float32Array.from((await p.data()) as Float32Array)));
   const poison: Callback = {
     name: 'poison',
-    onTrainStart(ctx) {
+    async onTrainStart(ctx) {
+      before = await snapshot(ctx); // step 1 may be poisoned: compare it with the initial weights
       const loss = ctx.model.loss.bind(ctx.model);
       // The step about to run is ctx.step + 1: poisoned steps give Inf or NaN loss and gradients.
       ctx.model.loss = (x, y, h) => (poisoned.has(ctx.step + 1) ? (tf.mul(loss(x, y, h), ctx.step % 2 ? NaN : Infinity) as tf.Scalar) : loss(x, y, h));
