@@ -36,18 +36,8 @@ import {
   u8,
   writeGgufFile,
 } from '../../src/io/gguf.ts';
+import { rng } from '../helpers/prng.ts';
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal samples (Box-Muller), for realistic weights. */
 function gaussians(r: () => number, n: number, scale = 1): Float32Array {

@@ -19,17 +19,7 @@ export const POLAR: [number, number, number][] = [
   [2.3465413258596377, -1.7097828382687081, 0.42323551169305323],
 ];
 
-/** Deterministic uniform [0, 1) generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../helpers/prng.ts';
 
 /** n standard normals (Box-Muller), rounded to float32 so tfjs and the oracle see the same input. */
 export function randn(n: number, next: () => number, scale = 1): Float64Array {
