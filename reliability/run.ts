@@ -7,7 +7,7 @@
  * then not written).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -113,7 +113,7 @@ await promise('1. SIGKILL at random moments; resume continues the exact trajecto
   const t0 = performance.now();
   const ref = ospSync(['train', '--config', join(dir, 'config.json'), '--set', 'name=ref']);
   if (ref.status !== 0) throw new Error(`reference run failed: ${ref.stderr}`);
-  // Kill moments are drawn over the life of a whole process (startup included): 3% to 18% of the
+  // Kill moments are drawn over the life of a whole process (startup included): 2% to 14% of the
   // uninterrupted run's wall time, so that 20 kills fit in one run (at 5-35% it finished after 6).
   // Attempts killed during startup make no progress, which is fine: after the last kill the run is
   // resumed to completion.
@@ -126,11 +126,21 @@ await promise('1. SIGKILL at random moments; resume continues the exact trajecto
     const fresh = !existsSync(join(runDir, 'checkpoints'));
     if (fresh) rmSync(runDir, { recursive: true, force: true });
     const child = osp(fresh ? ['train', '--config', join(dir, 'config.json'), '--set', 'name=crash'] : ['train', '--resume', runDir]);
-    const delay = lifetime * (0.03 + 0.15 * rand());
+    const delay = lifetime * (0.02 + 0.12 * rand());
+    // Every third kill aims at a checkpoint write: it fires the moment a temporary checkpoint
+    // directory appears (inotify), i.e. while the checkpoint's files are being written.
+    const aimAtWrite = k % 3 === 2 && !fresh;
     const exited = await new Promise<number | null>((res) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), delay);
+      const kill = () => child.kill('SIGKILL');
+      const timer = aimAtWrite ? undefined : setTimeout(kill, delay);
+      const watcher = aimAtWrite
+        ? watch(join(runDir, 'checkpoints'), (_event, name) => {
+            if (name?.startsWith('.tmp-')) kill();
+          })
+        : undefined;
       child.on('exit', (code) => {
         clearTimeout(timer);
+        watcher?.close();
         res(code);
       });
     });
