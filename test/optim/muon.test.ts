@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { Muon } from '../../src/optim/index.ts';
 import { mat, newtonSchulz64, QUINTIC, randn, relErr, rng } from './float64.ts';
+import { expectStateRoundTrip } from './roundtrip.ts';
 
 beforeAll(async () => {
   await startBackend('cpu');
@@ -123,26 +124,11 @@ describe('Muon', () => {
     const a = setup(40);
     const b = setup(40);
     const config = { scale: 'keller', lr: 0.02 };
-    const optA = new Muon(config, a.params);
-    const seq = a.gradSeq(3);
-    for (const g of seq.slice(0, 2)) {
-      const grads = toTensors(g);
-      optA.step(a.params, grads, 1);
-      tf.dispose([...grads.values()]);
-    }
-    for (const [n, p] of b.params) p.assign(a.params.get(n)!);
-    const optB = new Muon(config, b.params);
-    const state = optA.stateDict();
-    optB.loadStateDict(state);
-    tf.dispose([...state.values()]);
-    const grads = toTensors(seq[2]!);
-    optA.step(a.params, grads, 1);
-    optB.step(b.params, grads, 1);
-    for (const [n, p] of a.params) expect(Array.from(b.params.get(n)!.dataSync())).toEqual(Array.from(p.dataSync()));
+    const grads = a.gradSeq(3).map(toTensors);
+    const optB = expectStateRoundTrip(a.params, b.params, (p) => new Muon(config, p), grads, 1);
     const wrong = new Map([[`muon/model.layers.0.mlp.up_proj.weight/momentum`, tf.zeros([48, 32])]]);
     expect(() => optB.loadStateDict(wrong)).toThrow(/missing: muon\/model\.layers\.0\.mlp\.down_proj\.weight\/momentum/);
-    tf.dispose([...grads.values(), ...wrong.values()]);
-    optA.dispose();
+    tf.dispose([...grads.flatMap((g) => [...g.values()]), ...wrong.values()]);
     optB.dispose();
   });
 
