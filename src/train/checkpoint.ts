@@ -9,7 +9,7 @@
  * Loading verifies the checksums; `findLatestCheckpoint` falls back to the newest good checkpoint.
  */
 import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FormatError, OspError } from '../errors.ts';
 import { writeFileAtomicSync, sha256 } from '../io/atomic.ts';
@@ -213,9 +213,25 @@ export function optimizerTensors(tensors: ReadonlyMap<string, TensorEntry>): Map
   return out;
 }
 
-/** Deletes all but the newest `keep` checkpoints. */
-export function pruneCheckpoints(runDir: string, keep: number): void {
-  for (const { dir } of listCheckpoints(runDir).slice(keep)) rmSync(dir, { recursive: true, force: true });
+/**
+ * Deletes all but the newest `keep` checkpoints. Each one is first renamed to a hidden `.tmp-`
+ * name (atomic) and only then removed: a crash during the recursive delete would otherwise leave a
+ * half-deleted `step_*` directory that looks like a checkpoint. A leftover `.tmp-` directory is
+ * removed by `removeCheckpointLeftovers` at the next start. `remove` is for tests (a crash
+ * mid-delete).
+ */
+export function pruneCheckpoints(
+  runDir: string,
+  keep: number,
+  remove: (dir: string) => void = (dir) => rmSync(dir, { recursive: true, force: true }),
+): void {
+  const root = join(runDir, 'checkpoints');
+  for (const { dir } of listCheckpoints(runDir).slice(keep)) {
+    const doomed = join(root, `.tmp-prune-${basename(dir)}-${process.pid}`);
+    renameSync(dir, doomed);
+    fsyncDir(root);
+    remove(doomed);
+  }
 }
 
 /**
@@ -237,6 +253,6 @@ export function removeCheckpointLeftovers(runDir: string, log: (line: string) =>
   for (const name of readdirSync(root)) {
     if (!name.startsWith('.tmp-')) continue;
     rmSync(join(root, name), { recursive: true, force: true });
-    log(`removed ${join(root, name)} (a checkpoint write interrupted by a crash)`);
+    log(`removed ${join(root, name)} (left by a checkpoint write or prune that a crash interrupted)`);
   }
 }

@@ -3,7 +3,7 @@
  * gradient accumulation equal to one large batch, what a run directory holds (summary, metrics,
  * TensorBoard events decoded independently), and clear errors for bad runs.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
@@ -243,5 +243,24 @@ describe('clipping and failed checkpoint writes', () => {
     expect(found!.checkpoint.state.step).toBe(4);
     const resumed = await train({ resume: runDir, log: quiet });
     expect(resumed.resumedFrom).toBe(found!.dir);
+  });
+
+  it('a crash in the middle of pruning an old checkpoint leaves no half-deleted step_* directory', async () => {
+    const { listCheckpoints, pruneCheckpoints, readCheckpoint, removeCheckpointLeftovers } = await import('../../src/train/checkpoint.ts');
+    const s = await train({ config: tinyRun(tempDir(), { steps: 6, checkpoint: { every: 2, keep: 5 } }), log: quiet });
+    expect(listCheckpoints(s.runDir).map((c) => c.step)).toEqual([6, 4, 2]);
+    // The process "dies" after deleting one file of the oldest checkpoint.
+    const crash = (dir: string) => {
+      rmSync(join(dir, 'model.safetensors'));
+      throw new Error('SIGKILL');
+    };
+    expect(() => pruneCheckpoints(s.runDir, 2, crash)).toThrow('SIGKILL');
+    // Every step_* directory left still verifies; the half-deleted one is hidden under .tmp-.
+    expect(listCheckpoints(s.runDir).map((c) => c.step)).toEqual([6, 4]);
+    for (const { dir } of listCheckpoints(s.runDir)) expect(() => readCheckpoint(dir)).not.toThrow();
+    const lines: string[] = [];
+    removeCheckpointLeftovers(s.runDir, (l) => lines.push(l));
+    expect(lines).toEqual([expect.stringMatching(/\.tmp-prune-step_00000002-\d+ \(left by a checkpoint write or prune that a crash interrupted\)/)]);
+    expect(readdirSync(join(s.runDir, 'checkpoints'))).toEqual(['step_00000004', 'step_00000006']);
   });
 });
