@@ -25,9 +25,11 @@ export { ModelConfigSchema, resolveModelConfig, type ModelConfig, type ModelConf
 export { NORMS, type NormName } from './model/norms.ts';
 export { EMBEDDINGS, type EmbeddingName } from './model/embeddings.ts';
 export * from './optim/index.ts';
-export { rmsNorm, rmsNormReference } from './ops/rms_norm.ts';
-export { crossEntropy, crossEntropyReference } from './ops/cross_entropy.ts';
+export { rmsNorm, rmsNormReference, rmsNormBackwardReference } from './ops/rms_norm.ts';
+export { crossEntropy, crossEntropyReference, crossEntropyRowsReference, crossEntropyBackwardReference } from './ops/cross_entropy.ts';
+export { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from './ops/adamw_update.ts';
+export { channelMoments, channelMomentsReference } from './ops/channel_moments.ts';
 export { newtonSchulz, newtonSchulzReference, newtonSchulzFlops } from './ops/newton_schulz.ts';
-export { KERNELS, hasKernel } from './ops/dispatch.ts';
+export { KERNELS, hasKernel, withReferenceOps, setKernelsEnabled } from './ops/dispatch.ts';
 export { trainStep } from './train/step.ts';
 export { Rng } from './utils/rng.ts';

@@ -19,6 +19,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, OspError, ShapeError, checkChoice } from '../errors.ts';
 import type { Transformer } from '../model/transformer.ts';
+import { withReferenceOps } from '../ops/dispatch.ts';
 import { Rng } from '../utils/rng.ts';
 import type { LinearOperator } from './lanczos.ts';
 
@@ -161,7 +162,8 @@ async function exactHvp(ctx: HvpContext, v: Float64Array): Promise<Float64Array>
     flat = tf.tidy(() => {
       const vs = splitVector(ctx, v);
       const { grads } = tf.variableGrads(() => {
-        const inner = tf.variableGrads(lossFn, vars).grads;
+        // Reference ops only: a fused kernel's backward is not itself differentiable.
+        const inner = tf.variableGrads(() => withReferenceOps(lossFn), vars).grads;
         // g . v with v a constant: its gradient is H v.
         const terms: tf.Scalar[] = [];
         vars.forEach((x, i) => {

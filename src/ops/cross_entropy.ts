@@ -11,11 +11,20 @@ import { KERNELS, hasKernel } from './dispatch.ts';
  * avoids materialising it.
  */
 export function crossEntropyReference(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => tf.mean(crossEntropyRowsReference(logits, targets)) as tf.Scalar);
+}
+
+/** Per-row losses logsumexp(logits_i) - logits_i[target_i], [N]. */
+export function crossEntropyRowsReference(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits, -1);
-    const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, logits.shape[1])), -1);
-    return tf.neg(tf.mean(picked)) as tf.Scalar;
+    return tf.neg(tf.sum(tf.mul(logp, tf.oneHot(targets, logits.shape[1])), -1)) as tf.Tensor1D;
   });
+}
+
+/** Closed-form backward of the per-row losses: dlogits_i = dloss_i (softmax(logits_i) - onehot(t_i)). */
+export function crossEntropyBackwardReference(dloss: tf.Tensor1D, logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor2D {
+  return tf.tidy(() => tf.mul(tf.sub(tf.softmax(logits, -1), tf.oneHot(targets, logits.shape[1])), tf.expandDims(dloss, 1)) as tf.Tensor2D);
 }
 
 /**
@@ -29,8 +38,19 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scal
       `crossEntropy: expected logits [N, V] and int32 targets [N], got [${logits.shape}] and ${targets.dtype} [${targets.shape}]`,
     );
   }
-  if (hasKernel(KERNELS.crossEntropy)) {
-    return tf.engine().runKernel(KERNELS.crossEntropy, { logits, targets }, {}) as tf.Scalar;
-  }
-  return crossEntropyReference(logits, targets);
+  if (!hasKernel(KERNELS.crossEntropy)) return crossEntropyReference(logits, targets);
+  // The targets are closed over, not differentiated.
+  const rows = tf.customGrad(((l: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([l]);
+    const value = tf.engine().runKernel(KERNELS.crossEntropy, { logits: l, targets }, {}) as tf.Tensor1D;
+    const gradFunc = (dloss: tf.Tensor, saved: tf.Tensor[]) => {
+      const ls = saved[0] as tf.Tensor2D;
+      if (hasKernel(KERNELS.crossEntropyGrad)) {
+        return tf.engine().runKernel(KERNELS.crossEntropyGrad, { dloss, logits: ls, targets }, {}) as tf.Tensor;
+      }
+      return crossEntropyBackwardReference(dloss as tf.Tensor1D, ls, targets);
+    };
+    return { value, gradFunc };
+  }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor1D>>[0]);
+  return tf.tidy(() => tf.mean(rows(logits)) as tf.Scalar);
 }

@@ -2,21 +2,63 @@
  * How a fused op finds a kernel. Each op in src/ops has one reference implementation built from
  * plain tfjs ops (differentiable, and the oracle in tests). When the active backend has registered a
  * kernel under the op's name (tf.registerKernel, done by src/backend/<backend>/ at start-up), the op
- * runs that instead. Kernel names live here, in one place.
+ * runs that instead. Kernel names and their contracts live here, in one place:
+ *
+ *   OspRmsNorm           {x [..., d], weight [d]|[1]}, {eps}          -> y [..., d]
+ *   OspRmsNormGrad       {dy, x, weight}, {eps}                       -> [dx [..., d], dweight like weight]
+ *   OspCrossEntropy      {logits [N, V], targets int32 [N]}, {}       -> loss per row [N]
+ *   OspCrossEntropyGrad  {dloss [N], logits, targets}, {}             -> dlogits [N, V]
+ *   OspAdamWUpdate       {param, grad, expAvg, expAvgSq} (one shape),
+ *                        {lr, beta1, beta2, eps, decay, bc1, bc2Sqrt} -> [param', expAvg', expAvgSq']
+ *   OspNewtonSchulz      {x [m, n]}, {steps, a[], b[], c[], normScale, normEps} -> [m, n]
+ *   OspChannelMoments    {x [N, d]}, {}                               -> [token [N, 4], channel [d, 4]]
+ *
+ * Gradients are defined once per op (src/ops/*.ts, with tf.customGrad): the backward kernel when the
+ * backend has one, else the op's closed-form backward in plain tfjs ops.
  */
 import * as tf from '@tensorflow/tfjs';
 
 /** Names of the fused kernels a backend may register. */
 export const KERNELS = {
   rmsNorm: 'OspRmsNorm',
+  rmsNormGrad: 'OspRmsNormGrad',
   crossEntropy: 'OspCrossEntropy',
+  crossEntropyGrad: 'OspCrossEntropyGrad',
   adamwUpdate: 'OspAdamWUpdate',
   newtonSchulz: 'OspNewtonSchulz',
   channelMoments: 'OspChannelMoments',
 } as const;
 export type KernelName = (typeof KERNELS)[keyof typeof KERNELS];
 
-/** True when the active backend registered a kernel for this fused op. */
+let referenceDepth = 0;
+/** Kernels disabled by name (benchmarks: fused vs unfused on the same backend). */
+const disabled = new Set<string>();
+
+/** True when the active backend registered a kernel for this fused op (and it is not switched off). */
 export function hasKernel(name: KernelName): boolean {
-  return tf.getKernel(name, tf.getBackend()) !== undefined;
+  return referenceDepth === 0 && !disabled.has(name) && tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+/**
+ * Runs fn with every op on its plain-tfjs reference path. Used where tfjs must differentiate twice
+ * (exact Hessian-vector products): a fused kernel's backward is not itself differentiable.
+ */
+export function withReferenceOps<T>(fn: () => T): T {
+  referenceDepth++;
+  try {
+    return fn();
+  } finally {
+    referenceDepth--;
+  }
+}
+
+/**
+ * Switches fused kernels off (or back on) for this process, by name; `'all'` means every one.
+ * For benchmarks and A/B checks: the experiment itself is the same either way.
+ */
+export function setKernelsEnabled(names: readonly KernelName[] | 'all', enabled: boolean): void {
+  for (const n of names === 'all' ? Object.values(KERNELS) : names) {
+    if (enabled) disabled.delete(n);
+    else disabled.add(n);
+  }
 }

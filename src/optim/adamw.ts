@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse.ts';
 import { OspError } from '../errors.ts';
+import { adamwUpdate } from '../ops/adamw_update.ts';
 import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, type Optimizer } from './optimizer.ts';
 
 const beta = z.number().min(0).lt(1);
@@ -76,16 +77,11 @@ export class AdamW implements Optimizer {
       const bc1 = 1 - b1 ** s.step;
       const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
       const decay = s.decay ? 1 - lr * weightDecay : 1;
-      tf.tidy(() => {
-        const m = s.expAvg.mul(b1).add(g.mul(1 - b1));
-        const v = s.expAvgSq.mul(b2).add(g.square().mul(1 - b2));
-        s.expAvg.assign(m);
-        s.expAvgSq.assign(v);
-        // torch: denom = sqrt(v) / sqrt(bc2) + eps; p -= (lr / bc1) * m / denom, after p *= 1 - lr*wd.
-        const denom = v.sqrt().div(bc2Sqrt).add(eps);
-        const decayed = decay === 1 ? p : p.mul(decay);
-        p.assign(decayed.sub(m.div(denom).mul(lr / bc1)));
-      });
+      const u = adamwUpdate(p, g, s.expAvg, s.expAvgSq, { lr, beta1: b1, beta2: b2, eps, decay, bc1, bc2Sqrt });
+      s.expAvg.assign(u.expAvg);
+      s.expAvgSq.assign(u.expAvgSq);
+      p.assign(u.param);
+      tf.dispose([u.param, u.expAvg, u.expAvgSq]);
     }
   }
 

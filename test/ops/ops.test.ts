@@ -6,9 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend, type ConcreteBackend } from '../../src/backend/index.ts';
-import { crossEntropy } from '../../src/ops/cross_entropy.ts';
+import { adamwUpdate } from '../../src/ops/adamw_update.ts';
+import { crossEntropy, crossEntropyBackwardReference, crossEntropyRowsReference } from '../../src/ops/cross_entropy.ts';
 import { newtonSchulz } from '../../src/ops/newton_schulz.ts';
-import { rmsNorm } from '../../src/ops/rms_norm.ts';
+import { rmsNorm, rmsNormBackwardReference, rmsNormReference } from '../../src/ops/rms_norm.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { normRelErr } from '../helpers/model.ts';
 
@@ -133,5 +134,54 @@ describe('cross-backend', () => {
       expect(nsResults.get(b), b).toBeDefined();
       expect(normRelErr(nsResults.get(b)!, ref), b).toBeLessThan(1e-4);
     }
+  });
+});
+
+describe('closed-form backwards (used when a backend has a forward kernel only)', () => {
+  it('rmsNormBackwardReference equals autodiff of the reference, for weight [d] and [1]', async () => {
+    await startBackend('cpu');
+    for (const wlen of [9, 1]) {
+      const x = tf.tensor(Array.from(randn(3 * 4 * 9, 11)), [3, 4, 9]);
+      const w = tf.tensor(Array.from(randn(wlen, 12)), [wlen]);
+      const dy = tf.tensor(Array.from(randn(3 * 4 * 9, 13)), [3, 4, 9]);
+      const auto = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNormReference(a, b, 1e-5), dy)))([x, w]);
+      const closed = rmsNormBackwardReference(dy, x, w, 1e-5);
+      for (let i = 0; i < 2; i++) {
+        expect(closed[i]!.shape).toEqual(auto[i]!.shape);
+        expect(normRelErr(await closed[i]!.data(), await auto[i]!.data())).toBeLessThan(1e-5);
+      }
+      tf.dispose([x, w, dy, ...auto, ...closed]);
+    }
+  });
+
+  it('crossEntropyBackwardReference equals autodiff of the per-row reference', async () => {
+    await startBackend('cpu');
+    const logits = tf.tensor2d(Array.from(randn(5 * 7, 21, 3)), [5, 7]);
+    const targets = tf.tensor1d([0, 6, 3, 3, 1], 'int32');
+    const dloss = tf.tensor1d(Array.from(randn(5, 22)));
+    const auto = tf.grad((l: tf.Tensor) => tf.sum(tf.mul(crossEntropyRowsReference(l as tf.Tensor2D, targets), dloss)))(logits);
+    const closed = crossEntropyBackwardReference(dloss, logits, targets);
+    expect(normRelErr(await closed.data(), await auto.data())).toBeLessThan(1e-5);
+    tf.dispose([logits, targets, dloss, auto, closed]);
+  });
+
+  it('adamwUpdate matches a float64 AdamW step', async () => {
+    await startBackend('cpu');
+    const n = 37;
+    const [p, g, m, v] = [1, 2, 3, 4].map((s) => randn(n, 30 + s));
+    for (let i = 0; i < n; i++) v[i] = Math.abs(v[i]!);
+    const a = { lr: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1 - 0.01 * 0.1, bc1: 1 - 0.9 ** 3, bc2Sqrt: Math.sqrt(1 - 0.95 ** 3) };
+    const t = [p, g, m, v].map((x) => tf.tensor1d(Array.from(x!)));
+    const u = adamwUpdate(t[0]!, t[1]!, t[2]!, t[3]!, a);
+    const [pu, mu, vu] = [await u.param.data(), await u.expAvg.data(), await u.expAvgSq.data()];
+    for (let i = 0; i < n; i++) {
+      const m1 = a.beta1 * m![i]! + (1 - a.beta1) * g![i]!;
+      const v1 = a.beta2 * v![i]! + (1 - a.beta2) * g![i]! ** 2;
+      const p1 = p![i]! * a.decay - (a.lr / a.bc1) * (m1 / (Math.sqrt(v1) / a.bc2Sqrt + a.eps));
+      expect(mu[i]).toBeCloseTo(m1, 5);
+      expect(vu[i]).toBeCloseTo(v1, 5);
+      expect(pu[i]).toBeCloseTo(p1, 5);
+    }
+    tf.dispose([...t, u.param, u.expAvg, u.expAvgSq]);
   });
 });

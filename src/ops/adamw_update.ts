@@ -1,0 +1,57 @@
+/**
+ * One AdamW step on one parameter, PyTorch's semantics (torch.optim.AdamW, non-fused):
+ *   p  <- p * decay                      (decay = 1 - lr * weight_decay, or 1)
+ *   m  <- beta1 m + (1 - beta1) g
+ *   v  <- beta2 v + (1 - beta2) g^2
+ *   p  <- p - (lr / bc1) * m / (sqrt(v) / bc2Sqrt + eps)
+ * The bias corrections bc1 = 1 - beta1^t and bc2Sqrt = sqrt(1 - beta2^t) are computed by the caller
+ * in float64. A fused kernel reads the four tensors once and writes the three results once.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ShapeError } from '../errors.ts';
+import { KERNELS, hasKernel } from './dispatch.ts';
+
+export interface AdamWUpdateAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Multiplicative weight decay applied to the parameter first: 1 - lr * weightDecay, or 1. */
+  decay: number;
+  bc1: number;
+  bc2Sqrt: number;
+}
+
+export interface AdamWUpdated {
+  param: tf.Tensor;
+  expAvg: tf.Tensor;
+  expAvgSq: tf.Tensor;
+}
+
+/** Reference in plain tfjs ops, and the oracle for kernels. */
+export function adamwUpdateReference(param: tf.Tensor, grad: tf.Tensor, expAvg: tf.Tensor, expAvgSq: tf.Tensor, a: AdamWUpdateAttrs): AdamWUpdated {
+  return tf.tidy(() => {
+    const m = tf.add(tf.mul(expAvg, a.beta1), tf.mul(grad, 1 - a.beta1));
+    const v = tf.add(tf.mul(expAvgSq, a.beta2), tf.mul(tf.square(grad), 1 - a.beta2));
+    const denom = tf.add(tf.div(tf.sqrt(v), a.bc2Sqrt), a.eps);
+    const decayed = a.decay === 1 ? param : tf.mul(param, a.decay);
+    const p = tf.sub(decayed, tf.mul(tf.div(m, denom), a.lr / a.bc1));
+    return { param: p, expAvg: m, expAvgSq: v };
+  });
+}
+
+/**
+ * New parameter and moments (fresh tensors: the caller assigns them to its variables and disposes).
+ * @example
+ *   const u = adamwUpdate(p, g, m, v, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1 - lr * 0.1, bc1, bc2Sqrt });
+ */
+export function adamwUpdate(param: tf.Tensor, grad: tf.Tensor, expAvg: tf.Tensor, expAvgSq: tf.Tensor, attrs: AdamWUpdateAttrs): AdamWUpdated {
+  for (const [name, t] of [['grad', grad], ['expAvg', expAvg], ['expAvgSq', expAvgSq]] as const) {
+    if (t.shape.length !== param.shape.length || t.shape.some((d, i) => d !== param.shape[i])) {
+      throw new ShapeError(`adamwUpdate: ${name} has shape [${t.shape}], the parameter [${param.shape}]`);
+    }
+  }
+  if (!hasKernel(KERNELS.adamwUpdate)) return adamwUpdateReference(param, grad, expAvg, expAvgSq, attrs);
+  const [p, m, v] = tf.engine().runKernel(KERNELS.adamwUpdate, { param, grad, expAvg, expAvgSq }, { ...attrs }) as tf.Tensor[];
+  return { param: p!, expAvg: m!, expAvgSq: v! };
+}
