@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailableError } from '../../errors.ts';
 import type { BackendInfo } from '../index.ts';
+import { registerWebGPUKernels } from './kernels.ts';
 
 interface GpuProbe {
   available: boolean;
@@ -102,6 +103,8 @@ export async function startWebGPU(): Promise<BackendInfo> {
   if (!(await tf.setBackend('webgpu'))) {
     throw new BackendUnavailableError('webgpu', `tfjs-backend-webgpu failed to initialise on ${detail}`);
   }
+  // osp-lab's fused WGSL kernels (kernels/wgsl), under the names of src/ops/dispatch.ts.
+  registerWebGPUKernels();
   await tf.ready();
   return { name: 'webgpu', requested: 'webgpu', detail, gpu: !software, softwareAdapter: software };
 }

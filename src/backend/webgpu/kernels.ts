@@ -1,0 +1,472 @@
+/**
+ * osp-lab's fused kernels for tfjs-backend-webgpu, registered under the names of src/ops/dispatch.ts
+ * (KERNELS) by `registerWebGPUKernels()` when the webgpu backend starts.
+ *
+ * The WGSL lives in kernels/wgsl/*.wgsl (the source of truth, read once at run time). Each file is
+ * the "user code" of one tfjs WebGPU program: tfjs prepends its prelude (the `result` output
+ * buffer, one read-only storage buffer per name in `variableNames`, the `uniforms` struct with the
+ * shapes plus the fields this file declares in `uniforms`, and the `_start` entry point that calls
+ * `main(index)` with the flat global invocation index). This file prepends the few compile-time
+ * constants a shader needs (workgroup size, mode flags) and folds them into `shaderKey`, the key
+ * of tfjs's pipeline cache; sizes travel as uniforms, so one pipeline serves every shape.
+ *
+ * Every input named in `variableNames` is read by its shader: with layout 'auto' an unread binding
+ * is dropped and tfjs would bind the wrong buffers. Intermediate buffers (rstd, partial sums, the
+ * Newton-Schulz iterates) are released with backend.disposeData as soon as their consumer has been
+ * recorded (tfjs defers the actual release until the queued commands have run).
+ */
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { ShapeError } from '../../errors.ts';
+import { KERNELS } from '../../ops/dispatch.ts';
+
+type KernelFuncArgs = Parameters<tf.KernelFunc>[0];
+type Uniform = { type: 'float32' | 'int32'; data: number[] };
+
+/** The parts of tfjs's WebGPUProgram that osp-lab's programs set. */
+interface Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  workgroupSize: [number, number, number];
+  uniforms?: string;
+  size?: boolean;
+  getUserCode(): string;
+}
+
+/** The parts of tfjs-backend-webgpu's WebGPUBackend the kernels use. */
+interface Backend {
+  runWebGPUProgram(program: Program, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: Uniform[]): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
+}
+
+const sources = new Map<string, string>();
+
+/** The text of kernels/wgsl/<name>.wgsl, read once. */
+export function wgslSource(name: string): string {
+  let src = sources.get(name);
+  if (src === undefined) {
+    src = readFileSync(new URL(`../../../kernels/wgsl/${name}.wgsl`, import.meta.url), 'utf8');
+    sources.set(name, src);
+  }
+  return src;
+}
+
+type Const = number | boolean;
+
+/** WGSL declarations for the host-provided constants, e.g. `const WG : i32 = 64;`. */
+function constants(consts: Record<string, Const>): string {
+  return Object.entries(consts)
+    .map(([k, v]) => (typeof v === 'boolean' ? `const ${k} : bool = ${v};` : `const ${k} : i32 = ${v};`))
+    .join('\n');
+}
+
+interface ProgramSpec {
+  file: string;
+  outputShape: number[];
+  inputs: string[];
+  /** Number of workgroups (a flat dispatch: tfjs folds it into y/z past the per-dimension limit). */
+  workgroups: number;
+  workgroupSize: number;
+  consts?: Record<string, Const>;
+  /** Extra uniform fields, WGSL syntax with trailing commas. */
+  uniforms?: string;
+  /** Adds tfjs's `size` uniform (the output's element count). */
+  size?: boolean;
+}
+
+function program(spec: ProgramSpec): Program {
+  const consts = spec.consts ?? {};
+  const key = Object.entries(consts)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  const p: Program = {
+    outputShape: spec.outputShape,
+    shaderKey: `osp_${spec.file}_${key}`,
+    dispatchLayout: { x: spec.outputShape.map((_, i) => i) },
+    dispatch: [Math.max(1, spec.workgroups), 1, 1],
+    variableNames: spec.inputs,
+    workgroupSize: [spec.workgroupSize, 1, 1],
+    getUserCode: () => `${constants(consts)}\n${wgslSource(spec.file)}`,
+  };
+  if (spec.uniforms) p.uniforms = spec.uniforms;
+  if (spec.size) p.size = true;
+  return p;
+}
+
+const i32 = (v: number): Uniform => ({ type: 'int32', data: [v] });
+const f32 = (v: number): Uniform => ({ type: 'float32', data: [v] });
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const show = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/** Lanes of a one-workgroup-per-row program: wide rows get more lanes. */
+function rowLanes(d: number): number {
+  return d >= 4096 ? 256 : 64;
+}
+
+/** Column reductions: 32 adjacent columns per workgroup, 8 lanes splitting the rows of each. */
+const COLS = 32;
+const SLICES = 8;
+/** Lanes of the single-workgroup sums and of the elementwise programs. */
+const SUM_LANES = 256;
+const FLAT_LANES = 64;
+
+function checkFloat(kernel: string, field: string, t: tf.TensorInfo): void {
+  if (t.dtype !== 'float32') throw new ShapeError(`${kernel} (webgpu): ${field} must be float32, got ${t.dtype}`);
+}
+
+/** Sum (or sum of squares) of all elements of x into a [1] tensor. */
+function sumAll(backend: Backend, x: tf.TensorInfo, square: boolean): tf.TensorInfo {
+  const p = program({
+    file: 'sum_all',
+    outputShape: [1],
+    inputs: ['x'],
+    workgroups: 1,
+    workgroupSize: SUM_LANES,
+    consts: { WG: SUM_LANES, SQUARE: square },
+    uniforms: 'count : i32,',
+  });
+  return backend.runWebGPUProgram(p, [x], 'float32', [i32(numel(x.shape))]);
+}
+
+function rmsNormShapes(kernel: string, x: tf.TensorInfo, weight: tf.TensorInfo) {
+  if (x.shape.length < 1) throw new ShapeError(`${kernel} (webgpu): x must have at least one axis, got ${show(x.shape)}`);
+  const d = x.shape[x.shape.length - 1]!;
+  if (weight.shape.length !== 1 || (weight.shape[0] !== d && weight.shape[0] !== 1)) {
+    throw new ShapeError(`${kernel} (webgpu): weight must be [${d}] or [1] for x ${show(x.shape)}, got ${show(weight.shape)}`);
+  }
+  checkFloat(kernel, 'x', x);
+  checkFloat(kernel, 'weight', weight);
+  const rows = d === 0 ? 0 : numel(x.shape) / d;
+  // weight [1] with d > 1 is the single scale: every channel reads element 0.
+  const wStride = weight.shape[0] === d ? 1 : 0;
+  return { d, rows, wStride };
+}
+
+function rmsNorm({ inputs, backend, attrs }: KernelFuncArgs): tf.TensorInfo {
+  const { x, weight } = inputs as { x: tf.TensorInfo; weight: tf.TensorInfo };
+  const { eps } = attrs as unknown as { eps: number };
+  const { d, rows, wStride } = rmsNormShapes(KERNELS.rmsNorm, x, weight);
+  const wg = rowLanes(d);
+  const p = program({
+    file: 'rms_norm',
+    outputShape: [...x.shape],
+    inputs: ['x', 'weight'],
+    workgroups: rows,
+    workgroupSize: wg,
+    consts: { WG: wg },
+    uniforms: 'rows : i32, d : i32, eps : f32, wStride : i32,',
+  });
+  return (backend as unknown as Backend).runWebGPUProgram(p, [x, weight], 'float32', [i32(rows), i32(d), f32(eps), i32(wStride)]);
+}
+
+function rmsNormGrad({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorInfo[] {
+  const backend = b as unknown as Backend;
+  const { dy, x, weight } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo; weight: tf.TensorInfo };
+  const { eps } = attrs as unknown as { eps: number };
+  const { d, rows, wStride } = rmsNormShapes(KERNELS.rmsNormGrad, x, weight);
+  checkFloat(KERNELS.rmsNormGrad, 'dy', dy);
+  if (dy.shape.length !== x.shape.length || dy.shape.some((s, i) => s !== x.shape[i])) {
+    throw new ShapeError(`${KERNELS.rmsNormGrad} (webgpu): dy ${show(dy.shape)} must have the shape of x ${show(x.shape)}`);
+  }
+  const wg = rowLanes(d);
+  const rstd = backend.runWebGPUProgram(
+    program({
+      file: 'rms_norm_rstd',
+      outputShape: [rows],
+      inputs: ['x'],
+      workgroups: rows,
+      workgroupSize: wg,
+      consts: { WG: wg },
+      uniforms: 'rows : i32, d : i32, eps : f32,',
+    }),
+    [x],
+    'float32',
+    [i32(rows), i32(d), f32(eps)],
+  );
+  try {
+    const dx = backend.runWebGPUProgram(
+      program({
+        file: 'rms_norm_grad_dx',
+        outputShape: [...x.shape],
+        inputs: ['dy', 'x', 'weight', 'rstd'],
+        workgroups: rows,
+        workgroupSize: wg,
+        consts: { WG: wg },
+        uniforms: 'rows : i32, d : i32, wStride : i32,',
+      }),
+      [dy, x, weight, rstd],
+      'float32',
+      [i32(rows), i32(d), i32(wStride)],
+    );
+    const perChannel = backend.runWebGPUProgram(
+      program({
+        file: 'rms_norm_grad_dw',
+        outputShape: [d],
+        inputs: ['dy', 'x', 'rstd'],
+        workgroups: Math.ceil(d / COLS),
+        workgroupSize: COLS * SLICES,
+        consts: { COLS, SLICES },
+        uniforms: 'rows : i32, d : i32,',
+      }),
+      [dy, x, rstd],
+      'float32',
+      [i32(rows), i32(d)],
+    );
+    if (weight.shape[0] === d) return [dx, perChannel];
+    const dw = sumAll(backend, perChannel, false);
+    backend.disposeData(perChannel.dataId);
+    return [dx, dw];
+  } finally {
+    backend.disposeData(rstd.dataId);
+  }
+}
+
+function crossEntropyShapes(kernel: string, logits: tf.TensorInfo, targets: tf.TensorInfo) {
+  if (logits.shape.length !== 2) throw new ShapeError(`${kernel} (webgpu): logits must be [N, V], got ${show(logits.shape)}`);
+  const [n, v] = logits.shape as [number, number];
+  if (targets.shape.length !== 1 || targets.shape[0] !== n) {
+    throw new ShapeError(`${kernel} (webgpu): targets must be [${n}] for logits ${show(logits.shape)}, got ${show(targets.shape)}`);
+  }
+  if (targets.dtype !== 'int32') throw new ShapeError(`${kernel} (webgpu): targets must be int32, got ${targets.dtype}`);
+  checkFloat(kernel, 'logits', logits);
+  return { n, v };
+}
+
+function crossEntropy({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
+  const { logits, targets } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
+  const { n, v } = crossEntropyShapes(KERNELS.crossEntropy, logits, targets);
+  const wg = rowLanes(v);
+  const p = program({
+    file: 'cross_entropy',
+    outputShape: [n],
+    inputs: ['logits', 'targets'],
+    workgroups: n,
+    workgroupSize: wg,
+    consts: { WG: wg },
+    uniforms: 'rows : i32, v : i32,',
+  });
+  return (backend as unknown as Backend).runWebGPUProgram(p, [logits, targets], 'float32', [i32(n), i32(v)]);
+}
+
+function crossEntropyGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
+  const { dloss, logits, targets } = inputs as { dloss: tf.TensorInfo; logits: tf.TensorInfo; targets: tf.TensorInfo };
+  const { n, v } = crossEntropyShapes(KERNELS.crossEntropyGrad, logits, targets);
+  if (dloss.shape.length !== 1 || dloss.shape[0] !== n) {
+    throw new ShapeError(`${KERNELS.crossEntropyGrad} (webgpu): dloss must be [${n}], got ${show(dloss.shape)}`);
+  }
+  checkFloat(KERNELS.crossEntropyGrad, 'dloss', dloss);
+  const wg = rowLanes(v);
+  const p = program({
+    file: 'cross_entropy_grad',
+    outputShape: [n, v],
+    inputs: ['dloss', 'logits', 'targets'],
+    workgroups: n,
+    workgroupSize: wg,
+    consts: { WG: wg },
+    uniforms: 'rows : i32, v : i32,',
+  });
+  return (backend as unknown as Backend).runWebGPUProgram(p, [dloss, logits, targets], 'float32', [i32(n), i32(v)]);
+}
+
+interface AdamWAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  decay: number;
+  bc1: number;
+  bc2Sqrt: number;
+}
+
+/**
+ * Three programs, one per output (tfjs programs have one output). Measured alternatives: one
+ * program writing a packed [3, ...] buffer needs three Slice copies afterwards (tfjs-webgpu has no
+ * shallow slice), i.e. 4 reads + 3 writes + 3 copies; the three programs read 2 + 2 + 4 tensors and
+ * write 3, with the parameter program recomputing m' and v' in registers.
+ */
+function adamwUpdate({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorInfo[] {
+  const backend = b as unknown as Backend;
+  const { param, grad, expAvg, expAvgSq } = inputs as Record<'param' | 'grad' | 'expAvg' | 'expAvgSq', tf.TensorInfo>;
+  const a = attrs as unknown as AdamWAttrs;
+  for (const [name, t] of [['param', param], ['grad', grad], ['expAvg', expAvg], ['expAvgSq', expAvgSq]] as const) {
+    checkFloat(KERNELS.adamwUpdate, name, t);
+    if (t.shape.length !== param.shape.length || t.shape.some((s, i) => s !== param.shape[i])) {
+      throw new ShapeError(`${KERNELS.adamwUpdate} (webgpu): ${name} has shape ${show(t.shape)}, param ${show(param.shape)}`);
+    }
+  }
+  const size = numel(param.shape);
+  const flat = (file: string, names: string[], uniforms: string): Program =>
+    program({
+      file,
+      outputShape: [...param.shape],
+      inputs: names,
+      workgroups: Math.ceil(size / FLAT_LANES),
+      workgroupSize: FLAT_LANES,
+      uniforms,
+      size: true,
+    });
+  const m = backend.runWebGPUProgram(flat('adamw_exp_avg', ['grad', 'expAvg'], 'beta1 : f32, oneMinusBeta1 : f32,'), [grad, expAvg], 'float32', [
+    f32(a.beta1),
+    f32(1 - a.beta1),
+  ]);
+  const v = backend.runWebGPUProgram(
+    flat('adamw_exp_avg_sq', ['grad', 'expAvgSq'], 'beta2 : f32, oneMinusBeta2 : f32,'),
+    [grad, expAvgSq],
+    'float32',
+    [f32(a.beta2), f32(1 - a.beta2)],
+  );
+  const p = backend.runWebGPUProgram(
+    flat(
+      'adamw_param',
+      ['param', 'grad', 'expAvg', 'expAvgSq'],
+      'beta1 : f32, oneMinusBeta1 : f32, beta2 : f32, oneMinusBeta2 : f32, eps : f32, decay : f32, stepSize : f32, bc2Sqrt : f32,',
+    ),
+    [param, grad, expAvg, expAvgSq],
+    'float32',
+    [f32(a.beta1), f32(1 - a.beta1), f32(a.beta2), f32(1 - a.beta2), f32(a.eps), f32(a.decay), f32(a.lr / a.bc1), f32(a.bc2Sqrt)],
+  );
+  return [p, m, v];
+}
+
+interface NsAttrs {
+  steps: number;
+  a: number[];
+  b: number[];
+  c: number[];
+  normScale: number;
+  normEps: number;
+}
+
+const TILE = 32;
+
+/** out = beta * lhs.rhs(^T) + alpha * E, out [M, N] (or its transpose). See ns_matmul.wgsl. */
+function nsProduct(
+  backend: Backend,
+  lhs: tf.TensorInfo,
+  rhs: tf.TensorInfo,
+  dims: { M: number; N: number; K: number },
+  mode: { rhsT: boolean; epi: 0 | 1 | 2; outT: boolean },
+  alpha: number,
+  beta: number,
+): tf.TensorInfo {
+  const { M, N, K } = dims;
+  const tilesN = Math.ceil(N / TILE);
+  const p = program({
+    file: 'ns_matmul',
+    outputShape: mode.outT ? [N, M] : [M, N],
+    inputs: ['lhs', 'rhs'],
+    workgroups: Math.ceil(M / TILE) * tilesN,
+    workgroupSize: 64,
+    consts: { RHS_T: mode.rhsT, EPI: mode.epi, OUT_T: mode.outT },
+    uniforms: 'mmM : i32, mmN : i32, mmK : i32, tilesN : i32, alpha : f32, beta : f32,',
+  });
+  return backend.runWebGPUProgram(p, [lhs, rhs], 'float32', [i32(M), i32(N), i32(K), i32(tilesN), f32(alpha), f32(beta)]);
+}
+
+function newtonSchulz({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorInfo {
+  const backend = b as unknown as Backend;
+  const { x } = inputs as { x: tf.TensorInfo };
+  const a = attrs as unknown as NsAttrs;
+  const k = KERNELS.newtonSchulz;
+  if (x.shape.length !== 2) throw new ShapeError(`${k} (webgpu): x must be 2-D [m, n], got ${show(x.shape)}`);
+  checkFloat(k, 'x', x);
+  if (!Number.isInteger(a.steps) || a.steps < 1) throw new ShapeError(`${k} (webgpu): steps must be a positive integer, got ${a.steps}`);
+  for (const f of ['a', 'b', 'c'] as const) {
+    if (!Array.isArray(a[f]) || a[f].length !== a.steps) {
+      throw new ShapeError(`${k} (webgpu): ${f} must hold one coefficient per step (${a.steps}), got ${JSON.stringify(a[f])}`);
+    }
+  }
+  const [m, n] = x.shape as [number, number];
+  const transposed = m > n;
+  const r = Math.min(m, n);
+  const c = Math.max(m, n);
+  const sumsq = sumAll(backend, x, true);
+  let X = backend.runWebGPUProgram(
+    program({
+      file: 'ns_normalize',
+      outputShape: [r, c],
+      inputs: ['g', 'sumsq'],
+      workgroups: Math.ceil((r * c) / FLAT_LANES),
+      workgroupSize: FLAT_LANES,
+      consts: { TRANSPOSE_IN: transposed },
+      uniforms: 'r : i32, c : i32, normScale : f32, normEps : f32,',
+      size: true,
+    }),
+    [x, sumsq],
+    'float32',
+    [i32(r), i32(c), f32(a.normScale), f32(a.normEps)],
+  );
+  backend.disposeData(sumsq.dataId);
+  for (let s = 0; s < a.steps; s++) {
+    const A = nsProduct(backend, X, X, { M: r, N: r, K: c }, { rhsT: true, epi: 0, outT: false }, 0, 1);
+    const B = nsProduct(backend, A, A, { M: r, N: r, K: r }, { rhsT: false, epi: 1, outT: false }, a.b[s]!, a.c[s]!);
+    backend.disposeData(A.dataId);
+    const last = s === a.steps - 1;
+    const next = nsProduct(backend, B, X, { M: r, N: c, K: r }, { rhsT: false, epi: 2, outT: last && transposed }, a.a[s]!, 1);
+    backend.disposeData(B.dataId);
+    backend.disposeData(X.dataId);
+    X = next;
+  }
+  return X;
+}
+
+function channelMoments({ inputs, backend: b }: KernelFuncArgs): tf.TensorInfo[] {
+  const backend = b as unknown as Backend;
+  const { x } = inputs as { x: tf.TensorInfo };
+  const k = KERNELS.channelMoments;
+  if (x.shape.length !== 2) throw new ShapeError(`${k} (webgpu): x must be 2-D [N, d], got ${show(x.shape)}`);
+  checkFloat(k, 'x', x);
+  const [n, d] = x.shape as [number, number];
+  const wg = rowLanes(d);
+  const token = backend.runWebGPUProgram(
+    program({
+      file: 'channel_moments_rows',
+      outputShape: [n, 4],
+      inputs: ['x'],
+      workgroups: n,
+      workgroupSize: wg,
+      consts: { WG: wg },
+      uniforms: 'rows : i32, d : i32,',
+    }),
+    [x],
+    'float32',
+    [i32(n), i32(d)],
+  );
+  const channel = backend.runWebGPUProgram(
+    program({
+      file: 'channel_moments_cols',
+      outputShape: [d, 4],
+      inputs: ['x'],
+      workgroups: Math.ceil(d / COLS),
+      workgroupSize: COLS * SLICES,
+      consts: { COLS, SLICES },
+      uniforms: 'rows : i32, d : i32,',
+    }),
+    [x],
+    'float32',
+    [i32(n), i32(d)],
+  );
+  return [token, channel];
+}
+
+const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
+  [KERNELS.rmsNorm]: rmsNorm as tf.KernelFunc,
+  [KERNELS.rmsNormGrad]: rmsNormGrad as unknown as tf.KernelFunc,
+  [KERNELS.crossEntropy]: crossEntropy as tf.KernelFunc,
+  [KERNELS.crossEntropyGrad]: crossEntropyGrad as tf.KernelFunc,
+  [KERNELS.adamwUpdate]: adamwUpdate as unknown as tf.KernelFunc,
+  [KERNELS.newtonSchulz]: newtonSchulz as tf.KernelFunc,
+  [KERNELS.channelMoments]: channelMoments as unknown as tf.KernelFunc,
+};
+
+/** Registers osp-lab's WGSL kernels for the 'webgpu' backend (once per process; idempotent). */
+export function registerWebGPUKernels(): void {
+  for (const [kernelName, kernelFunc] of Object.entries(KERNEL_FUNCS)) {
+    if (tf.getKernel(kernelName, 'webgpu') === undefined) {
+      tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
+    }
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * osp-lab's WGSL kernels (kernels/wgsl, registered by src/backend/webgpu/kernels.ts) against the
+ * ops' plain-tfjs reference implementations run on the cpu backend: random inputs, shapes that are
+ * not multiples of any workgroup or tile size, output buffers poisoned with NaN first (a kernel that
+ * skips an element leaves NaN behind, and NaN fails every comparison). Then gradients through the
+ * ops, flat tensor counts, and a 20-step training run that must match the cpu backend's losses.
+ *
+ * WebGPU runs on Mesa's lavapipe software adapter where there is no GPU; OSP_SKIP_WEBGPU=1 skips.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { ShapeError } from '../../src/errors.ts';
+import { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
+import { channelMoments, channelMomentsReference } from '../../src/ops/channel_moments.ts';
+import { crossEntropy, crossEntropyBackwardReference, crossEntropyReference, crossEntropyRowsReference } from '../../src/ops/cross_entropy.ts';
+import { hasKernel, KERNELS } from '../../src/ops/dispatch.ts';
+import { newtonSchulz, newtonSchulzReference, nsSchedule, type NsCoefficientKind } from '../../src/ops/newton_schulz.ts';
+import { rmsNorm, rmsNormBackwardReference, rmsNormReference } from '../../src/ops/rms_norm.ts';
+import type { Callback } from '../../src/train/callback.ts';
+import { train } from '../../src/train/run.ts';
+import { Rng } from '../../src/utils/rng.ts';
+import { lossesByStep, tempDir, tinyRun } from '../helpers/run.ts';
+
+const skip = process.env.OSP_SKIP_WEBGPU === '1';
+
+function randn(n: number, seed: number, std = 1): Float32Array {
+  return Float32Array.from(new Rng(seed).normals(n, std));
+}
+
+function randInts(n: number, max: number, seed: number): Int32Array {
+  const r = new Rng(seed);
+  return Int32Array.from({ length: n }, () => r.int(max));
+}
+
+/** ||a - b|| / ||b||; NaN anywhere in a counts as an infinite error. */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]!)) return Infinity;
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+/** Runs fn on the cpu backend and returns its outputs' values; webgpu is active again afterwards. */
+async function onCpu(fn: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend('cpu');
+  try {
+    const out = fn();
+    const list = Array.isArray(out) ? out : [out];
+    const values = list.map((t) => t.dataSync() as Float32Array);
+    tf.dispose(list);
+    return values;
+  } finally {
+    await tf.setBackend('webgpu');
+  }
+}
+
+/**
+ * Leaves freed GPU buffers full of NaN for each size (in elements): tfjs's buffer manager hands
+ * freed buffers of the same size to the next outputs, so a kernel that does not write every
+ * element returns NaN there. Needs WEBGPU_CPU_FORWARD off (else tiny ops run on the CPU).
+ */
+async function poison(...sizes: number[]): Promise<void> {
+  const ts = sizes.map((n) => tf.tidy(() => tf.mul(tf.ones([n]), NaN)));
+  await Promise.all(ts.map((t) => t.data()));
+  tf.dispose(ts);
+}
+
+async function values(t: tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+  const list = Array.isArray(t) ? t : [t];
+  const out = await Promise.all(list.map(async (x) => (await x.data()) as Float32Array));
+  tf.dispose(list);
+  return out;
+}
+
+const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+describe.skipIf(skip)('WGSL kernels on webgpu', () => {
+  let cpuForward: boolean;
+
+  beforeAll(async () => {
+    await startBackend('webgpu');
+    cpuForward = tf.env().getBool('WEBGPU_CPU_FORWARD');
+    tf.env().set('WEBGPU_CPU_FORWARD', false);
+  });
+
+  afterAll(async () => {
+    tf.env().set('WEBGPU_CPU_FORWARD', cpuForward);
+    await stopBackend();
+  });
+
+  it('registers every fused kernel on webgpu', () => {
+    for (const name of Object.values(KERNELS)) expect(hasKernel(name), name).toBe(true);
+  });
+
+  it('poisoning works: a program that writes one element leaves NaN in the rest', async () => {
+    await poison(231);
+    const x = tf.ones([231]);
+    const backend = tf.backend() as unknown as {
+      runWebGPUProgram(p: object, inputs: tf.TensorInfo[], dtype: tf.DataType): tf.TensorInfo;
+    };
+    const info = backend.runWebGPUProgram(
+      {
+        outputShape: [231],
+        shaderKey: 'osp_test_poison_probe',
+        dispatchLayout: { x: [0] },
+        dispatch: [1, 1, 1],
+        variableNames: ['x'],
+        workgroupSize: [1, 1, 1],
+        size: true,
+        getUserCode: () => 'fn main(index : i32) { result[0] = x[0] * f32(uniforms.size); }',
+      },
+      [x],
+      'float32',
+    );
+    const [v] = await values(tf.engine().makeTensorFromTensorInfo(info));
+    x.dispose();
+    expect(v![0]).toBe(231);
+    expect(Number.isNaN(v![1]!) && Number.isNaN(v![230]!)).toBe(true);
+  });
+
+  const rmsShapes: number[][] = [[1, 1], [7, 3], [7, 33], [2, 3, 65], [1, 257], [7, 1000]];
+  for (const shape of rmsShapes) {
+    const d = shape[shape.length - 1]!;
+    for (const wd of d === 1 ? [1] : [d, 1]) {
+      it(`OspRmsNorm and OspRmsNormGrad, x [${shape}], weight [${wd}]`, async () => {
+        const xs = randn(numel(shape), 1 + d);
+        const ws = Float32Array.from(randn(wd, 2 + d), (v) => 1 + 0.5 * v);
+        const dys = randn(numel(shape), 3 + d);
+        // With d = 1 and a tiny eps, dx = r g eps / (x^2 + eps) is the difference of two nearly equal
+        // float32 numbers (g r and g r xh^2), pure rounding noise in any implementation; a larger eps
+        // keeps that case meaningful.
+        const eps = d === 1 ? 0.1 : 1e-6;
+        const [yRef, dxRef, dwRef] = await onCpu(() => {
+          const [x, w, dy] = [tf.tensor(xs, shape), tf.tensor1d(ws), tf.tensor(dys, shape)];
+          return [rmsNormReference(x, w, eps), ...rmsNormBackwardReference(dy, x, w, eps)];
+        });
+        const [x, w, dy] = [tf.tensor(xs, shape), tf.tensor1d(ws), tf.tensor(dys, shape)];
+        await poison(numel(shape));
+        const [y] = await values(tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: w }, { eps }) as tf.Tensor);
+        expect(relErr(y!, yRef!)).toBeLessThan(1e-5);
+        await poison(numel(shape), numel(shape), shape[0]!, d, wd);
+        const g = tf.engine().runKernel(KERNELS.rmsNormGrad, { dy, x, weight: w }, { eps }) as tf.Tensor[];
+        expect(g[0]!.shape).toEqual(shape);
+        expect(g[1]!.shape).toEqual([wd]);
+        const [dx, dw] = await values(g);
+        expect(relErr(dx!, dxRef!), 'dx').toBeLessThan(1e-5);
+        expect(relErr(dw!, dwRef!), 'dweight').toBeLessThan(1e-5);
+        tf.dispose([x, w, dy]);
+      });
+    }
+  }
+
+  // V = 1 is left out: the reference's tf.oneHot needs depth >= 2.
+  const ceShapes: [number, number][] = [[1, 2], [7, 3], [7, 33], [1, 257], [7, 1000], [3, 65]];
+  for (const [n, v] of ceShapes) {
+    it(`OspCrossEntropy and OspCrossEntropyGrad, logits [${n}, ${v}]`, async () => {
+      const ls = randn(n * v, 10 + v, 3);
+      const ts = randInts(n, v, 11 + v);
+      const dl = randn(n, 12 + v);
+      const [lossRef, gradRef] = await onCpu(() => {
+        const [l, t, d] = [tf.tensor2d(ls, [n, v]), tf.tensor1d(ts, 'int32'), tf.tensor1d(dl)];
+        return [crossEntropyRowsReference(l, t), crossEntropyBackwardReference(d, l, t)];
+      });
+      const [l, t, d] = [tf.tensor2d(ls, [n, v]), tf.tensor1d(ts, 'int32'), tf.tensor1d(dl)];
+      await poison(n);
+      const [loss] = await values(tf.engine().runKernel(KERNELS.crossEntropy, { logits: l, targets: t }, {}) as tf.Tensor);
+      expect(relErr(loss!, lossRef!)).toBeLessThan(1e-5);
+      await poison(n * v);
+      const [grad] = await values(tf.engine().runKernel(KERNELS.crossEntropyGrad, { dloss: d, logits: l, targets: t }, {}) as tf.Tensor);
+      expect(relErr(grad!, gradRef!)).toBeLessThan(1e-5);
+      tf.dispose([l, t, d]);
+    });
+  }
+
+  const adamShapes: number[][] = [[1], [3], [33], [7, 65], [257, 3], [1000]];
+  for (const shape of adamShapes) {
+    it(`OspAdamWUpdate, [${shape}]`, async () => {
+      const n = numel(shape);
+      const [ps, gs, ms] = [randn(n, 20 + n), randn(n, 21 + n), randn(n, 22 + n, 0.1)];
+      const vs = Float32Array.from(randn(n, 23 + n), (x) => x * x * 0.01);
+      const step = 7;
+      const attrs: AdamWUpdateAttrs = {
+        lr: 3e-3,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        decay: 1 - 3e-3 * 0.1,
+        bc1: 1 - 0.9 ** step,
+        bc2Sqrt: Math.sqrt(1 - 0.95 ** step),
+      };
+      const refs = await onCpu(() => {
+        const u = adamwUpdateReference(tf.tensor(ps, shape), tf.tensor(gs, shape), tf.tensor(ms, shape), tf.tensor(vs, shape), attrs);
+        return [u.param, u.expAvg, u.expAvgSq];
+      });
+      const ins = [ps, gs, ms, vs].map((a) => tf.tensor(a, shape));
+      await poison(n, n, n);
+      const out = tf.engine().runKernel(KERNELS.adamwUpdate, { param: ins[0]!, grad: ins[1]!, expAvg: ins[2]!, expAvgSq: ins[3]! }, { ...attrs }) as tf.Tensor[];
+      out.forEach((t) => expect(t.shape).toEqual(shape));
+      const got = await values(out);
+      ['param', 'expAvg', 'expAvgSq'].forEach((name, i) => expect(relErr(got[i]!, refs[i]!), name).toBeLessThan(1e-5));
+      tf.dispose(ins);
+    });
+  }
+
+  // Float32 products: each step chains three matrix products (inner sizes up to 130) and the
+  // polynomial amplifies earlier rounding by up to its slope (3.4 for the quintic near 0, 8.2 for
+  // Polar Express's first step), so two correct float32 implementations with different summation
+  // orders differ by ~1e-6 after 5 steps: measured 0.8e-6 to 1.5e-6 (quintic) and 0.9e-6 to 3.2e-6
+  // (Polar Express) on these shapes. 1e-4 leaves a 30x margin and still catches any indexing or
+  // epilogue error (those give O(1) errors).
+  const nsShapes: [number, number][] = [[5, 9], [9, 5], [33, 17], [17, 33], [64, 64], [65, 130], [130, 65]];
+  for (const [m, n] of nsShapes) {
+    for (const kind of ['quintic', 'polar_express'] as NsCoefficientKind[]) {
+      it(`OspNewtonSchulz, [${m}, ${n}], ${kind}`, async () => {
+        const gs = randn(m * n, 30 + m * n, 0.02);
+        const steps = 5;
+        const { tuples, scale, eps } = nsSchedule(kind, steps);
+        const [ref] = await onCpu(() => newtonSchulzReference(tf.tensor2d(gs, [m, n]), tuples, scale, eps));
+        const g = tf.tensor2d(gs, [m, n]);
+        await poison(m * n, m * n, Math.min(m, n) ** 2, Math.min(m, n) ** 2);
+        const o = newtonSchulz(g, { steps, coefficients: kind });
+        expect(o.shape).toEqual([m, n]);
+        const [got] = await values(o);
+        expect(relErr(got!, ref!)).toBeLessThan(1e-4);
+        g.dispose();
+      });
+    }
+  }
+
+  const momentShapes: [number, number][] = [[1, 1], [7, 3], [7, 33], [65, 257], [1, 1000], [300, 5]];
+  for (const [n, d] of momentShapes) {
+    it(`OspChannelMoments, x [${n}, ${d}]`, async () => {
+      const xs = randn(n * d, 40 + n * d);
+      const [tokRef, chRef] = await onCpu(() => {
+        const r = channelMomentsReference(tf.tensor2d(xs, [n, d]));
+        return [r.token, r.channel];
+      });
+      const x = tf.tensor2d(xs, [n, d]);
+      await poison(n * 4, d * 4);
+      const r = channelMoments(x);
+      expect(r.token.shape).toEqual([n, 4]);
+      expect(r.channel.shape).toEqual([d, 4]);
+      const [tok, ch] = await values([r.token, r.channel]);
+      expect(relErr(tok!, tokRef!), 'token').toBeLessThan(1e-5);
+      expect(relErr(ch!, chRef!), 'channel').toBeLessThan(1e-5);
+      x.dispose();
+    });
+  }
+
+  it('rejects bad shapes with the field named', () => {
+    const x = tf.zeros([4, 8]);
+    expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(ShapeError);
+    expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(/weight must be \[8\] or \[1\]/);
+    expect(() => tf.engine().runKernel(KERNELS.crossEntropy, { logits: x, targets: tf.zeros([3], 'int32') }, {})).toThrow(/targets must be \[4\]/);
+    expect(() => tf.engine().runKernel(KERNELS.crossEntropy, { logits: x, targets: tf.zeros([4]) }, {})).toThrow(/targets must be int32/);
+    expect(() =>
+      tf.engine().runKernel(KERNELS.adamwUpdate, { param: x, grad: tf.zeros([4, 7]), expAvg: x, expAvgSq: x }, {}),
+    ).toThrow(/grad has shape \[4, 7\]/);
+    expect(() => tf.engine().runKernel(KERNELS.channelMoments, { x: tf.zeros([8]) }, {})).toThrow(/x must be 2-D/);
+    expect(() =>
+      tf.engine().runKernel(KERNELS.newtonSchulz, { x }, { steps: 2, a: [1], b: [1], c: [1], normScale: 1, normEps: 1e-7 }),
+    ).toThrow(/a must hold one coefficient per step/);
+  });
+
+  it('gradients of rmsNorm and crossEntropy through the kernels match the cpu reference', async () => {
+    const [n, d, v] = [6, 33, 65];
+    const hs = randn(n * d, 50);
+    const ws = Float32Array.from(randn(d, 51), (x) => 1 + 0.3 * x);
+    const ps = randn(d * v, 52, 0.2);
+    const ts = randInts(n, v, 53);
+    const f = (h: tf.Tensor, w: tf.Tensor, p: tf.Tensor, t: tf.Tensor1D, ss: tf.Tensor) => {
+      const y = tf.add(rmsNorm(h, w, 1e-6), rmsNorm(h, ss, 1e-6));
+      return crossEntropy(tf.matMul(y, p) as tf.Tensor2D, t);
+    };
+    const run = () =>
+      tf.tidy(() => {
+        const ins = [tf.tensor2d(hs, [n, d]), tf.tensor1d(ws), tf.tensor2d(ps, [d, v]), tf.tensor1d([1.3])];
+        const t = tf.tensor1d(ts, 'int32');
+        const { value, grads } = tf.valueAndGrads((h: tf.Tensor, w: tf.Tensor, p: tf.Tensor, ss: tf.Tensor) => f(h, w, p, t, ss))(ins);
+        return [value, ...grads];
+      });
+    const ref = await onCpu(run);
+    const got = await values(run());
+    expect(hasKernel(KERNELS.rmsNorm) && hasKernel(KERNELS.crossEntropyGrad)).toBe(true);
+    ['loss', 'dh', 'dweight', 'dproj', 'dscale'].forEach((name, i) => expect(relErr(got[i]!, ref[i]!), name).toBeLessThan(1e-5));
+  });
+
+  it('leaves no tensors behind across repeated calls', async () => {
+    const x = tf.tensor2d(randn(7 * 33, 60), [7, 33]);
+    const w = tf.ones([33]);
+    const t = tf.tensor1d(randInts(7, 33, 61), 'int32');
+    const once = () => {
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor, b: tf.Tensor) => crossEntropy(rmsNorm(a, b, 1e-6) as tf.Tensor2D, t))([x, w]);
+      });
+      const u = adamwUpdate(x, x, x, x, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1, bc1: 0.1, bc2Sqrt: 0.2 });
+      const o = newtonSchulz(x, { steps: 3, coefficients: 'quintic' });
+      const c = channelMoments(x);
+      tf.dispose([u.param, u.expAvg, u.expAvgSq, o, c.token, c.channel]);
+    };
+    once();
+    const before = tf.memory().numTensors;
+    const dataIds = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+    for (let i = 0; i < 3; i++) once();
+    const flush = tf.ones([1]);
+    await flush.data();
+    flush.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    // tfjs's own count of live buffers (pending disposals excluded): intermediates were released.
+    expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBeLessThanOrEqual(dataIds + 1);
+    tf.dispose([x, w, t]);
+  });
+});
+
+describe.skipIf(skip)('training on webgpu with the kernels', () => {
+  it('20 steps match the cpu backend within 1e-3 and use the fused kernels', async () => {
+    // The programs tfjs compiled for this backend: proof that the kernels ran, not just registered.
+    const used = new Set<string>();
+    let enabled = false;
+    const probe: Callback = {
+      name: 'kernel_probe',
+      onStepEnd: () => {
+        enabled ||= hasKernel(KERNELS.rmsNorm);
+        const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
+        for (const key of Object.keys(cache)) {
+          // osp_<wgsl file>_<constants>_<tfjs's suffix>
+          const file = /^osp_([a-z_]+?)_(?:[A-Z]|_)/.exec(key)?.[1];
+          if (file) used.add(file);
+        }
+      },
+    };
+    const extra = { steps: 20, eval: { every: 20, batches: 1 }, checkpoint: { every: 20, keep: 1 }, logging: { every: 1, histogramsEvery: 20, console: 'quiet' } };
+    const quiet = () => {};
+    const cpu = await train({ config: tinyRun(tempDir(), { ...extra, backend: 'cpu' }), log: quiet });
+    const gpu = await train({ config: tinyRun(tempDir(), { ...extra, backend: 'webgpu' }), callbacks: [probe], log: quiet });
+    expect(gpu.backend.name).toBe('webgpu');
+    expect(enabled).toBe(true);
+    for (const program of ['rms_norm', 'rms_norm_grad_dx', 'rms_norm_grad_dw', 'cross_entropy', 'cross_entropy_grad', 'adamw_param', 'ns_matmul', 'channel_moments_rows']) {
+      expect([...used], program).toContain(program);
+    }
+    const a = lossesByStep(cpu.runDir);
+    const b = lossesByStep(gpu.runDir);
+    expect(b.size).toBe(20);
+    for (const [step, loss] of a) {
+      expect(Math.abs(b.get(step)! - loss) / loss, `step ${step}`).toBeLessThan(1e-3);
+    }
+  });
+});
