@@ -111,8 +111,13 @@ export class Trainer {
     }
     try {
       // One read per step: the guard must see the loss and the norm before anything is updated.
+      // Pairwise adds, not addN: WebGPU's AddN binds one storage buffer per input, and past the
+      // adapter's per-stage limit (8 on lavapipe) the pipeline is invalid and the sum silently 0.
       const both = tf.tidy(() =>
-        tf.stack([tf.div(lossSum, accum), tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))]),
+        tf.stack([
+          tf.div(lossSum, accum),
+          [...grads.values()].map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b), tf.scalar(0)),
+        ]),
       );
       const [loss, normSq] = await both.data();
       both.dispose();
