@@ -2,20 +2,24 @@
  * Starting a tfjs backend by name. One entry point, `startBackend`, for every backend osp-lab runs on:
  *
  * - `cpu`        tfjs's pure-JS backend (always available, slow, the numerical reference).
+ * - `native`     the cpu backend with its hot kernels in C++ over OpenBLAS (kernels/native; built at
+ *                install when the OpenBLAS headers are present, else unavailable with the fix).
  * - `wasm`       tfjs-backend-wasm (XNNPACK, SIMD; single-threaded in Node), plus the kernels it lacks.
  * - `webgpu`     tfjs-backend-webgpu on Dawn (the `webgpu` npm package): a real GPU through
  *                Vulkan/Metal/D3D12, or Mesa's lavapipe software adapter on machines without one.
  * - `tensorflow` tfjs-node-gpu, else tfjs-node, when the user installed one (optional: their install
  *                downloads libtensorflow, which machines without internet cannot do).
- * - `auto`       tensorflow on a GPU, else webgpu on a hardware adapter, else wasm, else cpu.
+ * - `auto`       tensorflow on a GPU, else webgpu on a hardware adapter, else native, else wasm,
+ *                else cpu.
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailableError, checkChoice } from '../errors.ts';
+import { probeNative, startNative } from './native/index.ts';
 import { startWasm } from './wasm/index.ts';
 import { startWebGPU, stopWebGPU, probeWebGPU } from './webgpu/index.ts';
 import { startTensorflow, probeTensorflow } from './tensorflow.ts';
 
-export const BACKEND_NAMES = ['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'] as const;
+export const BACKEND_NAMES = ['auto', 'cpu', 'native', 'wasm', 'webgpu', 'tensorflow'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 /** A backend that actually runs tensors (everything but `auto`). */
 export type ConcreteBackend = Exclude<BackendName, 'auto'>;
@@ -53,6 +57,9 @@ export async function startBackend(name: string = 'auto'): Promise<BackendInfo> 
       break;
     case 'cpu':
       info = await startCpu();
+      break;
+    case 'native':
+      info = await startNative();
       break;
     case 'wasm':
       info = await startWasm();
@@ -109,6 +116,12 @@ async function startAuto(): Promise<BackendInfo> {
     return { ...info, reason: `webgpu: hardware adapter (${skipped.join('; ')})` };
   }
   skipped.push(gpu.available ? `webgpu: only a software adapter (${gpu.detail})` : `webgpu: ${gpu.detail}`);
+  const native = probeNative();
+  if (native.available) {
+    const info = await startNative();
+    return { ...info, reason: `native (${skipped.join('; ')})` };
+  }
+  skipped.push(`native: ${native.detail}`);
   try {
     const info = await startWasm();
     return { ...info, reason: `wasm (${skipped.join('; ')})` };

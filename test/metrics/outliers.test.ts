@@ -16,10 +16,11 @@ import {
   type OutlierStats,
 } from '../../src/metrics/outliers.ts';
 import { Rng } from '../../src/utils/rng.ts';
+import { testBackends } from '../helpers/backends.ts';
 
 // WebGPU runs on the software adapter in CI; OSP_SKIP_WEBGPU=1 is the explicit switch for machines
 // without Vulkan (see test/backend/backends.test.ts).
-const backends: ConcreteBackend[] = process.env.OSP_SKIP_WEBGPU === '1' ? ['cpu', 'wasm'] : ['cpu', 'wasm', 'webgpu'];
+const backends: ConcreteBackend[] = testBackends;
 
 /** The paper's Gaussian floor of its estimator (osp.md). */
 const PAPER_FLOOR: Record<number, number> = { 64: 0.182, 128: 0.14, 256: 0.107 };

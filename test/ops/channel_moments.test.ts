@@ -8,10 +8,11 @@ import { startBackend, stopBackend, type ConcreteBackend } from '../../src/backe
 import { channelMoments } from '../../src/ops/channel_moments.ts';
 import { ShapeError } from '../../src/errors.ts';
 import { Rng } from '../../src/utils/rng.ts';
+import { testBackends } from '../helpers/backends.ts';
 
 // WebGPU runs on the software adapter in CI; OSP_SKIP_WEBGPU=1 is the explicit switch for machines
 // without Vulkan (see test/backend/backends.test.ts).
-const backends: ConcreteBackend[] = process.env.OSP_SKIP_WEBGPU === '1' ? ['cpu', 'wasm'] : ['cpu', 'wasm', 'webgpu'];
+const backends: ConcreteBackend[] = testBackends;
 
 afterAll(async () => {
   await stopBackend();

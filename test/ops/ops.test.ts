@@ -1,5 +1,5 @@
 /**
- * The fused ops on every backend (cpu, wasm, webgpu), forward and gradient, against float64 JS
+ * The fused ops on every backend (cpu, wasm, native, webgpu), forward and gradient, against float64 JS
  * re-computations. Sizes are deliberately odd (not multiples of any workgroup or SIMD width) so that
  * a kernel registered later for one backend is held to the same oracle.
  */
@@ -12,9 +12,10 @@ import { newtonSchulz } from '../../src/ops/newton_schulz.ts';
 import { rmsNorm, rmsNormBackwardReference, rmsNormReference } from '../../src/ops/rms_norm.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { normRelErr } from '../helpers/model.ts';
+import { testBackends } from '../helpers/backends.ts';
 
 // WebGPU runs on the software adapter in CI; see test/backend/backends.test.ts for the skip switch.
-const backends: ConcreteBackend[] = process.env.OSP_SKIP_WEBGPU === '1' ? ['cpu', 'wasm'] : ['cpu', 'wasm', 'webgpu'];
+const backends: ConcreteBackend[] = testBackends;
 
 afterAll(async () => {
   await stopBackend();

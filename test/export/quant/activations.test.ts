@@ -12,9 +12,10 @@ import {
   fakeQuantPerTokenAsym,
 } from '../../../src/export/quant/activations.ts';
 import { Rng } from '../../../src/utils/rng.ts';
+import { testBackends } from '../../helpers/backends.ts';
 
 // WebGPU runs on the software adapter in CI; OSP_SKIP_WEBGPU=1 is the explicit switch for machines without Vulkan.
-const backends: ConcreteBackend[] = process.env.OSP_SKIP_WEBGPU === '1' ? ['cpu', 'wasm'] : ['cpu', 'wasm', 'webgpu'];
+const backends: ConcreteBackend[] = testBackends;
 
 afterAll(async () => {
   await stopBackend();

@@ -1,0 +1,55 @@
+/**
+ * Loads the native kernel pack (kernels/native, built by `npm run build:native`) and describes its
+ * functions. Every function writes into output arrays the caller allocated; see osp_native.cc.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { BackendUnavailableError } from '../../errors.ts';
+
+export interface NativeAddon {
+  gemm(a: Float32Array, b: Float32Array, out: Float32Array, batch: number, M: number, N: number, K: number, transA: number, transB: number, aOffsets: Int32Array, bOffsets: Int32Array): void;
+  biasAct(out: Float32Array, bias: Float32Array | null, rows: number, n: number, act: number, alpha: number): void;
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
+  copyRows(src: Float32Array | Int32Array, srcOffset: number, srcStride: number, dst: Float32Array | Int32Array, dstOffset: number, dstStride: number, rows: number, cols: number): void;
+  reduce(op: number, x: Float32Array, out: Float32Array, outer: number, inner: number): void;
+  softmax(x: Float32Array, out: Float32Array, rows: number, n: number): void;
+  softmaxGrad(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, n: number): void;
+  gather(x: Float32Array, indices: Int32Array, out: Float32Array, outer: number, axisSize: number, inner: number): void;
+  segmentSum(data: Float32Array, ids: Int32Array, out: Float32Array, inner: number, numSegments: number): void;
+  rmsNorm(x: Float32Array, w: Float32Array, y: Float32Array, rows: number, d: number, wlen: number, eps: number): void;
+  rmsNormGrad(dy: Float32Array, x: Float32Array, w: Float32Array, dx: Float32Array, dw: Float32Array, rows: number, d: number, wlen: number, eps: number): void;
+  crossEntropy(logits: Float32Array, targets: Int32Array, loss: Float32Array, N: number, V: number): void;
+  crossEntropyGrad(dloss: Float32Array, logits: Float32Array, targets: Int32Array, dlogits: Float32Array, N: number, V: number): void;
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, lr: number, beta1: number, beta2: number, eps: number, decay: number, bc1: number, bc2Sqrt: number): void;
+  newtonSchulz(x: Float32Array, out: Float32Array, m: number, n: number, steps: number, a: Float32Array, b: Float32Array, c: Float32Array, normScale: number, normEps: number): void;
+  channelMoments(x: Float32Array, token: Float32Array, channel: Float32Array, N: number, d: number): void;
+  setThreads(n: number): void;
+  info(): string;
+  threads(): number;
+}
+
+/** Where `npm run build:native` puts the addon. */
+export const ADDON_PATH = fileURLToPath(new URL('../../../kernels/native/build/Release/osp_native.node', import.meta.url));
+
+export const BUILD_HELP =
+  'install the OpenBLAS development headers (Debian/Ubuntu: apt-get install libopenblas-dev; macOS: brew install openblas) ' +
+  'and a C++ compiler, then run `npm run build:native`';
+
+let addon: NativeAddon | undefined;
+
+/** The loaded addon; throws BackendUnavailableError (with the command that fixes it) when it is not built. */
+export function loadNativeAddon(): NativeAddon {
+  if (addon) return addon;
+  if (!existsSync(ADDON_PATH)) {
+    throw new BackendUnavailableError('native', `the native kernel pack is not built (${ADDON_PATH} is missing): ${BUILD_HELP}`);
+  }
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  } catch (e) {
+    throw new BackendUnavailableError('native', `the native kernel pack failed to load (${(e as Error).message}): ${BUILD_HELP}`);
+  }
+  return addon;
+}

@@ -1,0 +1,69 @@
+/**
+ * The `native` backend: tfjs's cpu backend (its tensor storage and every kernel) with the hot kernels
+ * replaced by the C++ kernel pack in kernels/native, which calls OpenBLAS for matrix products. It is
+ * registered under its own name, so `cpu` stays the untouched pure-JS reference.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { BackendUnavailableError } from '../../errors.ts';
+import type { BackendInfo } from '../index.ts';
+import { loadNativeAddon, type NativeAddon } from './addon.ts';
+import { NATIVE, nativeKernels } from './kernels.ts';
+
+let ready = false;
+
+/** Whether the addon loads, without starting the backend (for `auto`). */
+export function probeNative(): { available: boolean; detail: string } {
+  try {
+    return { available: true, detail: loadNativeAddon().info() };
+  } catch (e) {
+    return { available: false, detail: (e as Error).message };
+  }
+}
+
+function register(addon: NativeAddon): void {
+  tf.registerBackend(
+    NATIVE,
+    () => {
+      const b = new MathBackendCPU();
+      // The cpu backend prints a tfjs-node banner on first use; osp-lab's backend line says what runs.
+      (b as unknown as { firstUse: boolean }).firstUse = false;
+      return b;
+    },
+    0,
+  );
+  // Every cpu kernel, then the native overrides (a fallback keeps tfjs's cpu kernel for cases the
+  // addon does not cover: other dtypes, rare layouts).
+  const cpu = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
+  for (const k of cpu.values()) tf.registerKernel({ ...k, backendName: NATIVE });
+  const base = (name: string) => {
+    const k = cpu.get(name);
+    if (!k) throw new Error(`native backend: tfjs has no cpu kernel '${name}' to fall back to`);
+    return k.kernelFunc as Parameters<typeof nativeKernels>[1] extends (n: string) => infer F ? F : never;
+  };
+  for (const [kernelName, kernelFunc] of nativeKernels(addon, base)) {
+    if (tf.getKernel(kernelName, NATIVE)) tf.unregisterKernel(kernelName, NATIVE);
+    tf.registerKernel({ kernelName, backendName: NATIVE, kernelFunc: kernelFunc as tf.KernelFunc });
+  }
+}
+
+/**
+ * Starts the native backend. Threads: OSP_NATIVE_THREADS, else one per core (OpenBLAS and the
+ * addon's own pool share the number).
+ */
+export async function startNative(): Promise<BackendInfo> {
+  const addon = loadNativeAddon();
+  if (!ready) {
+    const env = process.env.OSP_NATIVE_THREADS;
+    if (env !== undefined) {
+      const n = Number(env);
+      if (!Number.isInteger(n) || n < 1) throw new BackendUnavailableError('native', `OSP_NATIVE_THREADS must be a positive integer, got '${env}'`);
+      addon.setThreads(n);
+    }
+    register(addon);
+    ready = true;
+  }
+  if (!(await tf.setBackend(NATIVE))) throw new BackendUnavailableError('native', 'the tfjs cpu backend under it failed to initialise');
+  await tf.ready();
+  return { name: 'native', requested: 'native', detail: `native kernels over ${addon.info()}`, gpu: false };
+}
