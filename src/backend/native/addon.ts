@@ -31,8 +31,8 @@ export interface NativeAddon {
   threads(): number;
 }
 
-/** Where `npm run build:native` puts the addon. */
-export const ADDON_PATH = fileURLToPath(new URL('../../../kernels/native/build/Release/osp_native.node', import.meta.url));
+/** Where `npm run build:native` puts the addon; OSP_NATIVE_ADDON points elsewhere (a build of your own). */
+export const ADDON_PATH = process.env.OSP_NATIVE_ADDON ?? fileURLToPath(new URL('../../../kernels/native/build/Release/osp_native.node', import.meta.url));
 
 export const BUILD_HELP =
   'install the OpenBLAS development headers (Debian/Ubuntu: apt-get install libopenblas-dev; macOS: brew install openblas) ' +
