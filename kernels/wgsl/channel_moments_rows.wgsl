@@ -1,20 +1,23 @@
 // OspChannelMoments, output 1 of 2: per row (token) of x [N, d] the sums of x, x^2, x^3, x^4,
-// [N, 4]. One workgroup per row; each lane accumulates a vec4 over its strided slice, then a tree
-// reduction of vec4s in workgroup memory.
+// [N, 4]. Row layout as rms_norm.wgsl: RPW rows per workgroup, LPR lanes per row; each lane
+// accumulates a vec4 over its strided slice, one barrier, then the row's first lane adds the LPR
+// partial vec4s.
 //
-// Host-provided constant: const WG : i32;
+// Host-provided constants: const LPR : i32; const RPW : i32;
 // Bindings: result [N * 4], x [N * d]. Uniforms: rows, d.
 
-var<workgroup> partial : array<vec4<f32>, WG>;
+var<workgroup> partial : array<vec4<f32>, LPR * RPW>;
 
 fn main(index : i32) {
   let lane = i32(localId.x);
-  let row = index / WG;
+  let sub = lane % LPR;
+  let first = lane - sub;
+  let row = (index / (LPR * RPW)) * RPW + lane / LPR;
   let live = row < uniforms.rows;
   let base = row * uniforms.d;
   var acc = vec4<f32>(0.0);
   if (live) {
-    for (var j = lane; j < uniforms.d; j += WG) {
+    for (var j = sub; j < uniforms.d; j += LPR) {
       let v = x[base + j];
       let v2 = v * v;
       acc += vec4<f32>(v, v2, v2 * v, v2 * v2);
@@ -22,13 +25,14 @@ fn main(index : i32) {
   }
   partial[lane] = acc;
   workgroupBarrier();
-  for (var stride = WG / 2; stride > 0; stride /= 2) {
-    if (lane < stride) {
-      partial[lane] += partial[lane + stride];
+  if (live && sub == 0) {
+    var total = vec4<f32>(0.0);
+    for (var t = 0; t < LPR; t++) {
+      total += partial[first + t];
     }
-    workgroupBarrier();
-  }
-  if (live && lane < 4) {
-    result[row * 4 + lane] = partial[0][lane];
+    result[row * 4] = total.x;
+    result[row * 4 + 1] = total.y;
+    result[row * 4 + 2] = total.z;
+    result[row * 4 + 3] = total.w;
   }
 }

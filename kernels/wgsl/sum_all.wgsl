@@ -1,6 +1,7 @@
 // Sum of all elements (SQUARE = false) or of their squares (SQUARE = true) into result [1]:
 // the single scale weight's gradient (sum of the per-channel partials) and the squared Frobenius
-// norm in Newton-Schulz. One workgroup: grid-stride partial sums per lane, then a tree reduction.
+// norm in Newton-Schulz. One workgroup: grid-stride partial sums per lane, one barrier, then the
+// first lane adds the WG partial sums.
 //
 // Host-provided constants: const WG : i32; const SQUARE : bool;
 // Bindings: result [1], x [size]. Uniforms: count (number of elements).
@@ -20,13 +21,11 @@ fn main(index : i32) {
   }
   partial[lane] = s;
   workgroupBarrier();
-  for (var stride = WG / 2; stride > 0; stride /= 2) {
-    if (lane < stride) {
-      partial[lane] += partial[lane + stride];
-    }
-    workgroupBarrier();
-  }
   if (lane == 0 && index < WG) {
-    result[0] = partial[0];
+    var total = 0.0;
+    for (var t = 0; t < WG; t++) {
+      total += partial[t];
+    }
+    result[0] = total;
   }
 }

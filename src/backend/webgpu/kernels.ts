@@ -101,9 +101,15 @@ const f32 = (v: number): Uniform => ({ type: 'float32', data: [v] });
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const show = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
-/** Lanes of a one-workgroup-per-row program: wide rows get more lanes. */
-function rowLanes(d: number): number {
-  return d >= 4096 ? 256 : 64;
+/**
+ * Row programs: LPR lanes per row and RPW rows per workgroup (one barrier per workgroup; see
+ * rms_norm.wgsl). About 16 elements per lane, at least 64 lanes per workgroup.
+ */
+export function rowLayout(d: number): { LPR: number; RPW: number; lanes: number } {
+  let LPR = 1;
+  while (LPR < 256 && LPR * 16 < d) LPR *= 2;
+  const lanes = Math.max(64, LPR);
+  return { LPR, RPW: lanes / LPR, lanes };
 }
 
 /** Column reductions: 32 adjacent columns per workgroup, 8 lanes splitting the rows of each. */
@@ -149,14 +155,14 @@ function rmsNorm({ inputs, backend, attrs }: KernelFuncArgs): tf.TensorInfo {
   const { x, weight } = inputs as { x: tf.TensorInfo; weight: tf.TensorInfo };
   const { eps } = attrs as unknown as { eps: number };
   const { d, rows, wStride } = rmsNormShapes(KERNELS.rmsNorm, x, weight);
-  const wg = rowLanes(d);
+  const { LPR, RPW, lanes } = rowLayout(d);
   const p = program({
     file: 'rms_norm',
     outputShape: [...x.shape],
     inputs: ['x', 'weight'],
-    workgroups: rows,
-    workgroupSize: wg,
-    consts: { WG: wg },
+    workgroups: Math.ceil(rows / RPW),
+    workgroupSize: lanes,
+    consts: { LPR, RPW },
     uniforms: 'rows : i32, d : i32, eps : f32, wStride : i32,',
   });
   return (backend as unknown as Backend).runWebGPUProgram(p, [x, weight], 'float32', [i32(rows), i32(d), f32(eps), i32(wStride)]);
@@ -171,15 +177,15 @@ function rmsNormGrad({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorIn
   if (dy.shape.length !== x.shape.length || dy.shape.some((s, i) => s !== x.shape[i])) {
     throw new ShapeError(`${KERNELS.rmsNormGrad} (webgpu): dy ${show(dy.shape)} must have the shape of x ${show(x.shape)}`);
   }
-  const wg = rowLanes(d);
+  const { LPR, RPW, lanes } = rowLayout(d);
   const rstd = backend.runWebGPUProgram(
     program({
       file: 'rms_norm_rstd',
       outputShape: [rows],
       inputs: ['x'],
-      workgroups: rows,
-      workgroupSize: wg,
-      consts: { WG: wg },
+      workgroups: Math.ceil(rows / RPW),
+      workgroupSize: lanes,
+      consts: { LPR, RPW },
       uniforms: 'rows : i32, d : i32, eps : f32,',
     }),
     [x],
@@ -192,9 +198,9 @@ function rmsNormGrad({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorIn
         file: 'rms_norm_grad_dx',
         outputShape: [...x.shape],
         inputs: ['dy', 'x', 'weight', 'rstd'],
-        workgroups: rows,
-        workgroupSize: wg,
-        consts: { WG: wg },
+        workgroups: Math.ceil(rows / RPW),
+        workgroupSize: lanes,
+        consts: { LPR, RPW },
         uniforms: 'rows : i32, d : i32, wStride : i32,',
       }),
       [dy, x, weight, rstd],
@@ -238,14 +244,14 @@ function crossEntropyShapes(kernel: string, logits: tf.TensorInfo, targets: tf.T
 function crossEntropy({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
   const { logits, targets } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
   const { n, v } = crossEntropyShapes(KERNELS.crossEntropy, logits, targets);
-  const wg = rowLanes(v);
+  const { LPR, RPW, lanes } = rowLayout(v);
   const p = program({
     file: 'cross_entropy',
     outputShape: [n],
     inputs: ['logits', 'targets'],
-    workgroups: n,
-    workgroupSize: wg,
-    consts: { WG: wg },
+    workgroups: Math.ceil(n / RPW),
+    workgroupSize: lanes,
+    consts: { LPR, RPW },
     uniforms: 'rows : i32, v : i32,',
   });
   return (backend as unknown as Backend).runWebGPUProgram(p, [logits, targets], 'float32', [i32(n), i32(v)]);
@@ -258,14 +264,14 @@ function crossEntropyGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
     throw new ShapeError(`${KERNELS.crossEntropyGrad} (webgpu): dloss must be [${n}], got ${show(dloss.shape)}`);
   }
   checkFloat(KERNELS.crossEntropyGrad, 'dloss', dloss);
-  const wg = rowLanes(v);
+  const { LPR, RPW, lanes } = rowLayout(v);
   const p = program({
     file: 'cross_entropy_grad',
     outputShape: [n, v],
     inputs: ['dloss', 'logits', 'targets'],
-    workgroups: n,
-    workgroupSize: wg,
-    consts: { WG: wg },
+    workgroups: Math.ceil(n / RPW),
+    workgroupSize: lanes,
+    consts: { LPR, RPW },
     uniforms: 'rows : i32, v : i32,',
   });
   return (backend as unknown as Backend).runWebGPUProgram(p, [dloss, logits, targets], 'float32', [i32(n), i32(v)]);
@@ -348,19 +354,21 @@ function nsProduct(
   lhs: tf.TensorInfo,
   rhs: tf.TensorInfo,
   dims: { M: number; N: number; K: number },
-  mode: { rhsT: boolean; epi: 0 | 1 | 2; outT: boolean },
+  mode: { rhsT: boolean; epi: 0 | 1 | 2; outT: boolean; sym: boolean },
   alpha: number,
   beta: number,
 ): tf.TensorInfo {
   const { M, N, K } = dims;
   const tilesN = Math.ceil(N / TILE);
+  if (mode.sym && M !== N) throw new Error(`ns_matmul: a symmetric product must be square, got [${M}, ${N}]`);
   const p = program({
     file: 'ns_matmul',
     outputShape: mode.outT ? [N, M] : [M, N],
     inputs: ['lhs', 'rhs'],
-    workgroups: Math.ceil(M / TILE) * tilesN,
+    // Symmetric outputs: only the upper triangle of the tile grid.
+    workgroups: mode.sym ? (tilesN * (tilesN + 1)) / 2 : Math.ceil(M / TILE) * tilesN,
     workgroupSize: 64,
-    consts: { RHS_T: mode.rhsT, EPI: mode.epi, OUT_T: mode.outT },
+    consts: { RHS_T: mode.rhsT, EPI: mode.epi, OUT_T: mode.outT, SYM: mode.sym },
     uniforms: 'mmM : i32, mmN : i32, mmK : i32, tilesN : i32, alpha : f32, beta : f32,',
   });
   return backend.runWebGPUProgram(p, [lhs, rhs], 'float32', [i32(M), i32(N), i32(K), i32(tilesN), f32(alpha), f32(beta)]);
@@ -401,11 +409,11 @@ function newtonSchulz({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorI
   );
   backend.disposeData(sumsq.dataId);
   for (let s = 0; s < a.steps; s++) {
-    const A = nsProduct(backend, X, X, { M: r, N: r, K: c }, { rhsT: true, epi: 0, outT: false }, 0, 1);
-    const B = nsProduct(backend, A, A, { M: r, N: r, K: r }, { rhsT: false, epi: 1, outT: false }, a.b[s]!, a.c[s]!);
+    const A = nsProduct(backend, X, X, { M: r, N: r, K: c }, { rhsT: true, epi: 0, outT: false, sym: true }, 0, 1);
+    const B = nsProduct(backend, A, A, { M: r, N: r, K: r }, { rhsT: false, epi: 1, outT: false, sym: true }, a.b[s]!, a.c[s]!);
     backend.disposeData(A.dataId);
     const last = s === a.steps - 1;
-    const next = nsProduct(backend, B, X, { M: r, N: c, K: r }, { rhsT: false, epi: 2, outT: last && transposed }, a.a[s]!, 1);
+    const next = nsProduct(backend, B, X, { M: r, N: c, K: r }, { rhsT: false, epi: 2, outT: last && transposed, sym: false }, a.a[s]!, 1);
     backend.disposeData(B.dataId);
     backend.disposeData(X.dataId);
     X = next;
@@ -420,15 +428,15 @@ function channelMoments({ inputs, backend: b }: KernelFuncArgs): tf.TensorInfo[]
   if (x.shape.length !== 2) throw new ShapeError(`${k} (webgpu): x must be 2-D [N, d], got ${show(x.shape)}`);
   checkFloat(k, 'x', x);
   const [n, d] = x.shape as [number, number];
-  const wg = rowLanes(d);
+  const { LPR, RPW, lanes } = rowLayout(d);
   const token = backend.runWebGPUProgram(
     program({
       file: 'channel_moments_rows',
       outputShape: [n, 4],
       inputs: ['x'],
-      workgroups: n,
-      workgroupSize: wg,
-      consts: { WG: wg },
+      workgroups: Math.ceil(n / RPW),
+      workgroupSize: lanes,
+      consts: { LPR, RPW },
       uniforms: 'rows : i32, d : i32,',
     }),
     [x],
