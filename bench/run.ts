@@ -1,18 +1,26 @@
 /**
  * npm run bench: measured costs, reported as ratios against a baseline timed in the same process.
  *
- *   monitor   outlier monitor overhead at the default interval: time of one measurement divided by
- *             the training time between two measurements (monitor.every x one training step)
- *   hessian   top-5 eigenvalues with 30 Lanczos steps (exact and finite-difference HVPs) against one
- *             training step on the same batch
+ *   throughput  training tokens/s for d=128 and d=256 (4 layers, T=128, B=16, V=256), AdamW and Muon,
+ *               on native, wasm and webgpu when it has a hardware adapter (cpu only when named in
+ *               --backends: a step there takes 30 s and more)
+ *   gemm        GFLOP/s of tf.matMul on native at the model's shapes, against OpenBLAS's own peak
+ *   ns          Newton-Schulz time per matrix, and Muon's step overhead over AdamW against its FLOPs
+ *   ops         per-op breakdown of one training step on native (tf.profile)
+ *   kernels     the fused WGSL kernels against their reference ops on webgpu, and one step fused vs not
+ *   monitor     outlier monitor overhead at the default interval (configs/tiny.json)
+ *   hessian     top-5 eigenvalues with 30 Lanczos steps against one training step
  *
- * Options: --backend NAME (default wasm), --only monitor,hessian, --quick (fewer repetitions).
- * Writes bench/results.json and prints a table.
+ * Options: --only a,b (sections), --backends a,b (throughput), --backend NAME (monitor and hessian;
+ * default native, else wasm), --peer (also train the identical model in PyTorch, bench/torch_reference.py,
+ * and print the ratio), --quick (fewer repetitions). Writes bench/results.json and prints a table.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { startBackend, stopBackend } from '../src/backend/index.ts';
+import { startBackend, stopBackend, type ConcreteBackend } from '../src/backend/index.ts';
+import { probeNative } from '../src/backend/native/index.ts';
+import { probeWebGPU } from '../src/backend/webgpu/index.ts';
 import { resolveRunConfig } from '../src/config/run.ts';
 import { evalBatches } from '../src/data/batcher.ts';
 import { loadDataset } from '../src/data/dataset.ts';
@@ -23,11 +31,19 @@ import { createOptimizer } from '../src/optim/routing.ts';
 import { measureOutliers } from '../src/train/callbacks/outliers.ts';
 import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/config/run.ts';
+import { benchWebgpuKernels } from './kernels_webgpu.ts';
+import { gemmRates, muonOverhead, nsCost, opBreakdown, peer, throughput, type Row } from './speed.ts';
 
 const { values: args } = parseArgs({
-  options: { backend: { type: 'string', default: 'wasm' }, only: { type: 'string' }, quick: { type: 'boolean' } },
+  options: {
+    backend: { type: 'string' },
+    backends: { type: 'string' },
+    only: { type: 'string' },
+    quick: { type: 'boolean' },
+    peer: { type: 'boolean' },
+  },
 });
-const sections = new Set((args.only ?? 'monitor,hessian').split(','));
+const sections = new Set((args.only ?? 'throughput,gemm,ns,ops,kernels,monitor,hessian').split(','));
 const reps = args.quick ? 3 : 10;
 
 /** Median wall time (ms) of `reps` runs of f, after one warm-up run. */
@@ -43,72 +59,130 @@ async function time(f: () => Promise<unknown>, n = reps): Promise<number> {
   return ms[Math.floor(ms.length / 2)]!;
 }
 
-const info = await startBackend(args.backend);
-// The main job's model and batch: configs/tiny.json.
-const config = resolveRunConfig(readConfigFile('configs/tiny.json'));
-const { size: B, seqLen: T } = config.batch;
-const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
-const batch = evalBatches(data.train, { batchSize: B, seqLen: T, maxBatches: 1 })[0]!;
-const model = createModel(config.model, { seed: 0 });
-const optimizer = createOptimizer(config.optimizer, model.params);
-const x = tf.tensor2d(batch.inputs, [B, T], 'int32');
-const y = tf.tensor2d(batch.targets, [B, T], 'int32');
-const stepMs = await time(() => trainStep(model, optimizer, x, y));
+const results: Record<string, unknown> = { date: new Date().toISOString() };
+const rows: Row[] = [];
+const nativeOk = probeNative().available;
+const gpu = await probeWebGPU();
 
-const results: Record<string, unknown> = {
-  date: new Date().toISOString(),
-  backend: `${info.name} (${info.detail})`,
-  model: `configs/tiny.json: d=${config.model.hiddenSize}, ${config.model.numLayers} layers, ${B}x${T} tokens`,
-  trainStepMs: stepMs,
-};
-const rows: [string, string, string][] = [['training step (baseline)', `${stepMs.toFixed(1)} ms`, '1.00x']];
-
-if (sections.has('monitor')) {
-  const mb = config.monitor.batchSize;
-  const held = evalBatches(data.val, { batchSize: mb, seqLen: T, maxBatches: 1 })[0]!;
-  const monitorMs = await time(() => measureOutliers({ model }, held.inputs, mb, T, config.monitor.topK));
-  const overhead = monitorMs / (config.monitor.every * stepMs);
-  results.monitor = { measurementMs: monitorMs, every: config.monitor.every, overheadFraction: overhead, goal: 0.03 };
-  rows.push([`outlier monitor, one measurement (${mb}x${T})`, `${monitorMs.toFixed(1)} ms`, `${(monitorMs / stepMs).toFixed(2)}x`]);
-  rows.push([`  overhead at monitor.every=${config.monitor.every}`, `${(overhead * 100).toFixed(2)} %`, 'goal <= 3 %']);
-}
-
-if (sections.has('hessian')) {
-  const out: Record<string, unknown> = {};
-  // A Hessian-vector product costs a multiple of one gradient: the floor of what Lanczos can cost.
-  const gradMs = await time(async () => {
-    const { value, grads } = tf.variableGrads(() => model.loss(x, y));
-    await value.data();
-    tf.dispose([value, ...Object.values(grads)]);
-  });
-  out.gradientMs = gradMs;
-  rows.push(['one gradient (forward + backward)', `${gradMs.toFixed(1)} ms`, `${(gradMs / stepMs).toFixed(2)}x`]);
-  for (const method of ['exact', 'fd'] as const) {
-    try {
-      const op = await hessianOperator(() => model.loss(x, y), model.params, { method });
-      const v = new Float64Array(op.dim).fill(1 / Math.sqrt(op.dim));
-      const hvpMs = await time(() => op.apply(v), Math.max(3, Math.floor(reps / 2)));
-      const t0 = performance.now();
-      // Eigenvalues only: residual checks would add k more products.
-      await topEigenpairs(op, { k: 5, m: 30, seed: 0, residuals: false });
-      const top5Ms = performance.now() - t0;
-      out[method] = { hvpMs, top5Lanczos30Ms: top5Ms, ratioToStep: top5Ms / stepMs, goal: 40 };
-      rows.push([`Hessian-vector product (${method})`, `${hvpMs.toFixed(1)} ms`, `${(hvpMs / stepMs).toFixed(2)}x`]);
-      rows.push([`  top-5 eigenvalues, 30 Lanczos steps (${method})`, `${(top5Ms / 1000).toFixed(2)} s`, `${(top5Ms / stepMs).toFixed(1)}x (goal <= 40x)`]);
-    } catch (e) {
-      out[method] = { error: (e as Error).message };
-      rows.push([`Hessian (${method})`, 'failed', (e as Error).message.slice(0, 60)]);
+if (sections.has('throughput')) {
+  const backends = (args.backends?.split(',') as ConcreteBackend[] | undefined) ?? [
+    ...(nativeOk ? (['native'] as const) : []),
+    'wasm',
+    ...(gpu.available && !gpu.softwareAdapter ? (['webgpu'] as const) : []),
+  ];
+  if (!args.backends) {
+    rows.push(['(cpu is left out: 30 s and more per step; --backends cpu,... includes it)', '', '']);
+    if (!nativeOk) rows.push([`(native unavailable: ${probeNative().detail})`, '', '']);
+    if (!(gpu.available && !gpu.softwareAdapter)) rows.push([`(webgpu left out: ${gpu.available ? 'software adapter' : gpu.detail})`, '', '']);
+  }
+  const stepReps = args.quick ? 3 : 5;
+  const tput = await throughput(backends, stepReps, rows);
+  results.throughput = tput;
+  if (args.peer) {
+    const p = peer(stepReps);
+    if (p.error) rows.push(['PyTorch peer', 'unavailable', p.error]);
+    else {
+      results.peer = p.results;
+      const any = Object.values(p.results!)[0]!;
+      rows.push([`PyTorch ${any.torch} CPU, ${any.threads} threads (bench/torch_reference.py)`, 'tokens/s', 'native / torch']);
+      for (const [key, r] of Object.entries(p.results!)) {
+        const ours = tput.native?.[key];
+        rows.push([`  ${key}`, r.tokensPerSec.toFixed(0), ours === undefined ? 'native not run' : `${(ours / r.tokensPerSec).toFixed(2)}x (goal >= 1.0x)`]);
+      }
     }
   }
-  results.hessian = out;
 }
 
-tf.dispose([x, y]);
-optimizer.dispose();
-model.dispose();
-await stopBackend();
+if (nativeOk && sections.has('gemm')) results.gemm = await gemmRates(reps, rows);
+if (nativeOk && sections.has('ns')) {
+  const ns = await nsCost(reps, rows);
+  results.newtonSchulz = ns;
+  const tput = (results.throughput as Record<string, Record<string, number>> | undefined)?.native;
+  if (tput) results.muonOverhead = muonOverhead(tput, ns, rows);
+}
+if (nativeOk && sections.has('ops')) {
+  results.opBreakdown = await opBreakdown('native', { hidden: 128, optimizer: 'muon' }, rows);
+}
+if (sections.has('kernels')) {
+  if (gpu.available) {
+    const k = await benchWebgpuKernels({ quick: args.quick });
+    results.webgpuKernels = { adapter: gpu.detail, softwareAdapter: gpu.softwareAdapter, rows: k };
+    rows.push([`fused WGSL kernels vs reference ops (webgpu: ${gpu.detail}${gpu.softwareAdapter ? ', software' : ''})`, 'fused / reference ms', 'speed-up']);
+    for (const r of k) rows.push([`  ${r.kernel} ${r.shape}`, `${r.fusedMs.toFixed(2)} / ${r.referenceMs.toFixed(2)}`, `${r.ratio.toFixed(2)}x`]);
+  } else rows.push(['fused WGSL kernels', 'skipped', `webgpu: ${gpu.detail}`]);
+}
+
+if (sections.has('monitor') || sections.has('hessian')) {
+  await monitorAndHessian(args.backend ?? (nativeOk ? 'native' : 'wasm'));
+}
+
 writeFileSync('bench/results.json', JSON.stringify(results, null, 2) + '\n');
-console.log(`backend: ${results.backend}; model: ${results.model}`);
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
 for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
+
+async function monitorAndHessian(backend: string): Promise<void> {
+  const info = await startBackend(backend);
+  // The main job's model and batch: configs/tiny.json.
+  const config = resolveRunConfig(readConfigFile('configs/tiny.json'));
+  const { size: B, seqLen: T } = config.batch;
+  const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
+  const batch = evalBatches(data.train, { batchSize: B, seqLen: T, maxBatches: 1 })[0]!;
+  const model = createModel(config.model, { seed: 0 });
+  const optimizer = createOptimizer(config.optimizer, model.params);
+  const x = tf.tensor2d(batch.inputs, [B, T], 'int32');
+  const y = tf.tensor2d(batch.targets, [B, T], 'int32');
+  const stepMs = await time(() => trainStep(model, optimizer, x, y));
+
+  Object.assign(results, {
+    backend: `${info.name} (${info.detail})`,
+    model: `configs/tiny.json: d=${config.model.hiddenSize}, ${config.model.numLayers} layers, ${B}x${T} tokens`,
+    trainStepMs: stepMs,
+  });
+  rows.push([`monitor and hessian: backend ${info.name}, configs/tiny.json`, '', '']);
+  rows.push(['training step (baseline)', `${stepMs.toFixed(1)} ms`, '1.00x']);
+
+  if (sections.has('monitor')) {
+    const mb = config.monitor.batchSize;
+    const held = evalBatches(data.val, { batchSize: mb, seqLen: T, maxBatches: 1 })[0]!;
+    const monitorMs = await time(() => measureOutliers({ model }, held.inputs, mb, T, config.monitor.topK));
+    const overhead = monitorMs / (config.monitor.every * stepMs);
+    results.monitor = { measurementMs: monitorMs, every: config.monitor.every, overheadFraction: overhead, goal: 0.03 };
+    rows.push([`outlier monitor, one measurement (${mb}x${T})`, `${monitorMs.toFixed(1)} ms`, `${(monitorMs / stepMs).toFixed(2)}x`]);
+    rows.push([`  overhead at monitor.every=${config.monitor.every}`, `${(overhead * 100).toFixed(2)} %`, 'goal <= 3 %']);
+  }
+
+  if (sections.has('hessian')) {
+    const out: Record<string, unknown> = {};
+    // A Hessian-vector product costs a multiple of one gradient: the floor of what Lanczos can cost.
+    const gradMs = await time(async () => {
+      const { value, grads } = tf.variableGrads(() => model.loss(x, y));
+      await value.data();
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    out.gradientMs = gradMs;
+    rows.push(['one gradient (forward + backward)', `${gradMs.toFixed(1)} ms`, `${(gradMs / stepMs).toFixed(2)}x`]);
+    for (const method of ['exact', 'fd'] as const) {
+      try {
+        const op = await hessianOperator(() => model.loss(x, y), model.params, { method });
+        const v = new Float64Array(op.dim).fill(1 / Math.sqrt(op.dim));
+        const hvpMs = await time(() => op.apply(v), Math.max(3, Math.floor(reps / 2)));
+        const t0 = performance.now();
+        // Eigenvalues only: residual checks would add k more products.
+        await topEigenpairs(op, { k: 5, m: 30, seed: 0, residuals: false });
+        const top5Ms = performance.now() - t0;
+        out[method] = { hvpMs, top5Lanczos30Ms: top5Ms, ratioToStep: top5Ms / stepMs, goal: 40 };
+        rows.push([`Hessian-vector product (${method})`, `${hvpMs.toFixed(1)} ms`, `${(hvpMs / stepMs).toFixed(2)}x`]);
+        rows.push([`  top-5 eigenvalues, 30 Lanczos steps (${method})`, `${(top5Ms / 1000).toFixed(2)} s`, `${(top5Ms / stepMs).toFixed(1)}x (goal <= 40x)`]);
+      } catch (e) {
+        out[method] = { error: (e as Error).message };
+        rows.push([`Hessian (${method})`, 'failed', (e as Error).message.slice(0, 60)]);
+      }
+    }
+    results.hessian = out;
+  }
+  tf.dispose([x, y]);
+  optimizer.dispose();
+  model.dispose();
+  await stopBackend();
+}

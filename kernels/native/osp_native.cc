@@ -201,6 +201,8 @@ napi_value wrap(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------
 // Matrix products.
 
+int64_t gBatchParallelMaxMNK = int64_t(1) << 22;
+
 // gemm(a, b, out, batch, M, N, K, transA, transB, aOffsets, bOffsets)
 // out[i] (M x N, row-major, contiguous per batch) = op(a + aOff[i]) @ op(b + bOff[i]).
 void gemm(const Args& x) {
@@ -233,11 +235,26 @@ void gemm(const Args& x) {
     return;
   }
   const int lda = static_cast<int>(ta ? M : K), ldb = static_cast<int>(tb ? K : N);
-  for (int64_t i = 0; i < batch; i++) {
+  auto one = [&](int64_t i) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
                 static_cast<int>(K), 1.0f, a + aOff[i], lda, b + bOff[i], ldb, 0.0f, out + i * M * N, static_cast<int>(N));
+  };
+  // Many small products (attention heads): one product per pool thread, each single-threaded in
+  // OpenBLAS, instead of splitting every small product over all threads.
+  if (batch >= pool().size() && pool().size() > 1 && M * N * K <= gBatchParallelMaxMNK) {
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    pool().run(batch, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) one(i);
+    });
+    openblas_set_num_threads(saved);
+    return;
   }
+  for (int64_t i = 0; i < batch; i++) one(i);
 }
+
+// setGemmBatchParallel(maxMNK): largest M*N*K run one-product-per-thread in a batch (0: never).
+void setGemmBatchParallel(const Args& x) { gBatchParallelMaxMNK = x.i64(0); }
 
 enum Act { kLinear = 0, kRelu = 1, kRelu6 = 2, kElu = 3, kSigmoid = 4, kLeakyRelu = 5 };
 
@@ -861,6 +878,13 @@ void setThreads(const Args& x) {
   pool().resize(n);
 }
 
+// setPoolThreads(n): the addon's own pool only (OpenBLAS keeps its count).
+void setPoolThreads(const Args& x) {
+  const int n = static_cast<int>(x.i64(0));
+  if (n < 1 || n > 1024) throw Error{"setPoolThreads: expected 1..1024"};
+  pool().resize(n);
+}
+
 napi_value info(napi_env env, napi_callback_info) {
   std::string s = std::string(openblas_get_config()) + "; BLAS threads " + std::to_string(openblas_get_num_threads()) +
                   "; pool threads " + std::to_string(pool().size());
@@ -880,6 +904,7 @@ napi_value threads(napi_env env, napi_callback_info) {
 NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, wrap<gemm>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setGemmBatchParallel", nullptr, wrap<setGemmBatchParallel>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"biasAct", nullptr, wrap<biasAct>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, wrap<binary>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"unary", nullptr, wrap<unary>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
@@ -898,6 +923,7 @@ NAPI_MODULE_INIT() {
       {"newtonSchulz", nullptr, wrap<newtonSchulz>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"channelMoments", nullptr, wrap<channelMoments>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, wrap<setThreads>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setPoolThreads", nullptr, wrap<setPoolThreads>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"info", nullptr, info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };

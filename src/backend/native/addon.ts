@@ -27,6 +27,9 @@ export interface NativeAddon {
   newtonSchulz(x: Float32Array, out: Float32Array, m: number, n: number, steps: number, a: Float32Array, b: Float32Array, c: Float32Array, normScale: number, normEps: number): void;
   channelMoments(x: Float32Array, token: Float32Array, channel: Float32Array, N: number, d: number): void;
   setThreads(n: number): void;
+  setPoolThreads(n: number): void;
+  /** Largest M*N*K that a batched product runs one matrix per pool thread (0: never); a tuning knob. */
+  setGemmBatchParallel(maxMNK: number): void;
   info(): string;
   threads(): number;
 }

@@ -1,0 +1,251 @@
+/**
+ * CPU speed sections of `npm run bench` (issue 8): training throughput per backend, GEMM rates at the
+ * model's shapes against OpenBLAS's own peak, Newton-Schulz cost against its FLOP count, a per-op
+ * breakdown of one step, and the PyTorch peer (bench/torch_reference.py) on the identical model.
+ *
+ * Every time is the median of several runs after a warm-up; every ratio compares two numbers measured
+ * in this process (or, for the peer, in the same invocation, back to back).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { startBackend, stopBackend, type ConcreteBackend } from '../src/backend/index.ts';
+import { loadNativeAddon } from '../src/backend/native/addon.ts';
+import { resolveModelConfig } from '../src/model/config.ts';
+import { createModel } from '../src/model/transformer.ts';
+import { newtonSchulz, newtonSchulzFlops } from '../src/ops/newton_schulz.ts';
+import { createOptimizer } from '../src/optim/routing.ts';
+import { trainStep } from '../src/train/step.ts';
+
+export type Row = [string, string, string];
+
+/** Median wall time (ms) of n runs of f after `warm` warm-up runs. */
+export async function median(f: () => Promise<unknown> | unknown, n: number, warm = 1): Promise<number> {
+  for (let i = 0; i < warm; i++) await f();
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await f();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return ms[Math.floor(ms.length / 2)]!;
+}
+
+/** The benchmark model: issue 8's shapes (4 layers, T=128, B=16, byte vocabulary), OSP norm and embedding. */
+export interface SpeedCase {
+  hidden: number;
+  optimizer: 'adamw' | 'muon';
+}
+export const CASES: SpeedCase[] = [
+  { hidden: 128, optimizer: 'adamw' },
+  { hidden: 128, optimizer: 'muon' },
+  { hidden: 256, optimizer: 'adamw' },
+  { hidden: 256, optimizer: 'muon' },
+];
+export const B = 16;
+export const T = 128;
+const LAYERS = 4;
+const HEADS = 4;
+const V = 256;
+
+function modelConfig(hidden: number) {
+  return resolveModelConfig({ vocabSize: V, hiddenSize: hidden, numLayers: LAYERS, numHeads: HEADS, maxSeqLen: T, norm: 'ssnorm', embedding: 'embproj' });
+}
+
+/**
+ * OSP routing (Muon on the blocks' matrices and EmbProj, AdamW on the rest) or AdamW everywhere (a
+ * routing rule that sends every parameter to adamw). Same hyper-parameters as bench/torch_reference.py.
+ */
+function optimizerConfig(kind: 'adamw' | 'muon') {
+  return kind === 'muon'
+    ? { muon: { lr: 0.01, weightDecay: 0.01 }, adamw: { lr: 0.003, weightDecay: 0.01 } }
+    : { adamw: { lr: 0.003, weightDecay: 0.1 }, routing: [{ match: '*', optimizer: 'adamw' }] };
+}
+
+/** Random token batches (a step's cost does not depend on the data). */
+function batch(seed: number): [tf.Tensor2D, tf.Tensor2D] {
+  let s = seed;
+  const next = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % V;
+  const x = Int32Array.from({ length: B * T }, next);
+  const y = Int32Array.from({ length: B * T }, next);
+  return [tf.tensor2d(x, [B, T], 'int32'), tf.tensor2d(y, [B, T], 'int32')];
+}
+
+/** Median ms of one full training step (forward, backward, clip, update) for one case on the active backend. */
+export async function stepTime(c: SpeedCase, reps: number): Promise<number> {
+  const model = createModel(modelConfig(c.hidden), { seed: 0 });
+  const opt = createOptimizer(optimizerConfig(c.optimizer), model.params);
+  const [x, y] = batch(1);
+  try {
+    return await median(async () => {
+      const r = await trainStep(model, opt, x, y);
+      return r;
+    }, reps);
+  } finally {
+    tf.dispose([x, y]);
+    opt.dispose();
+    model.dispose();
+  }
+}
+
+/** Training tokens/s for every case on every given backend. */
+export async function throughput(backends: ConcreteBackend[], reps: number, rows: Row[]): Promise<Record<string, Record<string, number>>> {
+  const out: Record<string, Record<string, number>> = {};
+  rows.push(['training throughput (B=16, T=128, 4 layers, V=256)', 'tokens/s', 'ms/step']);
+  for (const backend of backends) {
+    try {
+      await startBackend(backend);
+    } catch (e) {
+      rows.push([`  ${backend}`, 'unavailable', (e as Error).message.slice(0, 80)]);
+      continue;
+    }
+    out[backend] = {};
+    for (const c of CASES) {
+      const ms = await stepTime(c, reps);
+      const key = `d${c.hidden}-${c.optimizer}`;
+      out[backend]![key] = (B * T) / (ms / 1000);
+      rows.push([`  ${backend}, d=${c.hidden}, ${c.optimizer}`, out[backend]![key]!.toFixed(0), ms.toFixed(1)]);
+    }
+    await stopBackend();
+  }
+  return out;
+}
+
+/** bench/torch_reference.py on the same cases; undefined (with the reason) when PyTorch is not installed. */
+export function peer(reps: number): { results?: Record<string, { tokensPerSec: number; stepMs: number; torch: string; threads: number }>; error?: string } {
+  // Debian's python3-torch installs for Debian's own python3, not a pyenv one that may come first on PATH.
+  const python = ['/usr/bin/python3', 'python3'].find((p) => p === 'python3' || existsSync(p))!;
+  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    return { error: `PyTorch is not importable by ${python}: install it (Debian: apt-get install python3-torch libopenblas0-pthread)` };
+  }
+  const results: Record<string, { tokensPerSec: number; stepMs: number; torch: string; threads: number }> = {};
+  for (const c of CASES) {
+    const r = spawnSync(python, ['bench/torch_reference.py', '--hidden', String(c.hidden), '--optimizer', c.optimizer, '--steps', String(reps), '--batch', String(B), '--seq', String(T)], { encoding: 'utf8' });
+    if (r.status !== 0) return { error: `bench/torch_reference.py failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}` };
+    results[`d${c.hidden}-${c.optimizer}`] = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  }
+  return { results };
+}
+
+/** GFLOP/s of tf.matMul on the native backend at the model's shapes, and of OpenBLAS called directly. */
+export async function gemmRates(reps: number, rows: Row[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const addon = loadNativeAddon();
+  // OpenBLAS's own rate on a large square product, called directly (no tfjs, no allocation).
+  const n = 1024;
+  const a = new Float32Array(n * n).map(() => Math.random());
+  const b = new Float32Array(n * n).map(() => Math.random());
+  const c = new Float32Array(n * n);
+  const zero = new Int32Array(1);
+  const peakMs = await median(() => addon.gemm(a, b, c, 1, n, n, n, 0, 0, zero, zero), reps * 2, 2);
+  const peak = (2 * n * n * n) / (peakMs * 1e6);
+  out.openblasPeak = peak;
+  rows.push([`OpenBLAS sgemm ${n}^3, direct (the peak)`, `${peak.toFixed(1)} GFLOP/s`, '1.00x']);
+  await startBackend('native');
+  const shapes: [string, number[], number[], boolean, boolean][] = [
+    [`tf.matMul ${n}^3`, [n, n], [n, n], false, false],
+    ['x W^T, d=128: [2048,128] x [128,128]^T', [2048, 128], [128, 128], false, true],
+    ['x W^T, d=128 MLP: [2048,128] x [352,128]^T', [2048, 128], [352, 128], false, true],
+    ['dW = dy^T x, d=128: [2048,128]^T x [2048,352]', [2048, 128], [2048, 352], true, false],
+    ['x W^T, d=256: [2048,256] x [704,256]^T', [2048, 256], [704, 256], false, true],
+    ['attention q k^T: [64,128,32] x [64,128,32]^T', [64, 128, 32], [64, 128, 32], false, true],
+    ['attention p v: [64,128,128] x [64,128,32]', [64, 128, 128], [64, 128, 32], false, false],
+  ];
+  for (const [label, sa, sb, ta, tb] of shapes) {
+    const x = tf.randomNormal(sa);
+    const y = tf.randomNormal(sb);
+    const M = ta ? sa[sa.length - 1]! : sa[sa.length - 2]!;
+    const K = ta ? sa[sa.length - 2]! : sa[sa.length - 1]!;
+    const N = tb ? sb[sb.length - 2]! : sb[sb.length - 1]!;
+    const batch = sa.length === 3 ? sa[0]! : 1;
+    const ms = await median(async () => {
+      const z = tf.matMul(x, y, ta, tb);
+      await z.data();
+      z.dispose();
+    }, reps * 2, 2);
+    const rate = (2 * batch * M * N * K) / (ms * 1e6);
+    out[label] = rate;
+    rows.push([`  ${label}`, `${rate.toFixed(1)} GFLOP/s`, `${(rate / peak).toFixed(2)}x of peak`]);
+    tf.dispose([x, y]);
+  }
+  await stopBackend();
+  return out;
+}
+
+/** Newton-Schulz (5 quintic steps) per matrix shape on native: time and the rate its FLOP count implies. */
+export async function nsCost(reps: number, rows: Row[]): Promise<Record<string, { ms: number; gflops: number }>> {
+  await startBackend('native');
+  const out: Record<string, { ms: number; gflops: number }> = {};
+  rows.push(['Newton-Schulz, 5 quintic steps (native)', 'ms / matrix', 'GFLOP/s']);
+  for (const [m, n] of [[128, 128], [352, 128], [128, 352], [256, 256], [704, 256], [256, 704]] as const) {
+    const g = tf.randomNormal([m, n]) as tf.Tensor2D;
+    const ms = await median(async () => {
+      const o = newtonSchulz(g, { steps: 5, coefficients: 'quintic' });
+      await o.data();
+      o.dispose();
+    }, reps * 2, 2);
+    const gflops = newtonSchulzFlops(m, n, 5) / (ms * 1e6);
+    out[`${m}x${n}`] = { ms, gflops };
+    rows.push([`  ${m} x ${n}`, ms.toFixed(2), gflops.toFixed(1)]);
+    g.dispose();
+  }
+  await stopBackend();
+  return out;
+}
+
+/**
+ * Muon's overhead per step over AdamW, against what its Newton-Schulz FLOPs predict at the measured
+ * per-shape rates (goal: overhead <= prediction + 10%).
+ */
+export function muonOverhead(
+  tput: Record<string, number>,
+  ns: Record<string, { ms: number }>,
+  rows: Row[],
+): Record<string, { overheadMs: number; predictedMs: number; ratio: number }> {
+  const out: Record<string, { overheadMs: number; predictedMs: number; ratio: number }> = {};
+  for (const hidden of [128, 256]) {
+    const a = tput[`d${hidden}-adamw`];
+    const m = tput[`d${hidden}-muon`];
+    if (a === undefined || m === undefined) continue;
+    const overheadMs = ((B * T) / m - (B * T) / a) * 1000;
+    const inter = Math.ceil((8 * hidden) / 3 / 32) * 32;
+    // Per layer: q, k, v, o (d x d), gate and up (inter x d), down (d x inter); plus EmbProj's two d x d.
+    const count = (s: string) => ns[s]?.ms ?? NaN;
+    const predictedMs = LAYERS * (4 * count(`${hidden}x${hidden}`) + 2 * count(`${inter}x${hidden}`) + count(`${hidden}x${inter}`)) + 2 * count(`${hidden}x${hidden}`);
+    out[`d${hidden}`] = { overheadMs, predictedMs, ratio: overheadMs / predictedMs };
+    rows.push([`  Muon over AdamW per step, d=${hidden}`, `${overheadMs.toFixed(1)} ms`, `${(overheadMs / predictedMs).toFixed(2)}x of the ${predictedMs.toFixed(1)} ms NS predicts (goal <= 1.10x)`]);
+  }
+  return out;
+}
+
+/** Share of one training step's kernel time per tfjs kernel (tf.profile), top entries. */
+export async function opBreakdown(backend: ConcreteBackend, c: SpeedCase, rows: Row[], top = 12): Promise<{ name: string; calls: number; ms: number }[]> {
+  await startBackend(backend);
+  const model = createModel(modelConfig(c.hidden), { seed: 0 });
+  const opt = createOptimizer(optimizerConfig(c.optimizer), model.params);
+  const [x, y] = batch(2);
+  await trainStep(model, opt, x, y);
+  const prof = await tf.profile(async () => {
+    await trainStep(model, opt, x, y);
+  });
+  tf.dispose([x, y]);
+  opt.dispose();
+  model.dispose();
+  await stopBackend();
+  const agg = new Map<string, { calls: number; ms: number }>();
+  for (const k of prof.kernels) {
+    // Composite scopes (customGrad's forward, named ops) contain kernels that are listed on their own.
+    if (k.name === 'unnamed scope' || k.name.endsWith('__op')) continue;
+    const e = agg.get(k.name) ?? { calls: 0, ms: 0 };
+    e.calls++;
+    e.ms += Number(await k.kernelTimeMs);
+    agg.set(k.name, e);
+  }
+  const list = [...agg].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
+  const total = list.reduce((s, e) => s + e.ms, 0);
+  rows.push([`per-op breakdown of one step (${backend}, d=${c.hidden}, ${c.optimizer})`, `${total.toFixed(0)} ms in kernels`, 'share']);
+  for (const e of list.slice(0, top)) rows.push([`  ${e.name} (${e.calls} calls)`, `${e.ms.toFixed(1)} ms`, `${((100 * e.ms) / total).toFixed(1)} %`]);
+  return list;
+}
