@@ -37,6 +37,7 @@ class Pool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   void resize(int threads) {
+    std::lock_guard<std::mutex> busy(run_);
     stop();
     stopping_ = false;
     for (int i = 1; i < std::max(1, threads); i++) workers_.emplace_back([this, i] { loop(i); });
@@ -45,7 +46,9 @@ class Pool {
   // Runs f(begin, end) over chunks of [0, n); chunks smaller than `grain` are not split further.
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
     const int parts = static_cast<int>(std::min<int64_t>(size(), std::max<int64_t>(1, n / std::max<int64_t>(1, grain))));
-    if (parts <= 1) {
+    // One job at a time: a second caller (another worker thread's tfjs) runs its job inline.
+    std::unique_lock<std::mutex> busy(run_, std::try_to_lock);
+    if (parts <= 1 || !busy.owns_lock()) {
       f(0, n);
       return;
     }
@@ -99,6 +102,7 @@ class Pool {
   }
 
   std::vector<std::thread> workers_;
+  std::mutex run_;
   std::mutex mu_;
   std::condition_variable cv_, done_;
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;

@@ -1,9 +1,10 @@
 /**
  * Backends: starting by name, clear errors, `auto`'s choice, and the promise that every op the model
- * needs (forward and backward) gives the same numbers on cpu, wasm and webgpu.
+ * needs (forward and backward) gives the same numbers on cpu, wasm, native and webgpu.
  *
- * WebGPU runs on Mesa's lavapipe software adapter where there is no GPU (.ci/run installs it). It is
- * never skipped silently: without an adapter this test fails unless OSP_SKIP_WEBGPU=1 is set.
+ * WebGPU runs on Mesa's lavapipe software adapter where there is no GPU (.ci/run installs it); native
+ * needs its kernel pack built (.ci/run installs OpenBLAS). Neither is skipped silently: without one
+ * these tests fail unless OSP_SKIP_WEBGPU=1 or OSP_SKIP_NATIVE=1 is set.
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,10 +13,10 @@ import { BackendUnavailableError, ConfigError } from '../../src/errors.ts';
 import { createModel } from '../../src/model/transformer.ts';
 import { createOptimizer } from '../../src/optim/index.ts';
 import { trainStep } from '../../src/train/step.ts';
+import { skipNative, skipWebGPU, testBackends } from '../helpers/backends.ts';
 import { normRelErr, tokens } from '../helpers/model.ts';
 
-const skipWebGPU = process.env.OSP_SKIP_WEBGPU === '1';
-const backends: ConcreteBackend[] = skipWebGPU ? ['cpu', 'wasm'] : ['cpu', 'wasm', 'webgpu'];
+const backends: ConcreteBackend[] = testBackends;
 
 afterAll(async () => {
   await stopBackend();
@@ -25,7 +26,7 @@ describe('startBackend', () => {
   it('rejects an unknown name, listing the valid ones', async () => {
     await expect(startBackend('cuda')).rejects.toThrow(ConfigError);
     await expect(startBackend('cuda')).rejects.toThrow(
-      `backend: unknown value "cuda"; valid choices: 'auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'`,
+      `backend: unknown value "cuda"; valid choices: 'auto', 'cpu', 'native', 'wasm', 'webgpu', 'tensorflow'`,
     );
   });
 
@@ -54,8 +55,8 @@ describe('startBackend', () => {
     expect(info.requested).toBe('auto');
     expect(tf.getBackend()).toBe(info.name);
     expect(info.reason).toContain(info.name);
-    // Without a GPU, auto must not pick webgpu on a software adapter over wasm.
-    if (!info.gpu) expect(['wasm', 'cpu']).toContain(info.name);
+    // Without a GPU, auto must not pick webgpu on a software adapter: native where it is built, else wasm.
+    if (!info.gpu) expect(info.name).toBe(skipNative ? 'wasm' : 'native');
     await stopBackend();
   });
 });
