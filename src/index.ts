@@ -31,5 +31,6 @@ export { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from './ops/
 export { channelMoments, channelMomentsReference } from './ops/channel_moments.ts';
 export { newtonSchulz, newtonSchulzReference, newtonSchulzFlops } from './ops/newton_schulz.ts';
 export { KERNELS, hasKernel, withReferenceOps, setKernelsEnabled } from './ops/dispatch.ts';
+export { registerSoftmaxGradient, softmaxGradReference } from './ops/softmax_grad.ts';
 export { trainStep } from './train/step.ts';
 export { Rng } from './utils/rng.ts';

@@ -162,8 +162,8 @@ async function exactHvp(ctx: HvpContext, v: Float64Array): Promise<Float64Array>
     flat = tf.tidy(() => {
       const vs = splitVector(ctx, v);
       const { grads } = tf.variableGrads(() => {
-        // Reference ops only: a fused kernel's backward is not itself differentiable.
-        const inner = tf.variableGrads(() => withReferenceOps(lossFn), vars).grads;
+        // Reference ops only, forward and backward: a fused kernel's backward is not itself differentiable.
+        const inner = withReferenceOps(() => tf.variableGrads(lossFn, vars).grads);
         // g . v with v a constant: its gradient is H v.
         const terms: tf.Scalar[] = [];
         vars.forEach((x, i) => {

@@ -12,6 +12,7 @@
  *                        {lr, beta1, beta2, eps, decay, bc1, bc2Sqrt} -> [param', expAvg', expAvgSq']
  *   OspNewtonSchulz      {x [m, n]}, {steps, a[], b[], c[], normScale, normEps} -> [m, n]
  *   OspChannelMoments    {x [N, d]}, {}                               -> [token [N, 4], channel [d, 4]]
+ *   OspSoftmaxGrad       {dy, y} (softmax over the last axis), {}     -> dx = y (dy - sum(dy y, last axis))
  *
  * Gradients are defined once per op (src/ops/*.ts, with tf.customGrad): the backward kernel when the
  * backend has one, else the op's closed-form backward in plain tfjs ops.
@@ -27,6 +28,7 @@ export const KERNELS = {
   adamwUpdate: 'OspAdamWUpdate',
   newtonSchulz: 'OspNewtonSchulz',
   channelMoments: 'OspChannelMoments',
+  softmaxGrad: 'OspSoftmaxGrad',
 } as const;
 export type KernelName = (typeof KERNELS)[keyof typeof KERNELS];
 
@@ -40,8 +42,9 @@ export function hasKernel(name: KernelName): boolean {
 }
 
 /**
- * Runs fn with every op on its plain-tfjs reference path. Used where tfjs must differentiate twice
- * (exact Hessian-vector products): a fused kernel's backward is not itself differentiable.
+ * Runs fn with every op on its plain-tfjs reference path, gradients included when fn computes them.
+ * Used where tfjs must differentiate twice (exact Hessian-vector products): a fused kernel's backward
+ * is not itself differentiable.
  */
 export function withReferenceOps<T>(fn: () => T): T {
   referenceDepth++;

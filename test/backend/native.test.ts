@@ -9,6 +9,8 @@ import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { hessianOperator, modelLossFn } from '../../src/metrics/hessian.ts';
+import { createModel } from '../../src/model/transformer.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { skipNative } from '../helpers/backends.ts';
 
@@ -252,6 +254,31 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
       const table = fixed([10, 3]);
       await expectSame(() => tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor1d([1, 7, 1, 9], 'int32')))))(table()), 1e-6);
     });
+  });
+
+  it('exact Hessian-vector products of the model are the same as on cpu (fused backwards are switched off inside)', async () => {
+    const cfg = { vocabSize: 20, hiddenSize: 16, numLayers: 1, numHeads: 2, maxSeqLen: 8, norm: 'ssnorm', embedding: 'embproj' };
+    const hv = async (backend: string) => {
+      await startBackend(backend);
+      const m = createModel(cfg, { seed: 3 });
+      const x = tf.tensor2d([[1, 5, 7, 2, 9, 4, 3, 0]], undefined, 'int32');
+      const y = tf.tensor2d([[5, 7, 2, 9, 4, 3, 0, 11]], undefined, 'int32');
+      const op = await hessianOperator(modelLossFn(m, x, y), m.params, { method: 'exact' });
+      const v = new Rng(5).normals(op.dim);
+      const out = await op.apply(v);
+      tf.dispose([x, y]);
+      m.dispose();
+      return out;
+    };
+    const ref = await hv('cpu');
+    const nat = await hv('native');
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < ref.length; i++) {
+      num += (nat[i]! - ref[i]!) ** 2;
+      den += ref[i]! ** 2;
+    }
+    expect(Math.sqrt(num / den)).toBeLessThan(1e-4);
   });
 
   it('a training step keeps tensor memory flat', async () => {

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { BackendUnavailableError } from '../../errors.ts';
+import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
 import type { BackendInfo } from '../index.ts';
 import { loadNativeAddon, type NativeAddon } from './addon.ts';
 import { NATIVE, nativeKernels } from './kernels.ts';
@@ -61,6 +62,7 @@ export async function startNative(): Promise<BackendInfo> {
       addon.setThreads(n);
     }
     register(addon);
+    registerSoftmaxGradient();
     ready = true;
   }
   if (!(await tf.setBackend(NATIVE))) throw new BackendUnavailableError('native', 'the tfjs cpu backend under it failed to initialise');

@@ -177,6 +177,15 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     return be.makeTensorInfo(logits.shape, 'float32', out);
   });
 
+  k.set(KERNELS.softmaxGrad, (args) => {
+    const { dy, y } = args.inputs as { dy: TI; y: TI };
+    const be = args.backend as MathBackendCPU;
+    const n = y.shape[y.shape.length - 1]!;
+    const dx = new Float32Array(size(y.shape));
+    if (n > 0) addon.softmaxGrad(f32(be, y), f32(be, dy), dx, dx.length / n, n);
+    return be.makeTensorInfo(y.shape, 'float32', dx);
+  });
+
   // --- layout -------------------------------------------------------------------------------
   k.set(tf.Transpose, (args) => {
     const { x } = args.inputs as { x: TI };
