@@ -118,7 +118,7 @@ export const RunConfigSchema = z.strictObject({
       /** Hessian-vector products: 'exact' (double backprop), 'fd' (finite differences) or 'auto'. */
       method: z.enum(['auto', 'exact', 'fd']).default('auto'),
       /** Backend of the worker thread (not 'auto': a probe must not take the training GPU by surprise). */
-      backend: z.enum(['cpu', 'wasm', 'webgpu', 'tensorflow']).default('wasm'),
+      backend: z.enum(['cpu', 'native', 'wasm', 'webgpu', 'tensorflow']).default('wasm'),
     })
     .prefault({}),
   /** W4A4KV4-style quantization robustness measured during training (off by default). */
