@@ -1,0 +1,286 @@
+/**
+ * Fused WGSL kernels (kernels/wgsl) against the ops' plain-tfjs reference paths, both on the webgpu
+ * backend in the same process: one row per kernel at the shapes of the bench model, plus one whole
+ * training step (forward, backward, Muon + AdamW update) with every kernel on against every kernel
+ * off (setKernelsEnabled('all', false)).
+ *
+ * tfjs-webgpu is asynchronous: a timed run queues `inner` calls and then waits for the last output
+ * with `await t.data()`, so the host-device round trip is paid once per run; after `warmup` runs
+ * (pipeline compilation, buffer pools) the median of `reps` runs is reported, per call.
+ *
+ * On Mesa's lavapipe (a software Vulkan adapter running the shaders on the CPU) ratios say how much
+ * memory traffic and dispatch overhead the fusion removes on that adapter; they are not GPU ratios.
+ *
+ *   npx tsx bench/kernels_webgpu.ts [--quick]
+ */
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { currentBackend, startBackend, stopBackend } from '../src/backend/index.ts';
+import { createModel } from '../src/model/transformer.ts';
+import { adamwUpdate } from '../src/ops/adamw_update.ts';
+import { channelMoments } from '../src/ops/channel_moments.ts';
+import { crossEntropyBackwardReference, crossEntropyRowsReference } from '../src/ops/cross_entropy.ts';
+import { KERNELS, setKernelsEnabled, type KernelName } from '../src/ops/dispatch.ts';
+import { newtonSchulz } from '../src/ops/newton_schulz.ts';
+import { rmsNorm, rmsNormBackwardReference } from '../src/ops/rms_norm.ts';
+import { softmaxGradReference } from '../src/ops/softmax_grad.ts';
+import { createOptimizer } from '../src/optim/routing.ts';
+import { trainStep } from '../src/train/step.ts';
+import { Rng } from '../src/utils/rng.ts';
+
+export interface KernelBenchRow {
+  kernel: string;
+  shape: string;
+  /** Median ms per call with the fused kernel. */
+  fusedMs: number;
+  /** Median ms per call on the reference path (plain tfjs ops) on the same backend. */
+  referenceMs: number;
+  /** referenceMs / fusedMs: above 1 the kernel is faster. */
+  ratio: number;
+}
+
+/** The bench model: d = 128, 4 layers, 4 heads, T = 128, B = 16 (configs/tiny.json at batch 16). */
+const MODEL = { hiddenSize: 128, numLayers: 4, numHeads: 4, maxSeqLen: 128, norm: 'ssnorm', embedding: 'embproj' } as const;
+const B = 16;
+const T = 128;
+const VOCAB = 258;
+
+function randn(shape: number[], seed: number, std = 1): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(Float32Array.from(new Rng(seed).normals(n, std)), shape);
+}
+
+function randInts(shape: number[], max: number, seed: number): tf.Tensor {
+  const r = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(Int32Array.from({ length: n }, () => r.int(max)), shape, 'int32');
+}
+
+interface Timing {
+  warmup: number;
+  reps: number;
+  inner: number;
+}
+
+/** Median ms per call of f (which returns the tensors it created; all are disposed). */
+async function timePerCall(f: () => tf.Tensor[], t: Timing): Promise<number> {
+  const run = async (inner: number) => {
+    let last: tf.Tensor[] = [];
+    for (let i = 0; i < inner; i++) {
+      tf.dispose(last);
+      last = f();
+    }
+    await Promise.all(last.map((x) => x.data()));
+    tf.dispose(last);
+  };
+  for (let i = 0; i < t.warmup; i++) await run(t.inner);
+  const ms: number[] = [];
+  for (let i = 0; i < t.reps; i++) {
+    const t0 = performance.now();
+    await run(t.inner);
+    ms.push((performance.now() - t0) / t.inner);
+  }
+  ms.sort((a, b) => a - b);
+  return ms[Math.floor(ms.length / 2)]!;
+}
+
+async function row(
+  kernel: string,
+  shape: string,
+  fused: () => tf.Tensor[],
+  reference: () => tf.Tensor[],
+  t: Timing,
+): Promise<KernelBenchRow> {
+  const fusedMs = await timePerCall(fused, t);
+  const referenceMs = await timePerCall(reference, t);
+  return { kernel, shape, fusedMs, referenceMs, ratio: referenceMs / fusedMs };
+}
+
+/** Runs f with one kernel switched off (the op takes its reference path). */
+function without<T>(name: KernelName, f: () => T): () => T {
+  return () => {
+    setKernelsEnabled([name], false);
+    try {
+      return f();
+    } finally {
+      setKernelsEnabled([name], true);
+    }
+  };
+}
+
+/**
+ * Fused vs reference timings on the webgpu backend. Starts webgpu (and afterwards restarts the
+ * backend that was running before, if any).
+ */
+export async function benchWebgpuKernels(opts: { quick?: boolean } = {}): Promise<KernelBenchRow[]> {
+  const previous = currentBackend();
+  await startBackend('webgpu');
+  const t: Timing = opts.quick ? { warmup: 1, reps: 3, inner: 3 } : { warmup: 2, reps: 7, inner: 5 };
+  const rows: KernelBenchRow[] = [];
+  const keep: tf.Tensor[] = [];
+  const hold = <X extends tf.Tensor>(x: X): X => {
+    keep.push(x);
+    return x;
+  };
+  try {
+    setKernelsEnabled('all', true);
+    const N = B * T;
+    const d = MODEL.hiddenSize;
+    const eps = 1e-6;
+
+    // RMSNorm / SSNorm over the residual stream [B*T, d].
+    const h = hold(randn([N, d], 1));
+    const w = hold(tf.add(randn([d], 2, 0.1), 1));
+    const s = hold(tf.tensor1d([1.2]));
+    const dy = hold(randn([N, d], 3));
+    for (const [label, weight] of [['[d]', w], ['[1]', s]] as const) {
+      rows.push(
+        await row(
+          `${KERNELS.rmsNorm} weight ${label}`,
+          `[${N}, ${d}]`,
+          () => [rmsNorm(h, weight, eps)],
+          without(KERNELS.rmsNorm, () => [rmsNorm(h, weight, eps)]),
+          t,
+        ),
+      );
+      rows.push(
+        await row(
+          `${KERNELS.rmsNormGrad} weight ${label}`,
+          `[${N}, ${d}]`,
+          () => tf.engine().runKernel(KERNELS.rmsNormGrad, { dy, x: h, weight }, { eps }) as tf.Tensor[],
+          () => rmsNormBackwardReference(dy, h, weight, eps),
+          t,
+        ),
+      );
+    }
+
+    // Cross-entropy over the logits [B*T, V].
+    const logits = hold(randn([N, VOCAB], 4, 2)) as tf.Tensor2D;
+    const targets = hold(randInts([N], VOCAB, 5)) as tf.Tensor1D;
+    const dloss = hold(tf.fill([N], 1 / N)) as tf.Tensor1D;
+    rows.push(
+      await row(
+        KERNELS.crossEntropy,
+        `[${N}, ${VOCAB}]`,
+        () => [tf.engine().runKernel(KERNELS.crossEntropy, { logits, targets }, {}) as tf.Tensor],
+        () => [crossEntropyRowsReference(logits, targets)],
+        t,
+      ),
+    );
+    rows.push(
+      await row(
+        KERNELS.crossEntropyGrad,
+        `[${N}, ${VOCAB}]`,
+        () => [tf.engine().runKernel(KERNELS.crossEntropyGrad, { dloss, logits, targets }, {}) as tf.Tensor],
+        () => [crossEntropyBackwardReference(dloss, logits, targets)],
+        t,
+      ),
+    );
+
+    // AdamW on the embedding matrix [V, d] and an MLP matrix [4d, d].
+    for (const shape of [
+      [VOCAB, d],
+      [4 * d, d],
+    ]) {
+      const [p, g, m] = [hold(randn(shape, 6)), hold(randn(shape, 7)), hold(randn(shape, 8, 0.1))];
+      const v = hold(tf.square(randn(shape, 9, 0.1)));
+      const attrs = { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1 - 3e-5, bc1: 0.5, bc2Sqrt: 0.3 };
+      const call = () => {
+        const u = adamwUpdate(p, g, m, v, attrs);
+        return [u.param, u.expAvg, u.expAvgSq];
+      };
+      rows.push(await row(KERNELS.adamwUpdate, `[${shape}]`, call, without(KERNELS.adamwUpdate, call), t));
+    }
+
+    // Newton-Schulz (5 quintic steps) on attention [d, d] and MLP [4d, d] matrices.
+    for (const shape of [
+      [d, d],
+      [4 * d, d],
+    ]) {
+      const gm = hold(randn(shape, 10, 0.02)) as tf.Tensor2D;
+      const call = () => [newtonSchulz(gm, { steps: 5, coefficients: 'quintic' })];
+      rows.push(await row(KERNELS.newtonSchulz, `[${shape}], 5 steps`, call, without(KERNELS.newtonSchulz, call), t));
+    }
+
+    // Channel moments of one residual-stream tap [B*T, d].
+    {
+      const call = () => {
+        const r = channelMoments(h as tf.Tensor2D);
+        return [r.token, r.channel];
+      };
+      rows.push(await row(KERNELS.channelMoments, `[${N}, ${d}]`, call, without(KERNELS.channelMoments, call), t));
+    }
+
+    // Softmax gradient over the attention probabilities [B, H, T, T].
+    {
+      const shape = [B, MODEL.numHeads, T, T];
+      const probs = hold(tf.softmax(randn(shape, 13)));
+      const dp = hold(randn(shape, 14));
+      rows.push(
+        await row(
+          KERNELS.softmaxGrad,
+          `[${shape}]`,
+          () => [tf.engine().runKernel(KERNELS.softmaxGrad, { dy: dp, y: probs }, {}) as tf.Tensor],
+          () => [softmaxGradReference(dp, probs)],
+          t,
+        ),
+      );
+    }
+
+    // One whole training step of the bench model, every kernel on vs every kernel off.
+    {
+      const model = createModel({ ...MODEL, vocabSize: VOCAB }, { seed: 0 });
+      const optimizer = createOptimizer({ muon: { lr: 0.01, weightDecay: 0.01 }, adamw: { lr: 0.003, weightDecay: 0.01 } }, model.params);
+      const x = hold(randInts([B, T], VOCAB, 11)) as tf.Tensor2D;
+      const y = hold(randInts([B, T], VOCAB, 12)) as tf.Tensor2D;
+      const stepTiming: Timing = opts.quick ? { warmup: 1, reps: 3, inner: 1 } : { warmup: 2, reps: 5, inner: 1 };
+      const step = async () => {
+        const ms: number[] = [];
+        for (let i = 0; i < stepTiming.warmup + stepTiming.reps; i++) {
+          const t0 = performance.now();
+          await trainStep(model, optimizer, x, y);
+          if (i >= stepTiming.warmup) ms.push(performance.now() - t0);
+        }
+        ms.sort((a, b) => a - b);
+        return ms[Math.floor(ms.length / 2)]!;
+      };
+      const fusedMs = await step();
+      setKernelsEnabled('all', false);
+      const referenceMs = await step();
+      setKernelsEnabled('all', true);
+      rows.push({
+        kernel: 'training step (all kernels)',
+        shape: `d=${d}, ${MODEL.numLayers} layers, B=${B}, T=${T}, V=${VOCAB}`,
+        fusedMs,
+        referenceMs,
+        ratio: referenceMs / fusedMs,
+      });
+      optimizer.dispose();
+      model.dispose();
+    }
+    return rows;
+  } finally {
+    setKernelsEnabled('all', true);
+    tf.dispose(keep);
+    await stopBackend();
+    if (previous && previous.name !== 'webgpu') await startBackend(previous.name);
+  }
+}
+
+/** Markdown table of the rows. */
+export function formatKernelTable(rows: readonly KernelBenchRow[]): string {
+  const lines = ['| kernel | shape | fused ms | reference ms | ratio |', '|---|---|---:|---:|---:|'];
+  for (const r of rows) {
+    lines.push(`| ${r.kernel} | ${r.shape} | ${r.fusedMs.toFixed(3)} | ${r.referenceMs.toFixed(3)} | ${r.ratio.toFixed(2)}x |`);
+  }
+  return lines.join('\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
+  const info = await startBackend('webgpu');
+  console.log(`webgpu adapter: ${info.detail}${info.softwareAdapter ? ' (software)' : ''}`);
+  const rows = await benchWebgpuKernels({ quick: values.quick });
+  console.log(formatKernelTable(rows));
+}
