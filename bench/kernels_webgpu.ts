@@ -17,6 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { currentBackend, startBackend, stopBackend } from '../src/backend/index.ts';
+import { CAUSAL_ATTENTION } from '../src/backend/webgpu/kernels.ts';
 import { createModel } from '../src/model/transformer.ts';
 import { adamwUpdate } from '../src/ops/adamw_update.ts';
 import { channelMoments } from '../src/ops/channel_moments.ts';
@@ -223,6 +224,25 @@ export async function benchWebgpuKernels(opts: { quick?: boolean } = {}): Promis
           `[${shape}]`,
           () => [tf.engine().runKernel(KERNELS.softmaxGrad, { dy: dp, y: probs }, {}) as tf.Tensor],
           () => [softmaxGradReference(dp, probs)],
+          t,
+        ),
+      );
+    }
+
+    // Causal attention forward (stretch; not used by the model): [B, H, T, hd] with the model's
+    // reference path (scores, mask, softmax, product) on the same backend.
+    {
+      const H = MODEL.numHeads;
+      const hd = d / H;
+      const [q, k, v] = [hold(randn([B, H, T, hd], 15)), hold(randn([B, H, T, hd], 16)), hold(randn([B, H, T, hd], 17))];
+      const mask = hold(tf.mul(tf.sub(tf.linalg.bandPart(tf.ones([T, T]), -1, 0), 1), 1e9));
+      const scale = 1 / Math.sqrt(hd);
+      rows.push(
+        await row(
+          `${CAUSAL_ATTENTION} (forward)`,
+          `[${B},${H},${T},${hd}]`,
+          () => [tf.engine().runKernel(CAUSAL_ATTENTION, { q, k, v }, { scale }) as tf.Tensor],
+          () => [tf.tidy(() => tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), scale), mask), -1), v))],
           t,
         ),
       );

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { CAUSAL_ATTENTION } from '../../src/backend/webgpu/kernels.ts';
 import { ShapeError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
 import { channelMoments, channelMomentsReference } from '../../src/ops/channel_moments.ts';
@@ -291,6 +292,49 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     });
   }
 
+  // The stretch kernel (forward only, not used by the model): against a float64 JS oracle.
+  const attShapes: [number, number, number, number, number][] = [
+    [1, 1, 1, 1, 8],
+    [2, 4, 2, 7, 8],
+    [1, 2, 1, 33, 32],
+    [2, 2, 2, 17, 5],
+  ];
+  for (const [B, H, Hkv, T, hd] of attShapes) {
+    it(`OspCausalAttention, q [${B}, ${H}, ${T}, ${hd}], ${Hkv} kv heads`, async () => {
+      const qs = randn(B * H * T * hd, 80 + T);
+      const ks = randn(B * Hkv * T * hd, 81 + T);
+      const vs = randn(B * Hkv * T * hd, 82 + T);
+      const scale = 1 / Math.sqrt(hd);
+      const ref = new Float64Array(B * H * T * hd);
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          const kv = ((b * Hkv + Math.floor(h / (H / Hkv))) * T) * hd;
+          for (let i = 0; i < T; i++) {
+            const qo = ((b * H + h) * T + i) * hd;
+            const sc = Array.from({ length: i + 1 }, (_, j) => {
+              let dot = 0;
+              for (let c = 0; c < hd; c++) dot += qs[qo + c]! * ks[kv + j * hd + c]!;
+              return dot * scale;
+            });
+            const mx = Math.max(...sc);
+            const ws = sc.map((x) => Math.exp(x - mx));
+            const z = ws.reduce((a, x) => a + x, 0);
+            for (let c = 0; c < hd; c++) {
+              let o = 0;
+              for (let j = 0; j <= i; j++) o += ws[j]! * vs[kv + j * hd + c]!;
+              ref[qo + c] = o / z;
+            }
+          }
+        }
+      }
+      const [q, k, v] = [tf.tensor4d(qs, [B, H, T, hd]), tf.tensor4d(ks, [B, Hkv, T, hd]), tf.tensor4d(vs, [B, Hkv, T, hd])];
+      await poison(B * H * T * hd);
+      const [got] = await values(tf.engine().runKernel(CAUSAL_ATTENTION, { q, k, v }, { scale }) as tf.Tensor);
+      expect(relErr(got!, ref)).toBeLessThan(1e-5);
+      tf.dispose([q, k, v]);
+    });
+  }
+
   it('rejects bad shapes with the field named', () => {
     const x = tf.zeros([4, 8]);
     expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(ShapeError);
@@ -301,6 +345,9 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
       tf.engine().runKernel(KERNELS.adamwUpdate, { param: x, grad: tf.zeros([4, 7]), expAvg: x, expAvgSq: x }, {}),
     ).toThrow(/grad has shape \[4, 7\]/);
     expect(() => tf.engine().runKernel(KERNELS.channelMoments, { x: tf.zeros([8]) }, {})).toThrow(/x must be 2-D/);
+    expect(() =>
+      tf.engine().runKernel(CAUSAL_ATTENTION, { q: tf.zeros([1, 4, 5, 8]), k: tf.zeros([1, 3, 5, 8]), v: tf.zeros([1, 3, 5, 8]) }, { scale: 1 }),
+    ).toThrow(/k must be \[1, Hkv, 5, 8\] with Hkv dividing 4/);
     expect(() =>
       tf.engine().runKernel(KERNELS.newtonSchulz, { x }, { steps: 2, a: [1], b: [1], c: [1], normScale: 1, normEps: 1e-7 }),
     ).toThrow(/a must hold one coefficient per step/);

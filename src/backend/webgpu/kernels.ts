@@ -487,6 +487,50 @@ function softmaxGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
   return (backend as unknown as Backend).runWebGPUProgram(p, [dy, y], 'float32', [i32(rows), i32(d)]);
 }
 
+/**
+ * Causal attention forward (the issue's stretch): not part of src/ops/dispatch.ts's contracts and not
+ * used by the model yet (training would need its backward too); tests and the bench call it by name.
+ *   OspCausalAttention {q [B, H, T, hd], k [B, Hkv, T, hd], v [B, Hkv, T, hd]}, {scale} -> [B, H, T, hd]
+ */
+export const CAUSAL_ATTENTION = 'OspCausalAttention';
+/** Query rows (lanes) per causal-attention workgroup, and the largest head dimension compiled. */
+const ATT_QB = 16;
+const ATT_MAX_HD = 256;
+
+function causalAttention({ inputs, backend, attrs }: KernelFuncArgs): tf.TensorInfo {
+  const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
+  const { scale } = attrs as unknown as { scale: number };
+  const name = CAUSAL_ATTENTION;
+  if (q.shape.length !== 4) throw new ShapeError(`${name} (webgpu): q must be [B, H, T, hd], got ${show(q.shape)}`);
+  const [B, H, T, hd] = q.shape as [number, number, number, number];
+  for (const [field, t] of [['k', k], ['v', v]] as const) {
+    const [b2, hkv, t2, hd2] = t.shape as number[];
+    if (t.shape.length !== 4 || b2 !== B || t2 !== T || hd2 !== hd || !hkv || H % hkv !== 0) {
+      throw new ShapeError(`${name} (webgpu): ${field} must be [${B}, Hkv, ${T}, ${hd}] with Hkv dividing ${H}, got ${show(t.shape)}`);
+    }
+  }
+  if (k.shape[1] !== v.shape[1]) throw new ShapeError(`${name} (webgpu): k ${show(k.shape)} and v ${show(v.shape)} differ in heads`);
+  if (hd < 1 || hd > ATT_MAX_HD) throw new ShapeError(`${name} (webgpu): head dimension must be in [1, ${ATT_MAX_HD}], got ${hd}`);
+  for (const [field, t] of [['q', q], ['k', k], ['v', v]] as const) checkFloat(name, field, t);
+  const qBlocks = Math.ceil(T / ATT_QB);
+  const p = program({
+    file: 'causal_attention',
+    outputShape: [B, H, T, hd],
+    inputs: ['q', 'k', 'v'],
+    workgroups: B * H * qBlocks,
+    workgroupSize: ATT_QB,
+    consts: { QB: ATT_QB, HD: hd },
+    uniforms: 'heads : i32, kvHeads : i32, t : i32, qBlocks : i32, scale : f32,',
+  });
+  return (backend as unknown as Backend).runWebGPUProgram(p, [q, k, v], 'float32', [
+    i32(H),
+    i32(k.shape[1]!),
+    i32(T),
+    i32(qBlocks),
+    f32(scale),
+  ]);
+}
+
 const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
   [KERNELS.rmsNorm]: rmsNorm as tf.KernelFunc,
   [KERNELS.rmsNormGrad]: rmsNormGrad as unknown as tf.KernelFunc,
@@ -496,6 +540,7 @@ const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
   [KERNELS.newtonSchulz]: newtonSchulz as tf.KernelFunc,
   [KERNELS.channelMoments]: channelMoments as unknown as tf.KernelFunc,
   [KERNELS.softmaxGrad]: softmaxGrad as tf.KernelFunc,
+  [CAUSAL_ATTENTION]: causalAttention as tf.KernelFunc,
 };
 
 /**
