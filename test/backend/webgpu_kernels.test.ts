@@ -336,6 +336,10 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
   }
 
   it('rejects bad shapes with the field named', () => {
+    tf.tidy(() => rejectsBadShapes());
+  });
+
+  const rejectsBadShapes = () => {
     const x = tf.zeros([4, 8]);
     expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(ShapeError);
     expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(/weight must be \[8\] or \[1\]/);
@@ -351,7 +355,7 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     expect(() =>
       tf.engine().runKernel(KERNELS.newtonSchulz, { x }, { steps: 2, a: [1], b: [1], c: [1], normScale: 1, normEps: 1e-7 }),
     ).toThrow(/a must hold one coefficient per step/);
-  });
+  };
 
   it('gradients of rmsNorm and crossEntropy through the kernels match the cpu reference', async () => {
     const [n, d, v] = [6, 33, 65];
@@ -387,7 +391,12 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
       const u = adamwUpdate(x, x, x, x, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1, bc1: 0.1, bc2Sqrt: 0.2 });
       const o = newtonSchulz(x, { steps: 3, coefficients: 'quintic' });
       const c = channelMoments(x);
-      tf.dispose([u.param, u.expAvg, u.expAvgSq, o, c.token, c.channel]);
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor) => tf.sum(tf.mul(tf.softmax(a), x)))([x]);
+      });
+      const q = tf.reshape(x, [1, 7, 3, 11]);
+      const att = tf.engine().runKernel(CAUSAL_ATTENTION, { q, k: q, v: q }, { scale: 0.3 }) as tf.Tensor;
+      tf.dispose([u.param, u.expAvg, u.expAvgSq, o, c.token, c.channel, q, att]);
     };
     once();
     const before = tf.memory().numTensors;
