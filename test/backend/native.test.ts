@@ -281,6 +281,63 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
     expect(Math.sqrt(num / den)).toBeLessThan(1e-4);
   });
 
+  describe('the output pool (recycled Float32Arrays) never hands out an array anything can still see', () => {
+    const storage = (t: tf.Tensor) => (tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(t.dataId).values;
+
+    it('recycles a disposed output of the same size (the point of the pool)', async () => {
+      await tf.setBackend('native');
+      const a = tf.randomNormal([64, 33]);
+      const first = tf.add(a, 1);
+      const arr = storage(first);
+      first.dispose();
+      const second = tf.mul(a, 2);
+      expect(storage(second)).toBe(arr);
+      tf.dispose([a, second]);
+    });
+
+    it('arrays returned by dataSync / data keep their values', async () => {
+      await tf.setBackend('native');
+      const a = tf.randomNormal([64, 33]);
+      const t = tf.add(a, 1);
+      const read = t.dataSync();
+      const copy = Float32Array.from(read);
+      t.dispose();
+      const async = tf.add(a, 2);
+      const readAsync = await async.data();
+      const copyAsync = Float32Array.from(readAsync);
+      async.dispose();
+      for (let i = 0; i < 5; i++) tf.tidy(() => tf.sub(tf.mul(a, 7), 3).dataSync());
+      tf.tidy(() => tf.mul(a, -5));
+      expect(read).toEqual(copy);
+      expect(readAsync).toEqual(copyAsync);
+      a.dispose();
+    });
+
+    it('a user array given to tf.tensor is never written', async () => {
+      await tf.setBackend('native');
+      const mine = Float32Array.from({ length: 48 }, (_, i) => i);
+      const t = tf.tensor2d(mine, [6, 8]);
+      tf.tidy(() => tf.add(t, 1)).dispose();
+      t.dispose();
+      for (let i = 0; i < 3; i++) tf.tidy(() => tf.mul(tf.ones([6, 8]), 9)).dispose();
+      expect(Array.from(mine)).toEqual(Array.from({ length: 48 }, (_, i) => i));
+    });
+
+    it('a view a tfjs cpu kernel keeps of a native output stays valid', async () => {
+      await tf.setBackend('native');
+      const a = tf.randomNormal([4, 6, 5]);
+      const src = tf.add(a, 1); // a native output
+      const expected = await tf.tidy(() => tf.slice(src, [2, 0, 0], [1, 6, 5]).reshape([6, 5])).data();
+      // tfjs's cpu Unpack (not overridden) returns subarray views of src's storage; src is then
+      // disposed and outputs of its size are written.
+      const parts = tf.unstack(src);
+      src.dispose();
+      for (let i = 0; i < 3; i++) tf.tidy(() => tf.mul(a, 100)).dispose();
+      expect(await parts[2]!.data()).toEqual(expected);
+      tf.dispose([a, ...parts]);
+    });
+  });
+
   it('a training step keeps tensor memory flat', async () => {
     await tf.setBackend('native');
     const w = tf.variable(rand([16, 8]));

@@ -4,11 +4,11 @@
  * registered under its own name, so `cpu` stays the untouched pure-JS reference.
  */
 import * as tf from '@tensorflow/tfjs';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { BackendUnavailableError } from '../../errors.ts';
 import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
 import type { BackendInfo } from '../index.ts';
 import { loadNativeAddon, type NativeAddon } from './addon.ts';
+import { NativeCpuBackend } from './backend.ts';
 import { NATIVE, nativeKernels } from './kernels.ts';
 
 let ready = false;
@@ -23,24 +23,27 @@ export function probeNative(): { available: boolean; detail: string } {
 }
 
 function register(addon: NativeAddon): void {
-  tf.registerBackend(
-    NATIVE,
-    () => {
-      const b = new MathBackendCPU();
-      // The cpu backend prints a tfjs-node banner on first use; osp-lab's backend line says what runs.
-      (b as unknown as { firstUse: boolean }).firstUse = false;
-      return b;
-    },
-    0,
-  );
+  tf.registerBackend(NATIVE, () => new NativeCpuBackend(), 0);
   // Every cpu kernel, then the native overrides (a fallback keeps tfjs's cpu kernel for cases the
-  // addon does not cover: other dtypes, rare layouts).
+  // addon does not cover: other dtypes, rare layouts). A cpu kernel may keep a view of an input or
+  // reuse its array, so the inputs of every cpu kernel leave the output pool (see backend.ts).
   const cpu = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
-  for (const k of cpu.values()) tf.registerKernel({ ...k, backendName: NATIVE });
+  // These three only add a reference to their input's storage (same dataId): nothing escapes.
+  const sharesByRefCount = new Set<string>([tf.Reshape, tf.Identity, tf.Cast]);
+  const escaping = (k: tf.KernelConfig): tf.KernelFunc => {
+    const f = k.kernelFunc;
+    if (sharesByRefCount.has(k.kernelName)) return f;
+    return (args) => {
+      const be = args.backend as NativeCpuBackend;
+      for (const t of Object.values(args.inputs)) if (t) be.escape(t.dataId);
+      return f(args);
+    };
+  };
+  for (const k of cpu.values()) tf.registerKernel({ ...k, backendName: NATIVE, kernelFunc: escaping(k) });
   const base = (name: string) => {
     const k = cpu.get(name);
     if (!k) throw new Error(`native backend: tfjs has no cpu kernel '${name}' to fall back to`);
-    return k.kernelFunc as Parameters<typeof nativeKernels>[1] extends (n: string) => infer F ? F : never;
+    return escaping(k) as Parameters<typeof nativeKernels>[1] extends (n: string) => infer F ? F : never;
   };
   for (const [kernelName, kernelFunc] of nativeKernels(addon, base)) {
     if (tf.getKernel(kernelName, NATIVE)) tf.unregisterKernel(kernelName, NATIVE);

@@ -7,7 +7,7 @@
  * and attribute parsing use tfjs's own helpers, so the semantics are tfjs's.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { NativeCpuBackend } from './backend.ts';
 import { KERNELS } from '../../ops/dispatch.ts';
 import type { NativeAddon } from './addon.ts';
 
@@ -18,10 +18,10 @@ type KernelFunc = (args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBack
 
 const { backend_util, util } = tf;
 
-function f32(b: MathBackendCPU, t: TI): Float32Array {
+function f32(b: NativeCpuBackend, t: TI): Float32Array {
   return b.data.get(t.dataId).values as Float32Array;
 }
-function i32(b: MathBackendCPU, t: TI): Int32Array {
+function i32(b: NativeCpuBackend, t: TI): Int32Array {
   return b.data.get(t.dataId).values as Int32Array;
 }
 const size = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
@@ -101,8 +101,8 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
   const k = new Map<string, KernelFunc>();
 
   // out = x transposed by perm (float32), as a new TensorInfo.
-  const transposeTo = (b: MathBackendCPU, x: TI, perm: number[]): TI => {
-    const out = new Float32Array(size(x.shape));
+  const transposeTo = (b: NativeCpuBackend, x: TI, perm: number[]): TI => {
+    const out = b.f32Out(size(x.shape));
     addon.transpose(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(perm));
     return b.makeTensorInfo(perm.map((p) => x.shape[p]!), 'float32', out);
   };
@@ -113,9 +113,9 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     k.set(name, (args) => {
       const { a, b: bb } = args.inputs as { a: TI; b: TI };
       if (!isF32(a, bb)) return fallback(args);
-      const be = args.backend as MathBackendCPU;
+      const be = args.backend as NativeCpuBackend;
       const outShape = backend_util.assertAndGetBroadcastShape(a.shape, bb.shape);
-      const out = new Float32Array(size(outShape));
+      const out = be.f32Out(size(outShape));
       if (out.length > 0) {
         const [S, A, B] = coalesce(outShape, broadcastStrides(a.shape, outShape), broadcastStrides(bb.shape, outShape));
         addon.binary(op, f32(be, a), f32(be, bb), out, Int32Array.from(S), Int32Array.from(A), Int32Array.from(B));
@@ -129,8 +129,8 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     k.set(name, (args) => {
       const { x } = args.inputs as { x: TI };
       if (!isF32(x)) return fallback(args);
-      const be = args.backend as MathBackendCPU;
-      const out = new Float32Array(size(x.shape));
+      const be = args.backend as NativeCpuBackend;
+      const out = be.f32Out(size(x.shape));
       addon.unary(op, f32(be, x), out, Number(args.attrs?.alpha ?? 0));
       return be.makeTensorInfo(x.shape, 'float32', out);
     });
@@ -142,7 +142,7 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     k.set(name, (args) => {
       const { x } = args.inputs as { x: TI };
       if (!isF32(x)) return fallback(args);
-      const be = args.backend as MathBackendCPU;
+      const be = args.backend as NativeCpuBackend;
       // Max and Min name their axes reductionIndices; Sum, Mean and Prod call them axis.
       const { axis: ax, reductionIndices, keepDims } = args.attrs as { axis?: number | number[]; reductionIndices?: number | number[]; keepDims: boolean };
       const axis = ax ?? reductionIndices!;
@@ -156,7 +156,7 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
       const [outShape, reduceShape] = backend_util.computeOutAndReduceShapes(input.shape, axes);
       const inner = size(reduceShape);
       const outer = size(outShape);
-      const out = new Float32Array(outer);
+      const out = be.f32Out(outer);
       if (inner === 0) out.fill(op === 0 ? 0 : op === 4 ? 1 : op === 3 ? NaN : op === 1 ? -Infinity : Infinity);
       else addon.reduce(op, f32(be, input), out, outer, inner);
       if (input !== x) be.disposeIntermediateTensorInfo(input);
@@ -170,18 +170,18 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const { dim } = args.attrs as { dim: number };
     const rank = logits.shape.length;
     if (!isF32(logits) || (dim !== -1 && dim !== rank - 1)) return base(tf.Softmax)(args);
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const n = logits.shape[rank - 1]!;
-    const out = new Float32Array(size(logits.shape));
+    const out = be.f32Out(size(logits.shape));
     if (n > 0) addon.softmax(f32(be, logits), out, out.length / n, n);
     return be.makeTensorInfo(logits.shape, 'float32', out);
   });
 
   k.set(KERNELS.softmaxGrad, (args) => {
     const { dy, y } = args.inputs as { dy: TI; y: TI };
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const n = y.shape[y.shape.length - 1]!;
-    const dx = new Float32Array(size(y.shape));
+    const dx = be.f32Out(size(y.shape));
     if (n > 0) addon.softmaxGrad(f32(be, y), f32(be, dy), dx, dx.length / n, n);
     return be.makeTensorInfo(y.shape, 'float32', dx);
   });
@@ -190,18 +190,18 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
   k.set(tf.Transpose, (args) => {
     const { x } = args.inputs as { x: TI };
     if (!isF32(x) || x.shape.length > 8) return base(tf.Transpose)(args);
-    return transposeTo(args.backend as MathBackendCPU, x, (args.attrs as { perm: number[] }).perm);
+    return transposeTo(args.backend as NativeCpuBackend, x, (args.attrs as { perm: number[] }).perm);
   });
 
   const copyable = (t: TI) => t.dtype === 'float32' || t.dtype === 'int32';
-  const alloc = (dtype: tf.DataType, n: number) => (dtype === 'int32' ? new Int32Array(n) : new Float32Array(n));
-  const values = (be: MathBackendCPU, t: TI) => be.data.get(t.dataId).values as Float32Array | Int32Array;
+  const alloc = (be: NativeCpuBackend, dtype: tf.DataType, n: number) => (dtype === 'int32' ? new Int32Array(n) : be.f32Out(n));
+  const values = (be: NativeCpuBackend, t: TI) => be.data.get(t.dataId).values as Float32Array | Int32Array;
 
   // Slices that cut one dimension only (the others whole) are a strided row copy.
-  const sliceOne = (be: MathBackendCPU, x: TI, begin: number[], sz: number[]): TI | undefined => {
+  const sliceOne = (be: NativeCpuBackend, x: TI, begin: number[], sz: number[]): TI | undefined => {
     const partial = x.shape.map((d, i) => begin[i] !== 0 || sz[i] !== d).flatMap((p, i) => (p ? [i] : []));
     if (partial.length > 1) return undefined;
-    const out = alloc(x.dtype, size(sz));
+    const out = alloc(be, x.dtype, size(sz));
     if (out.length > 0) {
       if (partial.length === 0) out.set(values(be, x));
       else {
@@ -218,13 +218,13 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     if (!copyable(x)) return base(tf.Slice)(args);
     const { begin, size: sz } = args.attrs as { begin: number | number[]; size: number | number[] };
     const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, sz);
-    return sliceOne(args.backend as MathBackendCPU, x, b, s) ?? base(tf.Slice)(args);
+    return sliceOne(args.backend as NativeCpuBackend, x, b, s) ?? base(tf.Slice)(args);
   });
 
   k.set(tf.SplitV, (args) => {
     const { x } = args.inputs as { x: TI };
     if (!copyable(x)) return base(tf.SplitV)(args);
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
     const ax = util.parseAxisParam(axis, x.shape)[0]!;
     const sizes = backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
@@ -243,10 +243,10 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const { axis } = args.attrs as { axis: number };
     const dtype = inputs[0]?.dtype;
     if (inputs.length === 0 || !inputs.every((t) => copyable(t) && t.dtype === dtype)) return base(tf.Concat)(args);
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const ax = util.parseAxisParam(axis, inputs[0]!.shape)[0]!;
     const outShape = backend_util.computeOutShape(inputs.map((t) => t.shape), ax);
-    const out = alloc(dtype!, size(outShape));
+    const out = alloc(be, dtype!, size(outShape));
     const outer = size(outShape.slice(0, ax));
     const width = size(outShape.slice(ax));
     let col = 0;
@@ -263,10 +263,10 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const { x, indices } = args.inputs as { x: TI; indices: TI };
     const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
     if (!isF32(x) || indices.dtype !== 'int32' || batchDims !== 0) return base(tf.GatherV2)(args);
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const ax = util.parseAxisParam(axis, x.shape)[0]!;
     const outShape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
-    const out = new Float32Array(size(outShape));
+    const out = be.f32Out(size(outShape));
     addon.gather(f32(be, x), i32(be, indices), out, size(x.shape.slice(0, ax)), x.shape[ax]!, size(x.shape.slice(ax + 1)));
     return be.makeTensorInfo(outShape, 'float32', out);
   });
@@ -278,16 +278,16 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     if (!isF32(x) || segmentIds.dtype !== 'int32' || !segmentIds.shape.every((d, i) => d === x.shape[i])) {
       return base(tf.UnsortedSegmentSum)(args);
     }
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const innerShape = x.shape.slice(lead);
-    const out = new Float32Array(numSegments * size(innerShape));
+    const out = be.f32Out(numSegments * size(innerShape));
     addon.segmentSum(f32(be, x), i32(be, segmentIds), out, size(innerShape), numSegments);
     return be.makeTensorInfo([numSegments, ...innerShape], 'float32', out);
   });
 
   // --- matrix products ----------------------------------------------------------------------
   // op(a) [..., M, K] @ op(b) [..., K, N], batch dimensions broadcast.
-  const matmul = (be: MathBackendCPU, a: TI, b: TI, ta: boolean, tb: boolean): TI => {
+  const matmul = (be: NativeCpuBackend, a: TI, b: TI, ta: boolean, tb: boolean): TI => {
     const ra = a.shape.length;
     const rb = b.shape.length;
     const M = ta ? a.shape[ra - 1]! : a.shape[ra - 2]!;
@@ -316,7 +316,7 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
       aOff[i] = oa * M * K;
       bOff[i] = ob * K * N;
     }
-    const out = new Float32Array(batch * M * N);
+    const out = be.f32Out(batch * M * N);
     if (out.length > 0) addon.gemm(f32(be, a), f32(be, b), out, batch, M, N, K, ta ? 1 : 0, tb ? 1 : 0, aOff, bOff);
     return be.makeTensorInfo([...batchShape, M, N], 'float32', out);
   };
@@ -325,7 +325,7 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const { a, b } = args.inputs as { a: TI; b: TI };
     if (!isF32(a, b) || a.shape.length < 2 || b.shape.length < 2) return base(tf.BatchMatMul)(args);
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-    return matmul(args.backend as MathBackendCPU, a, b, transposeA, transposeB);
+    return matmul(args.backend as NativeCpuBackend, a, b, transposeA, transposeB);
   });
 
   k.set(tf._FusedMatMul, (args) => {
@@ -342,7 +342,7 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     if (!isF32(a, b) || preluActivationWeights || act === undefined || !biasOk || a.shape.length < 2 || b.shape.length < 2) {
       return base(tf._FusedMatMul)(args);
     }
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const out = matmul(be, a, b, transposeA, transposeB);
     const values = f32(be, out);
     if (values.length > 0 && (bias || act !== 0)) {
@@ -354,37 +354,37 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
   // --- the fused ops of src/ops ---------------------------------------------------------------
   k.set(KERNELS.rmsNorm, (args) => {
     const { x, weight } = args.inputs as { x: TI; weight: TI };
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const d = x.shape[x.shape.length - 1]!;
-    const y = new Float32Array(size(x.shape));
+    const y = be.f32Out(size(x.shape));
     addon.rmsNorm(f32(be, x), f32(be, weight), y, y.length / d || 0, d, size(weight.shape), Number(args.attrs!.eps));
     return be.makeTensorInfo(x.shape, 'float32', y);
   });
 
   k.set(KERNELS.rmsNormGrad, (args) => {
     const { dy, x, weight } = args.inputs as { dy: TI; x: TI; weight: TI };
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const d = x.shape[x.shape.length - 1]!;
-    const dx = new Float32Array(size(x.shape));
-    const dw = new Float32Array(size(weight.shape));
+    const dx = be.f32Out(size(x.shape));
+    const dw = be.f32Out(size(weight.shape));
     addon.rmsNormGrad(f32(be, dy), f32(be, x), f32(be, weight), dx, dw, dx.length / d || 0, d, dw.length, Number(args.attrs!.eps));
     return [be.makeTensorInfo(x.shape, 'float32', dx), be.makeTensorInfo(weight.shape, 'float32', dw)];
   });
 
   k.set(KERNELS.crossEntropy, (args) => {
     const { logits, targets } = args.inputs as { logits: TI; targets: TI };
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const [N, V] = logits.shape as [number, number];
-    const loss = new Float32Array(N);
+    const loss = be.f32Out(N);
     addon.crossEntropy(f32(be, logits), i32(be, targets), loss, N, V);
     return be.makeTensorInfo([N], 'float32', loss);
   });
 
   k.set(KERNELS.crossEntropyGrad, (args) => {
     const { dloss, logits, targets } = args.inputs as { dloss: TI; logits: TI; targets: TI };
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const [N, V] = logits.shape as [number, number];
-    const g = new Float32Array(N * V);
+    const g = be.f32Out(N * V);
     addon.crossEntropyGrad(f32(be, dloss), f32(be, logits), i32(be, targets), g, N, V);
     return be.makeTensorInfo([N, V], 'float32', g);
   });
@@ -392,9 +392,9 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
   k.set(KERNELS.adamwUpdate, (args) => {
     const { param, grad, expAvg, expAvgSq } = args.inputs as { param: TI; grad: TI; expAvg: TI; expAvgSq: TI };
     const a = args.attrs as { lr: number; beta1: number; beta2: number; eps: number; decay: number; bc1: number; bc2Sqrt: number };
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const n = size(param.shape);
-    const [p, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+    const [p, m, v] = [be.f32Out(n), be.f32Out(n), be.f32Out(n)];
     addon.adamw(f32(be, param), f32(be, grad), f32(be, expAvg), f32(be, expAvgSq), p, m, v, a.lr, a.beta1, a.beta2, a.eps, a.decay, a.bc1, a.bc2Sqrt);
     return [p, m, v].map((values) => be.makeTensorInfo(param.shape, 'float32', values));
   });
@@ -402,19 +402,19 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
   k.set(KERNELS.newtonSchulz, (args) => {
     const { x } = args.inputs as { x: TI };
     const a = args.attrs as { steps: number; a: number[]; b: number[]; c: number[]; normScale: number; normEps: number };
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const [m, n] = x.shape as [number, number];
-    const out = new Float32Array(m * n);
+    const out = be.f32Out(m * n);
     addon.newtonSchulz(f32(be, x), out, m, n, a.steps, Float32Array.from(a.a), Float32Array.from(a.b), Float32Array.from(a.c), a.normScale, a.normEps);
     return be.makeTensorInfo([m, n], 'float32', out);
   });
 
   k.set(KERNELS.channelMoments, (args) => {
     const { x } = args.inputs as { x: TI };
-    const be = args.backend as MathBackendCPU;
+    const be = args.backend as NativeCpuBackend;
     const [N, d] = x.shape as [number, number];
-    const token = new Float32Array(N * 4);
-    const channel = new Float32Array(d * 4);
+    const token = be.f32Out(N * 4);
+    const channel = be.f32Out(d * 4);
     addon.channelMoments(f32(be, x), token, channel, N, d);
     return [be.makeTensorInfo([N, 4], 'float32', token), be.makeTensorInfo([d, 4], 'float32', channel)];
   });
