@@ -183,7 +183,6 @@ def main():
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "blas": "openblas" if "openblas" in torch.__config__.show().lower() else torch.__config__.show().split("\n")[0],
         "hidden": a.hidden, "optimizer": a.optimizer, "batch": a.batch, "seq": a.seq,
         "stepMs": ms, "tokensPerSec": a.batch * a.seq / (ms / 1000),
     }))
