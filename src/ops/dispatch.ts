@@ -13,6 +13,12 @@
  *   OspNewtonSchulz      {x [m, n]}, {steps, a[], b[], c[], normScale, normEps} -> [m, n]
  *   OspChannelMoments    {x [N, d]}, {}                               -> [token [N, 4], channel [d, 4]]
  *   OspSoftmaxGrad       {dy, y} (softmax over the last axis), {}     -> dx = y (dy - sum(dy y, last axis))
+ *   OspBatchMatMul       {a, b}, {transposeA, transposeB}             -> tfjs's BatchMatMul, same contract
+ *
+ * OspBatchMatMul is not an op of src/ops: it is a replacement for tfjs's own BatchMatMul kernel,
+ * registered only on the webgpu backend with a software adapter (lavapipe), where tfjs's 'BatchMatMul'
+ * dispatches to it while it is enabled (src/backend/webgpu/kernels.ts). It is listed here so that
+ * setKernelsEnabled('all' | [KERNELS.batchMatMul], false) switches it off for A/B benchmarks.
  *
  * Gradients are defined once per op (src/ops/*.ts, with tf.customGrad): the backward kernel when the
  * backend has one, else the op's closed-form backward in plain tfjs ops.
@@ -29,6 +35,7 @@ export const KERNELS = {
   newtonSchulz: 'OspNewtonSchulz',
   channelMoments: 'OspChannelMoments',
   softmaxGrad: 'OspSoftmaxGrad',
+  batchMatMul: 'OspBatchMatMul',
 } as const;
 export type KernelName = (typeof KERNELS)[keyof typeof KERNELS];
 

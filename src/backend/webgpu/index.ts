@@ -103,8 +103,9 @@ export async function startWebGPU(): Promise<BackendInfo> {
   if (!(await tf.setBackend('webgpu'))) {
     throw new BackendUnavailableError('webgpu', `tfjs-backend-webgpu failed to initialise on ${detail}`);
   }
-  // osp-lab's fused WGSL kernels (kernels/wgsl), under the names of src/ops/dispatch.ts.
-  registerWebGPUKernels();
+  // osp-lab's fused WGSL kernels (kernels/wgsl), under the names of src/ops/dispatch.ts; on a
+  // software adapter also the WGSL BatchMatMul in place of tfjs's.
+  registerWebGPUKernels({ softwareAdapter: software });
   await tf.ready();
   return { name: 'webgpu', requested: 'webgpu', detail, gpu: !software, softwareAdapter: software };
 }
