@@ -9,13 +9,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { currentBackend, startBackend, stopBackend } from '../../src/backend/index.ts';
 import { CAUSAL_ATTENTION } from '../../src/backend/webgpu/kernels.ts';
 import { ShapeError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
 import { channelMoments, channelMomentsReference } from '../../src/ops/channel_moments.ts';
 import { crossEntropy, crossEntropyBackwardReference, crossEntropyReference, crossEntropyRowsReference } from '../../src/ops/cross_entropy.ts';
-import { hasKernel, KERNELS, type KernelName } from '../../src/ops/dispatch.ts';
+import { hasKernel, KERNELS, setKernelsEnabled, type KernelName } from '../../src/ops/dispatch.ts';
 import { newtonSchulz, newtonSchulzReference, nsSchedule, type NsCoefficientKind } from '../../src/ops/newton_schulz.ts';
 import { rmsNorm, rmsNormBackwardReference, rmsNormReference } from '../../src/ops/rms_norm.ts';
 import { softmaxGradReference } from '../../src/ops/softmax_grad.ts';
@@ -110,6 +110,8 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
 
   it('registers every fused kernel on webgpu', () => {
     for (const name of MINE) expect(hasKernel(name), name).toBe(true);
+    // The WGSL BatchMatMul replaces tfjs's only on a software adapter (lavapipe here).
+    expect(hasKernel(KERNELS.batchMatMul)).toBe(currentBackend()?.softwareAdapter === true);
   });
 
   it('poisoning works: a program that writes one element leaves NaN in the rest', async () => {
@@ -335,6 +337,149 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     });
   }
 
+  // BatchMatMul (batch_matmul.wgsl on software adapters, else tfjs's own kernel) through tf.matMul,
+  // against a float64 oracle with tfjs-webgpu's batch indexing (out batch b reads a's batch
+  // b % batchA and b's batch b % batchB, which is numpy broadcasting for every case below).
+  // Tolerance, per element: the inputs are float32 and each product a_ik b_kj is exact in float64,
+  // so the only error is the float32 summation of K terms, which any summation order bounds by
+  // gamma_K S_ij ~ K u S_ij with u = 2^-24 and S_ij = sum_k |a_ik b_kj| (Higham, ch. 3). The test
+  // allows 2 K u S_ij: rigorous for any correct float32 kernel, yet a single wrong, missing or
+  // doubled term (an indexing or padding error) moves the sum by ~S_ij / K, at least 500x more for
+  // K <= 130. NaN (an element not written after poisoning) fails the comparison.
+  const U = 2 ** -24;
+  const matmulCheck = async (sa: number[], sb: number[], ta: boolean, tb: boolean, seed: number) => {
+    const ra = sa.length;
+    const rb = sb.length;
+    const M = ta ? sa[ra - 1]! : sa[ra - 2]!;
+    const K = ta ? sa[ra - 2]! : sa[ra - 1]!;
+    const N = tb ? sb[rb - 2]! : sb[rb - 1]!;
+    const batchA = numel(sa.slice(0, -2));
+    const batchB = numel(sb.slice(0, -2));
+    const batches = Math.max(batchA, batchB);
+    const as = randn(numel(sa), seed);
+    const bs = randn(numel(sb), seed + 1);
+    const ref = new Float64Array(batches * M * N);
+    const bound = new Float64Array(batches * M * N);
+    for (let bt = 0; bt < batches; bt++) {
+      const oa = (bt % batchA) * M * K;
+      const ob = (bt % batchB) * K * N;
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < N; j++) {
+          let sum = 0;
+          let abs = 0;
+          for (let k = 0; k < K; k++) {
+            const p = as[oa + (ta ? k * M + i : i * K + k)]! * bs[ob + (tb ? j * K + k : k * N + j)]!;
+            sum += p;
+            abs += Math.abs(p);
+          }
+          ref[(bt * M + i) * N + j] = sum;
+          bound[(bt * M + i) * N + j] = 2 * K * U * abs;
+        }
+      }
+    }
+    const [cpuShape] = await onCpuShape(() => tf.matMul(tf.tensor(as, sa), tf.tensor(bs, sb), ta, tb));
+    const [a, b] = [tf.tensor(as, sa), tf.tensor(bs, sb)];
+    await poison(batches * M * N);
+    const out = tf.matMul(a, b, ta, tb);
+    expect(out.shape).toEqual(cpuShape);
+    const [got] = await values(out);
+    tf.dispose([a, b]);
+    let worst = 0;
+    for (let e = 0; e < ref.length; e++) {
+      const err = Math.abs(got![e]! - ref[e]!);
+      if (!(err <= bound[e]!)) throw new Error(`element ${e}: got ${got![e]}, float64 ${ref[e]}, bound ${bound[e]}`);
+      worst = Math.max(worst, err);
+    }
+    return worst;
+  };
+
+  /** The shape of fn's output on the cpu backend. */
+  async function onCpuShape(fn: () => tf.Tensor): Promise<number[][]> {
+    await tf.setBackend('cpu');
+    try {
+      return [tf.tidy(() => fn().shape)];
+    } finally {
+      await tf.setBackend('webgpu');
+    }
+  }
+
+  const stored = (rows: number, cols: number, t: boolean) => (t ? [cols, rows] : [rows, cols]);
+  // Odd sizes around the 32 x 32 tile and the 8 x 8 lane block, and whole tiles (64, 96, 32).
+  const mmSizes: [number, number, number][] = [[1, 1, 1], [3, 17, 33], [65, 130, 3], [33, 65, 17], [130, 33, 65], [1, 130, 1], [64, 96, 32], [17, 3, 130]];
+  for (const ta of [false, true]) {
+    for (const tb of [false, true]) {
+      it(`BatchMatMul rank 2, transposeA ${ta}, transposeB ${tb}, sizes 1..130`, async () => {
+        for (const [M, K, N] of mmSizes) await matmulCheck(stored(M, K, ta), stored(K, N, tb), ta, tb, M + 7 * K + 31 * N);
+      });
+      it(`BatchMatMul rank 3 and 4, equal and broadcast batches, transposeA ${ta}, transposeB ${tb}`, async () => {
+        const [M, K, N] = [33, 17, 65];
+        const A = stored(M, K, ta);
+        const B = stored(K, N, tb);
+        await matmulCheck([3, ...A], [3, ...B], ta, tb, 1);
+        await matmulCheck([2, 3, ...A], [2, 3, ...B], ta, tb, 2);
+        await matmulCheck([1, ...A], [4, ...B], ta, tb, 3); // a's batch broadcast
+        await matmulCheck([4, ...A], [1, ...B], ta, tb, 4); // b's batch broadcast
+        await matmulCheck([4, ...A], B, ta, tb, 5); // rank 3 x rank 2
+        await matmulCheck(A, [2, 2, ...B], ta, tb, 6); // rank 2 x rank 4
+        await matmulCheck([2, 3, ...A], [3, ...B], ta, tb, 7); // leading batch axis broadcast
+      });
+    }
+  }
+
+  it('BatchMatMul with K = 0 gives zeros, empty outputs stay empty', async () => {
+    for (const [sa, sb] of [[[5, 0], [0, 7]], [[2, 3, 0], [2, 0, 4]]] as const) {
+      await poison(numel([...sa.slice(0, -1), sb[sb.length - 1]!]));
+      const out = tf.matMul(tf.zeros([...sa]), tf.zeros([...sb]));
+      const [got] = await values(out);
+      expect(Array.from(got!)).toEqual(new Array(got!.length).fill(0));
+      expect(got!.length).toBeGreaterThan(0);
+    }
+    const empty = tf.matMul(tf.ones([0, 4]), tf.ones([4, 3]));
+    expect(empty.shape).toEqual([0, 3]);
+    empty.dispose();
+  });
+
+  it('BatchMatMul hands int32 to tfjs and can be switched off', async () => {
+    const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32');
+    const b = tf.tensor2d([1, 0, -1, 2, 3, 1], [3, 2], 'int32');
+    const p = tf.matMul(a, b);
+    expect(p.dtype).toBe('int32');
+    expect(Array.from(await p.data())).toEqual([8, 7, 17, 16]);
+    tf.dispose([a, b, p]);
+    setKernelsEnabled([KERNELS.batchMatMul], false);
+    try {
+      expect(hasKernel(KERNELS.batchMatMul)).toBe(false);
+      // tfjs's own kernel, the same contract.
+      await matmulCheck([2, 33, 17], [2, 17, 65], false, false, 9);
+    } finally {
+      setKernelsEnabled([KERNELS.batchMatMul], true);
+    }
+  });
+
+  it('gradients through tf.matMul on webgpu match cpu', async () => {
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[33, 17], [65, 17], false, true],
+      [[17, 33], [17, 65], true, false],
+      [[2, 3, 17, 33], [2, 3, 33, 5], false, false],
+      // Equal batches only: tfjs 4.22's BatchMatMul gradient does not reduce a broadcast batch (it
+      // throws on every backend).
+      [[4, 17, 33], [4, 5, 33], false, true],
+      [[4, 33, 17], [4, 5, 33], true, true],
+    ];
+    for (const [sa, sb, ta, tb] of cases) {
+      const [as, bs] = [randn(numel(sa), 90 + sa[0]!), randn(numel(sb), 91 + sb[0]!)];
+      const run = () =>
+        tf.tidy(() => {
+          const [a, b] = [tf.tensor(as, sa), tf.tensor(bs, sb)];
+          const { value, grads } = tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.sin(tf.matMul(x, y, ta, tb))))([a, b]);
+          return [value, ...grads];
+        });
+      const ref = await onCpu(run);
+      const got = await values(run());
+      ['value', 'da', 'db'].forEach((name, i) => expect(relErr(got[i]!, ref[i]!), `${name} ${sa} x ${sb}`).toBeLessThan(1e-5));
+    }
+  });
+
   it('rejects bad shapes with the field named', () => {
     tf.tidy(() => rejectsBadShapes());
   });
@@ -396,7 +541,11 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
       });
       const q = tf.reshape(x, [1, 7, 3, 11]);
       const att = tf.engine().runKernel(CAUSAL_ATTENTION, { q, k: q, v: q }, { scale: 0.3 }) as tf.Tensor;
-      tf.dispose([u.param, u.expAvg, u.expAvgSq, o, c.token, c.channel, q, att]);
+      const mm = tf.matMul(x, x, false, true);
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor) => tf.sum(tf.matMul(a, x, true, false)))([x]);
+      });
+      tf.dispose([u.param, u.expAvg, u.expAvgSq, o, c.token, c.channel, q, att, mm]);
     };
     once();
     const before = tf.memory().numTensors;
@@ -417,10 +566,12 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
     // The programs tfjs compiled for this backend: proof that the kernels ran, not just registered.
     const used = new Set<string>();
     let enabled = false;
+    let softwareMatMul = false;
     const probe: Callback = {
       name: 'kernel_probe',
       onStepEnd: () => {
         enabled ||= hasKernel(KERNELS.rmsNorm);
+        softwareMatMul ||= hasKernel(KERNELS.batchMatMul);
         const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
         for (const key of Object.keys(cache)) {
           // osp_<wgsl file>_<constants>_<tfjs's suffix>
@@ -435,7 +586,10 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
     const gpu = await train({ config: tinyRun(tempDir(), { ...extra, backend: 'webgpu' }), callbacks: [probe], log: quiet });
     expect(gpu.backend.name).toBe('webgpu');
     expect(enabled).toBe(true);
-    for (const program of ['rms_norm', 'rms_norm_grad_dx', 'rms_norm_grad_dw', 'cross_entropy', 'cross_entropy_grad', 'adamw_param', 'ns_matmul', 'channel_moments_rows', 'softmax_grad']) {
+    const programs = ['rms_norm', 'rms_norm_grad_dx', 'rms_norm_grad_dw', 'cross_entropy', 'cross_entropy_grad', 'adamw_param', 'ns_matmul', 'channel_moments_rows', 'softmax_grad'];
+    // On a software adapter the model's matrix products run batch_matmul.wgsl as well.
+    if (softwareMatMul) programs.push('batch_matmul');
+    for (const program of programs) {
       expect([...used], program).toContain(program);
     }
     const a = lossesByStep(cpu.runDir);
