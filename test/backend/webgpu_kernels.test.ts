@@ -422,6 +422,8 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
         await matmulCheck([4, ...A], B, ta, tb, 5); // rank 3 x rank 2
         await matmulCheck(A, [2, 2, ...B], ta, tb, 6); // rank 2 x rank 4
         await matmulCheck([2, 3, ...A], [3, ...B], ta, tb, 7); // leading batch axis broadcast
+        // Rows 7 mod 8 and columns 1 mod 8: a block write past the last row would land in the next batch.
+        await matmulCheck([5, ...stored(23, 9, ta)], [5, ...stored(9, 41, tb)], ta, tb, 8);
       });
     }
   }
