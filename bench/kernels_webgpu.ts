@@ -2,7 +2,9 @@
  * Fused WGSL kernels (kernels/wgsl) against the ops' plain-tfjs reference paths, both on the webgpu
  * backend in the same process: one row per kernel at the shapes of the bench model, plus one whole
  * training step (forward, backward, Muon + AdamW update) with every kernel on against every kernel
- * off (setKernelsEnabled('all', false)).
+ * off (setKernelsEnabled('all', false), which includes the software adapters' BatchMatMul). On a
+ * software adapter the BatchMatMul rows compare batch_matmul.wgsl with tfjs's own kernel at the
+ * model's product shapes (GFLOP/s printed as well).
  *
  * tfjs-webgpu is asynchronous: a timed run queues `inner` calls and then waits for the last output
  * with `await t.data()`, so the host-device round trip is paid once per run; after `warmup` runs
@@ -22,7 +24,7 @@ import { createModel } from '../src/model/transformer.ts';
 import { adamwUpdate } from '../src/ops/adamw_update.ts';
 import { channelMoments } from '../src/ops/channel_moments.ts';
 import { crossEntropyBackwardReference, crossEntropyRowsReference } from '../src/ops/cross_entropy.ts';
-import { KERNELS, setKernelsEnabled, type KernelName } from '../src/ops/dispatch.ts';
+import { hasKernel, KERNELS, setKernelsEnabled, type KernelName } from '../src/ops/dispatch.ts';
 import { newtonSchulz } from '../src/ops/newton_schulz.ts';
 import { rmsNorm, rmsNormBackwardReference } from '../src/ops/rms_norm.ts';
 import { softmaxGradReference } from '../src/ops/softmax_grad.ts';
@@ -39,6 +41,8 @@ export interface KernelBenchRow {
   referenceMs: number;
   /** referenceMs / fusedMs: above 1 the kernel is faster. */
   ratio: number;
+  /** Floating-point operations per call, where counted (matrix products): GFLOP/s = flop / ms / 1e6. */
+  flop?: number;
 }
 
 /** The bench model: d = 128, 4 layers, 4 heads, T = 128, B = 16 (configs/tiny.json at batch 16). */
@@ -248,6 +252,30 @@ export async function benchWebgpuKernels(opts: { quick?: boolean } = {}): Promis
       );
     }
 
+    // BatchMatMul on a software adapter: batch_matmul.wgsl against tfjs's own kernel (the
+    // OspBatchMatMul switch) at the model's product shapes: projections x W^T, the MLP's gate/up
+    // product (intermediate size 352), a weight gradient dy^T x, and the attention products.
+    if (hasKernel(KERNELS.batchMatMul)) {
+      const H = MODEL.numHeads;
+      const hd = d / H;
+      const F = 352;
+      const cases: [number[], number[], boolean, boolean][] = [
+        [[N, d], [d, d], false, true],
+        [[N, d], [F, d], false, true],
+        [[N, F], [N, d], true, false],
+        [[B * H, T, hd], [B * H, T, hd], false, true],
+        [[B * H, T, T], [B * H, T, hd], false, false],
+      ];
+      for (const [sa, sb, ta, tb] of cases) {
+        const [a, b] = [hold(randn(sa, 20 + sa.length)), hold(randn(sb, 21 + sb[0]!))];
+        const K = ta ? sa[sa.length - 2]! : sa[sa.length - 1]!;
+        const outer = [...sa.slice(0, -2), ta ? sa[sa.length - 1]! : sa[sa.length - 2]!, tb ? sb[sb.length - 2]! : sb[sb.length - 1]!];
+        const call = () => [tf.matMul(a, b, ta, tb)];
+        const r = await row('BatchMatMul', `[${sa}]${ta ? '^T' : ''} x [${sb}]${tb ? '^T' : ''}`, call, without(KERNELS.batchMatMul, call), t);
+        rows.push({ ...r, flop: 2 * K * outer.reduce((x, y) => x * y, 1) });
+      }
+    }
+
     // One whole training step of the bench model, every kernel on vs every kernel off.
     {
       const model = createModel({ ...MODEL, vocabSize: VOCAB }, { seed: 0 });
@@ -303,4 +331,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   console.log(`webgpu adapter: ${info.detail}${info.softwareAdapter ? ' (software)' : ''}`);
   const rows = await benchWebgpuKernels({ quick: values.quick });
   console.log(formatKernelTable(rows));
+  const products = rows.filter((r) => r.flop !== undefined);
+  if (products.length > 0) {
+    console.log('\n| product | ours GFLOP/s | tfjs GFLOP/s |\n|---|---:|---:|');
+    for (const r of products) console.log(`| ${r.shape} | ${(r.flop! / r.fusedMs / 1e6).toFixed(2)} | ${(r.flop! / r.referenceMs / 1e6).toFixed(2)} |`);
+  }
 }

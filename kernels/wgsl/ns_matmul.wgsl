@@ -19,7 +19,11 @@
 // lanes (fewer workgroup-memory loads per FMA, fewer lanes to step through each barrier).
 // Workgroups are numbered row-major over the tile grid (a flat dispatch).
 //
+// DIRECT (set on software adapters, see batch_matmul.wgsl): the same 8 x 8 blocks read straight
+// from the storage buffers, no workgroup memory and no barriers; ~2x faster on lavapipe.
+//
 // Host-provided constants: const RHS_T : bool; const EPI : i32; const OUT_T : bool; const SYM : bool;
+// const DIRECT : bool;
 // Bindings: result, lhs, rhs. Uniforms: mmM, mmN, mmK, tilesN, alpha, beta.
 
 const TILE : i32 = 32;
@@ -90,7 +94,39 @@ fn main(index : i32) {
   var acc6a = vec4<f32>(0.0); var acc6b = vec4<f32>(0.0);
   var acc7a = vec4<f32>(0.0); var acc7b = vec4<f32>(0.0);
 
-  for (var k0 = 0; k0 < K; k0 += TILE) {
+  if (DIRECT) {
+    // Software adapters: no workgroup memory; each lane reads its 8 rows of lhs and 8 columns of
+    // rhs straight from the buffers (clamped at the edges; the epilogue writes only inside), as
+    // batch_matmul.wgsl does. Same products, summed in the same order as the staged loop below.
+    let i0 = tileRow + 8 * ty;
+    let j0 = tileCol + 8 * tx;
+    var rowL : array<i32, 8>;
+    var colR : array<i32, 8>;
+    for (var r = 0; r < 8; r++) {
+      rowL[r] = min(i0 + r, M - 1) * K;
+      let j = min(j0 + r, N - 1);
+      if (RHS_T) { colR[r] = j * K; } else { colR[r] = j; }
+    }
+    var stepR = N;
+    if (RHS_T) { stepR = 1; }
+    var orr = 0;
+    for (var k = 0; k < K; k++) {
+      let la = vec4<f32>(lhs[rowL[0] + k], lhs[rowL[1] + k], lhs[rowL[2] + k], lhs[rowL[3] + k]);
+      let lb = vec4<f32>(lhs[rowL[4] + k], lhs[rowL[5] + k], lhs[rowL[6] + k], lhs[rowL[7] + k]);
+      let ra = vec4<f32>(rhs[colR[0] + orr], rhs[colR[1] + orr], rhs[colR[2] + orr], rhs[colR[3] + orr]);
+      let rb = vec4<f32>(rhs[colR[4] + orr], rhs[colR[5] + orr], rhs[colR[6] + orr], rhs[colR[7] + orr]);
+      orr += stepR;
+      acc0a = fma(vec4<f32>(la.x), ra, acc0a); acc0b = fma(vec4<f32>(la.x), rb, acc0b);
+      acc1a = fma(vec4<f32>(la.y), ra, acc1a); acc1b = fma(vec4<f32>(la.y), rb, acc1b);
+      acc2a = fma(vec4<f32>(la.z), ra, acc2a); acc2b = fma(vec4<f32>(la.z), rb, acc2b);
+      acc3a = fma(vec4<f32>(la.w), ra, acc3a); acc3b = fma(vec4<f32>(la.w), rb, acc3b);
+      acc4a = fma(vec4<f32>(lb.x), ra, acc4a); acc4b = fma(vec4<f32>(lb.x), rb, acc4b);
+      acc5a = fma(vec4<f32>(lb.y), ra, acc5a); acc5b = fma(vec4<f32>(lb.y), rb, acc5b);
+      acc6a = fma(vec4<f32>(lb.z), ra, acc6a); acc6b = fma(vec4<f32>(lb.z), rb, acc6b);
+      acc7a = fma(vec4<f32>(lb.w), ra, acc7a); acc7b = fma(vec4<f32>(lb.w), rb, acc7b);
+    }
+  }
+  for (var k0 = 0; k0 < K && !DIRECT; k0 += TILE) {
     for (var q = 0; q < 64; q++) {
       let e = lane + LANES * q;
       let a = e / TILE;

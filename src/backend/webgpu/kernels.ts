@@ -348,6 +348,11 @@ interface NsAttrs {
 }
 
 const TILE = 32;
+/**
+ * Software adapter (set by registerWebGPUKernels): the Newton-Schulz products read their operands
+ * straight from the buffers instead of staging them in workgroup memory (ns_matmul's DIRECT).
+ */
+let directProducts = false;
 /** Lanes of a Newton-Schulz product workgroup (each computes an 8 x 8 block of the 32 x 32 tile). */
 const NS_LANES = 16;
 
@@ -371,7 +376,7 @@ function nsProduct(
     // Symmetric outputs: only the upper triangle of the tile grid.
     workgroups: mode.sym ? (tilesN * (tilesN + 1)) / 2 : Math.ceil(M / TILE) * tilesN,
     workgroupSize: NS_LANES,
-    consts: { RHS_T: mode.rhsT, EPI: mode.epi, OUT_T: mode.outT, SYM: mode.sym },
+    consts: { RHS_T: mode.rhsT, EPI: mode.epi, OUT_T: mode.outT, SYM: mode.sym, DIRECT: directProducts },
     uniforms: 'mmM : i32, mmN : i32, mmK : i32, tilesN : i32, alpha : f32, beta : f32,',
   });
   return backend.runWebGPUProgram(p, [lhs, rhs], 'float32', [i32(M), i32(N), i32(K), i32(tilesN), f32(alpha), f32(beta)]);
@@ -641,6 +646,7 @@ const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
  */
 export function registerWebGPUKernels(opts: { softwareAdapter: boolean }): void {
   registerSoftmaxGradient();
+  directProducts = opts.softwareAdapter;
   for (const [kernelName, kernelFunc] of Object.entries(KERNEL_FUNCS)) {
     if (tf.getKernel(kernelName, 'webgpu') === undefined) {
       tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
