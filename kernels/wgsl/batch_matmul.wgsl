@@ -13,8 +13,8 @@
 // caches anyway (a 32-row panel of A with K = 352 is 45 KB) and staging a slab through workgroup
 // memory costs as many scattered loads and stores as the products save, plus two barriers per slab
 // that the adapter steps every lane through. Measured on lavapipe at the bench model's five
-// shapes: 2.4x-3.5x faster than tfjs's kernel, where the same tiling with 32 x 32 slabs staged in
-// workgroup memory reached 0.9x-1.6x; 16 lanes per workgroup ran faster than 8 (2 x 4 blocks) or
+// shapes: 2.1x-4.2x faster than tfjs's kernel (bench/RESULTS_webgpu.md), where the same tiling
+// with 32 x 32 slabs staged in workgroup memory reached 0.9x-1.6x; 16 lanes per workgroup ran faster than 8 (2 x 4 blocks) or
 // 64 (8 x 8 blocks) in one comparison run.
 // Rows and columns past the matrix edge are clamped to the last one for the reads (no bounds
 // checks in the k loop) and not written. Workgroups are numbered batch-major, then row-major over
