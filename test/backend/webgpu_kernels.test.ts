@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currentBackend, startBackend, stopBackend } from '../../src/backend/index.ts';
-import { CAUSAL_ATTENTION } from '../../src/backend/webgpu/kernels.ts';
+import { CAUSAL_ATTENTION, registerWebGPUKernels } from '../../src/backend/webgpu/kernels.ts';
 import { ShapeError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
 import { channelMoments, channelMomentsReference } from '../../src/ops/channel_moments.ts';
@@ -480,6 +480,31 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
       const got = await values(run());
       ['value', 'da', 'db'].forEach((name, i) => expect(relErr(got[i]!, ref[i]!), `${name} ${sa} x ${sb}`).toBeLessThan(1e-5));
     }
+  });
+
+  it('on a hardware adapter tfjs keeps its BatchMatMul and ns_matmul stages its slabs', async () => {
+    // What startWebGPU registers for a hardware adapter, exercised here on lavapipe.
+    const software = currentBackend()?.softwareAdapter === true;
+    const tfjsKernel = () => tf.getKernel('BatchMatMul', 'webgpu')!.kernelFunc;
+    const before = tfjsKernel();
+    registerWebGPUKernels({ softwareAdapter: false });
+    try {
+      expect(hasKernel(KERNELS.batchMatMul)).toBe(false);
+      if (software) expect(tfjsKernel()).not.toBe(before);
+      await matmulCheck([3, 33, 17], [3, 65, 17], false, true, 10);
+      // ns_matmul without DIRECT: the workgroup-memory path a GPU runs.
+      const gs = randn(65 * 130, 11, 0.02);
+      const { tuples, scale, eps } = nsSchedule('quintic', 5);
+      const [ref] = await onCpu(() => newtonSchulzReference(tf.tensor2d(gs, [65, 130]), tuples, scale, eps));
+      const g = tf.tensor2d(gs, [65, 130]);
+      const [got] = await values(newtonSchulz(g, { steps: 5, coefficients: 'quintic' }));
+      g.dispose();
+      expect(relErr(got!, ref!)).toBeLessThan(1e-4);
+    } finally {
+      registerWebGPUKernels({ softwareAdapter: software });
+    }
+    expect(tfjsKernel()).toBe(before);
+    expect(hasKernel(KERNELS.batchMatMul)).toBe(software);
   });
 
   it('rejects bad shapes with the field named', () => {
