@@ -799,9 +799,15 @@ void adamw(const Args& a) {
   });
 }
 
-// One Newton-Schulz run on one m x n matrix (see src/ops/newton_schulz.ts).
-void newtonSchulzOne(const float* g, float* out, int64_t m, int64_t n, int64_t steps, const float* ca, const float* cb, const float* cc,
-                     double normScale, double normEps) {
+// newtonSchulz(g, out, m, n, steps, a[], b[], c[], normScale, normEps) — see src/ops/newton_schulz.ts.
+void newtonSchulz(const Args& x) {
+  const int64_t m = x.i64(2), n = x.i64(3), steps = x.i64(4);
+  const float* g = x.f32(0, m * n, "x");
+  float* out = x.f32(1, m * n, "out");
+  const float* ca = x.f32(5, steps, "a");
+  const float* cb = x.f32(6, steps, "b");
+  const float* cc = x.f32(7, steps, "c");
+  const double normScale = x.f64(8), normEps = x.f64(9);
   // Wide orientation: r <= c, so A = X X^T is the smaller r x r Gram matrix.
   const bool tall = m > n;
   const int r = static_cast<int>(tall ? n : m), c = static_cast<int>(tall ? m : n);
@@ -816,7 +822,7 @@ void newtonSchulzOne(const float* g, float* out, int64_t m, int64_t n, int64_t s
     for (int64_t i = 0; i < m * n; i++) X[i] = g[i] * scale;
   }
   for (int64_t s = 0; s < steps; s++) {
-    // A = X X^T (upper triangle by ssyrk, half the work of a general product; then mirrored)
+    // A = X X^T
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, r, c, 1.0f, X.data(), c, 0.0f, A.data(), r);
     for (int i = 0; i < r; i++)
       for (int j = 0; j < i; j++) A[i * r + j] = A[j * r + i];
@@ -834,29 +840,6 @@ void newtonSchulzOne(const float* g, float* out, int64_t m, int64_t n, int64_t s
   } else {
     std::memcpy(out, X.data(), sizeof(float) * m * n);
   }
-}
-
-// newtonSchulz(g, out, batch, m, n, steps, a[], b[], c[], normScale, normEps): `batch` independent
-// m x n matrices. A batch runs one matrix per pool thread with OpenBLAS single-threaded: the matrices of
-// a small model (128..704 wide) are too small for OpenBLAS to use two threads well.
-void newtonSchulz(const Args& x) {
-  const int64_t batch = x.i64(2), m = x.i64(3), n = x.i64(4), steps = x.i64(5);
-  const float* g = x.f32(0, batch * m * n, "x");
-  float* out = x.f32(1, batch * m * n, "out");
-  const float* ca = x.f32(6, steps, "a");
-  const float* cb = x.f32(7, steps, "b");
-  const float* cc = x.f32(8, steps, "c");
-  const double normScale = x.f64(9), normEps = x.f64(10);
-  if (batch == 1 || pool().size() == 1) {
-    for (int64_t i = 0; i < batch; i++) newtonSchulzOne(g + i * m * n, out + i * m * n, m, n, steps, ca, cb, cc, normScale, normEps);
-    return;
-  }
-  const int saved = openblas_get_num_threads();
-  openblas_set_num_threads(1);
-  pool().run(batch, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) newtonSchulzOne(g + i * m * n, out + i * m * n, m, n, steps, ca, cb, cc, normScale, normEps);
-  });
-  openblas_set_num_threads(saved);
 }
 
 // channelMoments(x, token, channel, N, d): power sums 1..4 per row [N, 4] and per column [d, 4].

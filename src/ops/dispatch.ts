@@ -11,7 +11,6 @@
  *   OspAdamWUpdate       {param, grad, expAvg, expAvgSq} (one shape),
  *                        {lr, beta1, beta2, eps, decay, bc1, bc2Sqrt} -> [param', expAvg', expAvgSq']
  *   OspNewtonSchulz      {x [m, n]}, {steps, a[], b[], c[], normScale, normEps} -> [m, n]
- *   OspNewtonSchulzBatched  {x [b, m, n]}, same attributes            -> [b, m, n] (each matrix alone)
  *   OspChannelMoments    {x [N, d]}, {}                               -> [token [N, 4], channel [d, 4]]
  *   OspSoftmaxGrad       {dy, y} (softmax over the last axis), {}     -> dx = y (dy - sum(dy y, last axis))
  *   OspBatchMatMul       {a, b}, {transposeA, transposeB}             -> tfjs's BatchMatMul, same contract
@@ -34,7 +33,6 @@ export const KERNELS = {
   crossEntropyGrad: 'OspCrossEntropyGrad',
   adamwUpdate: 'OspAdamWUpdate',
   newtonSchulz: 'OspNewtonSchulz',
-  newtonSchulzBatched: 'OspNewtonSchulzBatched',
   channelMoments: 'OspChannelMoments',
   softmaxGrad: 'OspSoftmaxGrad',
   batchMatMul: 'OspBatchMatMul',

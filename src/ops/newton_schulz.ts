@@ -62,31 +62,17 @@ export function newtonSchulz(g: tf.Tensor2D, opts: NewtonSchulzOptions): tf.Tens
   checkChoice('coefficients', opts.coefficients, NS_COEFFICIENT_KINDS);
   const { tuples, scale, eps } = nsSchedule(opts.coefficients, opts.steps);
   if (hasKernel(KERNELS.newtonSchulz)) {
-    return tf.engine().runKernel<tf.Tensor2D>(KERNELS.newtonSchulz, { x: g }, kernelAttrs(opts.steps, tuples, scale, eps));
+    const attrs = {
+      steps: opts.steps,
+      a: tuples.map((t) => t[0]),
+      b: tuples.map((t) => t[1]),
+      c: tuples.map((t) => t[2]),
+      normScale: scale,
+      normEps: eps,
+    };
+    return tf.engine().runKernel<tf.Tensor2D>(KERNELS.newtonSchulz, { x: g }, attrs);
   }
   return newtonSchulzReference(g, tuples, scale, eps);
-}
-
-/**
- * Newton-Schulz on a batch of same-shape matrices [b, m, n], each orthogonalised on its own (the same
- * result as newtonSchulz on every slice). Muon batches the matrices of one shape: a backend with an
- * `OspNewtonSchulzBatched` kernel (native) runs them in parallel; elsewhere this is newtonSchulz per slice.
- */
-export function newtonSchulzBatched(g: tf.Tensor3D, opts: NewtonSchulzOptions): tf.Tensor3D {
-  if (g.rank !== 3) throw new ShapeError(`newtonSchulzBatched expects a 3-D tensor [b, m, n], got shape [${g.shape.join(', ')}]`);
-  if (!hasKernel(KERNELS.newtonSchulzBatched)) {
-    return tf.tidy(() => tf.stack(tf.unstack(g).map((x) => newtonSchulz(x as tf.Tensor2D, opts))) as tf.Tensor3D);
-  }
-  if (!Number.isInteger(opts.steps) || opts.steps < 1) {
-    throw new ShapeError(`newtonSchulz: steps must be a positive integer, got ${opts.steps}`);
-  }
-  checkChoice('coefficients', opts.coefficients, NS_COEFFICIENT_KINDS);
-  const { tuples, scale, eps } = nsSchedule(opts.coefficients, opts.steps);
-  return tf.engine().runKernel<tf.Tensor3D>(KERNELS.newtonSchulzBatched, { x: g }, kernelAttrs(opts.steps, tuples, scale, eps));
-}
-
-function kernelAttrs(steps: number, tuples: readonly NsTuple[], normScale: number, normEps: number) {
-  return { steps, a: tuples.map((t) => t[0]), b: tuples.map((t) => t[1]), c: tuples.map((t) => t[2]), normScale, normEps };
 }
 
 /** Plain-tfjs reference: X = G / (scale*||G||_F + eps), then X <- aX + (bA + cA^2) X with A = X X^T. */

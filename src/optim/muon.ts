@@ -7,8 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse.ts';
 import { ShapeError } from '../errors.ts';
-import { KERNELS, hasKernel } from '../ops/dispatch.ts';
-import { newtonSchulz, newtonSchulzBatched, NS_COEFFICIENT_KINDS } from '../ops/newton_schulz.ts';
+import { newtonSchulz, NS_COEFFICIENT_KINDS } from '../ops/newton_schulz.ts';
 import { assignState, checkLrFactor, checkStateDict, pairGrads, shapeText, type Optimizer } from './optimizer.ts';
 
 export const MUON_SCALES = ['moonlight', 'keller'] as const;
@@ -63,44 +62,24 @@ export class Muon implements Optimizer {
     const { momentum: mu, nesterov, nsSteps, nsCoefficients, scale, weightDecay: wd } = this.config;
     checkLrFactor(this.name, lrFactor);
     const lr = this.config.lr * lrFactor;
-    const ns = { steps: nsSteps, coefficients: nsCoefficients };
-    tf.tidy(() => {
-      // 1. Momentum and the (Nesterov) direction of every parameter.
-      const work: { p: tf.Variable; u: tf.Tensor2D; o?: tf.Tensor2D }[] = [];
-      for (const [name, p, g] of pairGrads(this.name, this.shapes, params, grads)) {
-        const buf = this.momenta.get(name)!;
+    for (const [name, p, g] of pairGrads(this.name, this.shapes, params, grads)) {
+      const buf = this.momenta.get(name)!;
+      const [rows, cols] = p.shape as [number, number];
+      tf.tidy(() => {
         const m = buf.mul(mu).add(g);
         buf.assign(m);
-        work.push({ p, u: (nesterov ? g.add(m.mul(mu)) : m) as tf.Tensor2D });
-      }
-      // 2. Orthogonalise. Where the backend runs a batch of matrices in parallel (native), the
-      // matrices of each shape go together; each is still orthogonalised on its own.
-      if (hasKernel(KERNELS.newtonSchulzBatched)) {
-        const byShape = new Map<string, typeof work>();
-        for (const w of work) {
-          const key = w.u.shape.join('x');
-          byShape.set(key, [...(byShape.get(key) ?? []), w]);
-        }
-        for (const group of byShape.values()) {
-          const out = tf.unstack(newtonSchulzBatched(tf.stack(group.map((w) => w.u)) as tf.Tensor3D, ns));
-          group.forEach((w, i) => (w.o = out[i] as tf.Tensor2D));
-        }
-      } else {
-        for (const w of work) w.o = newtonSchulz(w.u, ns);
-      }
-      // 3. The update.
-      for (const { p, o } of work) {
-        const [rows, cols] = p.shape as [number, number];
+        const u = (nesterov ? g.add(m.mul(mu)) : m) as tf.Tensor2D;
+        const o = newtonSchulz(u, { steps: nsSteps, coefficients: nsCoefficients });
         if (scale === 'moonlight') {
           // 0.2*sqrt(max dim) gives the update an RMS of ~0.2, like AdamW's, so its lr/wd transfer.
           const k = 0.2 * Math.sqrt(Math.max(rows, cols));
-          p.assign(p.sub(o!.mul(k).add(p.mul(wd)).mul(lr)));
+          p.assign(p.sub(o.mul(k).add(p.mul(wd)).mul(lr)));
         } else {
           const k = Math.sqrt(Math.max(1, rows / cols));
-          p.assign(p.mul(1 - lr * wd).sub(o!.mul(lr * k)));
+          p.assign(p.mul(1 - lr * wd).sub(o.mul(lr * k)));
         }
-      }
-    });
+      });
+    }
   }
 
   /** Expected state names and shapes: one momentum buffer per parameter. */

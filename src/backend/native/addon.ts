@@ -24,7 +24,7 @@ export interface NativeAddon {
   crossEntropy(logits: Float32Array, targets: Int32Array, loss: Float32Array, N: number, V: number): void;
   crossEntropyGrad(dloss: Float32Array, logits: Float32Array, targets: Int32Array, dlogits: Float32Array, N: number, V: number): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, lr: number, beta1: number, beta2: number, eps: number, decay: number, bc1: number, bc2Sqrt: number): void;
-  newtonSchulz(x: Float32Array, out: Float32Array, batch: number, m: number, n: number, steps: number, a: Float32Array, b: Float32Array, c: Float32Array, normScale: number, normEps: number): void;
+  newtonSchulz(x: Float32Array, out: Float32Array, m: number, n: number, steps: number, a: Float32Array, b: Float32Array, c: Float32Array, normScale: number, normEps: number): void;
   channelMoments(x: Float32Array, token: Float32Array, channel: Float32Array, N: number, d: number): void;
   setThreads(n: number): void;
   setPoolThreads(n: number): void;

@@ -399,18 +399,15 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     return [p, m, v].map((values) => be.makeTensorInfo(param.shape, 'float32', values));
   });
 
-  // One matrix [m, n], or a batch [b, m, n] run one matrix per thread.
-  const newtonSchulz: KernelFunc = (args) => {
+  k.set(KERNELS.newtonSchulz, (args) => {
     const { x } = args.inputs as { x: TI };
     const a = args.attrs as { steps: number; a: number[]; b: number[]; c: number[]; normScale: number; normEps: number };
     const be = args.backend as NativeCpuBackend;
-    const [batch, m, n] = (x.shape.length === 2 ? [1, ...x.shape] : x.shape) as [number, number, number];
-    const out = be.f32Out(batch * m * n);
-    addon.newtonSchulz(f32(be, x), out, batch, m, n, a.steps, Float32Array.from(a.a), Float32Array.from(a.b), Float32Array.from(a.c), a.normScale, a.normEps);
-    return be.makeTensorInfo(x.shape, 'float32', out);
-  };
-  k.set(KERNELS.newtonSchulz, newtonSchulz);
-  k.set(KERNELS.newtonSchulzBatched, newtonSchulz);
+    const [m, n] = x.shape as [number, number];
+    const out = be.f32Out(m * n);
+    addon.newtonSchulz(f32(be, x), out, m, n, a.steps, Float32Array.from(a.a), Float32Array.from(a.b), Float32Array.from(a.c), a.normScale, a.normEps);
+    return be.makeTensorInfo([m, n], 'float32', out);
+  });
 
   k.set(KERNELS.channelMoments, (args) => {
     const { x } = args.inputs as { x: TI };
