@@ -187,11 +187,9 @@ export async function gemmRates(reps: number, rows: Row[]): Promise<Record<strin
     const K = ta ? sa[sa.length - 2]! : sa[sa.length - 1]!;
     const N = tb ? sb[sb.length - 2]! : sb[sb.length - 1]!;
     const batch = sa.length === 3 ? sa[0]! : 1;
-    const ms = await median(async () => {
-      const z = tf.matMul(x, y, ta, tb);
-      await z.data();
-      z.dispose();
-    }, reps * 2, 2);
+    // native runs kernels synchronously, so the product is done when matMul returns. Reading the
+    // output would take it out of the output pool, and every call would then pay for fresh pages.
+    const ms = await median(() => tf.matMul(x, y, ta, tb).dispose(), reps * 2, 2);
     const rate = (2 * batch * M * N * K) / (ms * 1e6);
     // The same product called on OpenBLAS directly (same operands, an output reused): what tfjs,
     // the kernel wrapper and output allocation cost on top of the BLAS itself.
@@ -200,6 +198,7 @@ export async function gemmRates(reps: number, rows: Row[]): Promise<Record<strin
     const aOff = Int32Array.from({ length: batch }, (_, i) => i * M * K);
     const bOff = Int32Array.from({ length: batch }, (_, i) => (sb.length === 3 ? i * K * N : 0));
     const directMs = await median(() => addon.gemm(xa, ya, o, batch, M, N, K, ta ? 1 : 0, tb ? 1 : 0, aOff, bOff), reps * 2, 2);
+    // (the output array is reused: a fresh one per call costs page faults, 6x at [2048,128] x [128,128]^T here)
     const direct = (2 * batch * M * N * K) / (directMs * 1e6);
     out[label] = rate;
     out[`${label} (direct)`] = direct;

@@ -811,7 +811,13 @@ void newtonSchulz(const Args& x) {
   // Wide orientation: r <= c, so A = X X^T is the smaller r x r Gram matrix.
   const bool tall = m > n;
   const int r = static_cast<int>(tall ? n : m), c = static_cast<int>(tall ? m : n);
-  std::vector<float> X(static_cast<size_t>(r) * c), Y(static_cast<size_t>(r) * c), A(static_cast<size_t>(r) * r), B(static_cast<size_t>(r) * r);
+  // Work buffers reused across calls: fresh large allocations are fresh pages, and page faults are
+  // expensive (inside a VM, a 1 MB buffer's first touch cost more than a 128 x 2048 x 128 product).
+  thread_local std::vector<float> X, Y, A, B;
+  X.resize(static_cast<size_t>(r) * c);
+  Y.resize(static_cast<size_t>(r) * c);
+  A.resize(static_cast<size_t>(r) * r);
+  B.resize(static_cast<size_t>(r) * r);
   double ss = 0;
   for (int64_t i = 0; i < m * n; i++) ss += static_cast<double>(g[i]) * g[i];
   const float scale = static_cast<float>(1.0 / (normScale * std::sqrt(ss) + normEps));

@@ -13,15 +13,28 @@
  * (`tf.tensor(array)`) or moved in from another backend are never owned.
  */
 import type { DataId } from '@tensorflow/tfjs';
+import { totalmem } from 'node:os';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { BackendUnavailableError } from '../../errors.ts';
 
-/** Pooled bytes kept at most; beyond this, disposed arrays are left to the garbage collector. */
-const POOL_LIMIT_BYTES = 512 * 1024 * 1024;
+/**
+ * Pooled bytes kept at most; beyond this, disposed arrays are left to the garbage collector. The pool
+ * holds what one training step allocates (about 0.5 GB at d=128 and 0.9 GB at d=256 with B=16, T=128),
+ * so the default is a quarter of the machine's memory; OSP_NATIVE_POOL_MB sets it.
+ */
+export function poolLimitBytes(): number {
+  const env = process.env.OSP_NATIVE_POOL_MB;
+  if (env === undefined) return Math.floor(totalmem() / 4);
+  const mb = Number(env);
+  if (!Number.isFinite(mb) || mb < 0) throw new BackendUnavailableError('native', `OSP_NATIVE_POOL_MB must be a number of megabytes >= 0, got '${env}'`);
+  return mb * 1024 * 1024;
+}
 
 export class NativeCpuBackend extends MathBackendCPU {
   private readonly pool = new Map<number, Float32Array[]>();
   private readonly owned = new WeakSet<Float32Array>();
   private pooledBytes = 0;
+  private readonly limit = poolLimitBytes();
 
   constructor() {
     super();
@@ -56,7 +69,7 @@ export class NativeCpuBackend extends MathBackendCPU {
   override disposeData(dataId: DataId, force = false): boolean {
     const values = this.data.get(dataId)?.values;
     const released = super.disposeData(dataId, force);
-    if (released && values instanceof Float32Array && this.owned.has(values) && this.pooledBytes + values.byteLength <= POOL_LIMIT_BYTES) {
+    if (released && values instanceof Float32Array && this.owned.has(values) && this.pooledBytes + values.byteLength <= this.limit) {
       let list = this.pool.get(values.length);
       if (!list) this.pool.set(values.length, (list = []));
       list.push(values);

@@ -8,7 +8,7 @@ import { BackendUnavailableError } from '../../errors.ts';
 import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
 import type { BackendInfo } from '../index.ts';
 import { loadNativeAddon, type NativeAddon } from './addon.ts';
-import { NativeCpuBackend } from './backend.ts';
+import { NativeCpuBackend, poolLimitBytes } from './backend.ts';
 import { NATIVE, nativeKernels } from './kernels.ts';
 
 let ready = false;
@@ -53,7 +53,7 @@ function register(addon: NativeAddon): void {
 
 /**
  * Starts the native backend. Threads: OSP_NATIVE_THREADS, else one per core (OpenBLAS and the
- * addon's own pool share the number).
+ * addon's own pool share the number). Output pool: OSP_NATIVE_POOL_MB, else a quarter of the memory.
  */
 export async function startNative(): Promise<BackendInfo> {
   const addon = loadNativeAddon();
@@ -64,6 +64,7 @@ export async function startNative(): Promise<BackendInfo> {
       if (!Number.isInteger(n) || n < 1) throw new BackendUnavailableError('native', `OSP_NATIVE_THREADS must be a positive integer, got '${env}'`);
       addon.setThreads(n);
     }
+    poolLimitBytes(); // a bad OSP_NATIVE_POOL_MB fails here, with its message, not inside tfjs
     register(addon);
     registerSoftmaxGradient();
     ready = true;
