@@ -12,8 +12,8 @@
  *   hessian     top-5 eigenvalues with 30 Lanczos steps against one training step
  *
  * Options: --only a,b (sections), --backends a,b (throughput), --backend NAME (monitor and hessian;
- * default native, else wasm), --peer (also train the identical model in PyTorch, bench/torch_reference.py,
- * and print the ratio), --quick (fewer repetitions). Writes bench/results.json and prints a table.
+ * default native, else wasm), --peer (native against the identical model in PyTorch, bench/torch_reference.py,
+ * in alternating rounds, with the median ratio), --quick (fewer repetitions). Writes bench/results.json and prints a table.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -32,7 +32,7 @@ import { measureOutliers } from '../src/train/callbacks/outliers.ts';
 import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/config/run.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
-import { gemmRates, muonOverhead, nsCost, opBreakdown, peer, throughput, type Row } from './speed.ts';
+import { gemmRates, muonOverhead, nsCost, opBreakdown, peerRounds, throughput, type Row } from './speed.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -78,18 +78,14 @@ if (sections.has('throughput')) {
   const stepReps = args.quick ? 3 : 5;
   const tput = await throughput(backends, stepReps, rows);
   results.throughput = tput;
-  if (args.peer) {
-    const p = peer(stepReps);
+}
+
+if (args.peer) {
+  if (!nativeOk) rows.push(['PyTorch peer', 'skipped', 'the native backend is unavailable']);
+  else {
+    const p = await peerRounds(args.quick ? 3 : 5, args.quick ? 2 : 3, rows);
     if (p.error) rows.push(['PyTorch peer', 'unavailable', p.error]);
-    else {
-      results.peer = p.results;
-      const any = Object.values(p.results!)[0]!;
-      rows.push([`PyTorch ${any.torch} CPU, its fastest thread setting (bench/torch_reference.py)`, 'tokens/s', 'native / torch']);
-      for (const [key, r] of Object.entries(p.results!)) {
-        const ours = tput.native?.[key];
-        rows.push([`  ${key} (${r.setting})`, r.tokensPerSec.toFixed(0), ours === undefined ? 'native not run' : `${(ours / r.tokensPerSec).toFixed(2)}x (goal >= 1.0x)`]);
-      }
-    }
+    else results.peer = p.results;
   }
 }
 
@@ -97,8 +93,7 @@ if (nativeOk && sections.has('gemm')) results.gemm = await gemmRates(reps, rows)
 if (nativeOk && sections.has('ns')) {
   const ns = await nsCost(reps, rows);
   results.newtonSchulz = ns;
-  const tput = (results.throughput as Record<string, Record<string, number>> | undefined)?.native;
-  if (tput) results.muonOverhead = muonOverhead(tput, ns, rows);
+  results.muonOverhead = await muonOverhead(ns, args.quick ? 3 : 5, 3, rows);
 }
 if (nativeOk && sections.has('ops')) {
   results.opBreakdown = await opBreakdown('native', { hidden: 128, optimizer: 'muon' }, rows);

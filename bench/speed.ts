@@ -79,10 +79,8 @@ export async function stepTime(c: SpeedCase, reps: number): Promise<number> {
   const opt = createOptimizer(optimizerConfig(c.optimizer), model.params);
   const [x, y] = batch(1);
   try {
-    return await median(async () => {
-      const r = await trainStep(model, opt, x, y);
-      return r;
-    }, reps);
+    // Two warm-up steps: the first one fills the native backend's output pool.
+    return await median(() => trainStep(model, opt, x, y), reps, 2);
   } finally {
     tf.dispose([x, y]);
     opt.dispose();
@@ -123,37 +121,83 @@ export interface PeerResult {
   setting: string;
 }
 
-/**
- * bench/torch_reference.py on the same cases, each at PyTorch's best thread setting on this machine
- * (one thread; every core; every core with OMP_WAIT_POLICY=PASSIVE, which stops OpenMP's spinning
- * threads from fighting OpenBLAS's own): the peer is PyTorch at its fastest, not at its default.
- * Undefined (with the reason) when PyTorch is not installed.
- */
-export function peer(reps: number): { results?: Record<string, PeerResult>; error?: string } {
-  // Debian's python3-torch installs for Debian's own python3, not a pyenv one that may come first on PATH.
+/** Debian's python3-torch installs for Debian's own python3, not a pyenv one that may come first on PATH. */
+function torchPython(): { python?: string; error?: string } {
   const python = ['/usr/bin/python3', 'python3'].find((p) => p === 'python3' || existsSync(p))!;
   const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) {
     return { error: `PyTorch is not importable by ${python}: install it (Debian: apt-get install python3-torch libopenblas0-pthread)` };
   }
+  return { python };
+}
+
+/** One bench/torch_reference.py run (median step of `reps`) for one case and thread setting. */
+function torchRun(python: string, c: SpeedCase, reps: number, setting: [string, string, Record<string, string>]): PeerResult {
+  const [name, threads, env] = setting;
+  const args = ['bench/torch_reference.py', '--hidden', String(c.hidden), '--optimizer', c.optimizer, '--steps', String(reps), '--batch', String(B), '--seq', String(T), '--threads', threads];
+  const r = spawnSync(python, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  if (r.status !== 0) throw new Error(`bench/torch_reference.py failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
+  return { ...JSON.parse(r.stdout.trim().split('\n').pop()!), setting: name } as PeerResult;
+}
+
+export interface PeerComparison {
+  case: string;
+  /** PyTorch's fastest thread setting for this case (chosen in the first round). */
+  setting: string;
+  torch: string;
+  rounds: { nativeTokensPerSec: number; torchTokensPerSec: number; ratio: number }[];
+  /** Median over rounds of native / torch tokens per second. */
+  ratio: number;
+}
+
+/**
+ * native against bench/torch_reference.py, case by case, in alternating rounds (native, then PyTorch,
+ * `rounds` times), so that both see the same machine: on shared machines a single back-to-back pair
+ * varies by tens of percent. PyTorch runs at its best thread setting on this machine, chosen in the
+ * first round among one thread, every core, and every core with OMP_WAIT_POLICY=PASSIVE (which stops
+ * OpenMP's spinning threads from fighting OpenBLAS's own): the peer is PyTorch at its fastest.
+ */
+export async function peerRounds(reps: number, rounds: number, rows: Row[]): Promise<{ results?: PeerComparison[]; error?: string }> {
+  const { python, error } = torchPython();
+  if (!python) return { error };
   const cores = String(availableParallelism());
   const settings: [string, string, Record<string, string>][] = [
     ['1 thread', '1', {}],
     [`${cores} threads`, cores, {}],
     [`${cores} threads, OMP_WAIT_POLICY=PASSIVE`, cores, { OMP_WAIT_POLICY: 'PASSIVE' }],
   ];
-  const results: Record<string, PeerResult> = {};
+  const out: PeerComparison[] = [];
   for (const c of CASES) {
-    for (const [setting, threads, env] of settings) {
-      const args = ['bench/torch_reference.py', '--hidden', String(c.hidden), '--optimizer', c.optimizer, '--steps', String(reps), '--batch', String(B), '--seq', String(T), '--threads', threads];
-      const r = spawnSync(python, args, { encoding: 'utf8', env: { ...process.env, ...env } });
-      if (r.status !== 0) return { error: `bench/torch_reference.py failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}` };
-      const res = { ...JSON.parse(r.stdout.trim().split('\n').pop()!), setting } as PeerResult;
-      const key = `d${c.hidden}-${c.optimizer}`;
-      if (!results[key] || res.tokensPerSec > results[key]!.tokensPerSec) results[key] = res;
+    let best: [string, string, Record<string, string>] | undefined;
+    let torch = '';
+    const rs: PeerComparison['rounds'] = [];
+    for (let round = 0; round < rounds; round++) {
+      await startBackend('native');
+      const nativeTps = (B * T) / ((await stepTime(c, reps)) / 1000);
+      await stopBackend();
+      let t: PeerResult;
+      if (!best) {
+        const tried = settings.map((st) => [st, torchRun(python, c, reps, st)] as const);
+        const fastest = tried.reduce((a, b) => (b[1].tokensPerSec > a[1].tokensPerSec ? b : a));
+        best = fastest[0];
+        t = fastest[1];
+      } else t = torchRun(python, c, reps, best);
+      torch = t.torch;
+      rs.push({ nativeTokensPerSec: nativeTps, torchTokensPerSec: t.tokensPerSec, ratio: nativeTps / t.tokensPerSec });
     }
+    const ratios = rs.map((r) => r.ratio).sort((a, b) => a - b);
+    out.push({ case: `d${c.hidden}-${c.optimizer}`, setting: best![0], torch, rounds: rs, ratio: ratios[Math.floor(ratios.length / 2)]! });
   }
-  return { results };
+  rows.push([`native vs PyTorch ${out[0]?.torch ?? ''} CPU (bench/torch_reference.py), ${rounds} alternating rounds`, 'tokens/s native / torch', 'median ratio [range]']);
+  for (const p of out) {
+    const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const nat = med(p.rounds.map((r) => r.nativeTokensPerSec));
+    const tor = med(p.rounds.map((r) => r.torchTokensPerSec));
+    const lo = Math.min(...p.rounds.map((r) => r.ratio));
+    const hi = Math.max(...p.rounds.map((r) => r.ratio));
+    rows.push([`  ${p.case} (torch: ${p.setting})`, `${nat.toFixed(0)} / ${tor.toFixed(0)}`, `${p.ratio.toFixed(2)}x [${lo.toFixed(2)}-${hi.toFixed(2)}] (goal >= 1.0x)`]);
+  }
+  return { results: out };
 }
 
 /** GFLOP/s of tf.matMul on the native backend at the model's shapes, and of OpenBLAS called directly. */
@@ -231,27 +275,40 @@ export async function nsCost(reps: number, rows: Row[]): Promise<Record<string, 
 }
 
 /**
- * Muon's overhead per step over AdamW, against what its Newton-Schulz FLOPs predict at the measured
- * per-shape rates (goal: overhead <= prediction + 10%).
+ * Muon's overhead per step over AdamW on native, against what its Newton-Schulz FLOPs predict at the
+ * measured per-shape times (goal: overhead <= prediction + 10%). The two step times are measured in
+ * alternating rounds (median of each), so that machine noise does not land on one side only.
  */
-export function muonOverhead(
-  tput: Record<string, number>,
+export async function muonOverhead(
   ns: Record<string, { ms: number }>,
+  reps: number,
+  rounds: number,
   rows: Row[],
-): Record<string, { overheadMs: number; predictedMs: number; ratio: number }> {
-  const out: Record<string, { overheadMs: number; predictedMs: number; ratio: number }> = {};
+): Promise<Record<string, { adamwMs: number; muonMs: number; overheadMs: number; predictedMs: number; ratio: number }>> {
+  const out: Record<string, { adamwMs: number; muonMs: number; overheadMs: number; predictedMs: number; ratio: number }> = {};
+  await startBackend('native');
   for (const hidden of [128, 256]) {
-    const a = tput[`d${hidden}-adamw`];
-    const m = tput[`d${hidden}-muon`];
-    if (a === undefined || m === undefined) continue;
-    const overheadMs = ((B * T) / m - (B * T) / a) * 1000;
+    const a: number[] = [];
+    const m: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      a.push(await stepTime({ hidden, optimizer: 'adamw' }, reps));
+      m.push(await stepTime({ hidden, optimizer: 'muon' }, reps));
+    }
+    const med = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+    const [adamwMs, muonMs] = [med(a), med(m)];
+    const overheadMs = muonMs - adamwMs;
     const inter = Math.ceil((8 * hidden) / 3 / 32) * 32;
     // Per layer: q, k, v, o (d x d), gate and up (inter x d), down (d x inter); plus EmbProj's two d x d.
-    const count = (s: string) => ns[s]?.ms ?? NaN;
-    const predictedMs = LAYERS * (4 * count(`${hidden}x${hidden}`) + 2 * count(`${inter}x${hidden}`) + count(`${hidden}x${inter}`)) + 2 * count(`${hidden}x${hidden}`);
-    out[`d${hidden}`] = { overheadMs, predictedMs, ratio: overheadMs / predictedMs };
-    rows.push([`  Muon over AdamW per step, d=${hidden}`, `${overheadMs.toFixed(1)} ms`, `${(overheadMs / predictedMs).toFixed(2)}x of the ${predictedMs.toFixed(1)} ms NS predicts (goal <= 1.10x)`]);
+    const t = (s: string) => ns[s]?.ms ?? NaN;
+    const predictedMs = LAYERS * (4 * t(`${hidden}x${hidden}`) + 2 * t(`${inter}x${hidden}`) + t(`${hidden}x${inter}`)) + 2 * t(`${hidden}x${hidden}`);
+    out[`d${hidden}`] = { adamwMs, muonMs, overheadMs, predictedMs, ratio: overheadMs / predictedMs };
+    rows.push([
+      `  Muon over AdamW per step, d=${hidden} (${adamwMs.toFixed(0)} -> ${muonMs.toFixed(0)} ms)`,
+      `${overheadMs.toFixed(1)} ms`,
+      `${(overheadMs / predictedMs).toFixed(2)}x of the ${predictedMs.toFixed(1)} ms NS predicts (goal <= 1.10x)`,
+    ]);
   }
+  await stopBackend();
   return out;
 }
 
