@@ -680,6 +680,8 @@ void rmsNorm(const Args& a) {
 }
 
 // rmsNormGrad(dy, x, w, dx, dw, rows, d, wlen, eps)
+// Deterministic for any thread count: dx row by row; dweight summed afterwards in row order (per column
+// in parallel for weight [d], serially for weight [1]), never from per-thread partial sums.
 void rmsNormGrad(const Args& a) {
   const int64_t rows = a.i64(5), d = a.i64(6), wlen = a.i64(7);
   const double eps = a.f64(8);
@@ -688,35 +690,47 @@ void rmsNormGrad(const Args& a) {
   const float* w = a.f32(2, wlen, "weight");
   float* dx = a.f32(3, rows * d, "dx");
   float* dw = a.f32(4, wlen, "dweight");
-  const int threads = pool().size();
-  // Per-thread partial sums of dw, combined at the end (deterministic for a fixed thread count).
-  std::vector<double> partial(static_cast<size_t>(threads) * wlen, 0.0);
-  std::atomic<int> slot{0};
+  thread_local std::vector<double> inv, rowSum;
+  inv.resize(static_cast<size_t>(rows));
+  rowSum.resize(static_cast<size_t>(rows));
   pool().run(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, d)), [&](int64_t r0, int64_t r1) {
-    double* acc = partial.data() + static_cast<size_t>(slot.fetch_add(1)) * wlen;
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x + r * d;
       const float* g = dy + r * d;
-      double ss = 0, dot = 0;
+      double ss = 0, dot = 0, gx = 0;
       for (int64_t i = 0; i < d; i++) {
         ss += static_cast<double>(xr[i]) * xr[i];
         dot += static_cast<double>(g[i]) * (wlen == 1 ? w[0] : w[i]) * xr[i];
+        gx += static_cast<double>(g[i]) * xr[i];
       }
-      const double inv = 1.0 / std::sqrt(ss / static_cast<double>(d) + eps);
+      const double rinv = 1.0 / std::sqrt(ss / static_cast<double>(d) + eps);
+      inv[r] = rinv;
+      rowSum[r] = gx * rinv;
       // dx_i = inv (w_i dy_i - x_i inv^2 dot / d)
-      const double k = inv * inv * dot / static_cast<double>(d);
+      const double k = rinv * rinv * dot / static_cast<double>(d);
       for (int64_t i = 0; i < d; i++) {
         const double wi = wlen == 1 ? w[0] : w[i];
-        dx[r * d + i] = static_cast<float>(inv * (wi * g[i] - xr[i] * k));
-        acc[wlen == 1 ? 0 : i] += static_cast<double>(g[i]) * xr[i] * inv;
+        dx[r * d + i] = static_cast<float>(rinv * (wi * g[i] - xr[i] * k));
       }
     }
   });
-  for (int64_t i = 0; i < wlen; i++) {
+  if (wlen == 1) {
     double s = 0;
-    for (int t = 0; t < threads; t++) s += partial[static_cast<size_t>(t) * wlen + i];
-    dw[i] = static_cast<float>(s);
+    for (int64_t r = 0; r < rows; r++) s += rowSum[r];
+    dw[0] = static_cast<float>(s);
+    return;
   }
+  // Column blocks in parallel; inside a block, rows in order (row-major reads, one sum per column).
+  pool().run(d, std::max<int64_t>(16, kGrain / std::max<int64_t>(1, rows)), [&](int64_t c0, int64_t c1) {
+    std::vector<double> acc(static_cast<size_t>(c1 - c0), 0.0);
+    for (int64_t r = 0; r < rows; r++) {
+      const float* g = dy + r * d;
+      const float* xr = x + r * d;
+      const double ri = inv[r];
+      for (int64_t i = c0; i < c1; i++) acc[i - c0] += static_cast<double>(g[i]) * xr[i] * ri;
+    }
+    for (int64_t i = c0; i < c1; i++) dw[i] = static_cast<float>(acc[i - c0]);
+  });
 }
 
 // crossEntropy(logits, targets, loss, N, V): loss[i] = logsumexp(logits_i) - logits_i[t_i]

@@ -1,7 +1,8 @@
 /**
  * `osp train --resume` continues the exact trajectory: 20 steps straight and 10 + resume + 10 give
  * identical losses at every step and bit-identical final weights and optimizer state, on the cpu and
- * wasm backends. Also: resume falls back from a corrupt newest checkpoint to the previous good one.
+ * wasm backends, and on native (multithreaded) unless OSP_SKIP_NATIVE=1. Also: resume falls back from
+ * a corrupt newest checkpoint to the previous good one.
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,10 +11,12 @@ import { sha256 } from '../../src/io/atomic.ts';
 import { listCheckpoints } from '../../src/train/checkpoint.ts';
 import { train } from '../../src/train/run.ts';
 import { lossesByStep, readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
+import { skipNative } from '../helpers/backends.ts';
 
 const quiet = () => {};
 
-for (const backend of ['cpu', 'wasm'] as const) {
+// native runs multithreaded (OpenBLAS and the addon's pool): its kernels must be deterministic too.
+for (const backend of ['cpu', 'wasm', ...(skipNative ? [] : (['native'] as const))] as const) {
   describe(`exact resume on ${backend}`, () => {
     it('20 straight == 10 + resume + 10', async () => {
       const out = tempDir();
