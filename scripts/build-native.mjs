@@ -43,6 +43,8 @@ const prefix = join(dirname(process.execPath), '..');
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const include = dirname(cblas);
 const env = { ...process.env, CXXFLAGS: `${process.env.CXXFLAGS ?? ''} -I${include}`.trim() };
+// A prefix install (Homebrew, /usr/local) keeps the library next to its headers.
+if (include.endsWith('/include')) env.LDFLAGS = `${process.env.LDFLAGS ?? ''} -L${join(include, '..', 'lib')}`.trim();
 const r = spawnSync(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env, encoding: 'utf8' });
 if (r.status !== 0) {
   const log = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-25).join('\n');
