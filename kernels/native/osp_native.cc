@@ -690,9 +690,13 @@ void rmsNormGrad(const Args& a) {
   const float* w = a.f32(2, wlen, "weight");
   float* dx = a.f32(3, rows * d, "dx");
   float* dw = a.f32(4, wlen, "dweight");
-  thread_local std::vector<double> inv, rowSum;
-  inv.resize(static_cast<size_t>(rows));
-  rowSum.resize(static_cast<size_t>(rows));
+  // Per-row scratch of the calling thread. The lambdas below run on pool threads too, where the name of a
+  // thread_local would mean *their* (empty) instance: they must use these pointers.
+  thread_local std::vector<double> invBuf, rowSumBuf;
+  invBuf.resize(static_cast<size_t>(rows));
+  rowSumBuf.resize(static_cast<size_t>(rows));
+  double* inv = invBuf.data();
+  double* rowSum = rowSumBuf.data();
   pool().run(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, d)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x + r * d;

@@ -39,16 +39,17 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scal
     );
   }
   if (!hasKernel(KERNELS.crossEntropy)) return crossEntropyReference(logits, targets);
-  // The targets are closed over, not differentiated.
+  // The targets are not differentiated; they are saved with the logits so that the backward pass has
+  // them even when the caller's tensor is disposed before gradients run.
   const rows = tf.customGrad(((l: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([l]);
+    save([l, targets]);
     const value = tf.engine().runKernel(KERNELS.crossEntropy, { logits: l, targets }, {}) as tf.Tensor1D;
     const gradFunc = (dloss: tf.Tensor, saved: tf.Tensor[]) => {
-      const ls = saved[0] as tf.Tensor2D;
+      const [ls, ts] = saved as [tf.Tensor2D, tf.Tensor1D];
       if (hasKernel(KERNELS.crossEntropyGrad)) {
-        return tf.engine().runKernel(KERNELS.crossEntropyGrad, { dloss, logits: ls, targets }, {}) as tf.Tensor;
+        return tf.engine().runKernel(KERNELS.crossEntropyGrad, { dloss, logits: ls, targets: ts }, {}) as tf.Tensor;
       }
-      return crossEntropyBackwardReference(dloss as tf.Tensor1D, ls, targets);
+      return crossEntropyBackwardReference(dloss as tf.Tensor1D, ls, ts);
     };
     return { value, gradFunc };
   }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor1D>>[0]);

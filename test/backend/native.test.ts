@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../src/backend/index.ts';
 import { hessianOperator, modelLossFn } from '../../src/metrics/hessian.ts';
 import { createModel } from '../../src/model/transformer.ts';
+import { crossEntropy } from '../../src/ops/cross_entropy.ts';
+import { rmsNorm } from '../../src/ops/rms_norm.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { skipNative } from '../helpers/backends.ts';
 
@@ -336,6 +338,20 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
       expect(await parts[2]!.data()).toEqual(expected);
       tf.dispose([a, ...parts]);
     });
+  });
+
+  it('fused ops at training sizes, where the pool splits rows over threads, match the references on cpu', async () => {
+    // 2048 rows x 128: far above the size split over threads (small test shapes run on one thread).
+    const x = fixed([2048, 128]);
+    const dy = fixed([2048, 128]);
+    for (const wlen of [128, 1]) {
+      const w = fixed([wlen]);
+      await expectSame(() => rmsNorm(x(), w(), 1e-6), 1e-5);
+      await expectSame(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a, b, 1e-6), dy())))([x(), w()]), 1e-5);
+    }
+    const logits = fixed([2048, 300], 3);
+    const targets = () => tf.tensor1d(Array.from({ length: 2048 }, (_, i) => (i * 37) % 300), 'int32');
+    await expectSame(() => tf.grad((l: tf.Tensor) => crossEntropy(l as tf.Tensor2D, targets()))(logits()), 1e-5);
   });
 
   it('a training step keeps tensor memory flat', async () => {
