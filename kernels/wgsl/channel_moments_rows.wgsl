@@ -3,36 +3,32 @@
 // accumulates a vec4 over its strided slice, one barrier, then the row's first lane adds the LPR
 // partial vec4s.
 //
-// Host-provided constants: const LPR : i32; const RPW : i32;
+// Prepended by kernels.ts: const LPR : i32; const RPW : i32; rows.wgsl.
 // Bindings: result [N * 4], x [N * d]. Uniforms: rows, d.
 
 var<workgroup> partial : array<vec4<f32>, LPR * RPW>;
 
 fn main(index : i32) {
-  let lane = i32(localId.x);
-  let sub = lane % LPR;
-  let first = lane - sub;
-  let row = (index / (LPR * RPW)) * RPW + lane / LPR;
-  let live = row < uniforms.rows;
-  let base = row * uniforms.d;
+  let r = rowLane(index);
+  let base = r.row * uniforms.d;
   var acc = vec4<f32>(0.0);
-  if (live) {
-    for (var j = sub; j < uniforms.d; j += LPR) {
+  if (r.live) {
+    for (var j = r.sub; j < uniforms.d; j += LPR) {
       let v = x[base + j];
       let v2 = v * v;
       acc += vec4<f32>(v, v2, v2 * v, v2 * v2);
     }
   }
-  partial[lane] = acc;
+  partial[r.lane] = acc;
   workgroupBarrier();
-  if (live && sub == 0) {
+  if (r.live && r.sub == 0) {
     var total = vec4<f32>(0.0);
     for (var t = 0; t < LPR; t++) {
-      total += partial[first + t];
+      total += partial[r.first + t];
     }
-    result[row * 4] = total.x;
-    result[row * 4 + 1] = total.y;
-    result[row * 4 + 2] = total.z;
-    result[row * 4 + 3] = total.w;
+    result[r.row * 4] = total.x;
+    result[r.row * 4 + 1] = total.y;
+    result[r.row * 4 + 2] = total.z;
+    result[r.row * 4 + 3] = total.w;
   }
 }

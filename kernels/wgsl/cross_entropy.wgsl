@@ -4,51 +4,19 @@
 // rows per workgroup, LPR lanes per row, one barrier, then the row's first lane merges the LPR
 // (m, s) pairs. A target outside [0, V) gives loss 0, as the one-hot reference does.
 //
-// Host-provided constants: const LPR : i32; const RPW : i32;
+// Prepended by kernels.ts: const LPR : i32; const RPW : i32; rows.wgsl; online_lse.wgsl (the pass itself).
 // Bindings: result [N], logits [N * V], targets [N] (i32). Uniforms: rows, v.
 
-const LOWEST : f32 = -3.4028234e38;
-
-var<workgroup> pm : array<f32, LPR * RPW>;
-var<workgroup> ps : array<f32, LPR * RPW>;
-
 fn main(index : i32) {
-  let lane = i32(localId.x);
-  let sub = lane % LPR;
-  let first = lane - sub;
-  let row = (index / (LPR * RPW)) * RPW + lane / LPR;
-  let live = row < uniforms.rows;
-  let base = row * uniforms.v;
-  var m = LOWEST;
-  var s = 0.0;
-  if (live) {
-    for (var j = sub; j < uniforms.v; j += LPR) {
-      let z = logits[base + j];
-      if (z > m) {
-        s = s * exp(m - z) + 1.0;
-        m = z;
-      } else {
-        s += exp(z - m);
-      }
-    }
-  }
-  pm[lane] = m;
-  ps[lane] = s;
-  workgroupBarrier();
-  if (live && sub == 0) {
-    var mm = LOWEST;
-    for (var t = 0; t < LPR; t++) {
-      mm = max(mm, pm[first + t]);
-    }
-    var total = 0.0;
-    for (var t = 0; t < LPR; t++) {
-      total += ps[first + t] * exp(pm[first + t] - mm);
-    }
-    let tgt = targets[row];
+  let r = rowLane(index);
+  let base = r.row * uniforms.v;
+  let lse = rowLse(r, base);
+  if (r.live && r.sub == 0) {
+    let tgt = targets[r.row];
     var loss = 0.0;
     if (tgt >= 0 && tgt < uniforms.v) {
-      loss = mm + log(total) - logits[base + tgt];
+      loss = lse.x + log(lse.y) - logits[base + tgt];
     }
-    result[row] = loss;
+    result[r.row] = loss;
   }
 }

@@ -18,6 +18,7 @@
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.ts';
+import type { AdamWUpdateAttrs } from '../../ops/adamw_update.ts';
 import { hasKernel, KERNELS } from '../../ops/dispatch.ts';
 import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
 
@@ -76,6 +77,8 @@ interface ProgramSpec {
   uniforms?: string;
   /** Adds tfjs's `size` uniform (the output's element count). */
   size?: boolean;
+  /** Shared WGSL files (kernels/wgsl/<name>.wgsl) prepended after the constants, in order. */
+  libs?: string[];
 }
 
 function program(spec: ProgramSpec): Program {
@@ -90,7 +93,7 @@ function program(spec: ProgramSpec): Program {
     dispatch: [Math.max(1, spec.workgroups), 1, 1],
     variableNames: spec.inputs,
     workgroupSize: [spec.workgroupSize, 1, 1],
-    getUserCode: () => `${constants(consts)}\n${wgslSource(spec.file)}`,
+    getUserCode: () => [constants(consts), ...(spec.libs ?? []).map(wgslSource), wgslSource(spec.file)].join('\n'),
   };
   if (spec.uniforms) p.uniforms = spec.uniforms;
   if (spec.size) p.size = true;
@@ -111,6 +114,24 @@ export function rowLayout(d: number): { LPR: number; RPW: number; lanes: number 
   while (LPR < 256 && LPR * 16 < d) LPR *= 2;
   const lanes = Math.max(64, LPR);
   return { LPR, RPW: lanes / LPR, lanes };
+}
+
+/**
+ * A row program over `rows` rows of `d` elements (kernels/wgsl/rows.wgsl, then `libs`): the layout of
+ * rowLayout, one workgroup per RPW rows.
+ */
+function rowProgram(file: string, outputShape: number[], inputs: string[], rows: number, d: number, uniforms: string, libs: string[] = []): Program {
+  const { LPR, RPW, lanes } = rowLayout(d);
+  return program({
+    file,
+    outputShape,
+    inputs,
+    workgroups: Math.ceil(rows / RPW),
+    workgroupSize: lanes,
+    consts: { LPR, RPW },
+    uniforms,
+    libs: ['rows', ...libs],
+  });
 }
 
 /** Column reductions: 32 adjacent columns per workgroup, 8 lanes splitting the rows of each. */
@@ -156,16 +177,7 @@ function rmsNorm({ inputs, backend, attrs }: KernelFuncArgs): tf.TensorInfo {
   const { x, weight } = inputs as { x: tf.TensorInfo; weight: tf.TensorInfo };
   const { eps } = attrs as unknown as { eps: number };
   const { d, rows, wStride } = rmsNormShapes(KERNELS.rmsNorm, x, weight);
-  const { LPR, RPW, lanes } = rowLayout(d);
-  const p = program({
-    file: 'rms_norm',
-    outputShape: [...x.shape],
-    inputs: ['x', 'weight'],
-    workgroups: Math.ceil(rows / RPW),
-    workgroupSize: lanes,
-    consts: { LPR, RPW },
-    uniforms: 'rows : i32, d : i32, eps : f32, wStride : i32,',
-  });
+  const p = rowProgram('rms_norm', [...x.shape], ['x', 'weight'], rows, d, 'rows : i32, d : i32, eps : f32, wStride : i32,', ['row_sum']);
   return (backend as unknown as Backend).runWebGPUProgram(p, [x, weight], 'float32', [i32(rows), i32(d), f32(eps), i32(wStride)]);
 }
 
@@ -178,32 +190,15 @@ function rmsNormGrad({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorIn
   if (dy.shape.length !== x.shape.length || dy.shape.some((s, i) => s !== x.shape[i])) {
     throw new ShapeError(`${KERNELS.rmsNormGrad} (webgpu): dy ${show(dy.shape)} must have the shape of x ${show(x.shape)}`);
   }
-  const { LPR, RPW, lanes } = rowLayout(d);
   const rstd = backend.runWebGPUProgram(
-    program({
-      file: 'rms_norm_rstd',
-      outputShape: [rows],
-      inputs: ['x'],
-      workgroups: Math.ceil(rows / RPW),
-      workgroupSize: lanes,
-      consts: { LPR, RPW },
-      uniforms: 'rows : i32, d : i32, eps : f32,',
-    }),
+    rowProgram('rms_norm_rstd', [rows], ['x'], rows, d, 'rows : i32, d : i32, eps : f32,', ['row_sum']),
     [x],
     'float32',
     [i32(rows), i32(d), f32(eps)],
   );
   try {
     const dx = backend.runWebGPUProgram(
-      program({
-        file: 'rms_norm_grad_dx',
-        outputShape: [...x.shape],
-        inputs: ['dy', 'x', 'weight', 'rstd'],
-        workgroups: Math.ceil(rows / RPW),
-        workgroupSize: lanes,
-        consts: { LPR, RPW },
-        uniforms: 'rows : i32, d : i32, wStride : i32,',
-      }),
+      rowProgram('rms_norm_grad_dx', [...x.shape], ['dy', 'x', 'weight', 'rstd'], rows, d, 'rows : i32, d : i32, wStride : i32,', ['row_sum']),
       [dy, x, weight, rstd],
       'float32',
       [i32(rows), i32(d), i32(wStride)],
@@ -245,16 +240,7 @@ function crossEntropyShapes(kernel: string, logits: tf.TensorInfo, targets: tf.T
 function crossEntropy({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
   const { logits, targets } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
   const { n, v } = crossEntropyShapes(KERNELS.crossEntropy, logits, targets);
-  const { LPR, RPW, lanes } = rowLayout(v);
-  const p = program({
-    file: 'cross_entropy',
-    outputShape: [n],
-    inputs: ['logits', 'targets'],
-    workgroups: Math.ceil(n / RPW),
-    workgroupSize: lanes,
-    consts: { LPR, RPW },
-    uniforms: 'rows : i32, v : i32,',
-  });
+  const p = rowProgram('cross_entropy', [n], ['logits', 'targets'], n, v, 'rows : i32, v : i32,', ['online_lse']);
   return (backend as unknown as Backend).runWebGPUProgram(p, [logits, targets], 'float32', [i32(n), i32(v)]);
 }
 
@@ -265,28 +251,10 @@ function crossEntropyGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
     throw new ShapeError(`${KERNELS.crossEntropyGrad} (webgpu): dloss must be [${n}], got ${show(dloss.shape)}`);
   }
   checkFloat(KERNELS.crossEntropyGrad, 'dloss', dloss);
-  const { LPR, RPW, lanes } = rowLayout(v);
-  const p = program({
-    file: 'cross_entropy_grad',
-    outputShape: [n, v],
-    inputs: ['dloss', 'logits', 'targets'],
-    workgroups: Math.ceil(n / RPW),
-    workgroupSize: lanes,
-    consts: { LPR, RPW },
-    uniforms: 'rows : i32, v : i32,',
-  });
+  const p = rowProgram('cross_entropy_grad', [n, v], ['dloss', 'logits', 'targets'], n, v, 'rows : i32, v : i32,', ['online_lse']);
   return (backend as unknown as Backend).runWebGPUProgram(p, [dloss, logits, targets], 'float32', [i32(n), i32(v)]);
 }
 
-interface AdamWAttrs {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  decay: number;
-  bc1: number;
-  bc2Sqrt: number;
-}
 
 /**
  * Three programs, one per output (tfjs programs have one output). Measured alternatives: one
@@ -297,7 +265,7 @@ interface AdamWAttrs {
 function adamwUpdate({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorInfo[] {
   const backend = b as unknown as Backend;
   const { param, grad, expAvg, expAvgSq } = inputs as Record<'param' | 'grad' | 'expAvg' | 'expAvgSq', tf.TensorInfo>;
-  const a = attrs as unknown as AdamWAttrs;
+  const a = attrs as unknown as AdamWUpdateAttrs;
   for (const [name, t] of [['param', param], ['grad', grad], ['expAvg', expAvg], ['expAvgSq', expAvgSq]] as const) {
     checkFloat(KERNELS.adamwUpdate, name, t);
     if (t.shape.length !== param.shape.length || t.shape.some((s, i) => s !== param.shape[i])) {
@@ -436,17 +404,8 @@ function channelMoments({ inputs, backend: b }: KernelFuncArgs): tf.TensorInfo[]
   if (x.shape.length !== 2) throw new ShapeError(`${k} (webgpu): x must be 2-D [N, d], got ${show(x.shape)}`);
   checkFloat(k, 'x', x);
   const [n, d] = x.shape as [number, number];
-  const { LPR, RPW, lanes } = rowLayout(d);
   const token = backend.runWebGPUProgram(
-    program({
-      file: 'channel_moments_rows',
-      outputShape: [n, 4],
-      inputs: ['x'],
-      workgroups: Math.ceil(n / RPW),
-      workgroupSize: lanes,
-      consts: { LPR, RPW },
-      uniforms: 'rows : i32, d : i32,',
-    }),
+    rowProgram('channel_moments_rows', [n, 4], ['x'], n, d, 'rows : i32, d : i32,'),
     [x],
     'float32',
     [i32(n), i32(d)],
@@ -479,16 +438,7 @@ function softmaxGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
   checkFloat(k, 'y', y);
   const d = y.shape[y.shape.length - 1]!;
   const rows = d === 0 ? 0 : numel(y.shape) / d;
-  const { LPR, RPW, lanes } = rowLayout(d);
-  const p = program({
-    file: 'softmax_grad',
-    outputShape: [...y.shape],
-    inputs: ['dy', 'y'],
-    workgroups: Math.ceil(rows / RPW),
-    workgroupSize: lanes,
-    consts: { LPR, RPW },
-    uniforms: 'rows : i32, d : i32,',
-  });
+  const p = rowProgram('softmax_grad', [...y.shape], ['dy', 'y'], rows, d, 'rows : i32, d : i32,', ['row_sum']);
   return (backend as unknown as Backend).runWebGPUProgram(p, [dy, y], 'float32', [i32(rows), i32(d)]);
 }
 
