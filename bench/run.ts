@@ -32,7 +32,7 @@ import { measureOutliers } from '../src/train/callbacks/outliers.ts';
 import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/config/run.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
-import { gemmRates, muonOverhead, nsCost, opBreakdown, peerRounds, throughput, type Row } from './speed.ts';
+import { gemmRates, median, muonOverhead, nsCost, opBreakdown, peerRounds, throughput, type Row } from './speed.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,18 +46,8 @@ const { values: args } = parseArgs({
 const sections = new Set((args.only ?? 'throughput,gemm,ns,ops,kernels,monitor,hessian').split(','));
 const reps = args.quick ? 3 : 10;
 
-/** Median wall time (ms) of `reps` runs of f, after one warm-up run. */
-async function time(f: () => Promise<unknown>, n = reps): Promise<number> {
-  await f();
-  const ms: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await f();
-    ms.push(performance.now() - t0);
-  }
-  ms.sort((a, b) => a - b);
-  return ms[Math.floor(ms.length / 2)]!;
-}
+/** Median wall time (ms) of n runs of f (default `reps`), after one warm-up run. */
+const time = (f: () => Promise<unknown>, n = reps) => median(f, n);
 
 const results: Record<string, unknown> = { date: new Date().toISOString() };
 const rows: Row[] = [];

@@ -575,25 +575,26 @@ void reduce(const Args& x) {
   });
 }
 
+// o = scale * softmax(p) over one row of n elements (the maximum subtracted first; sum in double).
+inline void scaledSoftmaxRow(const float* p, float* o, int64_t n, double scale) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < n; j++) m = std::max(m, p[j]);
+  double z = 0;
+  for (int64_t j = 0; j < n; j++) {
+    o[j] = std::exp(p[j] - m);
+    z += o[j];
+  }
+  const float s = static_cast<float>(scale / z);
+  for (int64_t j = 0; j < n; j++) o[j] *= s;
+}
+
 // softmax(in, out, rows, n) over the last axis.
 void softmax(const Args& x) {
   const int64_t rows = x.i64(2), n = x.i64(3);
   const float* in = x.f32(0, rows * n, "in");
   float* out = x.f32(1, rows * n, "out");
   pool().run(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const float* p = in + r * n;
-      float* o = out + r * n;
-      float m = -INFINITY;
-      for (int64_t j = 0; j < n; j++) m = std::max(m, p[j]);
-      double z = 0;
-      for (int64_t j = 0; j < n; j++) {
-        o[j] = std::exp(p[j] - m);
-        z += o[j];
-      }
-      const float inv = static_cast<float>(1.0 / z);
-      for (int64_t j = 0; j < n; j++) o[j] *= inv;
-    }
+    for (int64_t r = r0; r < r1; r++) scaledSoftmaxRow(in + r * n, out + r * n, n, 1.0);
   });
 }
 
@@ -767,17 +768,8 @@ void crossEntropyGrad(const Args& a) {
   float* g = a.f32(3, N * V, "dlogits");
   pool().run(N, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, V)), [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; i++) {
-      const float* p = l + i * V;
       float* o = g + i * V;
-      float m = -INFINITY;
-      for (int64_t j = 0; j < V; j++) m = std::max(m, p[j]);
-      double z = 0;
-      for (int64_t j = 0; j < V; j++) {
-        o[j] = std::exp(p[j] - m);
-        z += o[j];
-      }
-      const float s = static_cast<float>(dl[i] / z);
-      for (int64_t j = 0; j < V; j++) o[j] *= s;
+      scaledSoftmaxRow(l + i * V, o, V, dl[i]);
       if (t[i] >= 0 && t[i] < V) o[t[i]] -= dl[i];
     }
   });
