@@ -23,6 +23,11 @@ export interface TrainContext {
   readonly metrics: MetricsRecorder;
   /** True for the final step of the run. */
   isLastStep: boolean;
+  /**
+   * A stop was requested (Ctrl-C): this step ends the run early. The checkpoint callback saves;
+   * monitors skip work that is not needed to resume.
+   */
+  stopRequested: boolean;
   /** Saves a checkpoint of the current state now (used by the checkpoint callback). */
   saveCheckpoint(): Promise<string>;
 }

@@ -13,9 +13,37 @@ export class MetricsRecorder {
   private values = new Map<string, number>();
   private histos = new Map<string, ArrayLike<number>>();
   private imgs = new Map<string, ImageMetric>();
+  private at = new Map<number, { values: Map<string, number>; imgs: Map<string, ImageMetric> }>();
 
   record(name: string, value: number): void {
     this.values.set(name, value);
+  }
+
+  /**
+   * A scalar that describes an earlier (or this) step, e.g. a Hessian probe of step 10's weights that
+   * finished at step 20. Sinks log it under `step`, so results arriving together never overwrite
+   * each other.
+   */
+  recordAt(step: number, name: string, value: number): void {
+    this.slot(step).values.set(name, value);
+  }
+
+  /** An image that describes `step` (see recordAt). */
+  recordImageAt(step: number, name: string, image: ImageMetric): void {
+    this.slot(step).imgs.set(name, image);
+  }
+
+  private slot(step: number) {
+    let s = this.at.get(step);
+    if (!s) this.at.set(step, (s = { values: new Map(), imgs: new Map() }));
+    return s;
+  }
+
+  /** What recordAt/recordImageAt recorded, by step in increasing order. */
+  byStep(): { step: number; values: [string, number][]; images: [string, ImageMetric][] }[] {
+    return [...this.at]
+      .sort(([a], [b]) => a - b)
+      .map(([step, s]) => ({ step, values: [...s.values], images: [...s.imgs] }));
   }
 
   /** A distribution (e.g. per-channel RMS of a layer) shown as a histogram. */
@@ -53,5 +81,6 @@ export class MetricsRecorder {
     this.values.clear();
     this.histos.clear();
     this.imgs.clear();
+    this.at.clear();
   }
 }

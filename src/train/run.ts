@@ -35,6 +35,7 @@ import { HessianProbe } from './callbacks/hessian.ts';
 import { QuantEvalCallback } from './callbacks/quant.ts';
 import { Trainer, type TrainerState } from './trainer.ts';
 import { acquireLock, type DirLock } from '../sweep/lock.ts';
+import { checkResume } from './resume_check.ts';
 
 export interface TrainOptions {
   /** Raw config (a parsed JSON file); ignored on resume, where the run's config.json is used. */
@@ -47,6 +48,13 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Start from the weights of a Hugging Face Llama checkpoint directory (fresh runs only). */
   initFrom?: string;
+  /** Resume only: accept an lr schedule that jumps at the resume step (`--extend-schedule`). */
+  extendSchedule?: boolean;
+  /**
+   * Stop request (the CLI wires Ctrl-C and SIGTERM to it): the current step finishes, a checkpoint
+   * is saved, and train() returns a summary with `stopped: true`.
+   */
+  stop?: AbortSignal;
   /**
    * Extra callbacks (monitors of your own). They run after the built-in monitors and before the
    * sinks, so the metrics they record reach the console, metrics.jsonl and TensorBoard.
@@ -58,10 +66,17 @@ export interface RunSummary {
   name: string;
   runDir: string;
   backend: { name: string; detail: string };
+  /** Steps completed (below config.steps when the run was stopped). */
   steps: number;
+  /** Stopped by a stop request (Ctrl-C) before config.steps; its last checkpoint is at `steps`. */
+  stopped: boolean;
   params: number;
   tokensSeen: number;
+  /** Seconds from the first step to the end, evaluations, monitors and checkpoints included. */
   wallSeconds: number;
+  /** Seconds spent in training steps alone. */
+  trainSeconds: number;
+  /** Training throughput: tokens of this session's steps over trainSeconds. */
   tokensPerSecond: number;
   finalTrainLoss: number;
   eval?: EvalResult;
@@ -77,117 +92,159 @@ export interface RunSummary {
 class SummaryTracker implements Callback {
   readonly name = 'summary';
   losses: number[] = [];
-  tokensPerSecond: number[] = [];
+  /** Milliseconds spent in training steps (forward, backward, update), summed. */
+  stepMs = 0;
   onStepEnd(ctx: TrainContext): void {
     const l = ctx.metrics.get('train/loss');
     if (l !== undefined && Number.isFinite(l)) this.losses.push(l);
     if (this.losses.length > 20) this.losses.shift();
-    const t = ctx.metrics.get('throughput/tokens_per_s');
-    if (t !== undefined) this.tokensPerSecond.push(t);
+    this.stepMs += ctx.metrics.get('throughput/step_ms') ?? 0;
   }
 }
 
-function prepareRunDir(config: RunConfig): string {
-  const runDir = resolve(config.out, config.name);
-  if (existsSync(join(runDir, 'config.json')) || existsSync(join(runDir, 'checkpoints'))) {
+/**
+ * Refuses a run directory that already holds a run. A directory left without any complete checkpoint
+ * (a run that stopped before its first one) is named as such: there is nothing to resume in it.
+ */
+function checkRunDirFree(runDir: string): void {
+  if (!existsSync(join(runDir, 'config.json')) && !existsSync(join(runDir, 'checkpoints'))) return;
+  if (!findLatestCheckpoint(runDir).found) {
     throw new ConfigError(
       'name',
-      `run directory ${runDir} already holds a run; continue it with 'osp train --resume ${runDir}' ` +
-        `or choose another name (--set name=...)`,
+      `run directory ${runDir} holds a run that stopped before its first checkpoint, so there is nothing to resume; ` +
+        `remove it (rm -r ${runDir}) to train under this name again, or choose another name (--set name=...)`,
     );
   }
+  throw new ConfigError(
+    'name',
+    `run directory ${runDir} already holds a run; continue it with 'osp train --resume ${runDir}' ` +
+      `or choose another name (--set name=...)`,
+  );
+}
+
+/** Creates the run directory (checked free again: another run may have taken the name meanwhile). */
+function createRunDir(runDir: string): void {
+  checkRunDirFree(runDir);
   try {
     mkdirSync(runDir, { recursive: true });
     accessSync(runDir, constants.W_OK);
   } catch (e) {
     throw new OspError(`cannot create or write the run directory ${runDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  return runDir;
+}
+
+/**
+ * A validated run, before anything is written: the config, where it goes, and what it starts from.
+ * A resume already holds the run directory's lock (it reads the checkpoints); a fresh run takes it
+ * when it creates the directory, after data and backend have been checked.
+ */
+interface PlannedRun {
+  config: RunConfig;
+  runDir: string;
+  /** The raw config written to config.json (`input`), and config.json's other fields on resume. */
+  input: Record<string, unknown>;
+  saved?: Record<string, unknown>;
+  lock?: DirLock;
+  resumeFrom?: { dir: string; state: CheckpointState; checkpoint: NonNullable<ReturnType<typeof findLatestCheckpoint>['found']> };
+  /** Lines to print once the run is resumed (an accepted schedule change). */
+  notices: string[];
+  /** A plain resume of a finished run: its summary, and nothing to do. */
+  complete?: RunSummary;
+  initWeights?: ReturnType<typeof readHfCheckpoint>;
+}
+
+/**
+ * Validates everything that can be validated without data or a backend. On resume it takes the run
+ * directory's lock (so a second `osp train` on it is refused) and checks the overrides against the
+ * checkpoint; nothing is written until the run is committed.
+ */
+function planRun(opts: TrainOptions, log: (line: string) => void): PlannedRun {
+  if (opts.resume && opts.initFrom) throw new ConfigError('--init-from', 'cannot be combined with --resume (a resumed run continues from its own checkpoint)');
+  if (!opts.resume) {
+    const input = applyOverrides(opts.config ?? {}, opts.overrides ?? []);
+    const config = resolveRunConfig(input);
+    let initWeights: PlannedRun['initWeights'];
+    if (opts.initFrom) {
+      initWeights = readHfCheckpoint(opts.initFrom);
+      checkInitFrom(config.model, initWeights.config, opts.initFrom);
+    }
+    const runDir = resolve(config.out, config.name);
+    checkRunDirFree(runDir);
+    return { config, runDir, input, notices: [], initWeights };
+  }
+  const runDir = resolve(opts.resume);
+  const configPath = join(runDir, 'config.json');
+  if (!existsSync(configPath)) throw new ConfigError('--resume', `${runDir} is not a run directory (no config.json)`);
+  const lock = acquireLock(runDir, `osp train --resume ${runDir}`, (msg) => log(`warning: ${msg}`));
+  try {
+    // Holding the lock, any half-written checkpoint directory is a killed writer's leftover.
+    removeCheckpointLeftovers(runDir, log);
+    const saved = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown> & { input: unknown };
+    const input = applyOverrides(saved.input, opts.overrides ?? []);
+    const config = resolveRunConfig(input);
+    const { found, skipped } = findLatestCheckpoint(runDir);
+    for (const s of skipped) log(`warning: skipping checkpoint ${s.dir}: ${s.reason}`);
+    if (!found) {
+      throw new OspError(
+        `--resume ${runDir}: no complete checkpoint to resume from (the run stopped before its first one); ` +
+          `remove it (rm -r ${runDir}) and train again`,
+      );
+    }
+    if (skipped.length > 0) log(`resuming from the previous good checkpoint ${found.dir}`);
+    const state = found.checkpoint.state;
+    const summaryPath = join(runDir, 'summary.json');
+    if (state.step >= config.steps && !opts.overrides?.length && existsSync(summaryPath)) {
+      // A finished run resumed as it is (a requeued scheduler task): nothing to train, nothing written.
+      const complete = JSON.parse(readFileSync(summaryPath, 'utf8')) as RunSummary;
+      return { config, runDir, input, saved, lock, notices: [], complete };
+    }
+    const notices = checkResume(state.config as RunConfig, config, state.step, opts.extendSchedule ?? false);
+    return { config, runDir, input, saved, lock, resumeFrom: { dir: found.dir, state, checkpoint: found }, notices };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+/**
+ * Writes the run's config: a fresh run creates its directory and takes its lock first; a resume
+ * records its overrides (e.g. more steps) for readers and later resumes. Called only once data,
+ * backend, model and checkpoint have all loaded, so a refused or failed start writes nothing.
+ */
+function commitRun(plan: PlannedRun, opts: TrainOptions, log: (line: string) => void): void {
+  const configPath = join(plan.runDir, 'config.json');
+  if (!plan.resumeFrom) {
+    createRunDir(plan.runDir);
+    plan.lock = acquireLock(plan.runDir, `osp train ${plan.config.name}`, (msg) => log(`warning: ${msg}`));
+    const initFrom = opts.initFrom ? resolve(opts.initFrom) : undefined;
+    writeFileAtomicSync(configPath, JSON.stringify({ input: plan.input, resolved: plan.config, initFrom }, null, 2) + '\n');
+  } else if (opts.overrides?.length) {
+    writeFileAtomicSync(configPath, JSON.stringify({ ...plan.saved, input: plan.input, resolved: plan.config }, null, 2) + '\n');
+  }
 }
 
 /**
  * Trains a run end to end (or resumes one) and returns its summary.
  * @example await train({ config: readConfigFile('configs/tiny.json'), overrides: ['steps=100'] })
  */
-interface OpenedRun {
-  config: RunConfig;
-  runDir: string;
-  lock: DirLock;
-  resumeFrom?: { dir: string; state: CheckpointState; checkpoint: ReturnType<typeof findLatestCheckpoint>['found'] };
-  initWeights?: ReturnType<typeof readHfCheckpoint>;
-}
-
-/**
- * Validates everything, prepares (or reopens) the run directory and takes its lock, so that a second
- * `osp train` on the same directory is refused while this one runs.
- */
-function openRun(opts: TrainOptions, log: (line: string) => void): OpenedRun {
-  let config: RunConfig;
-  let runDir: string;
-  if (opts.resume && opts.initFrom) throw new ConfigError('--init-from', 'cannot be combined with --resume (a resumed run continues from its own checkpoint)');
-  let initWeights: OpenedRun['initWeights'];
-  let resumeFrom: OpenedRun['resumeFrom'];
-  let lock: DirLock | undefined;
-  try {
-    if (opts.resume) {
-      runDir = resolve(opts.resume);
-      const configPath = join(runDir, 'config.json');
-      if (!existsSync(configPath)) {
-        throw new ConfigError('--resume', `${runDir} is not a run directory (no config.json)`);
-      }
-      lock = acquireLock(runDir, `osp train --resume ${runDir}`, (msg) => log(`warning: ${msg}`));
-      // Holding the lock, any half-written checkpoint directory is a killed writer's leftover.
-      removeCheckpointLeftovers(runDir, log);
-      const saved = JSON.parse(readFileSync(configPath, 'utf8')) as { input: unknown; initFrom?: string };
-      const input = applyOverrides(saved.input, opts.overrides ?? []);
-      config = resolveRunConfig(input);
-      if (opts.overrides?.length) {
-        // The run's config is now the overridden one (e.g. more steps): record it for readers and later resumes.
-        writeFileAtomicSync(configPath, JSON.stringify({ ...saved, input, resolved: config }, null, 2) + '\n');
-      }
-      const { found, skipped } = findLatestCheckpoint(runDir);
-      for (const s of skipped) log(`warning: skipping checkpoint ${s.dir}: ${s.reason}`);
-      if (!found) throw new OspError(`--resume ${runDir}: no complete checkpoint to resume from`);
-      if (skipped.length > 0) log(`resuming from the previous good checkpoint ${found.dir}`);
-      resumeFrom = { dir: found.dir, state: found.checkpoint.state, checkpoint: found };
-    } else {
-      const input = applyOverrides(opts.config ?? {}, opts.overrides ?? []);
-      config = resolveRunConfig(input);
-      if (opts.initFrom) {
-        // Validate before anything is written: a mismatch must not leave a half-made run directory.
-        initWeights = readHfCheckpoint(opts.initFrom);
-        checkInitFrom(config.model, initWeights.config, opts.initFrom);
-      }
-      runDir = prepareRunDir(config);
-      lock = acquireLock(runDir, `osp train ${config.name}`, (msg) => log(`warning: ${msg}`));
-      writeFileAtomicSync(
-        join(runDir, 'config.json'),
-        JSON.stringify({ input, resolved: config, initFrom: opts.initFrom ? resolve(opts.initFrom) : undefined }, null, 2) + '\n',
-      );
-    }
-    return { config, runDir, lock: lock!, resumeFrom, initWeights };
-  } catch (e) {
-    lock?.release();
-    throw e;
-  }
-}
-
 export async function train(opts: TrainOptions): Promise<RunSummary> {
   const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
-  const opened = openRun(opts, log);
+  const plan = planRun(opts, log);
   try {
-    return await trainOpened(opts, opened, log);
+    if (plan.complete) {
+      log(`${plan.runDir} is already complete at step ${plan.complete.steps}; nothing to train (to continue, resume with --set steps=N)`);
+      return plan.complete;
+    }
+    return await trainPlanned(opts, plan, log);
   } finally {
-    opened.lock.release();
+    plan.lock?.release();
   }
 }
 
-async function trainOpened(
-  opts: TrainOptions,
-  { config, runDir, resumeFrom, initWeights }: OpenedRun,
-  log: (line: string) => void,
-): Promise<RunSummary> {
-  // Data first: a missing or short data file fails before any backend (or GPU) is started.
+async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: string) => void): Promise<RunSummary> {
+  const { config, runDir, resumeFrom, initWeights } = plan;
+  // Data first: a missing or short data file fails before any backend (or GPU) is started, and
+  // before the run directory exists.
   const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
   const { size, seqLen } = config.batch;
   const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.seed });
@@ -261,6 +318,7 @@ async function trainOpened(
       }
       trainerState = state.trainer as TrainerState;
       log(`resumed ${runDir} at step ${state.step}`);
+      for (const notice of plan.notices) log(notice);
     }
 
     const trainer = new Trainer({
@@ -271,6 +329,7 @@ async function trainOpened(
       train: batcher,
       callbacks,
       state: trainerState,
+      stop: opts.stop,
       save: (t) =>
         saveCheckpoint(runDir, model, optimizer, {
           step: t.state.step,
@@ -293,6 +352,12 @@ async function trainOpened(
     throw e;
   }
   const { trainer, evalCb, checkpointCb, tracker, callbacks } = assembled;
+  try {
+    commitRun(plan, opts, log);
+  } catch (e) {
+    await release();
+    throw e;
+  }
   const startStep = trainer.state.step;
   const params = model.numParams();
   log(
@@ -306,16 +371,21 @@ async function trainOpened(
     await release();
   }
   const wallSeconds = (performance.now() - t0) / 1000;
-  const tokensSeen = (config.steps - startStep) * size * seqLen * config.batch.accum;
+  const steps = trainer.state.step;
+  const tokensSeen = (steps - startStep) * size * seqLen * config.batch.accum;
+  // Training throughput: the steps' own time, without evaluations, monitors and checkpoints.
+  const trainSeconds = tracker.stepMs / 1000;
   const summary: RunSummary = {
     name: config.name,
     runDir,
     backend: { name: backend.name, detail: backend.detail },
-    steps: config.steps,
+    steps,
+    stopped: steps < config.steps,
     params,
     tokensSeen,
     wallSeconds,
-    tokensPerSecond: tokensSeen / wallSeconds,
+    trainSeconds,
+    tokensPerSecond: trainSeconds > 0 ? tokensSeen / trainSeconds : 0,
     finalTrainLoss: tracker.losses.reduce((a, b) => a + b, 0) / Math.max(tracker.losses.length, 1),
     eval: evalCb.last,
     unigramBaseline: {
@@ -327,6 +397,7 @@ async function trainOpened(
     resumedFrom: resumeFrom?.dir,
     monitors: Object.fromEntries(callbacks.filter((cb) => cb.summary).map((cb) => [cb.name, cb.summary!()])),
   };
-  writeFileAtomicSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  // A stopped run is not finished: without summary.json, sweeps resume it rather than skip it.
+  if (!summary.stopped) writeFileAtomicSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   return summary;
 }

@@ -29,6 +29,8 @@ export interface TrainerOptions {
   save: (trainer: Trainer) => Promise<string>;
   /** State restored from a checkpoint (resume). */
   state?: TrainerState;
+  /** Stop request: checked at each step's end; that step becomes the last one (checkpointed). */
+  stop?: AbortSignal;
 }
 
 export class Trainer {
@@ -47,6 +49,7 @@ export class Trainer {
       step: this.state.step,
       metrics: new MetricsRecorder(),
       isLastStep: false,
+      stopRequested: false,
       saveCheckpoint: () => o.save(this),
     };
   }
@@ -55,7 +58,11 @@ export class Trainer {
     return this.o.callbacks;
   }
 
-  /** Trains until config.steps steps are done, from wherever the state says. */
+  /**
+   * Trains until config.steps steps are done, from wherever the state says, or until a stop is
+   * requested: the step in progress finishes, its step end runs with `ctx.stopRequested` (the
+   * checkpoint callback saves), and the loop ends.
+   */
   async fit(): Promise<void> {
     const ctx = this.ctx;
     const cbs = this.o.callbacks;
@@ -65,8 +72,10 @@ export class Trainer {
         ctx.isLastStep = ctx.step + 1 === this.o.config.steps;
         await this.step();
         ctx.step = ++this.state.step;
+        ctx.stopRequested = !ctx.isLastStep && (this.o.stop?.aborted ?? false);
         await dispatch(cbs, 'onStepEnd', ctx);
         ctx.metrics.clear();
+        if (ctx.stopRequested) break;
       }
     } catch (e) {
       await dispatch(cbs, 'onTrainEnd', ctx, e);

@@ -59,7 +59,7 @@ describe('resume with a corrupt checkpoint', () => {
     bytes[bytes.length - 3] ^= 0x40; // one flipped bit in a weight
     writeFileSync(path, bytes);
     const lines: string[] = [];
-    const resumed = await train({ resume: run.runDir, overrides: ['steps=12'], log: (l) => lines.push(l) });
+    const resumed = await train({ resume: run.runDir, overrides: ['steps=12'], extendSchedule: true, log: (l) => lines.push(l) });
     expect(resumed.resumedFrom).toBe(previous!.dir);
     expect(lines.join('\n')).toMatch(/skipping checkpoint .*step_00000010.*checksum mismatch/);
     expect(lines.join('\n')).toContain(`resuming from the previous good checkpoint ${previous!.dir}`);
@@ -71,7 +71,7 @@ describe('resume after a kill mid-append', () => {
     const out = tempDir();
     const run = await train({ config: tinyRun(out, { steps: 5 }), log: quiet });
     appendFileSync(join(run.runDir, 'metrics.jsonl'), '{"step": 6, "train/lo'); // killed mid-write
-    await train({ resume: run.runDir, overrides: ['steps=7'], log: quiet });
+    await train({ resume: run.runDir, overrides: ['steps=7'], extendSchedule: true, log: quiet });
     const rows = readMetrics(run.runDir); // every line parses
     expect(rows[rows.length - 1]!.step).toBe(7);
     expect(JSON.parse(readFileSync(join(run.runDir, 'config.json'), 'utf8')).resolved.steps).toBe(7);
@@ -82,11 +82,11 @@ describe('one training per run directory', () => {
   it('a second osp train on a directory that is training is refused by its lock', async () => {
     const out = tempDir();
     const run = await train({ config: tinyRun(out, { steps: 3 }), log: quiet });
-    const first = train({ resume: run.runDir, overrides: ['steps=8'], log: quiet });
-    await expect(train({ resume: run.runDir, overrides: ['steps=9'], log: quiet })).rejects.toThrow(/already running: osp train --resume/);
+    const first = train({ resume: run.runDir, overrides: ['steps=8'], extendSchedule: true, log: quiet });
+    await expect(train({ resume: run.runDir, overrides: ['steps=9'], extendSchedule: true, log: quiet })).rejects.toThrow(/already running: osp train --resume/);
     await first;
     // Released afterwards: resuming again works.
-    const again = await train({ resume: run.runDir, overrides: ['steps=9'], log: quiet });
+    const again = await train({ resume: run.runDir, overrides: ['steps=9'], extendSchedule: true, log: quiet });
     expect(again.steps).toBe(9);
   });
 });
@@ -100,7 +100,7 @@ describe('state.json is sealed', () => {
     // "step": 10 -> "step": 14: valid JSON, wrong state.
     writeFileSync(path, readFileSync(path, 'utf8').replace('"step": 10', '"step": 14'));
     const lines: string[] = [];
-    const resumed = await train({ resume: run.runDir, overrides: ['steps=12'], log: (l) => lines.push(l) });
+    const resumed = await train({ resume: run.runDir, overrides: ['steps=12'], extendSchedule: true, log: (l) => lines.push(l) });
     expect(resumed.resumedFrom).toMatch(/step_00000005$/);
     expect(lines.join('\n')).toContain('state.json was modified or corrupted');
   });

@@ -1,4 +1,7 @@
-/** Saves a checkpoint every `checkpoint.every` steps and at the end; keeps the newest `checkpoint.keep`. */
+/**
+ * Saves a checkpoint every `checkpoint.every` steps, at the end and when a stop was requested; keeps
+ * the newest `checkpoint.keep`.
+ */
 import type { Callback, TrainContext } from '../callback.ts';
 import { pruneCheckpoints } from '../checkpoint.ts';
 
@@ -8,7 +11,7 @@ export class CheckpointCallback implements Callback {
 
   async onStepEnd(ctx: TrainContext): Promise<void> {
     const every = ctx.config.checkpoint.every;
-    if (!ctx.isLastStep && !(every > 0 && ctx.step % every === 0)) return;
+    if (!ctx.isLastStep && !ctx.stopRequested && !(every > 0 && ctx.step % every === 0)) return;
     this.lastSaved = await ctx.saveCheckpoint();
     // Prune only after the new checkpoint is complete: the previous one stays until then.
     pruneCheckpoints(ctx.runDir, ctx.config.checkpoint.keep);

@@ -3,15 +3,17 @@
  * hands them, with a fixed batch, to a worker thread (worker_threads + comlink) that computes the top
  * eigenvalues of the loss Hessian, the outlier count and gap ratio (reference/hessian.md's rule), the
  * Hutchinson trace and the SLQ spectral density, while the main thread keeps training. A result is
- * recorded at the first step end after it arrives ('hessian/measured_at_step' says which weights it
- * describes); at the last step the final probe is awaited, so the run ends with a measurement. If a
- * probe is still running when the next one is due, the new one is skipped (no unbounded queue).
+ * recorded at the first step end after it arrives, under the step whose weights it describes
+ * (`MetricsRecorder.recordAt`; 'hessian/measured_at_step' says it too), so two results arriving in one
+ * step never overwrite each other. At the last step the final probe is awaited, so the run ends with a
+ * measurement; a stop request (Ctrl-C) does not wait. If a probe is still running when the next one is
+ * due, the new one is skipped (no unbounded queue).
  */
 import * as Comlink from 'comlink';
 import { spawnWorker, type WorkerHandle } from '../../utils/worker.ts';
 import type { Callback, TrainContext } from '../callback.ts';
 import type { ProbeRequest, ProbeResult } from '../../metrics/probe.ts';
-import { linePlotPng } from '../../io/plot.ts';
+import { lineFigurePng } from '../../io/png.ts';
 
 type ProbeApi = { runProbe(req: ProbeRequest): Promise<ProbeResult> };
 
@@ -71,20 +73,27 @@ export class HessianProbe implements Callback {
     for (const { step, result, error } of this.done.splice(0)) {
       if (error !== undefined || !result) throw new Error(`Hessian probe at step ${step} failed: ${error}`);
       const m = ctx.metrics;
-      m.record('hessian/measured_at_step', step);
-      result.topk.forEach((v, i) => m.record(`hessian/eig_${i + 1}`, v));
-      m.record('hessian/outliers', result.outlierCount);
-      m.record('hessian/gap_ratio', result.gapRatio);
-      m.record('hessian/bulk_edge', result.bulkEdge);
-      m.record('hessian/seconds', result.seconds);
+      const record = (name: string, value: number) => m.recordAt(step, name, value);
+      record('hessian/measured_at_step', step);
+      result.topk.forEach((v, i) => record(`hessian/eig_${i + 1}`, v));
+      record('hessian/outliers', result.outlierCount);
+      record('hessian/gap_ratio', result.gapRatio);
+      record('hessian/bulk_edge', result.bulkEdge);
+      record('hessian/seconds', result.seconds);
       if (result.trace) {
-        m.record('hessian/trace', result.trace.value);
-        m.record('hessian/trace_stderr', result.trace.stderr);
+        record('hessian/trace', result.trace.value);
+        record('hessian/trace_stderr', result.trace.stderr);
       }
       if (result.density) {
         // Log density: the outliers carry ~1/n of the mass each and vanish on a linear scale.
-        const logd = result.density.density.map((d) => Math.log10(d + 1e-12));
-        m.recordImage('hessian/density', linePlotPng(result.density.grid, logd));
+        // A figure with eigenvalue and (log) density axes, ticks and labels, readable on its own.
+        const figure = lineFigurePng(result.density.grid, result.density.density, {
+          title: `hessian spectral density, step ${step}`,
+          xLabel: 'eigenvalue',
+          yLabel: 'density',
+          logY: true,
+        });
+        m.recordImageAt(step, 'hessian/density', figure);
       }
       this.last = { step, ...result };
     }
@@ -109,8 +118,9 @@ export class HessianProbe implements Callback {
     }
   }
 
-  async onTrainEnd(): Promise<void> {
-    if (this.pending) await this.pending.promise.catch(() => {});
+  async onTrainEnd(ctx: TrainContext): Promise<void> {
+    // A stop request ends the run now: the running probe is dropped with its worker.
+    if (this.pending && !ctx.stopRequested) await this.pending.promise.catch(() => {});
     await this.worker?.close();
     this.worker = undefined;
   }

@@ -3,9 +3,10 @@
  * step's metrics on logging steps (every `logging.every` steps, the last step) and whenever an
  * evaluation produced metrics.
  */
-import { appendFileSync, existsSync, readFileSync, truncateSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Callback, TrainContext } from '../callback.ts';
+import { writeFileAtomicSync } from '../../io/atomic.ts';
 
 /** Whether step number `step` (1-based count of completed steps) is a logging step. */
 export function isLoggingStep(ctx: TrainContext, step = ctx.step): boolean {
@@ -20,7 +21,29 @@ const EVERY_STEP = ['train/', 'throughput/', 'update/', 'guard/'];
  * that is not an every-step one (an evaluation, a monitor's measurement), so none of those is lost.
  */
 export function shouldWrite(ctx: TrainContext): boolean {
-  return isLoggingStep(ctx) || ctx.metrics.entries().some(([k]) => !EVERY_STEP.some((p) => k.startsWith(p)));
+  return (
+    isLoggingStep(ctx) ||
+    ctx.metrics.entries().some(([k]) => !EVERY_STEP.some((p) => k.startsWith(p))) ||
+    ctx.metrics.byStep().some((s) => s.step === ctx.step && s.values.length > 0)
+  );
+}
+
+/**
+ * The metrics.jsonl rows of this step end: one per earlier step that got late results
+ * (`MetricsRecorder.recordAt`, marked `"late": true`), then this step's row (with any late results
+ * that describe this very step), when this step is written at all.
+ */
+function rowsOf(ctx: TrainContext): Record<string, number | string | boolean>[] {
+  const time = new Date().toISOString();
+  const rows: Record<string, number | string | boolean>[] = [];
+  let own: [string, number][] = [];
+  for (const s of ctx.metrics.byStep()) {
+    if (s.values.length === 0) continue;
+    if (s.step === ctx.step) own = s.values;
+    else rows.push({ step: s.step, time, late: true, ...Object.fromEntries(s.values) });
+  }
+  if (shouldWrite(ctx)) rows.push({ step: ctx.step, time, ...Object.fromEntries([...ctx.metrics.entries(), ...own]) });
+  return rows;
 }
 
 /** Appends one JSON object per logged step to `<runDir>/metrics.jsonl`. */
@@ -28,21 +51,33 @@ export class JsonlSink implements Callback {
   readonly name = 'jsonl';
 
   /**
-   * A process killed mid-append leaves a partial last line; a resumed run would bury it mid-file.
-   * Cut it off before appending (complete lines are kept: readers take the last row of a step).
+   * A resumed run continues from its checkpoint's step: rows a killed or stopped process logged
+   * after that step are dropped (the resumed run logs those steps again), and so is a partial last
+   * line left by a kill mid-append. Nothing is rewritten when there is nothing to drop.
    */
   onTrainStart(ctx: TrainContext): void {
     const path = join(ctx.runDir, 'metrics.jsonl');
     if (!existsSync(path)) return;
-    const bytes = readFileSync(path);
-    if (bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) truncateSync(path, bytes.lastIndexOf(0x0a) + 1);
+    const text = readFileSync(path, 'utf8');
+    const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
+    const lines = complete.split('\n').filter((l) => l !== '');
+    const kept = lines.filter((l) => {
+      let step: unknown;
+      try {
+        step = (JSON.parse(l) as { step?: unknown }).step;
+      } catch {
+        return true; // not ours to judge: the report names a malformed line
+      }
+      return typeof step !== 'number' || step <= ctx.step;
+    });
+    if (kept.length === lines.length && complete.length === text.length) return;
+    writeFileAtomicSync(path, kept.map((l) => l + '\n').join(''));
   }
 
   onStepEnd(ctx: TrainContext): void {
-    if (!shouldWrite(ctx)) return;
-    const row: Record<string, number | string> = { step: ctx.step, time: new Date().toISOString() };
-    for (const [k, v] of ctx.metrics.entries()) row[k] = v;
-    appendFileSync(join(ctx.runDir, 'metrics.jsonl'), JSON.stringify(row) + '\n');
+    const rows = rowsOf(ctx);
+    if (rows.length === 0) return;
+    appendFileSync(join(ctx.runDir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));
   }
 }
 

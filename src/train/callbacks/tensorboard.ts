@@ -48,6 +48,11 @@ export class TensorBoardSink implements Callback {
     // Monitors record histograms and images only on the steps they measure: always write them.
     for (const [tag, values] of ctx.metrics.histograms()) w.histogram(tag, values, ctx.step);
     for (const [tag, img] of ctx.metrics.images()) w.image(tag, img.png, img.width, img.height, ctx.step);
+    // Late results (a Hessian probe of earlier weights) go under the step they describe.
+    for (const s of ctx.metrics.byStep()) {
+      for (const [tag, value] of s.values) w.scalar(tag, value, s.step);
+      for (const [tag, img] of s.images) w.image(tag, img.png, img.width, img.height, s.step);
+    }
     const every = ctx.config.logging.histogramsEvery;
     if (every > 0 && (ctx.step % every === 0 || ctx.isLastStep)) {
       for (const [name, p] of ctx.model.params) w.histogram(`weights/${name}`, await p.data(), ctx.step);
