@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Probes the optional parts (native pack, OpenBLAS, WebGPU adapter, rsvg-convert) once; tests that
+    // need a missing part skip and the run ends with a line saying how to enable it (CI: failure).
+    globalSetup: ['test/setup/capabilities.ts'],
     // Each test file gets its own process: tfjs keeps one global engine per process and
     // the backends (wasm, Dawn) hold native resources that must not leak between files.
     pool: 'forks',

@@ -3,6 +3,7 @@
  * raises on purpose (OspError) print as one line and exit with status 2; anything else is a bug and
  * prints its stack.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { tensor as tfTensor } from '@tensorflow/tfjs';
 import { startBackend, stopBackend, BACKEND_NAMES } from '../backend/index.ts';
@@ -13,31 +14,77 @@ import { evaluateTokens, readTextTokens, textWindows } from '../eval/text.ts';
 import { quantEval, resolveQuantConfig } from '../export/quant/eval.ts';
 import { checkpointWeights } from '../export/checkpoint.ts';
 import { analyzeCheckpoint } from '../eval/analyze.ts';
-import { exportCheckpoint } from '../export/index.ts';
+import { EXPORT_FORMATS, exportCheckpoint } from '../export/index.ts';
 import { emitSweep, runSweep } from '../sweep/run.ts';
 import { writeReport } from '../sweep/report.ts';
 import { resolveModelConfig } from '../model/config.ts';
 import { Transformer } from '../model/transformer.ts';
 import { Rng } from '../utils/rng.ts';
 import { loadModelWeights, openCheckpoint } from '../train/checkpoint.ts';
-import { train } from '../train/run.ts';
+import { train, type RunSummary } from '../train/run.ts';
+import { formatSignal, signalOfSummary } from '../train/signal_line.ts';
 
 interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
   help: Record<string, string>;
-  run(values: Record<string, unknown>, positionals: string[]): Promise<void>;
+  /** Runs the command; a number is the exit status (default 0). */
+  run(values: Record<string, unknown>, positionals: string[]): Promise<void | number>;
+}
+
+/**
+ * Ctrl-C (SIGINT) and SIGTERM become a stop request: training finishes its step, saves a checkpoint
+ * and returns. A second signal exits at once (status 130; the run's lock is released on exit).
+ */
+function stopOnSignals(): { signal: AbortSignal; reason: string; dispose(): void } {
+  const controller = new AbortController();
+  const state = { signal: controller.signal, reason: '', dispose };
+  const onSignal = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`\n${name} again: exiting now, without a checkpoint of this step\n`);
+      process.exit(130);
+    }
+    state.reason = name;
+    process.stderr.write(`\n${name}: finishing this step and saving a checkpoint (press Ctrl-C again to exit at once)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  function dispose() {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return state;
+}
+
+/** The final line of `osp train`: steps, time, training throughput, validation loss and the monitors' signal. */
+function printDone(s: RunSummary): void {
+  const ev = s.eval;
+  const time =
+    `${s.steps} steps in ${s.wallSeconds.toFixed(1)} s ` +
+    `(training ${(s.trainSeconds ?? s.wallSeconds).toFixed(1)} s at ${Math.round(s.tokensPerSecond)} tok/s)`;
+  const loss = ev
+    ? `val loss ${ev.loss.toFixed(4)} (bpb ${ev.bitsPerByte.toFixed(3)}) vs byte-unigram ${s.unigramBaseline.loss.toFixed(4)}`
+    : `train loss ${s.finalTrainLoss.toFixed(4)}`;
+  console.log(`done: ${time}; ${loss}`);
+  const signal = formatSignal(signalOfSummary(s.monitors));
+  if (signal) console.log(`monitors (last): ${signal}`);
+  console.log(`run directory: ${s.runDir}   (tensorboard --logdir ${s.runDir}/..)`);
 }
 
 const COMMANDS: Record<string, Command> = {
   train: {
     summary: 'train a model (or resume a run)',
-    usage: 'osp train [--config FILE] [--set key=value ...] [--resume RUN_DIR] [--backend NAME] [--out DIR]',
+    usage:
+      'osp train [--config FILE] [--set key=value ...] [--resume RUN_DIR [--extend-schedule]] [--init-from HF_DIR] ' +
+      '[--backend NAME] [--out DIR]',
     options: {
       config: { type: 'string', short: 'c' },
       set: { type: 'string', multiple: true },
       resume: { type: 'string' },
+      'extend-schedule': { type: 'boolean' },
+      'init-from': { type: 'string' },
       backend: { type: 'string' },
       out: { type: 'string' },
     },
@@ -45,6 +92,8 @@ const COMMANDS: Record<string, Command> = {
       '--config FILE': 'JSON run config (see README: config fields); defaults fill what it omits',
       '--set key=value': 'override one field, e.g. --set optimizer.muon.lr=3e-4 (repeatable; JSON values)',
       '--resume RUN_DIR': 'continue RUN_DIR from its newest good checkpoint, on the exact same trajectory',
+      '--extend-schedule': 'with --resume and more steps: accept that a decaying lr schedule is stretched (the lr jumps)',
+      '--init-from HF_DIR': 'start from the weights of a Hugging Face Llama directory (sizes must match the model config)',
       '--backend NAME': `shorthand for --set backend=NAME (${BACKEND_NAMES.join(', ')})`,
       '--out DIR': 'shorthand for --set out=DIR: parent directory of run directories (default runs)',
     },
@@ -52,17 +101,27 @@ const COMMANDS: Record<string, Command> = {
       const overrides = [...((v.set as string[] | undefined) ?? [])];
       if (v.backend) overrides.push(`backend=${JSON.stringify(v.backend)}`);
       if (v.out) overrides.push(`out=${JSON.stringify(v.out)}`);
+      if (v['extend-schedule'] && !v.resume) throw new OspError('--extend-schedule applies to --resume only');
       const config = v.config ? readConfigFile(v.config as string) : {};
-      const s = await train({ config, overrides, resume: v.resume as string | undefined });
-      const ev = s.eval;
-      console.log(
-        `done: ${s.steps} steps in ${s.wallSeconds.toFixed(1)} s (${Math.round(s.tokensPerSecond)} tok/s); ` +
-          (ev
-            ? `val loss ${ev.loss.toFixed(4)} (bpb ${ev.bitsPerByte.toFixed(3)}) vs byte-unigram baseline ` +
-              `${s.unigramBaseline.loss.toFixed(4)} (bpb ${s.unigramBaseline.bitsPerByte.toFixed(3)})`
-            : `train loss ${s.finalTrainLoss.toFixed(4)}`),
-      );
-      console.log(`run directory: ${s.runDir}   (tensorboard --logdir ${s.runDir}/..)`);
+      const stop = stopOnSignals();
+      try {
+        const s = await train({
+          config,
+          overrides,
+          resume: v.resume as string | undefined,
+          extendSchedule: Boolean(v['extend-schedule']),
+          initFrom: v['init-from'] as string | undefined,
+          stop: stop.signal,
+        });
+        printDone(s);
+        if (s.stopped) {
+          console.log(`stopped by ${stop.reason} at step ${s.steps}; checkpoint saved: ${s.lastCheckpoint}`);
+          console.log(`continue with: osp train --resume ${s.runDir}`);
+          return 130;
+        }
+      } finally {
+        stop.dispose();
+      }
     },
   },
   eval: {
@@ -76,8 +135,8 @@ const COMMANDS: Record<string, Command> = {
       '--backend NAME': `backend to run on (default: the run's; ${BACKEND_NAMES.join(', ')})`,
     },
     async run(v, pos) {
-      if (pos.length !== 1) throw new OspError('osp eval: expected one CHECKPOINT argument (see osp eval --help)');
-      if (!v.text) throw new OspError('osp eval: --text FILE is required');
+      if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp eval --help)');
+      if (!v.text) throw new OspError('--text FILE is required');
       const tokens = readTextTokens(v.text as string);
       const { dir, checkpoint } = openCheckpoint(pos[0]!);
       const runConfig = checkpoint.state.config as { model: unknown; backend: string };
@@ -108,20 +167,20 @@ const COMMANDS: Record<string, Command> = {
     },
     async run(v, pos) {
       if (pos[0] === 'report') {
-        if (pos.length !== 2) throw new OspError('osp sweep report: expected one DIR argument');
+        if (pos.length !== 2) throw new OspError('expected one DIR argument');
         const { files } = writeReport(pos[1]!);
         for (const f of files) console.log(f);
         return;
       }
-      if (pos.length !== 1) throw new OspError('osp sweep: expected one SPEC argument (see osp sweep --help)');
+      if (pos.length !== 1) throw new OspError('expected one SPEC argument (see osp sweep --help)');
       let parallel: number | undefined;
       if (v.parallel !== undefined) {
         parallel = Number(v.parallel);
-        if (!Number.isInteger(parallel) || parallel < 1) throw new OspError(`osp sweep: --parallel must be a positive integer, got '${v.parallel}'`);
+        if (!Number.isInteger(parallel) || parallel < 1) throw new OspError(`--parallel must be a positive integer, got '${v.parallel}'`);
       }
       const opts = { spec: pos[0]!, out: v.out as string | undefined, parallel };
       if (v.emit !== undefined) {
-        if (v.emit !== 'slurm' && v.emit !== 'list') throw new OspError(`osp sweep: --emit must be slurm or list, got '${v.emit}'`);
+        if (v.emit !== 'slurm' && v.emit !== 'list') throw new OspError(`--emit must be slurm or list, got '${v.emit}'`);
         for (const line of emitSweep({ ...opts, emit: v.emit })) console.log(line);
         return;
       }
@@ -143,8 +202,9 @@ const COMMANDS: Record<string, Command> = {
       '--type NAME': 'gguf only: f32 (default), f16, q8_0 or q4_0 (q4_0 keeps embedding and output at q8_0)',
     },
     async run(v, pos) {
-      if (pos.length !== 1) throw new OspError('osp export: expected one CHECKPOINT argument (see osp export --help)');
-      if (!v.out) throw new OspError('osp export: --out PATH is required');
+      if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp export --help)');
+      if (!v.out) throw new OspError('--out PATH is required');
+      if (v.format === undefined) throw new OspError(`--format is required: ${EXPORT_FORMATS.join(' or ')} (see osp export --help)`);
       const files = await exportCheckpoint({
         checkpoint: pos[0]!,
         format: (v.format as string | undefined) ?? '',
@@ -182,8 +242,8 @@ const COMMANDS: Record<string, Command> = {
       '--json': 'print {"fp", "quant", "gap", "config"} as JSON',
     },
     async run(v, pos) {
-      if (pos.length !== 1) throw new OspError('osp quant-eval: expected one CHECKPOINT argument (see osp quant-eval --help)');
-      if (!v.text) throw new OspError('osp quant-eval: --text FILE is required');
+      if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp quant-eval --help)');
+      if (!v.text) throw new OspError('--text FILE is required');
       const bits = (name: string) => (v[name] === undefined ? 4 : Number(v[name]));
       const config = {
         w: bits('w'),
@@ -251,21 +311,21 @@ const COMMANDS: Record<string, Command> = {
       '--json': 'print the result as JSON',
     },
     async run(v, pos) {
-      if (pos.length !== 1) throw new OspError('osp analyze: expected one CHECKPOINT argument (see osp analyze --help)');
-      if (!v.text) throw new OspError('osp analyze: --text FILE is required');
+      if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp analyze --help)');
+      if (!v.text) throw new OspError('--text FILE is required');
       const int = (name: string, fallback?: number) => {
         const raw = v[name] as string | undefined;
         if (raw === undefined) {
-          if (fallback === undefined) throw new OspError(`osp analyze: --${name} is required`);
+          if (fallback === undefined) throw new OspError(`--${name} is required`);
           return fallback;
         }
         const n = Number(raw);
-        if (!Number.isInteger(n) || n < 1) throw new OspError(`osp analyze: --${name} must be a positive integer, got '${raw}'`);
+        if (!Number.isInteger(n) || n < 1) throw new OspError(`--${name} must be a positive integer, got '${raw}'`);
         return n;
       };
       const method = (v.method as string | undefined) ?? 'auto';
       if (!['auto', 'exact', 'fd'].includes(method)) {
-        throw new OspError(`osp analyze: --method must be one of auto, exact, fd, got '${method}'`);
+        throw new OspError(`--method must be one of auto, exact, fd, got '${method}'`);
       }
       const r = await analyzeCheckpoint({
         checkpoint: pos[0]!,
@@ -311,9 +371,13 @@ const COMMANDS: Record<string, Command> = {
   },
   data: {
     summary: 'data tools: `osp data prepare` tokenizes text into .bin shards',
-    usage: 'osp data prepare INPUT... --out DIR [--shard-tokens N] [--val-fraction F] [--seed S] [--prefix NAME]',
+    usage:
+      'osp data prepare INPUT... --out DIR [--val FILE ...] [--shard-tokens N] [--val-fraction F] [--seed S] ' +
+      '[--prefix NAME] [--overwrite]',
     options: {
       out: { type: 'string' },
+      val: { type: 'string', multiple: true },
+      overwrite: { type: 'boolean' },
       'shard-tokens': { type: 'string' },
       'val-fraction': { type: 'string' },
       seed: { type: 'string' },
@@ -322,21 +386,23 @@ const COMMANDS: Record<string, Command> = {
     help: {
       'INPUT...': '.txt files (one document each) or .jsonl files (one document per line, field "text")',
       '--out DIR': 'output directory for PREFIX_val_000000.bin, PREFIX_train_000000.bin, ...',
+      '--val FILE': 'validation documents (repeatable); without it val is split from INPUT by document, or by position for one document',
       '--shard-tokens N': 'tokens per shard (default 100000000)',
       '--val-fraction F': 'fraction of documents held out for validation (default 0.05)',
       '--seed S': 'seed of the document split (default 0)',
       '--prefix NAME': 'shard file prefix (default data)',
+      '--overwrite': "replace this prefix's shards already in DIR (otherwise they are an error)",
     },
     async run(v, pos) {
-      if (pos[0] !== 'prepare') throw new OspError(`osp data: unknown subcommand '${pos[0] ?? ''}'; valid: prepare`);
+      if (pos[0] !== 'prepare') throw new OspError(`unknown subcommand '${pos[0] ?? ''}'; valid: prepare`);
       const inputs = pos.slice(1);
-      if (inputs.length === 0) throw new OspError('osp data prepare: give at least one INPUT file');
-      if (!v.out) throw new OspError('osp data prepare: --out DIR is required');
+      if (inputs.length === 0) throw new OspError('give at least one INPUT file');
+      if (!v.out) throw new OspError('--out DIR is required');
       const num = (name: string) => {
         const raw = v[name] as string | undefined;
         if (raw === undefined) return undefined;
         const n = Number(raw);
-        if (!Number.isFinite(n)) throw new OspError(`osp data prepare: --${name} must be a number, got '${raw}'`);
+        if (!Number.isFinite(n)) throw new OspError(`--${name} must be a number, got '${raw}'`);
         return n;
       };
       const written = prepareShards(inputs, v.out as string, {
@@ -344,6 +410,9 @@ const COMMANDS: Record<string, Command> = {
         valFraction: num('val-fraction'),
         seed: num('seed'),
         prefix: v.prefix as string | undefined,
+        overwrite: Boolean(v.overwrite),
+        val: v.val as string[] | undefined,
+        log: (line) => console.log(line),
       });
       for (const f of written) console.log(`${f.path}\t${f.tokens} tokens`);
     },
@@ -353,7 +422,7 @@ const COMMANDS: Record<string, Command> = {
 function usage(): string {
   const lines = ['usage: osp <command> [options]', '', 'commands:'];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
-  lines.push('', "run 'osp <command> --help' for a command's options");
+  lines.push('', "run 'osp <command> --help' for a command's options; 'osp --version' for the version");
   return lines.join('\n');
 }
 
@@ -362,11 +431,31 @@ function commandHelp(c: Command): string {
   return [`usage: ${c.usage}`, '', ...Object.entries(c.help).map(([k, d]) => `  ${k.padEnd(width)}  ${d}`)].join('\n');
 }
 
+/** osp-lab's version, from its package.json. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** node:util's parse errors, reworded: an unknown option lists the valid ones. */
+function parseErrorMessage(err: Error & { code?: string }, c: Command): string {
+  const unknown = /Unknown option '([^']+)'/.exec(err.message);
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
+    const valid = Object.entries(c.options).map(([k, o]) => `--${k}${o.type === 'string' ? ' VALUE' : ''}`);
+    return `unknown option '${unknown[1]}'; valid options: ${valid.join(', ')}`;
+  }
+  return err.message;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
     return name ? 0 : 1;
+  }
+  if (name === '--version' || name === '-V') {
+    console.log(`osp-lab ${version()}`);
+    return 0;
   }
   const command = COMMANDS[name];
   if (!command) {
@@ -379,12 +468,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const { values, positionals } = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
-    await command.run(values as Record<string, unknown>, positionals);
-    return 0;
+    return (await command.run(values as Record<string, unknown>, positionals)) ?? 0;
   } catch (e) {
     const err = e as Error & { code?: string };
-    if (e instanceof OspError || err.code?.startsWith('ERR_PARSE_ARGS')) {
+    if (e instanceof OspError) {
       console.error(`osp ${name}: ${err.message}`);
+      return 2;
+    }
+    if (err.code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`osp ${name}: ${parseErrorMessage(err, command)}`);
       return 2;
     }
     throw e;

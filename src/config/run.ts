@@ -151,7 +151,11 @@ export function resolveRunConfig(input: unknown): RunConfig {
   }
   const totalSteps = c.schedule.totalSteps ?? c.steps;
   if (c.schedule.warmupSteps > totalSteps) {
-    throw new ConfigError('schedule.warmupSteps', `${c.schedule.warmupSteps} exceeds the run's ${totalSteps} steps`);
+    throw new ConfigError(
+      'schedule.warmupSteps',
+      `${c.schedule.warmupSteps} exceeds the run's ${totalSteps} steps; for a short run shorten the warmup too, ` +
+        `e.g. --set schedule.warmupSteps=${Math.floor(totalSteps / 10)}`,
+    );
   }
   if (c.hessian.topk > c.hessian.lanczosSteps) {
     throw new ConfigError(

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse.ts';
 import { DataError } from '../errors.ts';
 import { loadBrown, splitDocuments, type Document } from './brown.ts';
-import { readDocuments, readShard } from './sources.ts';
+import { readDocuments, readShard, splitOneDocument } from './sources.ts';
 import { byteTokenizer, tokenizeDocuments, type Tokenizer } from './tokenizer.ts';
 
 /** One token stream. `name` appears in error messages (e.g. 'brown/val'). */
@@ -93,14 +93,20 @@ function expandPattern(pattern: string): string[] {
 const DATA_SOURCES = ['brown', 'text', 'jsonl', 'shards'] as const;
 
 /** The `data` section of a config. */
+/** One file (a string) or a list of files: `"train": "a.txt"` means `["a.txt"]`. */
+const fileList = z.union([z.string().min(1).transform((f) => [f]), z.array(z.string().min(1)).min(1)]);
+
 export const DataConfigSchema = z
   .strictObject({
     /** Where tokens come from: the embedded Brown corpus, .txt files, .jsonl files, or llm.c .bin shards. */
     source: z.enum(DATA_SOURCES).default('brown'),
     /** Input files (text, jsonl) or shard paths/patterns (shards); required unless source is 'brown'. */
-    train: z.array(z.string().min(1)).min(1).optional(),
-    /** Validation files; if absent, val is split from train by document (required for shards). */
-    val: z.array(z.string().min(1)).min(1).optional(),
+    train: fileList.optional(),
+    /**
+     * Validation files; if absent, val is split from train by document, or by position when train is
+     * a single document (required for shards).
+     */
+    val: fileList.optional(),
     /** Expected fraction of documents held out for val when val is split from train. */
     valFraction: z.number().gt(0).lt(1).default(0.05),
     /** Seed of the split by document (changing it gives a different split). */
@@ -186,7 +192,10 @@ export function loadDataset(
           val: TokenDataset.fromDocuments(name('val'), readDocuments(c.val)),
         };
       }
-      const { train, val } = splitDocuments(trainDocs, { ...split, source: trainFiles.join(', ') });
+      const { train, val } =
+        trainDocs.length === 1
+          ? splitOneDocument(trainDocs[0]!, split.valFraction)
+          : splitDocuments(trainDocs, { ...split, source: trainFiles.join(', ') });
       return {
         train: TokenDataset.fromDocuments(name('train'), train),
         val: TokenDataset.fromDocuments(name('val'), val),

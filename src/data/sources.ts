@@ -36,7 +36,7 @@ function readBytes(path: string): Buffer {
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Decodes UTF-8 strictly: a corrupt or non-UTF-8 file must not become silent U+FFFD noise in training data. */
-function decodeUtf8(path: string, bytes: Uint8Array): string {
+export function decodeUtf8(path: string, bytes: Uint8Array): string {
   try {
     return strictUtf8.decode(bytes);
   } catch {
@@ -284,6 +284,27 @@ export interface PrepareOptions {
   prefix?: string;
   /** Delete this prefix's shards already in outDir first (otherwise they are an error). Default false. */
   overwrite?: boolean;
+  /** Validation inputs: when given, every document of `inputs` is training data and these are val. */
+  val?: readonly string[];
+  /** Notices (e.g. that a single document was split by bytes). */
+  log?: (line: string) => void;
+}
+
+/**
+ * Splits one document into train and val by position: the last `valFraction` of its text (cut
+ * between characters, never inside one) is val. For a single input file, where there is no second
+ * document to hold out.
+ */
+export function splitOneDocument(doc: Document, valFraction: number): { train: Document[]; val: Document[] } {
+  const chars = [...doc.text];
+  const cut = Math.round(chars.length * (1 - valFraction));
+  if (cut < 1 || cut >= chars.length) {
+    throw new DataError(doc.id, `too short to split into train and val (${chars.length} characters); give a separate validation file`);
+  }
+  return {
+    train: [{ id: `${doc.id}#train`, text: chars.slice(0, cut).join('') }],
+    val: [{ id: `${doc.id}#val`, text: chars.slice(cut).join('') }],
+  };
 }
 
 /** One shard written by prepareShards. */
@@ -334,7 +355,19 @@ export function prepareShards(inputs: readonly string[], outDir: string, opts: P
   if (inputs.length === 0) throw new ConfigError('inputs', 'expected at least one .txt or .jsonl file, found none');
 
   const docs = readDocuments(inputs);
-  const { train, val } = splitDocuments(docs, { valFraction, seed, source: inputs.join(', ') });
+  let split: { train: Document[]; val: Document[] };
+  if (opts.val?.length) split = { train: docs, val: readDocuments(opts.val) };
+  else if (docs.length === 1) {
+    if (!(Number.isFinite(valFraction) && valFraction > 0 && valFraction < 1)) {
+      throw new ConfigError('valFraction', `expected a number strictly between 0 and 1, found ${valFraction}`);
+    }
+    split = splitOneDocument(docs[0]!, valFraction);
+    opts.log?.(
+      `one document: its last ${(valFraction * 100).toFixed(1)}% (by characters) is the validation split; ` +
+        'give --val FILE for a separate one',
+    );
+  } else split = splitDocuments(docs, { valFraction, seed, source: inputs.join(', ') });
+  const { train, val } = split;
 
   mkdirSync(outDir, { recursive: true });
   const ours = new RegExp(`^${prefix.replace(/\./g, '\\.')}_(train|val)_\\d{6}\\.bin$`);
@@ -344,7 +377,7 @@ export function prepareShards(inputs: readonly string[], outDir: string, opts: P
     throw new DataError(
       outDir,
       `already holds shards with prefix '${prefix}' (${listed}); ` +
-        'a reader would mix them with the new ones: remove them, choose another prefix, or pass overwrite',
+        'a reader would mix them with the new ones: remove them, choose another prefix, or pass --overwrite',
     );
   }
   for (const name of stale) rmSync(join(outDir, name));

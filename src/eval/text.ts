@@ -10,6 +10,7 @@ import { readFileOr } from '../io/read.ts';
 import * as tf from '@tensorflow/tfjs';
 import { DataError } from '../errors.ts';
 import { byteTokenizer } from '../data/tokenizer.ts';
+import { decodeUtf8 } from '../data/sources.ts';
 import type { Transformer } from '../model/transformer.ts';
 
 export interface TextEvalResult {
@@ -22,6 +23,7 @@ export interface TextEvalResult {
 export function readTextTokens(path: string): Uint16Array {
   const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
   if (bytes.length === 0) throw new DataError(path, 'the text file is empty');
+  decodeUtf8(path, bytes); // the same check as `osp data prepare`: bytes of another encoding are not text
   const tokens = new Uint16Array(bytes.length + 1);
   tokens[0] = byteTokenizer.bos;
   tokens.set(bytes, 1);

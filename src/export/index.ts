@@ -1,7 +1,8 @@
 /**
  * `osp export`: a checkpoint, folded into a plain Llama, as a Hugging Face directory or a GGUF file.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { checkChoice, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { foldedCheckpoint } from './checkpoint.ts';
@@ -34,6 +35,8 @@ export async function exportCheckpoint(o: ExportOptions): Promise<string[]> {
   const type = checkChoice('--type', o.type ?? 'f32', GGUF_TYPES);
   if (existsSync(o.out)) throw new OspError(`--out ${o.out} already exists; choose a new file name (nothing was written)`);
   const f = foldedCheckpoint(o.checkpoint);
+  // Like the hf directory, the file's folder is created when missing.
+  mkdirSync(dirname(resolve(o.out)), { recursive: true });
   writeFileAtomicSync(o.out, llamaGguf(f.config, f.weights, type, `osp-lab step ${f.step}`));
   return [o.out];
 }

@@ -103,6 +103,16 @@ class SummaryTracker implements Callback {
 }
 
 /**
+ * One short line: the backend, what runs under it (OpenBLAS's build flags left out) and, for `auto`,
+ * why the ones before it were passed over.
+ */
+export function backendLine(b: BackendInfo): string {
+  const detail = b.detail.replace(/\s+(NO_[A-Z_]+|DYNAMIC_ARCH|NO_AFFINITY|MAX_THREADS=\d+|USE_OPENMP=\d+)(?=[\s);]|$)/g, '');
+  const why = b.reason ? /\((.*)\)$/.exec(b.reason)?.[1] : undefined;
+  return `backend: ${b.name}: ${detail}${why ? ` [auto; ${why}]` : ''}`;
+}
+
+/**
  * Refuses a run directory that already holds a run. A directory left without any complete checkpoint
  * (a run that stopped before its first one) is named as such: there is nothing to resume in it.
  */
@@ -255,7 +265,7 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
   for (const b of valBatches) for (const t of b.targets) (baselineTokens++, t < 256 && baselineBytes++);
 
   const backend: BackendInfo = await startBackend(config.backend);
-  log(`backend: ${backend.name} (${backend.detail})${backend.reason ? ` - ${backend.reason}` : ''}`);
+  log(backendLine(backend));
   const model = createModel(config.model, { seed: config.seed });
   const optimizer = createOptimizer(config.optimizer, model.params);
   // Everything created from here holds tensors (and maybe a GPU): release it on any failure.

@@ -72,6 +72,9 @@ export class Trainer {
         ctx.isLastStep = ctx.step + 1 === this.o.config.steps;
         await this.step();
         ctx.step = ++this.state.step;
+        // On the cpu and native backends a step can run on microtasks alone; one turn of the event
+        // loop per step lets signal handlers (Ctrl-C -> stop) and timers run.
+        await new Promise((resolve) => setImmediate(resolve));
         ctx.stopRequested = !ctx.isLastStep && (this.o.stop?.aborted ?? false);
         await dispatch(cbs, 'onStepEnd', ctx);
         ctx.metrics.clear();

@@ -24,7 +24,7 @@ import { train } from '../../src/train/run.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { lossesByStep, tempDir, tinyRun } from '../helpers/run.ts';
 
-const skip = process.env.OSP_SKIP_WEBGPU === '1';
+import { skipWebGPU as skip } from '../helpers/backends.ts';
 
 function randn(n: number, seed: number, std = 1): Float32Array {
   return Float32Array.from(new Rng(seed).normals(n, std));

@@ -37,7 +37,7 @@ describe('osp', () => {
     for (const c of COMMANDS) expect(a.stderr).toContain(c);
     const b = osp('train', '--bogus');
     expect(b.code).toBe(2);
-    expect(b.stderr).toMatch(/^osp train: Unknown option '--bogus'/);
+    expect(b.stderr).toMatch(/^osp train: unknown option '--bogus'; valid options: --config VALUE, --set VALUE, --resume VALUE/);
     const c = osp('train', '--set', 'model.norm=layernorm', '--out', tempDir());
     expect(c.code).toBe(2);
     expect(c.stderr.trim()).toBe(`osp train: model.norm: unknown value "layernorm"; valid choices: 'rmsnorm', 'ssnorm'`);

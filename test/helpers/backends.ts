@@ -1,12 +1,13 @@
 /**
- * The backends every cross-backend test runs on. None is skipped silently: webgpu needs an adapter
- * (Mesa lavapipe without a GPU) and native needs the built kernel pack (npm run build:native); a
- * machine without one sets OSP_SKIP_WEBGPU=1 or OSP_SKIP_NATIVE=1 and the tests say so by their absence.
+ * The backends every cross-backend test runs on. webgpu needs an adapter (Mesa lavapipe without a
+ * GPU) and native the built kernel pack; where one is missing its tests skip, the run ends with a
+ * line saying how to enable them, and CI (OSP_REQUIRE_ALL=1) fails instead (test/setup/capabilities.ts).
  */
 import type { ConcreteBackend } from '../../src/backend/index.ts';
+import { has } from './capabilities.ts';
 
-export const skipWebGPU = process.env.OSP_SKIP_WEBGPU === '1';
-export const skipNative = process.env.OSP_SKIP_NATIVE === '1';
+export const skipWebGPU = !has.webgpu;
+export const skipNative = !has.native;
 
 export const testBackends: ConcreteBackend[] = [
   'cpu',

@@ -14,7 +14,7 @@ import { createModel, type Transformer } from '../../src/model/transformer.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { tokens } from '../helpers/model.ts';
 
-const skipWebGPU = process.env.OSP_SKIP_WEBGPU === '1';
+import { skipWebGPU } from '../helpers/backends.ts';
 
 beforeAll(async () => {
   await startBackend('cpu');

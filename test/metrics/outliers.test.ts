@@ -18,8 +18,7 @@ import {
 import { Rng } from '../../src/utils/rng.ts';
 import { testBackends } from '../helpers/backends.ts';
 
-// WebGPU runs on the software adapter in CI; OSP_SKIP_WEBGPU=1 is the explicit switch for machines
-// without Vulkan (see test/backend/backends.test.ts).
+// WebGPU runs on the software adapter in CI; where no adapter exists it is left out (test/helpers/backends.ts).
 const backends: ConcreteBackend[] = testBackends;
 
 /** The paper's Gaussian floor of its estimator (osp.md). */

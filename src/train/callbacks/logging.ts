@@ -7,6 +7,7 @@ import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Callback, TrainContext } from '../callback.ts';
 import { writeFileAtomicSync } from '../../io/atomic.ts';
+import { formatSignal, signalOfMetrics } from '../signal_line.ts';
 
 /** Whether step number `step` (1-based count of completed steps) is a logging step. */
 export function isLoggingStep(ctx: TrainContext, step = ctx.step): boolean {
@@ -115,21 +116,59 @@ export class ConsoleSink implements Callback {
     const eta = ((total - ctx.step) * elapsed) / Math.max(ctx.step - this.startStep, 1);
     const loss = m.get('train/loss');
     const skipped = m.get('train/skipped') ? ' SKIPPED' : '';
-    const line =
-      `step ${String(ctx.step).padStart(String(total).length)}/${total}  loss ${loss?.toFixed(4) ?? '?'}` +
-      `  gnorm ${m.get('train/grad_norm')?.toFixed(3) ?? '?'}  ${Math.round(this.tps)} tok/s  ETA ${fmtDuration(eta)}${skipped}`;
-    const evalLine = m.has('eval/loss')
-      ? `eval @ step ${ctx.step}: loss ${m.get('eval/loss')!.toFixed(4)}  ppl ${m.get('eval/perplexity')!.toFixed(2)}  bpb ${m.get('eval/bits_per_byte')!.toFixed(4)}`
-      : undefined;
+    const step = `step ${String(ctx.step).padStart(String(total).length)}/${total}`;
+    const fields = [
+      `loss ${loss?.toFixed(4) ?? '?'}`,
+      `gnorm ${m.get('train/grad_norm')?.toFixed(3) ?? '?'}`,
+      `${Math.round(this.tps)} tok/s`,
+      `ETA ${fmtDuration(eta)}${skipped}`,
+    ];
+    const lines: string[] = [];
+    if (m.has('eval/loss')) {
+      lines.push(
+        `eval @ step ${ctx.step}: loss ${m.get('eval/loss')!.toFixed(4)}  ppl ${m.get('eval/perplexity')!.toFixed(2)}  bpb ${m.get('eval/bits_per_byte')!.toFixed(4)}`,
+      );
+    }
+    // Monitors: this step's measurements, and late ones (a Hessian probe of earlier weights).
+    const own = formatSignal(signalOfMetrics((n) => m.get(n), m.entries().map(([k]) => k)));
+    if (own) lines.push(`monitors @ step ${ctx.step}: ${own}`);
+    for (const late of m.byStep()) {
+      if (late.step === ctx.step && own) continue;
+      const values = new Map(late.values);
+      const text = formatSignal(signalOfMetrics((n) => values.get(n), [...values.keys()]));
+      if (text) lines.push(`monitors @ step ${late.step}: ${text}`);
+    }
     if (mode === 'bar') {
-      const width = 24;
-      const filled = Math.round((width * ctx.step) / total);
-      this.out.write(`\r\x1b[K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${line}`);
-      if (evalLine) this.out.write(`\n${evalLine}\n`);
-      if (ctx.isLastStep) this.out.write('\n');
+      const columns = this.out.columns && this.out.columns > 20 ? this.out.columns : 80;
+      this.out.write(`\r\x1b[K${progressLine(step, fields, ctx.step / total, columns - 1)}`);
+      if (lines.length > 0) this.out.write(`\n${lines.join('\n')}\n`);
+      if (ctx.isLastStep || ctx.stopRequested) this.out.write('\n');
     } else {
-      if (isLoggingStep(ctx)) this.out.write(line + '\n');
-      if (evalLine) this.out.write(evalLine + '\n');
+      if (isLoggingStep(ctx)) this.out.write(`${step}  ${fields.join('  ')}\n`);
+      for (const l of lines) this.out.write(l + '\n');
     }
   }
+}
+
+/**
+ * The progress bar line within `width` characters: the bar shrinks first (to 10 cells), then the
+ * least important fields go (gnorm, then tok/s), and what still does not fit is cut.
+ */
+export function progressLine(step: string, fields: readonly string[], done: number, width: number): string {
+  const make = (cells: number, keep: readonly string[]) => {
+    const filled = Math.max(0, Math.min(cells, Math.round(cells * done)));
+    return `[${'#'.repeat(filled)}${'.'.repeat(cells - filled)}] ${step}  ${keep.join('  ')}`;
+  };
+  const [loss, gnorm, tps, eta] = fields;
+  const variants = [
+    [loss!, gnorm!, tps!, eta!],
+    [loss!, tps!, eta!],
+    [loss!, eta!],
+  ];
+  for (const keep of variants) {
+    const fixed = make(0, keep).length;
+    const cells = Math.min(24, width - fixed);
+    if (cells >= 10) return make(cells, keep);
+  }
+  return make(10, variants[2]!).slice(0, Math.max(width, 0));
 }
