@@ -194,7 +194,7 @@ await promise('2. truncated or bit-flipped checkpoint files are detected; resume
     }
     const lines: string[] = [];
     try {
-      const r = await train({ resume: copy, overrides: ['steps=9'], log: (l) => lines.push(l) });
+      const r = await train({ resume: copy, overrides: ['steps=9'], extendSchedule: true, log: (l) => lines.push(l) });
       if (r.resumedFrom !== previous!.dir) yield `case ${i} (${target}): resumed from ${r.resumedFrom}, not the previous good ${previous!.dir}`;
       else if (!lines.some((l) => l.includes('skipping checkpoint'))) yield `case ${i}: the fallback was not reported`;
       else yield undefined;
@@ -403,8 +403,8 @@ await promise('7. a second sweep or training on one directory is refused; a stal
   const dir = tmp('lock');
   // Two trainings.
   const first = await train({ config: tinyConfig(2, { out: dir }), log: quiet });
-  const running = train({ resume: first.runDir, overrides: ['steps=30'], log: quiet });
-  const second = await train({ resume: first.runDir, overrides: ['steps=31'], log: quiet }).then(
+  const running = train({ resume: first.runDir, overrides: ['steps=30'], extendSchedule: true, log: quiet });
+  const second = await train({ resume: first.runDir, overrides: ['steps=31'], extendSchedule: true, log: quiet }).then(
     () => 'the second training was not refused',
     (e: Error) => (/already running/.test(e.message) ? undefined : `unexpected error: ${e.message}`),
   );

@@ -22,8 +22,9 @@ export function jsonDiff(a: unknown, b: unknown, path: string): string[] {
  * (an accepted schedule change); throws a ConfigError naming every field that cannot change.
  * @param saved the config stored in the checkpoint (resolved)
  * @param extendSchedule the caller accepts an lr jump at the resume step (`--extend-schedule`)
+ * @param plain a resume without overrides: a run at its last step is completed, not refused
  */
-export function checkResume(saved: RunConfig, config: RunConfig, step: number, extendSchedule: boolean): string[] {
+export function checkResume(saved: RunConfig, config: RunConfig, step: number, extendSchedule: boolean, plain = false): string[] {
   const model = jsonDiff(saved.model, config.model, 'model');
   if (model.length > 0) {
     throw new ConfigError(
@@ -34,6 +35,10 @@ export function checkResume(saved: RunConfig, config: RunConfig, step: number, e
   }
   if (config.steps < step) {
     throw new ConfigError('steps', `${config.steps} is below the checkpoint's step ${step}; a resumed run can only continue (set steps above ${step})`);
+  }
+  if (config.steps === step && plain) {
+    // Killed after its last checkpoint, before summary.json: resuming only completes the run.
+    return [`the checkpoint is at the run's last step ${step}: nothing to train, writing the run's summary`];
   }
   if (config.steps === step) {
     throw new ConfigError('steps', `the run is already complete at step ${step}; to train further, resume with --set steps=N (N > ${step})`);

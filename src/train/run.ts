@@ -208,7 +208,7 @@ function planRun(opts: TrainOptions, log: (line: string) => void): PlannedRun {
       const complete = JSON.parse(readFileSync(summaryPath, 'utf8')) as RunSummary;
       return { config, runDir, input, saved, lock, notices: [], complete };
     }
-    const notices = checkResume(state.config as RunConfig, config, state.step, opts.extendSchedule ?? false);
+    const notices = checkResume(state.config as RunConfig, config, state.step, opts.extendSchedule ?? false, !opts.overrides?.length);
     return { config, runDir, input, saved, lock, resumeFrom: { dir: found.dir, state, checkpoint: found }, notices };
   } catch (e) {
     lock.release();

@@ -52,6 +52,11 @@ describe('--resume validates overrides before writing anything', () => {
     expect(again.steps).toBe(10);
     expect(lines.join('\n')).toMatch(/already complete at step 10; nothing to train/);
     expect(configText(run.runDir)).toBe(before);
+    // Killed after the last checkpoint but before summary.json: a plain resume completes the run.
+    rmSync(join(run.runDir, 'summary.json'));
+    const done = await train({ resume: run.runDir, log: quiet });
+    expect(done.steps).toBe(10);
+    expect(existsSync(join(run.runDir, 'summary.json'))).toBe(true);
     expect(readFileSync(join(run.runDir, 'metrics.jsonl'), 'utf8')).toBe(metrics);
   });
 
