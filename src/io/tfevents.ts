@@ -8,7 +8,8 @@
  *
  * Field numbers (tensorflow/core/util/event.proto, framework/summary.proto, tensor.proto,
  * tensorboard/plugins/hparams/{api,plugin_data}.proto):
- *   Event: wall_time=1 double, step=2 int64, file_version=3 string, summary=5
+ *   Event: wall_time=1 double, step=2 int64, file_version=3 string, summary=5, session_log=7
+ *   SessionLog: status=1 enum (START=1), msg=3 string
  *   Summary: value=1 (repeated); Value: tag=1, simple_value=2 float, image=4, histo=5, tensor=8, metadata=9
  *   SummaryMetadata: plugin_data=1 {plugin_name=1, content=2 bytes}
  *   HistogramProto: min=1 max=2 num=3 sum=4 sum_squares=5 (double), bucket_limit=6 bucket=7 (packed double)
@@ -314,6 +315,23 @@ export class EventWriter {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+  }
+
+  /**
+   * A SessionLog START event at `step`: TensorBoard then discards the events of earlier files whose
+   * step is >= `step` (what a killed run logged past the checkpoint a resume continues from), so a
+   * resumed run's curves do not show those steps twice.
+   */
+  sessionStart(step: number, msg = 'resumed'): void {
+    if (this.closed) throw new OspError(`EventWriter: ${this.path} is closed`);
+    if (!Number.isSafeInteger(step)) throw new OspError(`EventWriter: step must be an integer, got ${step}`);
+    const event = new ProtoWriter()
+      .double(1, this.now())
+      .varint(2, step)
+      .message(7, new ProtoWriter().varint(1, 1).string(3, msg));
+    const record = frameRecord(event.finish());
+    this.chunks.push(record);
+    this.buffered += record.length;
   }
 
   private checkTag(tag: string): string {

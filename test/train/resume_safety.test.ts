@@ -7,7 +7,7 @@
  *   rows past the checkpoint a resume continues from are dropped, so no step is logged twice;
  * - every Hessian probe's result reaches metrics.jsonl, also when two arrive in one step.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listCheckpoints } from '../../src/train/checkpoint.ts';
@@ -20,6 +20,8 @@ import { MetricsRecorder } from '../../src/train/metrics.ts';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { readMetricsJsonl } from '../../src/sweep/report.ts';
 import type { ProbeResult } from '../../src/metrics/probe.ts';
+import { readEvents } from '../helpers/tfevents_read.ts';
+import { decodeMessage, getBytes, getInt64, getVarint } from '../helpers/protobuf_decode.ts';
 
 const quiet = () => {};
 const configText = (runDir: string) => readFileSync(join(runDir, 'config.json'), 'utf8');
@@ -159,6 +161,14 @@ describe('a stop request (Ctrl-C) saves the run', () => {
     await train({ resume: run.runDir, overrides: ['steps=10'], log: quiet });
     const steps = readMetrics(run.runDir).map((r) => r.step);
     expect(steps).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    // TensorBoard: the resumed process's event file starts with SessionLog START at step 6, which makes
+    // TensorBoard discard the earlier file's events of steps >= 6 (event.proto: session_log = 7, status = 1).
+    const files = readdirSync(run.runDir).filter((f) => f.includes('tfevents')).sort();
+    expect(files.length).toBe(2);
+    const starts = readEvents(join(run.runDir, files[1]!))
+      .filter((e) => e.has(7))
+      .map((e) => [getInt64(e, 2), getVarint(decodeMessage(getBytes(e, 7)!), 1)]);
+    expect(starts).toEqual([[6n, 1n]]);
   });
 });
 

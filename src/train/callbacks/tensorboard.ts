@@ -35,6 +35,9 @@ export class TensorBoardSink implements Callback {
 
   onTrainStart(ctx: TrainContext): void {
     this.writer = new EventWriter(ctx.runDir);
+    // A resume continues after its checkpoint's step: TensorBoard drops what an earlier process logged
+    // from there on (a killed run's steps past its last checkpoint), as metrics.jsonl does.
+    if (ctx.step > 0) this.writer.sessionStart(ctx.step + 1, `resumed from the checkpoint at step ${ctx.step}`);
     this.writer.text('config', '```json\n' + JSON.stringify(ctx.config, null, 2) + '\n```', ctx.step);
     this.writer.hparams(hparamsOf(ctx), ['eval/loss', 'eval/bits_per_byte', 'train/loss']);
     this.writer.flush();
