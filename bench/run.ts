@@ -4,7 +4,9 @@
  *   throughput  training tokens/s for d=128 and d=256 (4 layers, T=128, B=16, V=256), AdamW and Muon,
  *               on native, wasm and webgpu when it has a hardware adapter (cpu only when named in
  *               --backends: a step there takes 30 s and more)
- *   gemm        GFLOP/s of tf.matMul on native at the model's shapes, against OpenBLAS's own peak
+ *   gemm        GFLOP/s of tf.matMul on native at the model's shapes, against the GEMM's own peak
+ *   portable    native's portable GEMM (kernels/native/gemm.cc) against OpenBLAS at the d=128 and d=256
+ *               models' shapes, and the training step on it against wasm (and OpenBLAS), alternating rounds
  *   ns          Newton-Schulz time per matrix, and Muon's step overhead over AdamW against its FLOPs
  *   ops         per-op breakdown of one training step on native (tf.profile)
  *   kernels     the fused WGSL kernels against their reference ops on webgpu, and one step fused vs not
@@ -13,7 +15,8 @@
  *
  * Options: --only a,b (sections), --backends a,b (throughput), --backend NAME (monitor and hessian;
  * default native, else wasm), --peer (native against the identical model in PyTorch, bench/torch_reference.py,
- * in alternating rounds, with the median ratio), --quick (fewer repetitions). Writes bench/results.json and prints a table.
+ * in alternating rounds, with the median ratio), --quick (fewer repetitions), --rounds N (alternating rounds
+ * of the portable section; default 3, 1 with --quick). Writes bench/results.json and prints a table.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -32,7 +35,7 @@ import { measureOutliers } from '../src/train/callbacks/outliers.ts';
 import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/config/run.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
-import { gemmRates, median, muonOverhead, nsCost, opBreakdown, peerRounds, throughput, type Row } from './speed.ts';
+import { gemmRates, median, muonOverhead, nsCost, opBreakdown, peerRounds, portableGemm, portableStep, throughput, type Row } from './speed.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,9 +44,10 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     quick: { type: 'boolean' },
     peer: { type: 'boolean' },
+    rounds: { type: 'string' },
   },
 });
-const sections = new Set((args.only ?? 'throughput,gemm,ns,ops,kernels,monitor,hessian').split(','));
+const sections = new Set((args.only ?? 'throughput,gemm,portable,ns,ops,kernels,monitor,hessian').split(','));
 const reps = args.quick ? 3 : 10;
 
 /** Median wall time (ms) of n runs of f (default `reps`), after one warm-up run. */
@@ -80,6 +84,16 @@ if (args.peer) {
 }
 
 if (nativeOk && sections.has('gemm')) results.gemm = await gemmRates(reps, rows);
+if (sections.has('portable')) {
+  if (!nativeOk) rows.push(['portable GEMM', 'skipped', `the native backend is unavailable: ${probeNative().detail.slice(0, 60)}`]);
+  else {
+    const rounds = args.rounds ? Number(args.rounds) : args.quick ? 1 : 3;
+    results.portable = {
+      gemm: await portableGemm(reps, rounds, rows),
+      step: await portableStep(args.quick ? 2 : 3, rounds, rows),
+    };
+  }
+}
 if (nativeOk && sections.has('ns')) {
   const ns = await nsCost(reps, rows);
   results.newtonSchulz = ns;

@@ -100,11 +100,13 @@ export async function throughput(backends: ConcreteBackend[], reps: number, rows
       continue;
     }
     out[backend] = {};
+    // native's label names its GEMM (OSP_NATIVE_GEMM picks it).
+    const label = backend === 'native' ? `native (${loadNativeAddon().gemmKind()})` : backend;
     for (const c of CASES) {
       const ms = await stepTime(c, reps);
       const key = `d${c.hidden}-${c.optimizer}`;
       out[backend]![key] = (B * T) / (ms / 1000);
-      rows.push([`  ${backend}, d=${c.hidden}, ${c.optimizer}`, out[backend]![key]!.toFixed(0), ms.toFixed(1)]);
+      rows.push([`  ${label}, d=${c.hidden}, ${c.optimizer}`, out[backend]![key]!.toFixed(0), ms.toFixed(1)]);
     }
     await stopBackend();
   }
@@ -200,11 +202,12 @@ export async function peerRounds(reps: number, rounds: number, rows: Row[]): Pro
   return { results: out };
 }
 
-/** GFLOP/s of tf.matMul on the native backend at the model's shapes, and of OpenBLAS called directly. */
+/** GFLOP/s of tf.matMul on the native backend at the model's shapes, and of its GEMM (OpenBLAS or the portable one) called directly. */
 export async function gemmRates(reps: number, rows: Row[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const addon = loadNativeAddon();
-  // OpenBLAS's own rate on a large square product, called directly (no tfjs, no allocation).
+  const gemm = addon.gemmKind() === 'openblas' ? 'OpenBLAS' : `portable ${addon.gemmIsa()}`;
+  // The GEMM's own rate on a large square product, called directly (no tfjs, no allocation).
   const n = 1024;
   const a = new Float32Array(n * n).map(() => Math.random());
   const b = new Float32Array(n * n).map(() => Math.random());
@@ -213,7 +216,7 @@ export async function gemmRates(reps: number, rows: Row[]): Promise<Record<strin
   const peakMs = await median(() => addon.gemm(a, b, c, 1, n, n, n, 0, 0, zero, zero), reps * 2, 2);
   const peak = (2 * n * n * n) / (peakMs * 1e6);
   out.openblasPeak = peak;
-  rows.push([`OpenBLAS sgemm ${n}^3, direct (the peak)`, `${peak.toFixed(1)} GFLOP/s`, '1.00x']);
+  rows.push([`${gemm} sgemm ${n}^3, direct (the peak)`, `${peak.toFixed(1)} GFLOP/s`, '1.00x']);
   await startBackend('native');
   const shapes: [string, number[], number[], boolean, boolean][] = [
     [`tf.matMul ${n}^3`, [n, n], [n, n], false, false],
@@ -340,4 +343,141 @@ export async function opBreakdown(backend: ConcreteBackend, c: SpeedCase, rows: 
   rows.push([`per-op breakdown of one step (${backend}, d=${c.hidden}, ${c.optimizer})`, `${total.toFixed(0)} ms in kernels`, 'share']);
   for (const e of list.slice(0, top)) rows.push([`  ${e.name} (${e.calls} calls)`, `${e.ms.toFixed(1)} ms`, `${((100 * e.ms) / total).toFixed(1)} %`]);
   return list;
+}
+
+/** The GEMM shapes of the benchmark models (B=16, T=128 -> 2048 tokens, 4 heads): [label, batch, M, N, K, transA, transB]. */
+export function modelGemmShapes(hidden: number): [string, number, number, number, number, boolean, boolean][] {
+  const d = hidden;
+  const inter = Math.ceil((8 * d) / 3 / 32) * 32;
+  const tokens = B * T;
+  const head = d / HEADS;
+  const batchHeads = B * HEADS;
+  return [
+    [`x W^T [${tokens},${d}] x [${d},${d}]^T`, 1, tokens, d, d, false, true],
+    [`MLP up x W^T [${tokens},${d}] x [${inter},${d}]^T`, 1, tokens, inter, d, false, true],
+    [`MLP down [${tokens},${inter}] x [${d},${inter}]^T`, 1, tokens, d, inter, false, true],
+    [`dW = dy^T x [${tokens},${inter}]^T x [${tokens},${d}]`, 1, inter, d, tokens, true, false],
+    [`attention q k^T [${batchHeads},${T},${head}] x [${batchHeads},${T},${head}]^T`, batchHeads, T, T, head, false, true],
+    [`attention p v [${batchHeads},${T},${T}] x [${batchHeads},${T},${head}]`, batchHeads, T, head, T, false, false],
+  ];
+}
+
+export interface PortableGemmRow {
+  shape: string;
+  portableGflops: number;
+  openblasGflops?: number;
+  /** Median over rounds of portable / OpenBLAS time ratio, inverted (portable speed relative to OpenBLAS). */
+  ratio?: number;
+}
+
+/**
+ * The portable GEMM (kernels/native/gemm.cc) against OpenBLAS at the model's shapes, both called directly
+ * through the addon (same operands, output reused), in `rounds` alternating rounds of `reps` timed calls
+ * each; per shape the median of the per-round ratios. Without OpenBLAS in the build: the portable rates.
+ */
+export async function portableGemm(reps: number, rounds: number, rows: Row[]): Promise<{ isa: string; hasOpenBLAS: boolean; shapes: PortableGemmRow[]; geomean: Record<string, number> }> {
+  const addon = loadNativeAddon();
+  const kind0 = addon.gemmKind();
+  const hasOpenBLAS = addon.gemmKinds().includes('openblas');
+  const kinds = hasOpenBLAS ? (['openblas', 'portable'] as const) : (['portable'] as const);
+  const isa = addon.gemmIsa();
+  rows.push([
+    `portable ${isa} GEMM vs OpenBLAS, direct, ${addon.threads()} threads, ${rounds} alternating rounds`,
+    hasOpenBLAS ? 'GFLOP/s portable / OpenBLAS' : 'GFLOP/s portable',
+    hasOpenBLAS ? 'median ratio [range]' : '(no OpenBLAS in this build)',
+  ]);
+  const shapes: PortableGemmRow[] = [];
+  const geomean: Record<string, number> = {};
+  const cases: [string, number, number, number, number, boolean, boolean][] = [
+    ['1024^3', 1, 1024, 1024, 1024, false, false],
+    ...modelGemmShapes(128).map((s) => [`d=128 ${s[0]}`, ...s.slice(1)] as typeof s),
+    ...modelGemmShapes(256).map((s) => [`d=256 ${s[0]}`, ...s.slice(1)] as typeof s),
+  ];
+  for (const [label, batch, M, N, K, ta, tb] of cases) {
+    const a = Float32Array.from({ length: batch * M * K }, () => Math.random() - 0.5);
+    const b = Float32Array.from({ length: batch * K * N }, () => Math.random() - 0.5);
+    const o = new Float32Array(batch * M * N);
+    const aOff = Int32Array.from({ length: batch }, (_, i) => i * M * K);
+    const bOff = Int32Array.from({ length: batch }, (_, i) => i * K * N);
+    const flops = 2 * batch * M * N * K;
+    // About 0.1 s of calls per kind and round.
+    const n = Math.max(3, Math.min(reps * 4, Math.round(2e10 / flops)));
+    const ms: Record<string, number[]> = { openblas: [], portable: [] };
+    for (let r = 0; r < rounds; r++) {
+      for (const kind of kinds) {
+        addon.setGemm(kind);
+        ms[kind]!.push(await median(() => addon.gemm(a, b, o, batch, M, N, K, ta ? 1 : 0, tb ? 1 : 0, aOff, bOff), n, 2));
+      }
+    }
+    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+    const row: PortableGemmRow = { shape: label, portableGflops: flops / (med(ms.portable!) * 1e6) };
+    if (hasOpenBLAS) {
+      const ratios = ms.openblas!.map((t, i) => t / ms.portable![i]!);
+      row.openblasGflops = flops / (med(ms.openblas!) * 1e6);
+      row.ratio = med(ratios);
+      rows.push([`  ${label}`, `${row.portableGflops.toFixed(1)} / ${row.openblasGflops.toFixed(1)}`, `${row.ratio.toFixed(2)}x [${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}]`]);
+    } else {
+      rows.push([`  ${label}`, row.portableGflops.toFixed(1), '']);
+    }
+    shapes.push(row);
+  }
+  if (hasOpenBLAS) {
+    for (const d of [128, 256]) {
+      const rs = shapes.filter((s) => s.shape.startsWith(`d=${d} `)).map((s) => s.ratio!);
+      geomean[`d${d}`] = Math.exp(rs.reduce((s, r) => s + Math.log(r), 0) / rs.length);
+      rows.push([`  d=${d} shapes, geometric mean`, '', `${geomean[`d${d}`]!.toFixed(2)}x${d === 256 ? ' (goal >= 0.7x)' : ''}`]);
+    }
+  }
+  addon.setGemm(kind0);
+  return { isa, hasOpenBLAS, shapes, geomean };
+}
+
+/**
+ * Training tokens/s on native with the portable GEMM against wasm (and against native on OpenBLAS where
+ * built in), every case of CASES, in `rounds` alternating rounds; per case the median of the per-round
+ * ratios (goal: portable native >= 3x wasm).
+ */
+export async function portableStep(reps: number, rounds: number, rows: Row[]): Promise<Record<string, { portable: number; wasm: number; openblas?: number; vsWasm: number; vsOpenBLAS?: number }>> {
+  const addon = loadNativeAddon();
+  const kind0 = addon.gemmKind();
+  const hasOpenBLAS = addon.gemmKinds().includes('openblas');
+  const out: Record<string, { portable: number; wasm: number; openblas?: number; vsWasm: number; vsOpenBLAS?: number }> = {};
+  rows.push([
+    `training step, native on the portable ${addon.gemmIsa()} GEMM vs wasm${hasOpenBLAS ? ' and native on OpenBLAS' : ''}, ${rounds} alternating rounds`,
+    `tokens/s portable / wasm${hasOpenBLAS ? ' / OpenBLAS' : ''}`,
+    'median ratio vs wasm (goal >= 3x)' + (hasOpenBLAS ? ', vs OpenBLAS' : ''),
+  ]);
+  const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  for (const c of CASES) {
+    const tps: Record<string, number[]> = { portable: [], wasm: [], openblas: [] };
+    for (let r = 0; r < rounds; r++) {
+      const runs: [string, ConcreteBackend, 'portable' | 'openblas' | undefined][] = [
+        ['portable', 'native', 'portable'],
+        ['wasm', 'wasm', undefined],
+        ...(hasOpenBLAS ? [['openblas', 'native', 'openblas'] as [string, ConcreteBackend, 'openblas']] : []),
+      ];
+      for (const [key, backend, gemm] of runs) {
+        await startBackend(backend);
+        if (gemm) addon.setGemm(gemm);
+        tps[key]!.push((B * T) / ((await stepTime(c, reps)) / 1000));
+        await stopBackend();
+      }
+    }
+    const vsWasm = med(tps.portable!.map((p, i) => p / tps.wasm![i]!));
+    const key = `d${c.hidden}-${c.optimizer}`;
+    out[key] = { portable: med(tps.portable!), wasm: med(tps.wasm!), vsWasm };
+    let tail = '';
+    if (hasOpenBLAS) {
+      out[key]!.openblas = med(tps.openblas!);
+      out[key]!.vsOpenBLAS = med(tps.portable!.map((p, i) => p / tps.openblas![i]!));
+      tail = `, ${out[key]!.vsOpenBLAS!.toFixed(2)}x of OpenBLAS`;
+    }
+    rows.push([
+      `  d=${c.hidden}, ${c.optimizer}`,
+      `${out[key]!.portable.toFixed(0)} / ${out[key]!.wasm.toFixed(0)}${hasOpenBLAS ? ` / ${out[key]!.openblas!.toFixed(0)}` : ''}`,
+      `${vsWasm.toFixed(2)}x${tail}`,
+    ]);
+  }
+  addon.setGemm(kind0);
+  return out;
 }

@@ -1,4 +1,4 @@
-// osp-lab native kernel pack: float32 CPU kernels for tfjs's cpu backend, over a real BLAS.
+// osp-lab native kernel pack: float32 CPU kernels for tfjs's cpu backend.
 //
 // Every function takes typed arrays that JavaScript allocated (inputs and outputs) plus sizes, and
 // writes its results in place: no allocation crosses the boundary, nothing is retained after a call.
@@ -6,11 +6,14 @@
 // its arguments except for buffer lengths, which every entry point checks against the sizes it is
 // given (a wrong length is a bug in the caller and throws instead of reading out of bounds).
 //
-// Matrix products go to cblas_sgemm (OpenBLAS with its own threads). Everything else is a plain loop
+// Matrix products go to gemm.h: OpenBLAS (with its own threads) when the build found it, or the
+// portable SGEMM of gemm.cc (on this file's pool), chosen at run time. Everything else is a plain loop
 // the compiler vectorises; the loops that matter are split over a small persistent thread pool.
 
 #include <node_api.h>
-#include <cblas.h>
+
+#include "gemm.h"
+#include "gemm_napi.h"
 
 #include <algorithm>
 #include <atomic>
@@ -40,7 +43,9 @@ class Pool {
     std::lock_guard<std::mutex> busy(run_);
     stop();
     stopping_ = false;
-    for (int i = 1; i < std::max(1, threads); i++) workers_.emplace_back([this, i] { loop(i); });
+    // New workers start at the current generation: the last job (already finished) is not theirs to run.
+    const uint64_t current = generation_;
+    for (int i = 1; i < std::max(1, threads); i++) workers_.emplace_back([this, i, current] { loop(i, current); });
   }
 
   // Runs f(begin, end) over chunks of [0, n); chunks smaller than `grain` are not split further.
@@ -68,8 +73,7 @@ class Pool {
   }
 
  private:
-  void loop(int index) {
-    uint64_t seen = 0;
+  void loop(int index, uint64_t seen) {
     for (;;) {
       const std::function<void(int64_t, int64_t)>* job;
       int64_t n;
@@ -238,23 +242,20 @@ void gemm(const Args& x) {
     std::fill(out, out + batch * M * N, 0.0f);
     return;
   }
-  const int lda = static_cast<int>(ta ? M : K), ldb = static_cast<int>(tb ? K : N);
-  auto one = [&](int64_t i) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(M), static_cast<int>(N),
-                static_cast<int>(K), 1.0f, a + aOff[i], lda, b + bOff[i], ldb, 0.0f, out + i * M * N, static_cast<int>(N));
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  auto one = [&](int64_t i, bool threaded) {
+    osp::sgemm(ta, tb, M, N, K, 1.0f, a + aOff[i], lda, b + bOff[i], ldb, 0.0f, out + i * M * N, N, threaded);
   };
-  // Many small products (attention heads): one product per pool thread, each single-threaded in
-  // OpenBLAS, instead of splitting every small product over all threads.
+  // Many small products (attention heads): one product per pool thread, each single-threaded, instead
+  // of splitting every small product over all threads.
   if (batch >= pool().size() && pool().size() > 1 && M * N * K <= gBatchParallelMaxMNK) {
-    const int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    osp::GemmSerialScope serial;
     pool().run(batch, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; i++) one(i);
+      for (int64_t i = i0; i < i1; i++) one(i, false);
     });
-    openblas_set_num_threads(saved);
     return;
   }
-  for (int64_t i = 0; i < batch; i++) one(i);
+  for (int64_t i = 0; i < batch; i++) one(i, true);
 }
 
 // setGemmBatchParallel(maxMNK): largest M*N*K run one-product-per-thread in a batch (0: never).
@@ -839,15 +840,15 @@ void newtonSchulz(const Args& x) {
   }
   for (int64_t s = 0; s < steps; s++) {
     // A = X X^T
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, r, c, 1.0f, X.data(), c, 0.0f, A.data(), r);
+    osp::ssyrkUpper(r, c, 1.0f, X.data(), c, 0.0f, A.data(), r);
     for (int i = 0; i < r; i++)
       for (int j = 0; j < i; j++) A[i * r + j] = A[j * r + i];
     // B = b A + c A A
     B = A;
-    cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, r, r, cc[s], A.data(), r, A.data(), r, cb[s], B.data(), r);
+    osp::ssymmLeft(r, r, cc[s], A.data(), r, A.data(), r, cb[s], B.data(), r);
     // X = a X + B X   (Y holds the result, then swap)
     Y = X;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, c, r, 1.0f, B.data(), r, X.data(), c, ca[s], Y.data(), c);
+    osp::sgemm(false, false, r, c, r, 1.0f, B.data(), r, X.data(), c, ca[s], Y.data(), c);
     std::swap(X, Y);
   }
   if (tall) {
@@ -894,11 +895,11 @@ void channelMoments(const Args& a) {
 void setThreads(const Args& x) {
   const int n = static_cast<int>(x.i64(0));
   if (n < 1 || n > 1024) throw Error{"setThreads: expected 1..1024"};
-  openblas_set_num_threads(n);
+  osp::gemmSetBlasThreads(n);
   pool().resize(n);
 }
 
-// setPoolThreads(n): the addon's own pool only (OpenBLAS keeps its count).
+// setPoolThreads(n): the addon's own pool only (OpenBLAS keeps its count; the portable GEMM uses the pool).
 void setPoolThreads(const Args& x) {
   const int n = static_cast<int>(x.i64(0));
   if (n < 1 || n > 1024) throw Error{"setPoolThreads: expected 1..1024"};
@@ -906,8 +907,7 @@ void setPoolThreads(const Args& x) {
 }
 
 napi_value info(napi_env env, napi_callback_info) {
-  std::string s = std::string(openblas_get_config()) + "; BLAS threads " + std::to_string(openblas_get_num_threads()) +
-                  "; pool threads " + std::to_string(pool().size());
+  std::string s = osp::gemmDescribe() + "; pool threads " + std::to_string(pool().size());
   napi_value v;
   napi_create_string_utf8(env, s.c_str(), s.size(), &v);
   return v;
@@ -922,6 +922,7 @@ napi_value threads(napi_env env, napi_callback_info) {
 }  // namespace
 
 NAPI_MODULE_INIT() {
+  osp::gemmSetPool([](int64_t n, const std::function<void(int64_t, int64_t)>& f) { pool().run(n, 1, f); }, [] { return pool().size(); });
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, wrap<gemm>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setGemmBatchParallel", nullptr, wrap<setGemmBatchParallel>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
@@ -948,5 +949,6 @@ NAPI_MODULE_INIT() {
       {"threads", nullptr, threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  osp::defineGemmExports(env, exports);  // GEMM selection and the portable GEMM itself (gemm_napi.cc)
   return exports;
 }

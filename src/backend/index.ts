@@ -2,8 +2,9 @@
  * Starting a tfjs backend by name. One entry point, `startBackend`, for every backend osp-lab runs on:
  *
  * - `cpu`        tfjs's pure-JS backend (always available, slow, the numerical reference).
- * - `native`     the cpu backend with its hot kernels in C++ over OpenBLAS (kernels/native; built at
- *                install when the OpenBLAS headers are present, else unavailable with the fix).
+ * - `native`     the cpu backend with its hot kernels in C++ (kernels/native; built at install with a C++
+ *                compiler): matrix products on OpenBLAS when its headers were found, else on the pack's
+ *                portable GEMM (OSP_NATIVE_GEMM=openblas|portable picks one; the detail line names it).
  * - `wasm`       tfjs-backend-wasm (XNNPACK, SIMD; single-threaded in Node), plus the kernels it lacks.
  * - `webgpu`     tfjs-backend-webgpu on Dawn (the `webgpu` npm package): a real GPU through
  *                Vulkan/Metal/D3D12, or Mesa's lavapipe software adapter on machines without one.
@@ -12,6 +13,7 @@
  * - `auto`       tensorflow on a GPU, else webgpu on a hardware adapter, else native, else wasm,
  *                else cpu.
  */
+import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailableError, checkChoice } from '../errors.ts';
 import { probeNative, startNative } from './native/index.ts';
@@ -102,6 +104,22 @@ async function startCpu(): Promise<BackendInfo> {
   return { name: 'cpu', requested: 'cpu', detail: 'tfjs cpu (pure JavaScript)', gpu: false };
 }
 
+/**
+ * Whether this machine may have a hardware GPU adapter: on Linux a DRM render node or an NVIDIA
+ * device file; elsewhere (macOS: Metal, Windows: D3D12) there always may be one.
+ */
+export function gpuDevicePresent(): boolean {
+  if (process.platform !== 'linux') return true;
+  const has = (dir: string, re: RegExp) => {
+    try {
+      return readdirSync(dir).some((n) => re.test(n));
+    } catch {
+      return false;
+    }
+  };
+  return has('/dev/dri', /^renderD\d+$/) || has('/dev', /^nvidia\d+$/);
+}
+
 async function startAuto(): Promise<BackendInfo> {
   const skipped: string[] = [];
   const tfnode = await probeTensorflow();
@@ -110,12 +128,17 @@ async function startAuto(): Promise<BackendInfo> {
     return { ...info, reason: `tensorflow: ${tfnode.detail} has a GPU` };
   }
   skipped.push(tfnode.available ? `tensorflow: ${tfnode.detail} has no GPU` : 'tensorflow: not installed');
-  const gpu = await probeWebGPU();
-  if (gpu.available && !gpu.softwareAdapter) {
-    const info = await startWebGPU();
-    return { ...info, reason: `webgpu: hardware adapter (${skipped.join('; ')})` };
-  }
-  skipped.push(gpu.available ? `webgpu: only a software adapter (${gpu.detail})` : `webgpu: ${gpu.detail}`);
+  // auto takes webgpu only on a hardware adapter: without a GPU device Dawn is not even loaded (it
+  // would print its Vulkan warnings on every command for nothing).
+  const device = gpuDevicePresent();
+  if (device) {
+    const gpu = await probeWebGPU();
+    if (gpu.available && !gpu.softwareAdapter) {
+      const info = await startWebGPU();
+      return { ...info, reason: `webgpu: hardware adapter (${skipped.join('; ')})` };
+    }
+    skipped.push(gpu.available ? 'webgpu: software adapter only' : 'webgpu: no adapter');
+  } else skipped.push('webgpu: no GPU device');
   const native = probeNative();
   if (native.available) {
     const info = await startNative();

@@ -82,10 +82,15 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
     await stopBackend();
   });
 
-  it('reports OpenBLAS and its thread count', async () => {
+  it('reports the GEMM in use (OpenBLAS where built in, else the portable one) and its thread count', async () => {
+    const { loadNativeAddon } = await import('../../src/backend/native/addon.ts');
+    const addon = loadNativeAddon();
     const info = await startBackend('native');
     expect(info.name).toBe('native');
-    expect(info.detail).toMatch(/OpenBLAS/i);
+    if (addon.gemmKind() === 'openblas') expect(info.detail).toMatch(/over OpenBLAS \(OpenBLAS [\d.]+/);
+    else expect(info.detail).toMatch(/over portable (AVX2|generic) GEMM/);
+    // Without OSP_NATIVE_GEMM, OpenBLAS is the default wherever this build has it.
+    if (!process.env.OSP_NATIVE_GEMM) expect(addon.gemmKind()).toBe(addon.gemmKinds()[0]);
     expect(info.detail).toMatch(/threads \d+/);
   });
 
@@ -387,7 +392,8 @@ describe('native backend without its kernel pack', () => {
       env: { ...process.env, OSP_NATIVE_ADDON: '/nonexistent/osp_native.node' },
     });
     expect(r.stdout).toMatch(/backend 'native' is unavailable: the native kernel pack is not built \(\/nonexistent\/osp_native.node is missing\)/);
-    expect(r.stdout).toMatch(/apt-get install libopenblas-dev/);
+    expect(r.stdout).toMatch(/apt-get install g\+\+ make python3/);
     expect(r.stdout).toMatch(/npm run build:native/);
+    expect(r.stdout).toMatch(/apt-get install libopenblas-dev/);
   });
 });

@@ -73,7 +73,9 @@ export default function setup(): () => void {
   return () => {
     for (const { cap, detail } of missing) {
       const info = CAPABILITIES[cap];
-      console.log(`skipped: ${info.tests} (${cap}: ${detail}); to run them: ${info.enable}`);
+      // The probe's own message may carry its fix too; the first sentence says what is missing.
+      const what = detail.split(/\.\s/)[0];
+      console.log(`skipped: ${info.tests} (${cap}: ${what}); to run them: ${info.enable}`);
     }
   };
 }

@@ -1,6 +1,10 @@
 /**
  * Loads the native kernel pack (kernels/native, built by `npm run build:native`) and describes its
  * functions. Every function writes into output arrays the caller allocated; see osp_native.cc.
+ *
+ * Matrix products: OpenBLAS when the build found it, else the pack's portable GEMM (kernels/native/gemm.cc);
+ * a build with OpenBLAS carries both. OSP_NATIVE_GEMM=openblas|portable picks one when the addon loads
+ * (default: OpenBLAS where built in); `setGemm` switches at run time (tests, bench).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -32,14 +36,29 @@ export interface NativeAddon {
   setGemmBatchParallel(maxMNK: number): void;
   info(): string;
   threads(): number;
+  /** Selects the GEMM; `isa` forces the portable micro-kernel (auto: AVX2/FMA when the CPU has it). Throws when not built in. */
+  setGemm(kind: GemmKind, isa?: 'auto' | 'avx2' | 'generic'): void;
+  /** The GEMM in use. */
+  gemmKind(): GemmKind;
+  /** The GEMMs this build has: ['openblas', 'portable'] with OpenBLAS, ['portable'] without. */
+  gemmKinds(): GemmKind[];
+  /** The portable micro-kernel's instruction set on this CPU: 'AVX2' or 'generic'. */
+  gemmIsa(): string;
+  /** Smallest M*N*K the portable GEMM splits over the pool (a tuning knob; default 2^20). */
+  setGemmThreadMin(mnk: number): void;
+  /** Row-major c = alpha op(a) op(b) + beta c with the portable GEMM, whatever is selected; leading dimensions in elements. */
+  gemmPortable(a: Float32Array, b: Float32Array, c: Float32Array, M: number, N: number, K: number, transA: number, transB: number, lda: number, ldb: number, ldc: number, alpha: number, beta: number, threaded: number): void;
 }
+
+export type GemmKind = 'openblas' | 'portable';
+export const GEMM_KINDS: readonly GemmKind[] = ['openblas', 'portable'];
 
 /** Where `npm run build:native` puts the addon; OSP_NATIVE_ADDON points elsewhere (a build of your own). */
 export const ADDON_PATH = process.env.OSP_NATIVE_ADDON ?? fileURLToPath(new URL('../../../kernels/native/build/Release/osp_native.node', import.meta.url));
 
 export const BUILD_HELP =
-  'install the OpenBLAS development headers (Debian/Ubuntu: apt-get install libopenblas-dev; macOS: brew install openblas) ' +
-  'and a C++ compiler, then run `npm run build:native`';
+  'install a C++ compiler (Debian/Ubuntu: apt-get install g++ make python3), then run `npm run build:native`; with the OpenBLAS ' +
+  'headers as well (apt-get install libopenblas-dev; macOS: brew install openblas) its matrix products are faster';
 
 let addon: NativeAddon | undefined;
 
@@ -49,10 +68,32 @@ export function loadNativeAddon(): NativeAddon {
   if (!existsSync(ADDON_PATH)) {
     throw new BackendUnavailableError('native', `the native kernel pack is not built (${ADDON_PATH} is missing): ${BUILD_HELP}`);
   }
+  let loaded: NativeAddon;
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
   } catch (e) {
     throw new BackendUnavailableError('native', `the native kernel pack failed to load (${(e as Error).message}): ${BUILD_HELP}`);
   }
+  if (typeof loaded.setGemm !== 'function') {
+    throw new BackendUnavailableError('native', `the native kernel pack at ${ADDON_PATH} is an old build (no GEMM selection): run \`npm run build:native\``);
+  }
+  selectGemm(loaded, process.env.OSP_NATIVE_GEMM);
+  addon = loaded;
   return addon;
+}
+
+/** Applies OSP_NATIVE_GEMM (unset or empty: the build's default, OpenBLAS where built in). Exported for tests. */
+export function selectGemm(a: NativeAddon, env: string | undefined): void {
+  if (env === undefined || env === '') return;
+  if (!(GEMM_KINDS as readonly string[]).includes(env)) {
+    throw new BackendUnavailableError('native', `OSP_NATIVE_GEMM must be one of ${GEMM_KINDS.join(', ')}, got '${env}'`);
+  }
+  if (!a.gemmKinds().includes(env as GemmKind)) {
+    throw new BackendUnavailableError(
+      'native',
+      `OSP_NATIVE_GEMM=${env}, but this build of the kernel pack has only ${a.gemmKinds().join(', ')}: install the OpenBLAS headers ` +
+        '(apt-get install libopenblas-dev; macOS: brew install openblas) and run `npm run build:native`, or unset OSP_NATIVE_GEMM',
+    );
+  }
+  a.setGemm(env as GemmKind);
 }

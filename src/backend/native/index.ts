@@ -1,7 +1,8 @@
 /**
  * The `native` backend: tfjs's cpu backend (its tensor storage and every kernel) with the hot kernels
- * replaced by the C++ kernel pack in kernels/native, which calls OpenBLAS for matrix products. It is
- * registered under its own name, so `cpu` stays the untouched pure-JS reference.
+ * replaced by the C++ kernel pack in kernels/native, whose matrix products run on OpenBLAS or on its own
+ * portable GEMM (OSP_NATIVE_GEMM, see addon.ts). It is registered under its own name, so `cpu` stays the
+ * untouched pure-JS reference.
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailableError } from '../../errors.ts';
@@ -54,6 +55,8 @@ function register(addon: NativeAddon): void {
 /**
  * Starts the native backend. Threads: OSP_NATIVE_THREADS, else one per core (OpenBLAS and the
  * addon's own pool share the number). Output pool: OSP_NATIVE_POOL_MB, else a quarter of the memory.
+ * GEMM: OSP_NATIVE_GEMM (applied when the addon loads). The detail line names the GEMM in use, e.g.
+ * "native kernels over OpenBLAS (...)" or "native kernels over portable AVX2 GEMM".
  */
 export async function startNative(): Promise<BackendInfo> {
   const addon = loadNativeAddon();
