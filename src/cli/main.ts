@@ -168,7 +168,7 @@ const COMMANDS: Record<string, Command> = {
     async run(v, pos) {
       if (pos[0] === 'report') {
         if (pos.length !== 2) throw new OspError('expected one DIR argument');
-        const { files } = writeReport(pos[1]!);
+        const { files } = writeReport(pos[1]!, { print: (line) => console.log(line) });
         for (const f of files) console.log(f);
         return;
       }

@@ -1,8 +1,10 @@
 /**
  * The sweep report: reads every trial directory of a sweep (ordinary `osp train` run directories) and
  * writes, into the sweep directory, `report.json` (one record per trial), `report.md` (the small-scale
- * analogue of the OSP ablation table, shared/reference/osp.md) and SVG plots of loss, outlier kurtosis,
- * per-layer kurtosis, the W4A4KV4 perplexity gap and, when measured, the top Hessian eigenvalue.
+ * analogue of the OSP ablation table, shared/reference/osp.md, with one column per swept grid key) and
+ * SVG plots of training and validation loss, outlier kurtosis, per-layer kurtosis, the W4A4KV4
+ * perplexity gap and, when measured, the top Hessian eigenvalue (report_plots.ts). The same table can
+ * be printed on the console, fitted to 80 columns (report_table.ts).
  *
  * Trials that are still running or were killed have no summary.json: they are reported from the last
  * rows of their metrics.jsonl and marked unfinished. Monitors that were off simply leave '-' cells.
@@ -15,7 +17,9 @@ import { gaussianFloor } from '../metrics/outliers.ts';
 import { resolveModelConfig } from '../model/config.ts';
 import { paramSpecs } from '../model/transformer.ts';
 import { assignOptimizers, type RoutingRule } from '../optim/routing.ts';
-import { barChart, formatValue, lineChart, type HLine, type Series } from './svg.ts';
+import { parseTrialName, shortLabels } from './labels.ts';
+import { buildPlots } from './report_plots.ts';
+import { consoleTable, renderMarkdown } from './report_table.ts';
 
 /** One metrics.jsonl row: `step` and every numeric metric (JSON null, i.e. a NaN or infinity, reads as NaN). */
 export interface MetricsRow {
@@ -56,6 +60,12 @@ export interface QuantReport {
  */
 export interface TrialReport {
   name: string;
+  /** Short legend label that tells this trial from the others of its sweep ('adam, lr=3e-3'). */
+  label: string;
+  /** The variant part of a sweep trial name (`<variant>__key=value...`), else null. */
+  variant: string | null;
+  /** The grid point: each swept config path (from the name) -> its value in the trial's config. */
+  grid: Record<string, unknown>;
   /** summary.json exists: the run reached its last step. */
   finished: boolean;
   /** Steps trained: the run's step count when finished, else the last logged step (null: nothing logged). */
@@ -110,6 +120,8 @@ export interface ReportOptions {
   title?: string;
   /** Extra metric names (as in metrics.jsonl) reported per trial and as table columns. */
   metrics?: string[];
+  /** Receives the comparison table fitted to 80 columns, line by line (e.g. the sweep's log). */
+  print?: (line: string) => void;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -137,6 +149,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * Parses a metrics.jsonl file. A last line without its newline that does not parse is what a process
  * killed in the middle of a write leaves behind: it is skipped. Any other malformed line is a DataError
  * naming the file and the line, since skipping it would silently drop a measurement.
+ *
+ * A row marked `"late": true` holds results that describe an earlier step (a Hessian probe that
+ * finished later): it is merged into that step's row.
  *
  * A resumed run logs again from its checkpoint's step, so when the step goes back, the rows it
  * supersedes (step >= the new one) are dropped: the later trajectory is the one the run continued.
@@ -181,6 +196,13 @@ export function readMetricsJsonl(file: string): { rows: MetricsRow[]; truncatedL
       // JSON.stringify writes NaN and infinities as null: a diverged value, not a missing one.
       if (typeof v === 'number') row[k] = v;
       else if (v === null) row[k] = NaN;
+    }
+    if (value.late === true) {
+      // Late results (a Hessian probe of step N's weights, finished later) join step N's row.
+      const at = rows.findIndex((r) => r.step >= row.step);
+      if (at >= 0 && rows[at]!.step === row.step) Object.assign(rows[at]!, row);
+      else rows.splice(at < 0 ? rows.length : at, 0, row);
+      continue;
     }
     while (rows.length > 0 && rows[rows.length - 1]!.step >= row.step) rows.pop();
     rows.push(row);
@@ -402,8 +424,18 @@ export function summarizeTrial(t: TrialResult, extraMetrics: readonly string[] =
 
   const lastStep = rows.at(-1)?.step;
   const topk = at(s, 'monitors.hessian.topk');
+  const parsed = parseTrialName(t.name);
+  const grid: Record<string, unknown> = {};
+  for (const [key, raw] of parsed?.params ?? []) {
+    // The exact value from the config (the name has it with unsafe characters replaced).
+    const given = at(t.config.input, key) ?? at(r, key);
+    grid[key] = given !== undefined ? given : raw;
+  }
   return {
     name: t.name,
+    label: t.name,
+    variant: parsed?.variant ?? null,
+    grid,
     finished: s !== null,
     steps: pick(s !== null ? numAt(s, 'steps') : undefined, lastStep),
     plannedSteps: pick(numAt(r, 'steps')),
@@ -435,29 +467,6 @@ export function summarizeTrial(t: TrialResult, extraMetrics: readonly string[] =
 // ---------------------------------------------------------------------------------------------------
 // Writing
 
-/** The OSP table's quantization setting, without and with the FFN Hadamard rotation. */
-const W4 = 'w4a4kv4';
-const W4_HAD = 'w4a4kv4_had';
-
-/** A number for the table: '-' when absent, 'NaN' when it was measured non-finite. */
-function cell(v: number | null | undefined): string {
-  if (v === null || v === undefined) return '-';
-  return Number.isNaN(v) ? 'NaN' : formatValue(v);
-}
-
-/**
- * Text for a Markdown table cell: HTML-special characters as entities (a name like `a<b` must not open
- * a tag), Markdown punctuation backslash-escaped, '|' so it cannot split the cell.
- */
-function md(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/[\\`*_[\]|#]/g, '\\$&')
-    .replace(/[\r\n]+/g, ' ');
-}
-
 /** Floors per width: the trials' measured values (identical by construction: a seeded Monte Carlo), else computed. */
 function floorsOf(trials: readonly TrialReport[]): SweepReport['floors'] {
   const widths = new Map<number, number[]>();
@@ -488,140 +497,10 @@ function floorsOf(trials: readonly TrialReport[]): SweepReport['floors'] {
     .filter((f) => f !== undefined);
 }
 
-function floorLines(floors: SweepReport['floors']): HLine[] {
-  return floors.map((f) => ({
-    y: f.gaussianFloor,
-    label:
-      floors.length > 1
-        ? `Gaussian floor, d=${f.hiddenSize} (${formatValue(f.gaussianFloor)})`
-        : `Gaussian floor (${formatValue(f.gaussianFloor)})`,
-  }));
-}
-
-/** A series of (x, y) from the rows that have the y metric; x is the step unless `xKey` names another metric. */
-function metricSeries(t: TrialResult, yKey: string, xKey?: string): Series {
-  const points: [number, number][] = [];
-  for (const row of t.metrics) {
-    if (!(yKey in row)) continue;
-    points.push([xKey !== undefined && xKey in row ? row[xKey]! : row.step, row[yKey]!]);
-  }
-  return { name: t.name, points };
-}
-
-/** Keeps series with at least one point the chart can draw, so the legend lists only trials with data. */
-function withData(series: Series[], logY: boolean): Series[] {
-  return series.filter((s) => s.points.some(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0)));
-}
-
-function unfinishedNote(t: TrialReport): string {
-  if (t.steps === null) return 'unfinished: no step logged';
-  return `unfinished: step ${t.steps}${t.plannedSteps !== null ? ` of ${t.plannedSteps}` : ''}`;
-}
-
-function renderMarkdown(report: SweepReport, extra: readonly string[]): string {
-  const trials = report.trials;
-  const hasHad = trials.some((t) => t.quant[W4_HAD] !== undefined);
-  const hasHessian = trials.some((t) => t.hessianEig1 !== null);
-  const fp = (t: TrialReport) => t.quant[W4]?.fpPerplexity ?? t.quant[W4_HAD]?.fpPerplexity ?? null;
-  const ratio = (t: TrialReport) => t.quant[W4]?.pplRatio ?? t.quant[W4_HAD]?.pplRatio ?? null;
-
-  const head = [
-    'config',
-    'norm',
-    'embedding',
-    'optimizer',
-    'excess kurtosis',
-    hasHad ? 'W4A4KV4 PPL (no / with FFN Had)' : 'W4A4KV4 PPL',
-    '16-bit PPL',
-    'W4A4KV4 / 16-bit',
-    'val loss',
-    'bits/byte',
-    ...(hasHessian ? ['Hessian eig 1'] : []),
-    ...extra.map(md),
-  ];
-  const lines: string[] = [`# ${md(report.title)}`, ''];
-  if (trials.length === 0) {
-    lines.push('No trial directories (sub-directories with a config.json) yet.', '');
-  } else {
-    lines.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 4 ? '---' : '---:')).join('|')}|`);
-    for (const t of trials) {
-      const w4 = cell(t.quant[W4]?.perplexity);
-      const row = [
-        t.finished ? md(t.name) : `${md(t.name)} (${unfinishedNote(t)})`,
-        md(t.modules.norm),
-        md(t.modules.embedding),
-        md(t.modules.optimizer),
-        cell(t.ospKurtosis),
-        hasHad ? `${w4} / ${cell(t.quant[W4_HAD]?.perplexity)}` : w4,
-        cell(fp(t)),
-        cell(ratio(t)),
-        cell(t.valLoss),
-        cell(t.bitsPerByte),
-        ...(hasHessian ? [cell(t.hessianEig1)] : []),
-        ...extra.map((m) => cell(t.extra[m])),
-      ];
-      lines.push(`| ${row.join(' | ')} |`);
-    }
-    lines.push('');
-  }
-
-  for (const f of report.floors) {
-    lines.push(
-      `Gaussian noise floor of the kurtosis estimator (d = ${f.hiddenSize}): at this width an outlier-free model ` +
-        `measures about ${formatValue(f.gaussianFloor)}, not 0` +
-        `${f.source === 'computed' ? ' (computed here: no trial ran the outlier monitor)' : ''}.`,
-    );
-  }
-  if (report.floors.length > 0) lines.push('');
-  lines.push(
-    'Excess kurtosis: the OSP paper\'s estimator at the last outlier-monitor measurement. 16-bit PPL: full ' +
-      'precision on the batches of the quantization evaluation, the reference of the W4A4KV4 number; val loss ' +
-      'and bits/byte: the last evaluation. "-": not measured (monitor, quantization or Hessian probe off).',
-    '',
-  );
-
-  const unfinished = trials.filter((t) => !t.finished);
-  if (unfinished.length > 0) {
-    lines.push(
-      `Unfinished (no summary.json; values are the latest logged): ` +
-        `${unfinished.map((t) => `${md(t.name)} (${unfinishedNote(t).replace('unfinished: ', '')})`).join(', ')}.`,
-      '',
-    );
-  }
-  if (report.pending.length > 0) lines.push(`Not started: ${report.pending.map(md).join(', ')}.`, '');
-  const truncated = trials.filter((t) => t.truncatedMetricsLine);
-  if (truncated.length > 0) {
-    const names = truncated.map((t) => md(t.name)).join(', ');
-    lines.push(`A partial last line of metrics.jsonl (a killed process) was skipped for: ${names}.`, '');
-  }
-
-  const layered = trials.filter((t) => t.layerKurtosis.length > 0);
-  if (layered.length > 0) {
-    const L = Math.max(...layered.map((t) => t.layerKurtosis.length));
-    const cols = ['config', ...Array.from({ length: L }, (_, i) => `layer ${i}`)];
-    lines.push('## OSP kurtosis per layer output (last measurement)', '');
-    lines.push(`| ${cols.join(' | ')} |`, `|---|${Array.from({ length: L }, () => '---:').join('|')}|`);
-    for (const t of layered) {
-      lines.push(`| ${[md(t.name), ...Array.from({ length: L }, (_, i) => cell(t.layerKurtosis[i]))].join(' | ')} |`);
-    }
-    lines.push('');
-  }
-
-  lines.push('## Plots', '');
-  const captions: Record<string, string> = {
-    'loss.svg': 'training loss',
-    'kurtosis.svg': 'OSP excess kurtosis during training',
-    'kurtosis_layers.svg': 'OSP kurtosis per layer output',
-    'quant_gap.svg': 'W4A4KV4 perplexity ratio',
-    'hessian.svg': 'top Hessian eigenvalue',
-  };
-  for (const p of report.plots) lines.push(`- [${captions[p] ?? p}](${p})`, '', `  ![${captions[p] ?? p}](${p})`, '');
-  return lines.join('\n');
-}
-
 /**
- * Writes the sweep report into `sweepDir`: report.json, report.md and the plots loss.svg, kurtosis.svg,
- * kurtosis_layers.svg, quant_gap.svg, and hessian.svg when a trial ran the Hessian probe. Every file is
+ * Writes the sweep report into `sweepDir`: report.json, report.md and the plots loss.svg, val_loss.svg,
+ * kurtosis.svg, kurtosis_layers.svg, quant_gap.svg, and hessian.svg when a trial ran the Hessian probe;
+ * with `print`, also hands it the comparison table for the console. Every file is
  * replaced atomically, so the report can be regenerated while trials are still running.
  * @returns the absolute paths written and the report's contents
  * @example const { files } = writeReport('runs/osp-ablation', { metrics: ['outliers/layers.3.out/max_abs'] });
@@ -633,75 +512,9 @@ export function writeReport(sweepDir: string, opts: ReportOptions = {}): { files
   const reports = trials.map((t) => summarizeTrial(t, extra));
   const present = new Set(trials.map((t) => t.name));
   const floors = floorsOf(reports);
-  const hLines = floorLines(floors);
-
-  const plots: [string, string][] = [];
-  plots.push([
-    'loss.svg',
-    lineChart({
-      title: 'Training loss',
-      xLabel: 'step',
-      yLabel: 'train/loss',
-      series: withData(trials.map((t) => metricSeries(t, 'train/loss')), false),
-    }),
-  ]);
-  plots.push([
-    'kurtosis.svg',
-    lineChart({
-      title: 'OSP excess kurtosis (outliers/osp_kurtosis)',
-      xLabel: 'step',
-      yLabel: 'excess kurtosis (log)',
-      logY: true,
-      series: withData(trials.map((t) => metricSeries(t, 'outliers/osp_kurtosis')), true),
-      hLines,
-    }),
-  ]);
-  plots.push([
-    'kurtosis_layers.svg',
-    lineChart({
-      title: 'OSP kurtosis per layer output (last measurement)',
-      xLabel: 'layer',
-      yLabel: 'excess kurtosis (log)',
-      logY: true,
-      series: withData(
-        reports.map((r) => ({
-          name: r.name,
-          points: r.layerKurtosis.flatMap((v, i) => (v === null ? [] : [[i, v] as [number, number]])),
-        })),
-        true,
-      ),
-      hLines,
-    }),
-  ]);
-  const bars: { label: string; value: number }[] = [];
-  for (const r of reports) {
-    const plain = r.quant[W4]?.pplRatio;
-    const had = r.quant[W4_HAD]?.pplRatio;
-    if (plain !== undefined && plain !== null && Number.isFinite(plain)) bars.push({ label: r.name, value: plain });
-    if (had !== undefined && had !== null && Number.isFinite(had)) bars.push({ label: `${r.name} (FFN Had)`, value: had });
-  }
-  plots.push([
-    'quant_gap.svg',
-    barChart({
-      title: 'W4A4KV4 perplexity ratio (quantized / 16-bit)',
-      yLabel: 'perplexity ratio (log)',
-      logY: true,
-      bars,
-      hLines: [{ y: 1, label: 'no gap' }],
-    }),
-  ]);
-  const hessian = withData(trials.map((t) => metricSeries(t, 'hessian/eig_1', 'hessian/measured_at_step')), false);
-  if (hessian.length > 0) {
-    plots.push([
-      'hessian.svg',
-      lineChart({
-        title: 'Top Hessian eigenvalue (hessian/eig_1)',
-        xLabel: 'measured at step',
-        yLabel: 'eigenvalue',
-        series: hessian,
-      }),
-    ]);
-  }
+  const labels = shortLabels(reports.map((r) => r.name));
+  reports.forEach((r, i) => (r.label = labels[i]!));
+  const plots = buildPlots(trials, reports, floors);
 
   const report: SweepReport = {
     title: opts.title ?? `Sweep ${basename(root)}`,
@@ -721,5 +534,6 @@ export function writeReport(sweepDir: string, opts: ReportOptions = {}): { files
   writeFileAtomicSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
   const mdPath = join(root, 'report.md');
   writeFileAtomicSync(mdPath, renderMarkdown(report, extra));
+  if (opts.print) for (const line of consoleTable(report, extra)) opts.print(line);
   return { files: [jsonPath, mdPath, ...files], report };
 }

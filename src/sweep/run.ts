@@ -102,7 +102,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, worker));
-    result.report = writeReport(sweepDir, { title: name, metrics }).files;
+    result.report = writeReport(sweepDir, { title: name, metrics, print: log }).files;
     log(`report: ${join(sweepDir, 'report.md')}`);
   } finally {
     lock.release();

@@ -7,11 +7,23 @@
  * bar `<rect class="bar" data-label="..." data-value="...">`, every tick `<g class="tick x|y"
  * data-value="...">` and every reference line `<line class="hline" data-y="...">`, so tests and users can
  * find them without reading pixels. No dependencies: the output is assembled as text.
+ *
+ * Figures are meant to go into a draft as they are: legend labels are never truncated (a legend too
+ * wide for the right margin moves under the plot), the y axis is logarithmic only when asked to or when
+ * the data spans more than 1.5 decades and is all positive (else linear, zoomed around the data), and a
+ * value that cannot be drawn (a zero on a log axis, a NaN) is marked at the edge of the plot and counted
+ * in a note under it rather than silently left out.
  */
+import { chooseScale, drawable, extent, formatValue, indexAxis, linearAxis, valueAxis, type Axis, type Scale } from './axes.ts';
 
-/** One line of a line chart. Points with a non-finite coordinate (or y <= 0 on a log axis) are skipped. */
+export { chooseScale, formatValue } from './axes.ts';
+
+/** One line of a line chart. Points with a non-finite coordinate (or y <= 0 on a log axis) are not drawn. */
 export interface Series {
+  /** Identifies the series (data-name, tooltip); shown in the legend unless `short` is given. */
   name: string;
+  /** Legend text, e.g. 'adam, lr=3e-3' for the trial 'adam__optimizer.adamw.lr=0.003'. */
+  short?: string;
   points: readonly (readonly [number, number])[];
 }
 
@@ -21,30 +33,50 @@ export interface HLine {
   label: string;
 }
 
+/** 'auto': log when the values are all positive and span more than 1.5 decades, else linear. */
+export type YScale = Scale | 'auto';
+
 export interface LineChartOptions {
   title: string;
   xLabel: string;
   yLabel: string;
   series: readonly Series[];
-  /** Logarithmic y axis with ticks at powers of ten; non-positive values are skipped. */
+  /** Default 'linear' (or 'log' when `logY`). */
+  yScale?: YScale;
+  /** Same as yScale 'log': ticks at powers of ten; non-positive values are marked, not drawn. */
   logY?: boolean;
+  /** Start the x axis at zero (training steps). */
+  xFromZero?: boolean;
+  /** x values are indices (layers): ticks on whole numbers, half a position of room at both ends. */
+  xIndex?: boolean;
   /** Total width in pixels (the legend lives inside it). Default 720. */
   width?: number;
-  /** Total height in pixels; grows when the legend needs more room. Default 420. */
+  /** Height in pixels of plot and axes; grows when the legend or notes need more room. Default 420. */
   height?: number;
   hLines?: readonly HLine[];
+}
+
+export interface Bar {
+  /** Identifies the bar (data-label, tooltip); shown under it unless `short` is given. */
+  label: string;
+  short?: string;
+  value: number;
 }
 
 export interface BarChartOptions {
   title: string;
   yLabel: string;
-  bars: readonly { label: string; value: number }[];
-  /** Logarithmic y axis; a bar whose value is non-positive gets no rectangle (marked 'n/a'). */
+  bars: readonly Bar[];
+  /** Default 'linear' (or 'log' when `logY`). */
+  yScale?: YScale;
+  /** Same as yScale 'log'; a bar whose value is non-positive gets no rectangle but a marker and a note. */
   logY?: boolean;
+  /** Bars grow from this value (e.g. 1 for a ratio); default 0, or the axis bottom on a log axis. */
+  base?: number;
   hLines?: readonly HLine[];
   /** Default 720. */
   width?: number;
-  /** Default 420; grows when rotated category labels need room. */
+  /** Default 420; grows when category labels or notes need room. */
   height?: number;
 }
 
@@ -91,125 +123,25 @@ export function escapeXml(text: string): string {
     .replace(/'/g, '&#39;');
 }
 
-/**
- * Formats a data value for labels: up to 4 significant digits, exponent notation outside [1e-3, 1e4)
- * (the perplexity of a broken 4-bit model reads better as 8e+4 than as 80000, as in the OSP table).
- * @example formatValue(1818.564) // '1819'
- * @example formatValue(80000) // '8e+4'
- */
-export function formatValue(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  if (a >= 1e4 || a < 1e-3) return trimExp(v.toExponential(2));
-  return String(Number(v.toPrecision(4)));
-}
-
-/** '8.00e+4' -> '8e+4', '1.50e-5' -> '1.5e-5'. */
-function trimExp(s: string): string {
-  return s.replace(/\.?0+e/, 'e');
-}
-
 /** Pixel coordinates in the output: two decimals are far below what a screen can show. */
 function px(v: number): string {
   return String(Math.round(v * 100) / 100);
 }
 
-/** Rough width of a label at font-size 12 in a sans-serif face, for layout only. */
-const CHAR_W = 7.6;
+/** Rough width of a label at font-size 12 in a sans-serif face (DejaVu Sans is the widest common one). */
+const CHAR_W = 7.4;
+const textWidth = (s: string) => s.length * CHAR_W;
 
-interface Axis {
-  /** Data value -> position along the axis in [0, 1]. */
-  scale: (v: number) => number;
-  ticks: { value: number; label: string }[];
-  /** Domain in data units (the lowest value for a bar's base). */
-  lo: number;
-  hi: number;
-}
+/** Left margin (y tick labels and the rotated y axis label). */
+const LEFT = 76;
+const TOP = 40;
+const LEGEND_ROW = 18;
+const NOTE_ROW = 16;
+const GREY = '#666666';
 
-/**
- * 1, 2 or 5 times a power of ten, the smallest at least `raw`: tick steps people can read at a glance.
- */
-function niceStep(raw: number): number {
-  const p = 10 ** Math.floor(Math.log10(raw));
-  const f = raw / p;
-  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
-}
-
-/**
- * A linear axis over [min, max] extended to whole steps, with about `target` ticks. A degenerate range
- * (one value) is padded so the data sits mid-axis; `integer` keeps steps >= 1 (layer indices).
- */
-function linearAxis(min: number, max: number, opts: { target?: number; integer?: boolean } = {}): Axis {
-  if (!(max > min)) {
-    const pad = min === 0 ? 1 : Math.abs(min) * 0.1;
-    min -= pad;
-    max += pad;
-  }
-  let step = niceStep((max - min) / (opts.target ?? 6));
-  if (opts.integer) step = Math.max(1, step);
-  // Integer multiples of the step, rounded to 12 digits, so labels never read 0.30000000000000004.
-  const k0 = Math.floor(min / step + 1e-9);
-  const k1 = Math.ceil(max / step - 1e-9);
-  const lo = k0 * step;
-  const hi = k1 * step;
-  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-  const big = Math.max(Math.abs(lo), Math.abs(hi)) >= 1e5;
-  const ticks: Axis['ticks'] = [];
-  for (let k = k0; k <= k1; k++) {
-    const value = Number((k * step).toPrecision(12));
-    ticks.push({ value, label: big && value !== 0 ? trimExp(value.toExponential(1)) : value.toFixed(decimals) });
-  }
-  return { scale: (v) => (v - lo) / (hi - lo), ticks, lo, hi };
-}
-
-/** 10^e written the way people read it: 0.001 ... 10000 in full, exponent notation beyond. */
-function powerLabel(e: number): string {
-  return e >= -3 && e <= 4 ? String(Number(`1e${e}`)) : `1e${e}`;
-}
-
-/**
- * A log axis over whole decades covering [min, max] (both > 0), ticks at powers of ten (every n-th
- * decade when there are more than 10). `bars`: a minimum exactly on a power of ten gets one more decade
- * below it, or its bar would have no height.
- */
-function logAxis(min: number, max: number, bars = false): Axis {
-  let e0 = Math.floor(Math.log10(min) + 1e-12);
-  let e1 = Math.ceil(Math.log10(max) - 1e-12);
-  if (bars && Number(`1e${e0}`) >= min) e0 -= 1;
-  if (e1 <= e0) e1 = e0 + 1;
-  const stride = Math.ceil((e1 - e0) / 10);
-  const ticks: Axis['ticks'] = [];
-  for (let e = e0; e <= e1; e += stride) ticks.push({ value: Number(`1e${e}`), label: powerLabel(e) });
-  const l0 = e0;
-  const l1 = e1;
-  return { scale: (v) => (Math.log10(v) - l0) / (l1 - l0), ticks, lo: Number(`1e${e0}`), hi: Number(`1e${e1}`) };
-}
-
-/** Whether a y value can be drawn on this axis kind. */
-function drawable(y: number, logY: boolean): boolean {
-  return Number.isFinite(y) && (!logY || y > 0);
-}
-
-/** Min and max of finite values; undefined when there are none. */
-function extent(values: Iterable<number>): [number, number] | undefined {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of values) {
-    if (!Number.isFinite(v)) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return lo <= hi ? [lo, hi] : undefined;
-}
-
-/** The y axis covering data values and reference lines (the floor must be visible, not off-chart). */
-function yAxisFor(values: number[], logY: boolean, bars: boolean): Axis {
-  const e = extent(values.filter((v) => drawable(v, logY)));
-  if (logY) return e ? logAxis(e[0], e[1], bars) : logAxis(1, 10, bars);
-  if (!e) return linearAxis(0, 1);
-  // Bars grow from zero, so zero must be on the axis.
-  return bars ? linearAxis(Math.min(0, e[0]), Math.max(0, e[1])) : linearAxis(e[0], e[1]);
+function resolveScale(opts: { yScale?: YScale; logY?: boolean }, values: readonly number[]): Scale {
+  const s = opts.yScale ?? (opts.logY ? 'log' : 'linear');
+  return s === 'auto' ? chooseScale(values) : s;
 }
 
 /** Plot rectangle in pixels. */
@@ -222,11 +154,11 @@ interface Frame {
 
 function header(width: number, height: number, title: string): string[] {
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
-      `font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${px(width)}" height="${px(height)}" ` +
+      `viewBox="0 0 ${px(width)} ${px(height)}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`,
     `<title>${escapeXml(title)}</title>`,
-    `<rect class="background" x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text class="title" x="${px(width / 2)}" y="22" text-anchor="middle" font-size="15" font-weight="bold">` +
+    `<rect class="background" x="0" y="0" width="${px(width)}" height="${px(height)}" fill="#ffffff"/>`,
+    `<text class="title" x="${px(width / 2)}" y="24" text-anchor="middle" font-size="15" font-weight="bold">` +
       `${escapeXml(title)}</text>`,
   ];
 }
@@ -243,29 +175,73 @@ function yAxisSvg(axis: Axis, f: Frame, yLabel: string): string[] {
         `<text x="${px(f.x0 - 8)}" y="${px(y + 4)}" text-anchor="end">${escapeXml(t.label)}</text></g>`,
     );
   }
+  // A log axis over few decades gets unlabelled grid lines at 2..9 times each power of ten.
+  if (axis.kind === 'log' && Math.log10(axis.hi / axis.lo) <= 4) {
+    for (let p = axis.lo; p < axis.hi; p *= 10) {
+      for (let m = 2; m <= 9; m++) {
+        const y = f.y1 - axis.scale(p * m) * (f.y1 - f.y0);
+        out.push(`<line class="minor y" x1="${px(f.x0)}" y1="${px(y)}" x2="${px(f.x1)}" y2="${px(y)}" stroke="#f3f3f3"/>`);
+      }
+    }
+  }
   out.push(`<line class="axis y" x1="${px(f.x0)}" y1="${px(f.y0)}" x2="${px(f.x0)}" y2="${px(f.y1)}" stroke="#333333"/>`);
   const cy = (f.y0 + f.y1) / 2;
+  const label = axis.kind === 'log' ? `${yLabel}, log scale` : yLabel;
   out.push(
-    `<text class="axis-label y" x="16" y="${px(cy)}" text-anchor="middle" transform="rotate(-90 16 ${px(cy)})">` +
-      `${escapeXml(yLabel)}</text>`,
+    `<text class="axis-label y" x="18" y="${px(cy)}" text-anchor="middle" transform="rotate(-90 18 ${px(cy)})">` +
+      `${escapeXml(label)}</text>`,
   );
   return out;
 }
 
-/** Dashed reference lines with their labels at the right end, above the line. */
-function hLinesSvg(lines: readonly HLine[], axis: Axis, f: Frame, logY: boolean): string[] {
+/**
+ * Dashed reference lines with their labels, at the right or left end, above or below the line,
+ * wherever fewest of the drawn curve pixels (`avoid`) would run through the text.
+ */
+function hLinesSvg(lines: readonly HLine[], axis: Axis, f: Frame, labels = true, avoid: readonly [number, number][] = []): string[] {
   const out: string[] = [];
   for (const h of lines) {
-    if (!drawable(h.y, logY)) continue;
+    if (!drawable(h.y, axis.kind)) continue;
     const y = f.y1 - axis.scale(h.y) * (f.y1 - f.y0);
     out.push(
       `<line class="hline" data-y="${h.y}" x1="${px(f.x0)}" y1="${px(y)}" x2="${px(f.x1)}" y2="${px(y)}" ` +
         `stroke="#555555" stroke-dasharray="6 4"/>`,
+    );
+    if (!labels) continue;
+    const w = textWidth(h.label);
+    const spots = [
+      { x: f.x1 - 4, anchor: 'end', ty: y - 4 },
+      { x: f.x0 + 4, anchor: 'start', ty: y - 4 },
+      { x: f.x1 - 4, anchor: 'end', ty: y + 14 },
+      { x: f.x0 + 4, anchor: 'start', ty: y + 14 },
+    ].filter((p) => p.ty - 12 >= f.y0 && p.ty <= f.y1 - 2);
+    const hits = (p: { x: number; anchor: string; ty: number }) => {
+      const left = p.anchor === 'end' ? p.x - w : p.x;
+      return avoid.filter(([ax, ay]) => ax >= left - 3 && ax <= left + w + 3 && ay >= p.ty - 14 && ay <= p.ty + 4).length;
+    };
+    const best = spots.length === 0 ? { x: f.x1 - 4, anchor: 'end', ty: y - 4 } : spots.reduce((a, b) => (hits(b) < hits(a) ? b : a));
+    out.push(
       // A white halo keeps the label readable where it crosses a series or a bar.
-      `<text class="hline-label" x="${px(f.x1 - 4)}" y="${px(y - 4)}" text-anchor="end" fill="#555555" ` +
+      `<text class="hline-label" x="${px(best.x)}" y="${px(best.ty)}" text-anchor="${best.anchor}" fill="#555555" ` +
         `stroke="#ffffff" stroke-width="3" paint-order="stroke">` +
         `${escapeXml(h.label)}</text>`,
     );
+  }
+  return out;
+}
+
+/** Pixels along polylines, every few pixels, for placing labels off the curves. */
+function sampleCurves(curves: readonly (readonly [number, number])[][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const c of curves) {
+    for (let i = 0; i < c.length; i++) {
+      out.push([c[i]![0], c[i]![1]]);
+      if (i === 0) continue;
+      const [xa, ya] = c[i - 1]!;
+      const [xb, yb] = c[i]!;
+      const n = Math.ceil(Math.hypot(xb - xa, yb - ya) / 3);
+      for (let k = 1; k < n; k++) out.push([xa + ((xb - xa) * k) / n, ya + ((yb - ya) * k) / n]);
+    }
   }
   return out;
 }
@@ -277,49 +253,119 @@ function noDataSvg(f: Frame): string {
   );
 }
 
-/** A name shortened to `max` characters for display (the full name stays in data-name and a tooltip). */
-function shorten(name: string, max: number): string {
-  return name.length <= max ? name : `${name.slice(0, Math.max(1, max - 1))}\u2026`;
+/** Notes under the plot (values that could not be drawn), one line each, ending at `bottom`. */
+function notesSvg(notes: readonly string[], bottom: number): string[] {
+  return notes.map(
+    (n, i) =>
+      `<text class="log-note" x="${LEFT}" y="${px(bottom - (notes.length - 1 - i) * NOTE_ROW)}" fill="${GREY}">` +
+      `${escapeXml(n)}</text>`,
+  );
+}
+
+/** Text of the note for values a chart could not draw; undefined when there are none. */
+function droppedNotes(nonPositive: number, nonFinite: number, hLinesDropped: readonly HLine[]): string[] {
+  const notes: string[] = [];
+  const values = (n: number) => `${n} value${n === 1 ? '' : 's'}`;
+  if (nonPositive > 0) notes.push(`\u25BC ${values(nonPositive)} \u2264 0 cannot be drawn on the log axis (marked at the bottom edge)`);
+  if (nonFinite > 0) notes.push(`\u00D7 ${values(nonFinite)} not finite (NaN or infinite, e.g. a diverged loss), marked at the top edge`);
+  for (const h of hLinesDropped) notes.push(`reference line "${h.label}" at ${formatValue(h.y)} is off the log axis`);
+  return notes;
+}
+
+/** A downward triangle (value below a log axis) or a cross (non-finite value) at an edge of the plot. */
+function edgeMarker(kind: 'below' | 'nonfinite', x: number, y: number, color: string, name: string): string {
+  if (kind === 'below') {
+    return (
+      `<path class="log-dropped" data-name="${name}" d="M${px(x - 4)},${px(y - 7)}L${px(x + 4)},${px(y - 7)}` +
+      `L${px(x)},${px(y)}Z" fill="${color}"/>`
+    );
+  }
+  return (
+    `<path class="nonfinite" data-name="${name}" d="M${px(x - 4)},${px(y)}L${px(x + 4)},${px(y + 8)}` +
+    `M${px(x + 4)},${px(y)}L${px(x - 4)},${px(y + 8)}" stroke="${color}" stroke-width="2"/>`
+  );
+}
+
+interface LegendLayout {
+  place: 'right' | 'below';
+  /** Width of one entry (swatch, gap, text). */
+  entryW: number;
+  cols: number;
+  rows: number;
+}
+
+/** The legend goes to the right margin when its longest label fits in a third of the width, else below. */
+function legendLayout(labels: readonly string[], width: number): LegendLayout {
+  const entryW = Math.ceil(Math.max(0, ...labels.map(textWidth))) + 28;
+  if (labels.length === 0) return { place: 'right', entryW: 0, cols: 1, rows: 0 };
+  if (entryW <= width * 0.34) return { place: 'right', entryW, cols: 1, rows: labels.length };
+  const cols = Math.max(1, Math.floor((width - LEFT - 16 + 18) / (entryW + 18)));
+  return { place: 'below', entryW, cols, rows: Math.ceil(labels.length / cols) };
+}
+
+function legendEntry(name: string, label: string, color: string, x: number, y: number, dashed = false): string {
+  return (
+    `<g class="legend-entry" data-name="${escapeXml(name)}"><title>${escapeXml(name)}</title>` +
+    `<line x1="${px(x)}" y1="${px(y)}" x2="${px(x + 22)}" y2="${px(y)}" stroke="${color}" stroke-width="3"` +
+    `${dashed ? ' stroke-dasharray="4 3"' : ''}/>` +
+    `<text x="${px(x + 28)}" y="${px(y + 4)}">${escapeXml(label)}</text></g>`
+  );
 }
 
 /**
  * A line chart as an SVG document: one polyline per series (distinct colours, with point markers when a
- * series is sparse), linear x axis, linear or log y axis, legend on the right, optional dashed reference
- * lines. Points with non-finite coordinates are skipped (and y <= 0 on a log axis); a series left with
- * no points is listed in the legend as '(no data)' but draws nothing.
+ * series is sparse and the value written next to a lone point), linear x axis, linear or log y axis
+ * (`yScale`), legend on the right or under the plot, optional dashed reference lines. Values that cannot
+ * be drawn (non-finite, or <= 0 on a log axis) get a marker at the plot's edge and a note; a series
+ * left with no points is listed in the legend as '(no data)' but draws nothing.
  *
  * @example
  *   const svg = lineChart({
- *     title: 'OSP kurtosis', xLabel: 'step', yLabel: 'excess kurtosis', logY: true,
- *     series: [{ name: 'adam', points: [[0, 0.2], [100, 40]] }],
+ *     title: 'OSP kurtosis', xLabel: 'training step', yLabel: 'excess kurtosis', yScale: 'auto',
+ *     series: [{ name: 'adam__optimizer.adamw.lr=0.003', short: 'adam, lr=3e-3', points: [[0, 0.2], [100, 40]] }],
  *     hLines: [{ y: 0.138, label: 'Gaussian floor' }],
  *   });
  */
 export function lineChart(opts: LineChartOptions): string {
-  const logY = opts.logY ?? false;
-  const width = opts.width ?? 720;
   const hLines = opts.hLines ?? [];
-  const series = opts.series.map((s) => ({
+  const finiteX = opts.series.map((s) => s.points.filter(([x]) => Number.isFinite(x)));
+  const kind = resolveScale(opts, [...finiteX.flatMap((p) => p.map(([, y]) => y)), ...hLines.map((h) => h.y)]);
+  const series = opts.series.map((s, i) => ({
     name: s.name,
-    points: s.points.filter(([x, y]) => Number.isFinite(x) && drawable(y, logY)),
+    label: s.short ?? s.name,
+    points: finiteX[i]!.filter(([, y]) => drawable(y, kind)),
+    below: finiteX[i]!.filter(([, y]) => Number.isFinite(y) && !drawable(y, kind)).map(([x]) => x),
+    nonFinite: finiteX[i]!.filter(([, y]) => !Number.isFinite(y)).map(([x]) => x),
   }));
+  const labels = series.map((s) => (s.points.length === 0 ? `${s.label} (no data)` : s.label));
+  const notes = droppedNotes(
+    series.reduce((n, s) => n + s.below.length, 0),
+    series.reduce((n, s) => n + s.nonFinite.length, 0),
+    hLines.filter((h) => !drawable(h.y, kind)),
+  );
 
-  // The legend sits in the right margin: a 20 px swatch, 6 px gap, then the name, sized to the longest
-  // name but never more than a third of the width (longer names are shortened).
-  const longest = Math.max(0, ...series.map((s) => s.name.length + (s.points.length === 0 ? 10 : 0)));
-  const legendW = series.length > 0 ? Math.min(Math.ceil(longest * CHAR_W) + 26, Math.floor(width / 3)) : 0;
-  const legendX = width - 8 - legendW;
-  const maxChars = Math.max(4, Math.floor((legendW - 26) / CHAR_W));
-  const top = 40;
-  const legendRow = 18;
-  const height = Math.max(opts.height ?? 420, top + series.length * legendRow + 20);
-  const f: Frame = { x0: 72, x1: series.length > 0 ? legendX - 16 : width - 16, y0: top, y1: height - 52 };
+  let width = opts.width ?? 720;
+  const legend = legendLayout(labels, width);
+  if (legend.place === 'below') width = Math.max(width, LEFT + legend.entryW + 16);
+  const legendH = legend.place === 'below' ? legend.rows * LEGEND_ROW + 10 : 0;
+  const notesH = notes.length * NOTE_ROW + (notes.length > 0 ? 6 : 0);
+  const baseH = opts.height ?? 420;
+  const height =
+    legend.place === 'right' ? Math.max(baseH, TOP + legend.rows * LEGEND_ROW + 60) + notesH : baseH + legendH + notesH;
+  const legendX = width - 8 - legend.entryW;
+  const f: Frame = {
+    x0: LEFT,
+    x1: legend.place === 'right' && series.length > 0 ? legendX - 18 : width - 20,
+    y0: TOP,
+    y1: height - 52 - legendH - notesH,
+  };
 
-  const xs = series.flatMap((s) => s.points.map(([x]) => x));
+  const xs = series.flatMap((s) => [...s.points.map(([x]) => x), ...s.below, ...s.nonFinite]);
   const ys = [...series.flatMap((s) => s.points.map(([, y]) => y)), ...hLines.map((h) => h.y)];
-  const xe = extent(xs);
-  const xAxis = xe ? linearAxis(xe[0], xe[1], { integer: xs.every(Number.isInteger) }) : linearAxis(0, 1);
-  const yAxis = yAxisFor(ys, logY, false);
+  const xe = extent(opts.xFromZero ? [0, ...xs] : xs);
+  const integer = xs.every(Number.isInteger);
+  const xAxis = !xe ? linearAxis(0, 1) : opts.xIndex && integer ? indexAxis(xe[0], xe[1]) : linearAxis(xe[0], xe[1], { integer });
+  const yAxis = valueAxis(ys, kind, false);
   const X = (v: number) => f.x0 + xAxis.scale(v) * (f.x1 - f.x0);
   const Y = (v: number) => f.y1 - yAxis.scale(v) * (f.y1 - f.y0);
 
@@ -336,83 +382,111 @@ export function lineChart(opts: LineChartOptions): string {
   }
   out.push(`<line class="axis x" x1="${px(f.x0)}" y1="${px(f.y1)}" x2="${px(f.x1)}" y2="${px(f.y1)}" stroke="#333333"/>`);
   out.push(
-    `<text class="axis-label x" x="${px((f.x0 + f.x1) / 2)}" y="${px(height - 12)}" text-anchor="middle">` +
+    `<text class="axis-label x" x="${px((f.x0 + f.x1) / 2)}" y="${px(f.y1 + 38)}" text-anchor="middle">` +
       `${escapeXml(opts.xLabel)}</text>`,
   );
   if (xs.length === 0) out.push(noDataSvg(f));
 
   series.forEach((s, i) => {
-    if (s.points.length === 0) return;
     const color = seriesColor(i);
     const name = escapeXml(s.name);
+    for (const x of s.below) out.push(edgeMarker('below', X(x), f.y1 - 1, color, name));
+    for (const x of s.nonFinite) out.push(edgeMarker('nonfinite', X(x), f.y0 + 1, color, name));
+    if (s.points.length === 0) return;
     const coords = s.points.map(([x, y]) => `${px(X(x))},${px(Y(y))}`).join(' ');
     out.push(
       `<polyline class="series" data-name="${name}" fill="none" stroke="${color}" stroke-width="1.8" ` +
         `stroke-linejoin="round" points="${coords}"><title>${name}</title></polyline>`,
     );
     // Sparse series (a few Hessian measurements, one point per layer) are unreadable as bare lines;
-    // a single point draws no line at all.
+    // a single point draws no line at all, so it also gets its value written next to it.
     if (s.points.length <= 20) {
       const dots = s.points.map(([x, y]) => `<circle cx="${px(X(x))}" cy="${px(Y(y))}" r="3" fill="${color}"/>`);
       out.push(`<g class="markers" data-name="${name}">${dots.join('')}</g>`);
     }
+    if (s.points.length === 1) {
+      const [x, y] = s.points[0]!;
+      const right = X(x) < (f.x0 + f.x1) / 2;
+      out.push(
+        `<text class="point-label" data-name="${name}" x="${px(X(x) + (right ? 7 : -7))}" y="${px(Y(y) - 6)}" ` +
+          `text-anchor="${right ? 'start' : 'end'}" fill="${color}" stroke="#ffffff" stroke-width="3" ` +
+          `paint-order="stroke">${escapeXml(formatValue(y))}</text>`,
+      );
+    }
   });
 
   // Reference lines after the series: their haloed labels stay readable where a series runs along them.
-  out.push(...hLinesSvg(hLines, yAxis, f, logY));
+  const curves = series.map((s) => s.points.map(([x, y]) => [X(x), Y(y)] as [number, number]));
+  out.push(...hLinesSvg(hLines, yAxis, f, true, sampleCurves(curves)));
 
   series.forEach((s, i) => {
-    const y = top + 8 + i * legendRow;
-    const x = legendX;
-    const label = s.points.length === 0 ? `${shorten(s.name, maxChars - 10)} (no data)` : shorten(s.name, maxChars);
-    out.push(
-      `<g class="legend-entry" data-name="${escapeXml(s.name)}"><title>${escapeXml(s.name)}</title>` +
-        `<line x1="${px(x)}" y1="${px(y)}" x2="${px(x + 20)}" y2="${px(y)}" stroke="${seriesColor(i)}" stroke-width="3"/>` +
-        `<text x="${px(x + 26)}" y="${px(y + 4)}">${escapeXml(label)}</text></g>`,
-    );
+    const row = legend.place === 'right' ? i : Math.floor(i / legend.cols);
+    const col = legend.place === 'right' ? 0 : i % legend.cols;
+    const x = legend.place === 'right' ? legendX : LEFT + col * (legend.entryW + 18);
+    const y = (legend.place === 'right' ? TOP + 8 : f.y1 + 58) + row * LEGEND_ROW;
+    out.push(legendEntry(s.name, labels[i]!, seriesColor(i), x, y));
   });
+  out.push(...notesSvg(notes, height - 10));
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
 
 /**
  * A bar chart as an SVG document: one bar per entry, labelled underneath (rotated when the labels are
- * long) and with its value on top; linear (from zero) or log y axis (from the bottom decade); optional
- * dashed reference lines. A non-finite value, or a non-positive one on a log axis, gets no rectangle and
- * an 'n/a' mark.
+ * long, never shortened) and with its value at its end; linear or log y axis (`yScale`); bars grow
+ * from `base` (0, or 1 for a ratio, so 1.03 against 1.09 is visible); optional dashed reference lines.
+ * A non-finite value, or a non-positive one on a log axis, gets no rectangle but a marker, its value in
+ * grey and a note under the chart.
  *
  * @example
  *   const svg = barChart({
- *     title: 'W4A4KV4 perplexity ratio', yLabel: 'quantized / 16-bit perplexity', logY: true,
- *     bars: [{ label: 'adam', value: 7000 }, { label: 'osp', value: 1.45 }],
+ *     title: 'W4A4KV4 perplexity ratio', yLabel: 'quantized / 16-bit perplexity', yScale: 'auto', base: 1,
+ *     bars: [{ label: 'adam', value: 1.09 }, { label: 'osp', value: 1.03 }],
  *     hLines: [{ y: 1, label: 'no gap' }],
  *   });
  */
 export function barChart(opts: BarChartOptions): string {
-  const logY = opts.logY ?? false;
   const width = opts.width ?? 720;
   const hLines = opts.hLines ?? [];
   const n = opts.bars.length;
+  const kind = resolveScale(opts, [...opts.bars.map((b) => b.value), ...hLines.map((h) => h.y)]);
+  const base = opts.base !== undefined && drawable(opts.base, kind) ? opts.base : undefined;
+  const shown = opts.bars.map((b) => b.short ?? b.label);
   const x1 = width - 16;
-  // Labels wider than their slot are rotated; the margins grow to fit them (up to 40 characters).
-  const longest = Math.max(0, ...opts.bars.map((b) => b.label.length));
-  let x0 = 72;
+  // Labels wider than their slot are rotated by -35 degrees; the left margin and the depth under the
+  // plot grow to hold them whole.
+  let x0 = LEFT;
   let slot = n > 0 ? (x1 - x0) / n : x1 - x0;
-  const rotate = longest * CHAR_W > slot - 4;
-  const maxChars = rotate ? 40 : Math.max(3, Math.floor((slot - 4) / CHAR_W));
+  const longest = Math.max(0, ...shown.map(textWidth));
+  const rotate = longest > slot - 4;
   if (rotate) {
-    // A label rotated by -35 degrees reaches cos(35) of its length to the left of its bar's centre.
-    x0 = Math.max(x0, Math.min(Math.ceil(Math.min(longest, maxChars) * CHAR_W * 0.82 - slot / 2 + 8), width / 3));
+    const cos = Math.cos((35 * Math.PI) / 180);
+    const need = Math.max(0, ...shown.map((s, i) => textWidth(s) * cos - (i + 0.5) * slot + 10));
+    x0 = Math.max(x0, Math.ceil(need));
     slot = (x1 - x0) / n;
   }
-  const labelDepth = rotate ? Math.ceil(Math.min(longest, maxChars) * CHAR_W * 0.6) + 16 : 22;
-  const height = Math.max(opts.height ?? 420, 40 + 120 + labelDepth + 30);
-  const f: Frame = { x0, x1, y0: 40, y1: height - labelDepth - 30 };
+  const labelDepth = rotate ? Math.ceil(longest * Math.sin((35 * Math.PI) / 180)) + 22 : 22;
+  const dropped = opts.bars.filter((b) => !drawable(b.value, kind));
+  const notes = droppedNotes(
+    dropped.filter((b) => Number.isFinite(b.value)).length,
+    dropped.filter((b) => !Number.isFinite(b.value)).length,
+    hLines.filter((h) => !drawable(h.y, kind)),
+  );
+  // Reference lines of a bar chart often lie on the bars' base (a ratio of 1), where a label inside
+  // the plot would hide behind a bar: they are explained under the chart instead.
+  const refs = hLines.filter((h) => drawable(h.y, kind));
+  const notesH = (notes.length + refs.length) * NOTE_ROW + (notes.length + refs.length > 0 ? 6 : 0);
+  const height = Math.max(opts.height ?? 420, TOP + 200 + labelDepth + 30) + notesH;
+  const f: Frame = { x0, x1, y0: TOP, y1: height - labelDepth - 30 - notesH };
 
-  const yAxis = yAxisFor([...opts.bars.map((b) => b.value), ...hLines.map((h) => h.y)], logY, true);
+  const yAxis = valueAxis([...opts.bars.map((b) => b.value), ...hLines.map((h) => h.y)], kind, true, base);
   const Y = (v: number) => f.y1 - yAxis.scale(v) * (f.y1 - f.y0);
-  // Bars start at zero on a linear axis and at the bottom of the lowest decade on a log axis.
-  const base = logY ? yAxis.lo : 0;
+  const from = base ?? (kind === 'log' ? yAxis.lo : 0);
+  // On a linear axis, bar values carry one decimal more than the ticks (1.0022 and 1.0013, not 1.002
+  // and 1.001 twice over), the same number of decimals for every bar.
+  const tickDecimals = Math.max(...yAxis.ticks.map((t) => (t.label.includes('.') ? t.label.length - t.label.indexOf('.') - 1 : 0)));
+  const barText = (v: number) =>
+    kind === 'linear' && Math.abs(v) < 1e4 && yAxis.ticks.every((t) => !t.label.includes('e')) ? v.toFixed(tickDecimals + 1) : formatValue(v);
 
   const out = header(width, height, opts.title);
   out.push(...yAxisSvg(yAxis, f, opts.yLabel));
@@ -422,32 +496,47 @@ export function barChart(opts: BarChartOptions): string {
     const cx = f.x0 + (i + 0.5) * slot;
     const bw = Math.max(2, Math.min(slot * 0.7, 80));
     const label = escapeXml(b.label);
-    const shown = escapeXml(shorten(b.label, maxChars));
-    if (drawable(b.value, logY)) {
+    const color = seriesColor(i);
+    if (drawable(b.value, kind)) {
       const ya = Y(b.value);
-      const yb = Y(base);
-      const top = Math.min(ya, yb);
+      const yb = Y(from);
+      // A bar equal to its base still shows as a line, not as nothing.
+      const h = Math.max(1.5, Math.abs(yb - ya));
+      const top = b.value >= from ? Math.min(ya, yb - h) : yb;
+      const textY = b.value >= from ? top - 5 : top + h + 14;
       out.push(
         `<rect class="bar" data-label="${label}" data-value="${b.value}" x="${px(cx - bw / 2)}" y="${px(top)}" ` +
-          `width="${px(bw)}" height="${px(Math.abs(yb - ya))}" fill="${seriesColor(i)}"><title>${label}: ` +
+          `width="${px(bw)}" height="${px(h)}" fill="${color}"><title>${label}: ` +
           `${formatValue(b.value)}</title></rect>`,
-        `<text class="bar-value" x="${px(cx)}" y="${px(top - 5)}" text-anchor="middle">${formatValue(b.value)}</text>`,
+        `<text class="bar-value" x="${px(cx)}" y="${px(textY)}" text-anchor="middle">${barText(b.value)}</text>`,
       );
     } else {
+      const finite = Number.isFinite(b.value);
       out.push(
-        `<text class="bar-missing" data-label="${label}" x="${px(cx)}" y="${px(f.y1 - 6)}" text-anchor="middle" ` +
-          `fill="#888888">n/a</text>`,
+        edgeMarker(finite ? 'below' : 'nonfinite', cx, finite ? f.y1 - 1 : f.y0 + 1, color, label),
+        `<text class="bar-missing" data-label="${label}" x="${px(cx)}" y="${px(finite ? f.y1 - 12 : f.y0 + 24)}" ` +
+          `text-anchor="middle" fill="#888888">${escapeXml(finite ? formatValue(b.value) : 'n/a')}</text>`,
       );
     }
     const ly = f.y1 + 16;
+    const text = escapeXml(shown[i]!);
     out.push(
       rotate
         ? `<text class="bar-label" x="${px(cx)}" y="${px(ly)}" text-anchor="end" ` +
-            `transform="rotate(-35 ${px(cx)} ${px(ly)})">${shown}</text>`
-        : `<text class="bar-label" x="${px(cx)}" y="${px(ly)}" text-anchor="middle">${shown}</text>`,
+            `transform="rotate(-35 ${px(cx)} ${px(ly)})">${text}</text>`
+        : `<text class="bar-label" x="${px(cx)}" y="${px(ly)}" text-anchor="middle">${text}</text>`,
     );
   });
-  out.push(...hLinesSvg(hLines, yAxis, f, logY));
+  out.push(...hLinesSvg(hLines, yAxis, f, false));
+  refs.forEach((h, i) => {
+    const y = height - 10 - (notes.length + refs.length - 1 - i) * NOTE_ROW - 4;
+    out.push(
+      `<g class="hline-key"><line x1="${LEFT}" y1="${px(y)}" x2="${LEFT + 26}" y2="${px(y)}" stroke="#555555" ` +
+        `stroke-dasharray="6 4"/><text class="hline-label" x="${LEFT + 32}" y="${px(y + 4)}" fill="#555555">` +
+        `${escapeXml(`${h.label} (${formatValue(h.y)})`)}</text></g>`,
+    );
+  });
+  out.push(...notesSvg(notes, height - 10));
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

@@ -11,7 +11,7 @@ import { decodeSafetensors, toFloat32 } from '../../src/io/safetensors.ts';
 import { runProbe } from '../../src/metrics/probe.ts';
 import { train } from '../../src/train/run.ts';
 import { llama64, type Llama64Config } from '../helpers/llama64.ts';
-import { getMessage, getString } from '../helpers/protobuf_decode.ts';
+import { getBytes, getMessage, getString, getVarint } from '../helpers/protobuf_decode.ts';
 import { readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
 import { readEvents, values } from '../helpers/tfevents_read.ts';
 
@@ -57,6 +57,13 @@ describe('outlier monitor in a run', () => {
       }
     }
     expect(tags.get('outliers/channel_rms_heatmap')).toBe('image');
+    // A figure with row labels, channel ticks and a colour bar around the 32 x 5 cells, not bare cells
+    // (Summary.Image: height = 1, width = 2, encoded PNG = 4).
+    const heatmap = events.flatMap((e) => (e === events[0] ? [] : values(e))).find((v) => getString(v, 1) === 'outliers/channel_rms_heatmap');
+    const image = getMessage(heatmap!, 4)!;
+    expect(Number(getVarint(image, 2))).toBeGreaterThan(32 * 8 + 120);
+    expect(Number(getVarint(image, 1))).toBeGreaterThan(5 * 20 + 40);
+    expect([...getBytes(image, 4)!.subarray(1, 4)]).toEqual([0x50, 0x4e, 0x47]);
     expect(tags.get('outliers/layers.0.out/channel_rms')).toBe('histo');
     expect(tags.get('outliers/final_norm/channel_rms')).toBe('histo');
   });

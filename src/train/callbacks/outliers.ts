@@ -7,10 +7,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Callback, TrainContext } from '../callback.ts';
+import { heatmapFigurePng } from '../../io/png.ts';
 import {
   aggregateOspKurtosis,
   gaussianFloor,
-  heatmapPng,
   outlierStats,
   type OutlierStats,
 } from '../../metrics/outliers.ts';
@@ -89,7 +89,14 @@ export class OutlierMonitor implements Callback {
       // The residual stream (what the paper's kurtosis averages over): histograms and the heatmap.
       const stream = [...stats].filter(([tap]) => tap === 'embed' || tap.endsWith('.out') || tap === 'final_norm');
       for (const [tap, s] of stream) m.recordHistogram(`outliers/${tap}/channel_rms`, s.channelRms);
-      m.recordImage('outliers/channel_rms_heatmap', heatmapPng(stream.map(([, s]) => s.channelRms)));
+      // A figure, not bare cells: row labels (embedding, block outputs, final norm), channel ticks and a
+      // colour bar with its range, so the image reads on its own.
+      const rowLabels = stream.map(([tap]) => (tap === 'final_norm' ? 'final' : /^layers\.(\d+)\.out$/.exec(tap)?.[1] ?? tap));
+      const heatmap = heatmapFigurePng(
+        stream.map(([, s]) => s.channelRms),
+        { title: `channel rms, step ${ctx.step}`, rowLabels, xLabel: 'channel', yLabel: 'layer', colorLabel: 'rms (log)' },
+      );
+      m.recordImage('outliers/channel_rms_heatmap', heatmap);
     }
     this.last = { step: ctx.step, ospKurtosis: aggregate, gaussianFloor: floor, perTap };
   }
