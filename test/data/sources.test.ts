@@ -284,9 +284,21 @@ describe('prepareShards', () => {
     );
   });
 
-  it('needs two documents to split and valid options', () => {
-    const one = file('one.txt', 'only one document');
-    expect(dataError(() => prepareShards([one], join(dir, 'out4'))).message).toMatch(/one\.txt: .*at least 2 documents, found 1/);
+  it('splits a single document by position (too short: says so) and needs valid options', () => {
+    const one = file('one.txt', 'abc');
+    expect(dataError(() => prepareShards([one], join(dir, 'out4'))).message).toBe(
+      `${one}: too short to split into train and val (3 characters); give a separate validation file`,
+    );
+    // By characters, never inside one: the val side of "héllo wörld" x 20 at 0.1 starts on a character.
+    const text = 'héllo wörld '.repeat(20);
+    const long = file('long.txt', text);
+    const lines: string[] = [];
+    const written = prepareShards([long], join(dir, 'out4b'), { valFraction: 0.1, log: (l) => lines.push(l) });
+    const chars = [...text].length;
+    const valText = [...text].slice(Math.round(chars * 0.9)).join('');
+    const val = written.find((w) => w.split === 'val')!;
+    expect(val.tokens).toBe(new TextEncoder().encode(valText).length + 2); // BOS + bytes + EOS
+    expect(lines[0]).toContain('its last 10.0% (by characters) is the validation split');
     const { jsonl } = inputs();
     expect(() => prepareShards([jsonl], join(dir, 'out5'), { shardTokens: 0 })).toThrow(ConfigError);
     expect(() => prepareShards([jsonl], join(dir, 'out5'), { prefix: '../x' })).toThrow(/prefix/);
