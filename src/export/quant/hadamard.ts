@@ -84,7 +84,7 @@ function sylvesterCached(b: number): Float32Array {
 }
 
 /** In-place fast Walsh-Hadamard transform of v[off, off + n) in Sylvester order, unscaled. */
-function fwht(v: Float64Array, off: number, n: number): void {
+export function fwht(v: Float64Array, off: number, n: number): void {
   for (let h = 1; h < n; h *= 2) {
     for (let i = off; i < off + n; i += 2 * h) {
       for (let j = i; j < i + h; j++) {

@@ -40,6 +40,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors.ts';
+import { fwht } from './hadamard.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Number theory and finite fields.
@@ -434,21 +435,7 @@ export function exactHadamard(n: number): Float64Array {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Applying H without forming it.
-
-/** In-place unscaled Walsh-Hadamard transform (Sylvester order) of v[off, off + n). */
-function fwht(v: Float64Array, off: number, n: number): void {
-  for (let h = 1; h < n; h *= 2) {
-    for (let i = off; i < off + n; i += 2 * h) {
-      for (let j = i; j < i + h; j++) {
-        const a = v[j]!;
-        const c = v[j + h]!;
-        v[j] = a + c;
-        v[j + h] = a - c;
-      }
-    }
-  }
-}
+// Applying H without forming it (fwht: the Walsh-Hadamard transform of hadamard.ts).
 
 /**
  * Each row x of a row-major [rows, n] matrix becomes x H_n / sqrt(n) (x H_n^T / sqrt(n) with
