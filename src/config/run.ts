@@ -10,7 +10,7 @@ import { DataConfigSchema } from '../data/dataset.ts';
 import { ConfigError } from '../errors.ts';
 import { ModelConfigSchema, resolveModelConfig, type ModelConfig } from '../model/config.ts';
 import { OptimizerConfigSchema } from '../optim/routing.ts';
-import { ScheduleConfigSchema } from '../optim/schedule.ts';
+import { createSchedule, ScheduleConfigSchema } from '../optim/schedule.ts';
 import { QuantConfigSchema } from '../export/quant/eval.ts';
 import { parseConfig } from './parse.ts';
 
@@ -157,6 +157,7 @@ export function resolveRunConfig(input: unknown): RunConfig {
         `e.g. --set schedule.warmupSteps=${Math.floor(totalSteps / 10)}`,
     );
   }
+  createSchedule({ ...c.schedule, totalSteps }); // the schedule's own rules (e.g. a wsd warmup into the decay)
   if (c.hessian.topk > c.hessian.lanczosSteps) {
     throw new ConfigError(
       'hessian.topk',

@@ -47,6 +47,13 @@ export function createSchedule(config: unknown): (step: number) => number {
   }
   const decaySteps = c.decayFraction * total;
   const decayStart = total - decaySteps;
+  if (warm > decayStart) {
+    throw new ConfigError(
+      'schedule.warmupSteps',
+      `${warm} overlaps the wsd decay, which starts at step ${decayStart} (the last ${c.decayFraction * 100}% of ${total} ` +
+        `steps); shorten the warmup to at most ${Math.floor(decayStart)} or lower schedule.decayFraction`,
+    );
+  }
   return (step) => {
     if (step < warm) return (step + 1) / warm;
     if (step < decayStart) return 1;

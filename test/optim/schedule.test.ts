@@ -49,4 +49,13 @@ describe('lrFactor', () => {
     expect(() => createSchedule({ kind: 'constant', warmup: 5 })).toThrow(/schedule\.warmup: unknown key/);
     expect(createSchedule({ kind: 'constant' })(7)).toBe(1); // constant needs no totalSteps
   });
+
+  it('wsd: a warmup that runs into the decay phase is refused, naming where the decay starts', () => {
+    // 100 steps, decay over the last 20% from step 80: a 90-step warmup would never reach the stable phase.
+    expect(() => createSchedule({ kind: 'wsd', warmupSteps: 90, totalSteps: 100, decayFraction: 0.2 })).toThrow(
+      /^schedule\.warmupSteps: 90 overlaps the wsd decay, which starts at step 80 \(the last 20% of 100 steps\)/,
+    );
+    // Warmup ending exactly where the decay starts is allowed.
+    expect(createSchedule({ kind: 'wsd', warmupSteps: 80, totalSteps: 100, decayFraction: 0.2 })(79)).toBe(1);
+  });
 });
