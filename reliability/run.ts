@@ -215,7 +215,7 @@ await promise('3. a checkpoint write that fails for lack of space (file-size lim
   // A file-size limit at half the model file's size (bash counts 1024-byte blocks): the next
   // checkpoint's first large write fails with EFBIG, as on a full disk.
   const limit = Math.floor(readFileSync(join(before.dir, 'model.safetensors')).length / 2048);
-  const r = ospSync(['train', '--resume', base.runDir, '--set', 'steps=8'], `ulimit -f ${limit};`);
+  const r = ospSync(['train', '--resume', base.runDir, '--set', 'steps=8', '--extend-schedule'], `ulimit -f ${limit};`);
   yield r.status === 2 && /could not be written .*EFBIG/.test(r.stderr) ? undefined : `expected a clear EFBIG error and status 2, got ${r.status}: ${r.stderr.trim()}`;
   const after = ['model.safetensors', 'optimizer.safetensors', 'state.json'].map((f) => fileHash(join(before.dir, f)));
   yield after.join() === hashes.join() ? undefined : 'the previous checkpoint changed';
@@ -226,7 +226,7 @@ await promise('3. a checkpoint write that fails for lack of space (file-size lim
     yield `the previous checkpoint no longer loads: ${(e as Error).message}`;
   }
   yield readdirSync(join(base.runDir, 'checkpoints')).some((n) => n.startsWith('.tmp-')) ? 'a temporary checkpoint directory was left behind' : undefined;
-  const resumed = await train({ resume: base.runDir, overrides: ['steps=6'], log: quiet });
+  const resumed = await train({ resume: base.runDir, overrides: ['steps=6'], extendSchedule: true, log: quiet });
   yield resumed.resumedFrom === before.dir ? undefined : `resumed from ${resumed.resumedFrom}`;
   rmSync(dir, { recursive: true, force: true });
 });
@@ -420,7 +420,7 @@ await promise('7. a second sweep or training on one directory is refused; a stal
   );
   await sweep;
   // A training killed while it holds the lock: the next resume clears the stale lock and runs.
-  const child = osp(['train', '--resume', first.runDir, '--set', 'steps=200']);
+  const child = osp(['train', '--resume', first.runDir, '--set', 'steps=200', '--extend-schedule']);
   // Kill it once it holds the lock (startup takes a second or more).
   for (let waited = 0; waited < 30_000 && !existsSync(join(first.runDir, '.lock')); waited += 100) await new Promise((r) => setTimeout(r, 100));
   const held = existsSync(join(first.runDir, '.lock'));
@@ -428,7 +428,7 @@ await promise('7. a second sweep or training on one directory is refused; a stal
   await new Promise((r) => child.on('exit', r));
   const lines: string[] = [];
   try {
-    await train({ resume: first.runDir, overrides: ['steps=32'], log: (l) => lines.push(l) });
+    await train({ resume: first.runDir, overrides: ['steps=32'], extendSchedule: true, log: (l) => lines.push(l) });
     yield held && lines.some((l) => /stale|not running|cleared/i.test(l)) ? undefined : `stale lock not reported (held before kill: ${held}): ${lines.join(' | ')}`;
   } catch (e) {
     yield `resume after a killed training failed: ${(e as Error).message}`;
