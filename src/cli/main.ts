@@ -290,6 +290,7 @@ const COMMANDS: Record<string, Command> = {
       topk: { type: 'string' },
       lanczos: { type: 'string' },
       'trace-probes': { type: 'string' },
+      'outlier-window': { type: 'string' },
       params: { type: 'string' },
       method: { type: 'string' },
       backend: { type: 'string' },
@@ -305,6 +306,7 @@ const COMMANDS: Record<string, Command> = {
       '--topk K': 'eigenvalues reported (default 5)',
       '--lanczos M': 'Lanczos steps (default 30; K <= M)',
       '--trace-probes N': 'Hutchinson probes for the trace (default 0: no trace)',
+      '--outlier-window K': 'top Ritz values the outlier rule looks at, the most it can count (default min(M/2, max(2K, 10)))',
       '--params GLOB': "restrict the Hessian to matching parameters (default '*'), e.g. 'model.layers.0.*'",
       '--method NAME': 'Hessian-vector products: auto (default), exact (double backprop), fd (finite differences)',
       '--backend NAME': `backend to run on (default: the run's; ${BACKEND_NAMES.join(', ')})`,
@@ -338,6 +340,7 @@ const COMMANDS: Record<string, Command> = {
               topk: int('topk', 5),
               lanczos: int('lanczos', 30),
               traceProbes: v['trace-probes'] === undefined ? 0 : int('trace-probes'),
+              outlierWindow: v['outlier-window'] === undefined ? undefined : int('outlier-window'),
               params: (v.params as string | undefined) ?? '*',
               method: method as 'auto' | 'exact' | 'fd',
             }
@@ -351,7 +354,11 @@ const COMMANDS: Record<string, Command> = {
       console.log(`${r.checkpoint} (step ${r.step}), ${r.tokens} tokens`);
       if (r.kurtosis) {
         const k = r.kurtosis;
-        console.log(`OSP excess kurtosis ${k.ospKurtosis.toFixed(3)} (Gaussian floor at this width ${k.gaussianFloor.toFixed(3)})`);
+        const below = k.ospKurtosis < k.gaussianFloor ? '; below it: lighter-tailed than Gaussian noise' : '';
+        console.log(
+          `OSP excess kurtosis ${k.ospKurtosis.toFixed(3)} (Gaussian floor at this width ` +
+            `${k.gaussianFloor.toFixed(4)} +- ${k.gaussianFloorStderr.toFixed(4)}${below})`,
+        );
         console.log('tap                 osp_kurt  chan_kurt  max/median  max|x|');
         for (const [tap, s] of Object.entries(k.perTap)) {
           console.log(
@@ -364,7 +371,13 @@ const COMMANDS: Record<string, Command> = {
         const h = r.hessian;
         console.log(`Hessian over ${h.dim} parameters (${h.method} HVP, ${h.seconds.toFixed(1)} s)`);
         console.log(`top eigenvalues: ${h.topk.map((x) => x.toPrecision(5)).join(', ')}`);
-        console.log(`outliers: ${h.outlierCount} (gap ratio ${h.gapRatio.toFixed(3)}, bulk edge ${h.bulkEdge.toPrecision(5)})`);
+        const count = h.outliersCapped
+          ? `${h.outlierCount} or more (every value in the rule's window of ${h.outlierWindow} is one: raise --outlier-window)`
+          : `${h.outlierCount} (of a window of ${h.outlierWindow})`;
+        console.log(
+          `outliers: ${count}; gap ratio ${h.gapRatio.toFixed(3)}, bulk edge ${h.bulkEdge.toPrecision(5)} ` +
+            '(a lower bound from a short Lanczos run)',
+        );
         if (h.trace) console.log(`trace: ${h.trace.value.toPrecision(5)} +- ${h.trace.stderr.toPrecision(3)}`);
       }
     },

@@ -107,6 +107,12 @@ export const RunConfigSchema = z.strictObject({
       topk: int(1).default(5),
       /** Lanczos steps (full reorthogonalisation). */
       lanczosSteps: int(2).default(30),
+      /**
+       * The outlier rule's window: how many top Ritz values it looks at (<= lanczosSteps), so the most
+       * outliers it can count; default min(lanczosSteps / 2, max(2 topk, 10)). hessian/outliers_capped
+       * is 1 when the count filled it.
+       */
+      outlierWindow: int(1).optional(),
       /** Hutchinson probes for the trace; 0 = no trace. */
       traceProbes: int(0).default(0),
       /** Spectral density by stochastic Lanczos quadrature, logged as an image. */
@@ -158,6 +164,12 @@ export function resolveRunConfig(input: unknown): RunConfig {
     );
   }
   createSchedule({ ...c.schedule, totalSteps }); // the schedule's own rules (e.g. a wsd warmup into the decay)
+  if (c.hessian.outlierWindow !== undefined && c.hessian.outlierWindow > c.hessian.lanczosSteps) {
+    throw new ConfigError(
+      'hessian.outlierWindow',
+      `${c.hessian.outlierWindow} exceeds hessian.lanczosSteps (${c.hessian.lanczosSteps}): the rule can only look at computed Ritz values`,
+    );
+  }
   if (c.hessian.topk > c.hessian.lanczosSteps) {
     throw new ConfigError(
       'hessian.topk',

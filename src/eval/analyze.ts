@@ -9,7 +9,8 @@ import { startBackend, stopBackend } from '../backend/index.ts';
 import { ConfigError, DataError } from '../errors.ts';
 import { resolveModelConfig } from '../model/config.ts';
 import { Transformer } from '../model/transformer.ts';
-import { aggregateOspKurtosis, gaussianFloor } from '../metrics/outliers.ts';
+import { aggregateOspKurtosis } from '../metrics/outliers.ts';
+import { gaussianFloorEstimate } from '../metrics/gaussian_floor.ts';
 import { runProbe, type ProbeResult } from '../metrics/probe.ts';
 import { loadModelWeights, openCheckpoint } from '../train/checkpoint.ts';
 import { measureOutliers } from '../train/callbacks/outliers.ts';
@@ -21,7 +22,15 @@ export interface AnalyzeOptions {
   batch: number;
   seq: number;
   kurtosis: boolean;
-  hessian?: { topk: number; lanczos: number; traceProbes: number; params: string; method: 'auto' | 'exact' | 'fd' };
+  hessian?: {
+    topk: number;
+    lanczos: number;
+    traceProbes: number;
+    params: string;
+    method: 'auto' | 'exact' | 'fd';
+    /** The outlier rule's window (default: analyzeSpectrum's). */
+    outlierWindow?: number;
+  };
   backend?: string;
   topK?: number;
 }
@@ -44,6 +53,8 @@ export interface AnalyzeResult {
   kurtosis?: {
     ospKurtosis: number;
     gaussianFloor: number;
+    /** Standard error of gaussianFloor (a Monte Carlo value, from the table or estimated). */
+    gaussianFloorStderr: number;
     perTap: Record<string, TapSummary>;
   };
   hessian?: Omit<ProbeResult, 'density'>;
@@ -68,6 +79,9 @@ export function textBatch(path: string, B: number, T: number): { inputs: Int32Ar
 }
 
 export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResult> {
+  if (o.hessian?.outlierWindow !== undefined && o.hessian.outlierWindow > o.hessian.lanczos) {
+    throw new ConfigError('--outlier-window', `${o.hessian.outlierWindow} exceeds --lanczos ${o.hessian.lanczos}: the rule can only look at computed Ritz values`);
+  }
   if (o.hessian && o.hessian.topk > o.hessian.lanczos) {
     throw new ConfigError('--topk', `${o.hessian.topk} eigenvalues need at least as many Lanczos steps; --lanczos is ${o.hessian.lanczos}`);
   }
@@ -97,7 +111,8 @@ export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResul
           topKChannel: Array.from(s.topKChannel),
         };
       }
-      result.kurtosis = { ospKurtosis: aggregateOspKurtosis(stats), gaussianFloor: gaussianFloor(modelConfig.hiddenSize), perTap };
+      const floor = gaussianFloorEstimate(modelConfig.hiddenSize);
+      result.kurtosis = { ospKurtosis: aggregateOspKurtosis(stats), gaussianFloor: floor.value, gaussianFloorStderr: floor.stderr, perTap };
     }
     if (o.hessian) {
       const weights: Record<string, Float32Array> = {};
@@ -116,6 +131,7 @@ export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResul
         params: o.hessian.params,
         method: o.hessian.method,
         seed: runConfig.seed,
+        outlierWindow: o.hessian.outlierWindow,
       });
       const { density: _d, ...rest } = r;
       result.hessian = rest;

@@ -504,13 +504,24 @@ export interface OutlierOptions {
 }
 
 export interface OutlierResult {
-  /** Number of Ritz values above bulkEdge * (1 + delta). */
+  /** Number of Ritz values above bulkEdge * (1 + delta), among the `window` values the rule saw. */
   count: number;
+  /** How many top Ritz values the rule looked at: the count can never exceed it. */
+  window: number;
+  /**
+   * The count (or the gap) reached the window's end: a gap needs the value after it, so the rule can
+   * find at most window - 1 outliers, and the true count may be larger (raise the window).
+   */
+  capped: boolean;
   /** Position of the largest ratio lambda_j / lambda_{j+1} (1-based: the number of values above the gap); 0 when no ratio exists. */
   jStar: number;
   /** lambda_{j*} / lambda_{j*+1}; 1 when no positive consecutive pair exists. */
   gapRatio: number;
-  /** Largest eigenvalue of (I - V V^T) H (I - V V^T), V = the top j* Ritz vectors. */
+  /**
+   * Largest eigenvalue of (I - V V^T) H (I - V V^T), V = the top j* Ritz vectors, as the largest Ritz
+   * value of a short Lanczos run: a lower bound of the true edge (Ritz values approach the extreme
+   * eigenvalues from inside), so a short run can only count more outliers than there are, never fewer.
+   */
   bulkEdge: number;
 }
 
@@ -567,7 +578,9 @@ export async function outlierRule(
   }
   const threshold = bulkEdge + delta * Math.abs(bulkEdge);
   const count = values.filter((v) => v > threshold).length;
-  return { count, jStar, gapRatio, bulkEdge };
+  // A gap is a ratio of two neighbours, so the rule can place it after at most window - 1 values.
+  const capped = values.length > 1 && (count >= values.length - 1 || jStar >= values.length - 1);
+  return { count, window: values.length, capped, jStar, gapRatio, bulkEdge };
 }
 
 /** j* = argmax_j lambda_j / lambda_{j+1} over consecutive positive values (1-based), and that ratio. */
@@ -590,7 +603,11 @@ export interface AnalyzeOptions {
   topk?: number;
   /** Lanczos steps for the top eigenvalues and for the deflated bulk edge. Default 30. */
   lanczosSteps?: number;
-  /** How many top Ritz values the outlier rule looks at (<= lanczosSteps). Default min(lanczosSteps / 2, max(2 topk, 10)). */
+  /**
+   * The outlier rule's window: how many top Ritz values it looks at (<= lanczosSteps), so the most
+   * outliers it can count. Default min(lanczosSteps / 2, max(2 topk, 10)); a result with `capped` set
+   * filled the window.
+   */
   outlierK?: number;
   /** Outlier margin, see outlierRule. Default 0.05. */
   delta?: number;

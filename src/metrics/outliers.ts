@@ -19,7 +19,8 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError, ShapeError } from '../errors.ts';
 import { encodePng } from '../io/png.ts';
 import { channelMoments } from '../ops/channel_moments.ts';
-import { Rng } from '../utils/rng.ts';
+import { gaussianFloorEstimate } from './gaussian_floor.ts';
+import { tokenKurtosis64 } from './token_kurtosis.ts';
 
 /** Outlier statistics of one tap. All values are float64 host numbers. */
 export interface OutlierStats {
@@ -188,25 +189,6 @@ export async function outlierStats(x: tf.Tensor, opts: OutlierOptions = {}): Pro
   };
 }
 
-/**
- * OSP kurtosis of one token in float64, centred two-pass variance (the oracle's own formula; the tensor
- * path derives the variance from raw sums instead). Returns max(0, kappa); 0 for a zero-variance token.
- */
-function tokenKurtosis64(x: Float64Array | number[], offset: number, d: number): number {
-  let mean = 0;
-  for (let i = 0; i < d; i++) mean += x[offset + i]!;
-  mean /= d;
-  let c2 = 0;
-  let m4 = 0;
-  for (let i = 0; i < d; i++) {
-    const v = x[offset + i]!;
-    c2 += (v - mean) * (v - mean);
-    m4 += v * v * v * v;
-  }
-  const variance = c2 / (d - 1);
-  if (!(variance > 0)) return 0;
-  return Math.max(0, m4 / d / (variance * variance) - 3);
-}
 
 /**
  * The same statistics as `outlierStats`, written plainly in float64 JS over a row-major [n, d] array: the
@@ -315,36 +297,16 @@ export function aggregateOspKurtosis(stats: Map<string, OutlierStats>, opts: { n
   return count > 0 ? sum / count : NaN;
 }
 
-const floorCache = new Map<string, number>();
-
 /**
  * The expected value of the OSP estimator (ospKurtosis) for i.i.d. N(0, 1) activations of width d: the
- * "outlier-free" level of a width-d model. Monte Carlo in float64 with a fixed seed, cached per
- * (d, tokens, seed). Standard error at the default 20000 tokens: 0.0027 at d = 64, 0.0014 at 256,
- * 0.0005 at 2048. The paper quotes 0.182 (d = 64), 0.140, 0.107, 0.079 (512), 0.041 (2048).
+ * "outlier-free" level of a width-d model (see gaussian_floor.ts: a large-sample table, else a Monte
+ * Carlo estimate with its standard error, `gaussianFloorEstimate`). The paper quotes 0.182 (d = 64),
+ * 0.140, 0.107, 0.079 (512), 0.041 (2048).
  *
  * @example gaussianFloor(128) // ~0.140
  */
-export function gaussianFloor(d: number, opts: { tokens?: number; seed?: number } = {}): number {
-  const tokens = opts.tokens ?? 20000;
-  const seed = opts.seed ?? 20250601;
-  if (!Number.isInteger(d) || d < 2) throw new ConfigError('d', `must be an integer >= 2, got ${d}`);
-  if (!Number.isInteger(tokens) || tokens < 1) {
-    throw new ConfigError('tokens', `must be a positive integer, got ${tokens}`);
-  }
-  const key = `${d}:${tokens}:${seed}`;
-  const cached = floorCache.get(key);
-  if (cached !== undefined) return cached;
-  const rng = new Rng(seed);
-  const row = new Float64Array(d);
-  let sum = 0;
-  for (let t = 0; t < tokens; t++) {
-    for (let i = 0; i < d; i++) row[i] = rng.normal();
-    sum += tokenKurtosis64(row, 0, d);
-  }
-  const value = sum / tokens;
-  floorCache.set(key, value);
-  return value;
+export function gaussianFloor(d: number): number {
+  return gaussianFloorEstimate(d).value;
 }
 
 /** Viridis sampled at 9 evenly spaced points (perceptually uniform, readable in grey scale). */

@@ -32,12 +32,17 @@ export interface ProbeRequest {
   params: string;
   method: 'auto' | 'exact' | 'fd';
   seed: number;
+  /** The outlier rule's window (top Ritz values it looks at); default: analyzeSpectrum's. */
+  outlierWindow?: number;
 }
 
 export interface ProbeResult {
   /** Top eigenvalues, descending. */
   topk: number[];
   outlierCount: number;
+  /** The outlier rule's window, and whether the count filled it (then the true count may be larger). */
+  outlierWindow: number;
+  outliersCapped: boolean;
   gapRatio: number;
   bulkEdge: number;
   trace?: { value: number; stderr: number };
@@ -79,10 +84,13 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeResult> {
         traceProbes: req.traceProbes,
         slq: req.density ? { m: req.lanczosSteps, runs: 1, gridPoints: 400 } : undefined,
         seed: req.seed,
+        outlierK: req.outlierWindow,
       });
       return {
         topk: Array.from(r.topk),
         outlierCount: r.outlier.count,
+        outlierWindow: r.outlier.window,
+        outliersCapped: r.outlier.capped,
         gapRatio: r.outlier.gapRatio,
         bulkEdge: r.outlier.bulkEdge,
         trace: r.trace ? { value: r.trace.trace, stderr: r.trace.stderr } : undefined,

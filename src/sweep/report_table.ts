@@ -216,7 +216,14 @@ export function renderMarkdown(report: SweepReport, extra: readonly string[]): s
         `${f.source === 'computed' ? ' (computed here: no trial ran the outlier monitor)' : ''}.`,
     );
   }
-  if (report.floors.length > 0) lines.push('');
+  const below = trials.filter((t) => t.ospKurtosis !== null && t.gaussianFloor !== null && t.ospKurtosis < t.gaussianFloor);
+  if (below.length > 0) {
+    lines.push(
+      `Below the floor (${below.map((t) => md(t.label)).join(', ')}): these measure less than Gaussian noise ` +
+        'of the same width would, i.e. their tokens are lighter-tailed than Gaussian (sub-Gaussian), not "at the floor".',
+    );
+  }
+  if (report.floors.length > 0 || below.length > 0) lines.push('');
   lines.push(
     'Excess kurtosis: the OSP paper\'s estimator at the last outlier-monitor measurement. 16-bit PPL: full ' +
       'precision on the batches of the quantization evaluation, the reference of the W4A4KV4 number; val loss ' +

@@ -284,6 +284,22 @@ describe('edge cases', () => {
     expect(Math.abs(values[2]!)).toBeLessThan(1e-6);
   });
 
+  it("the outlier count is limited by the rule's window: a count at the window's end is reported as capped", async () => {
+    // 9 well-separated outliers (100..108) over a bulk just below 1: the gap follows the 9th value.
+    const d = Array.from({ length: 200 }, (_, i) => (i < 9 ? 100 + i : 1 - i / 1000));
+    // The default window is 10 values: a gap after the 9th is the last one it can see.
+    const small = await analyzeSpectrum(diag(d), { topk: 5, lanczosSteps: 60, seed: 3 });
+    expect(small.outlier.window).toBe(10);
+    expect(small.outlier.count).toBe(9);
+    expect(small.outlier.capped).toBe(true);
+    const wide = await analyzeSpectrum(diag(d), { topk: 5, lanczosSteps: 60, outlierK: 25, seed: 3 });
+    expect(wide.outlier.window).toBe(25);
+    expect(wide.outlier.count).toBe(9);
+    expect(wide.outlier.capped).toBe(false);
+    // The deflated bulk edge is a Ritz value: never above the true edge (the bulk's largest, 0.991).
+    expect(wide.outlier.bulkEdge).toBeLessThanOrEqual(0.991 + 1e-9);
+  });
+
   it('m larger than the dimension runs dim steps', async () => {
     const r = await lanczos(diag([3, 1, 2]), 10, { seed: 1 });
     expect(r.steps).toBe(3);
@@ -303,7 +319,7 @@ describe('edge cases', () => {
     const op = diag([-1, -2, -3, -4]);
     const top = await topEigenpairs(op, { k: 3, m: 4 });
     const r = await outlierRule(op, top);
-    expect(r).toEqual({ count: 0, jStar: 0, gapRatio: 1, bulkEdge: top.values[0]! });
+    expect(r).toEqual({ count: 0, window: 3, capped: false, jStar: 0, gapRatio: 1, bulkEdge: top.values[0]! });
   });
 
   it('analyzeSpectrum reports topk values even when the outlier rule looks at fewer, and runs SLQ on request', async () => {

@@ -379,6 +379,17 @@ describe('writeReport', () => {
     }
   });
 
+  it('names the trials whose kurtosis is below the Gaussian floor as sub-Gaussian, not "at the floor"', () => {
+    const sweep = tempDir();
+    const cfg = { steps: 10, model: { ...MODEL, norm: 'ssnorm', embedding: 'embproj' }, batch: BATCH };
+    writeTrial(sweep, 'low', cfg, [{ step: 10, 'train/loss': 3, ...outlierRow(0.1, [0.1, 0.1]) }]);
+    writeTrial(sweep, 'high', cfg, [{ step: 10, 'train/loss': 3, ...outlierRow(0.5, [0.5, 0.5]) }]);
+    writeReport(sweep);
+    const md = readFileSync(join(sweep, 'report.md'), 'utf8');
+    expect(md).toMatch(/Below the floor \(low\): these measure less than Gaussian noise[^\n]*sub-Gaussian\), not "at the floor"/);
+    expect(md).not.toMatch(/Below the floor \([^)]*high/);
+  });
+
   it('writes SVG plots with one series or bar per trial that has the data', () => {
     const sweep = buildSweep();
     writeReport(sweep);

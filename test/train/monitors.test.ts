@@ -120,7 +120,7 @@ describe('osp analyze', () => {
     await train({ config: tinyRun(dir, { steps: 3, schedule: { kind: 'constant' } }), log: quiet });
     const text = 'It was the best of times, it was the worst of times, it was the age of wisdom. '.repeat(3);
     writeFileSync(join(dir, 'text.txt'), text);
-    const r = osp(join(dir, 'tiny'), '--text', join(dir, 'text.txt'), '--batch', '2', '--seq', '20', '--kurtosis', '--hessian', '--topk', '3', '--lanczos', '6', '--json');
+    const r = osp(join(dir, 'tiny'), '--text', join(dir, 'text.txt'), '--batch', '2', '--seq', '20', '--kurtosis', '--hessian', '--topk', '3', '--lanczos', '6', '--outlier-window', '5', '--json');
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.tokens).toBe(40);
@@ -148,6 +148,10 @@ describe('osp analyze', () => {
     expect(out.hessian.topk).toHaveLength(3);
     expect(out.hessian.topk[0]).toBeGreaterThanOrEqual(out.hessian.topk[1]);
     expect(out.hessian.dim).toBeGreaterThan(10_000);
+    expect(out.hessian.outlierWindow).toBe(5);
+    expect(typeof out.hessian.outliersCapped).toBe('boolean');
+    expect(out.kurtosis.gaussianFloorStderr).toBeGreaterThan(0);
+    expect(out.kurtosis.gaussianFloorStderr / out.kurtosis.gaussianFloor).toBeLessThan(0.002);
   });
 
   it('bad input: K > M, a text too short for the batch', async () => {
@@ -157,6 +161,9 @@ describe('osp analyze', () => {
     const a = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8', '--hessian', '--topk', '9', '--lanczos', '4');
     expect(a.status).toBe(2);
     expect(a.stderr).toContain('--topk: 9 eigenvalues need at least as many Lanczos steps; --lanczos is 4');
+    const w = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8', '--hessian', '--topk', '2', '--lanczos', '4', '--outlier-window', '6');
+    expect(w.status).toBe(2);
+    expect(w.stderr).toContain('--outlier-window: 6 exceeds --lanczos 4');
     const b = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8');
     expect(b.status).toBe(2);
     expect(b.stderr).toContain('--batch 2 --seq 8 needs 18 bytes (B x (T+1)), the file has 5');

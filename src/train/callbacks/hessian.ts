@@ -57,6 +57,7 @@ export class HessianProbe implements Callback {
       params: h.params,
       method: h.method,
       seed: ctx.config.seed + ctx.step,
+      outlierWindow: h.outlierWindow,
     };
     const step = ctx.step;
     const promise = this.start().runProbe(Comlink.transfer(req, buffers));
@@ -77,6 +78,8 @@ export class HessianProbe implements Callback {
       record('hessian/measured_at_step', step);
       result.topk.forEach((v, i) => record(`hessian/eig_${i + 1}`, v));
       record('hessian/outliers', result.outlierCount);
+      record('hessian/outlier_window', result.outlierWindow);
+      record('hessian/outliers_capped', result.outliersCapped ? 1 : 0);
       record('hessian/gap_ratio', result.gapRatio);
       record('hessian/bulk_edge', result.bulkEdge);
       record('hessian/seconds', result.seconds);

@@ -10,10 +10,10 @@ import type { Callback, TrainContext } from '../callback.ts';
 import { heatmapFigurePng } from '../../io/png.ts';
 import {
   aggregateOspKurtosis,
-  gaussianFloor,
   outlierStats,
   type OutlierStats,
 } from '../../metrics/outliers.ts';
+import { gaussianFloorEstimate } from '../../metrics/gaussian_floor.ts';
 
 export interface OutlierSummary {
   step: number;
@@ -69,9 +69,10 @@ export class OutlierMonitor implements Callback {
     const stats = await measureOutliers(ctx, this.batch, this.B, this.T, topK);
     const m = ctx.metrics;
     const aggregate = aggregateOspKurtosis(stats);
-    const floor = gaussianFloor(ctx.model.config.hiddenSize);
+    const { value: floor, stderr: floorStderr } = gaussianFloorEstimate(ctx.model.config.hiddenSize);
     m.record('outliers/osp_kurtosis', aggregate);
     m.record('outliers/gaussian_floor', floor);
+    m.record('outliers/gaussian_floor_stderr', floorStderr);
     const perTap: OutlierSummary['perTap'] = {};
     for (const [tap, s] of stats) {
       m.record(`outliers/${tap}/osp_kurtosis`, s.ospKurtosis);
