@@ -226,6 +226,29 @@ describe('losses tfjs cannot differentiate twice', () => {
     x.dispose();
   });
 
+  it('auto also catches a dropped second-derivative term worth 2%: it keeps exact only within what fd resolves', async () => {
+    const x = tf.variable(tf.tensor1d([0.4, -0.6, 0.9]), true);
+    // As above, with the host-computed cube scaled by 0.01: the Hessian double backprop misses is
+    // 0.06 x, about 2% of the true one (2 + 0.06 x). The old 10% tolerance accepted it.
+    const c = 0.01;
+    const cube = tf.customGrad((...args) => {
+      const [t, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      save([t]);
+      return {
+        value: tf.mul(c, tf.sum(tf.pow(t, 3))),
+        gradFunc: (dy, [s]) => tf.mul(dy, tf.tensor(Array.from(s!.dataSync(), (u) => 3 * c * u * u), s!.shape)),
+      };
+    });
+    const params = new Map([['x', x]]);
+    const lossFn = () => tf.add(tf.sum(tf.square(x)), cube(x) as tf.Scalar) as tf.Scalar;
+    const auto = await hessianOperator(lossFn, params);
+    expect(auto.method).toBe('fd');
+    expect(auto.probeAgreement!).toBeGreaterThan(0.01);
+    expect(auto.probeAgreement!).toBeLessThan(0.05);
+    expect(auto.fallbackReason).toContain('disagree');
+    x.dispose();
+  });
+
   it('logSumExp (Max has a gradient, Equal has none): exact throws, auto falls back', async () => {
     const x = tf.variable(tf.tensor1d([0.2, 0.1, -0.4]), true);
     const params = new Map([['x', x]]);
