@@ -184,6 +184,8 @@ export interface EvalOptions {
   seqLen: number;
   /** Stop after this many batches (a cheaper, still fixed, validation subset). */
   maxBatches?: number;
+  /** What the batches are for, named in the error when the dataset is too short (default 'evaluation'). */
+  purpose?: string;
 }
 
 /**
@@ -205,7 +207,7 @@ export function evalBatches(dataset: TokenDataset, opts: EvalOptions): Batch[] {
   if (count === 0) {
     throw new DataError(
       dataset.name,
-      `evaluation with batchSize ${batchSize} and sequence length ${seqLen} needs at least ` +
+      `${opts.purpose ?? 'evaluation'} with batchSize ${batchSize} and sequence length ${seqLen} needs at least ` +
         `${batchSize * seqLen + 1} tokens, dataset ${dataset.name} has ${dataset.length}`,
     );
   }

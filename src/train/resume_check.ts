@@ -45,7 +45,15 @@ export function checkResume(saved: RunConfig, config: RunConfig, step: number, e
   }
   const before = createSchedule(saved.schedule)(step);
   const after = createSchedule(config.schedule)(step);
-  if (Math.abs(before - after) <= 1e-9) return [];
+  if (Math.abs(before - after) <= 1e-9) {
+    // Asked to extend, but nothing moves: e.g. schedule.totalSteps is pinned in the run's config.
+    return extendSchedule && config.schedule.kind !== 'constant' && config.schedule.totalSteps === saved.schedule.totalSteps
+      ? [
+          `--extend-schedule changes nothing: schedule.totalSteps stays ${config.schedule.totalSteps} in this run's config, ` +
+            `so the lr stays at its final value; stretch it with --set schedule.totalSteps=${config.steps}`,
+        ]
+      : [];
+  }
   const fmt = (x: number) => x.toFixed(4);
   if (!extendSchedule) {
     throw new ConfigError(

@@ -258,7 +258,16 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
   const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
   const { size, seqLen } = config.batch;
   const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.seed });
-  const valBatches = evalBatches(data.val, { batchSize: size, seqLen, maxBatches: config.eval.batches });
+  const valBatches = evalBatches(data.val, { batchSize: size, seqLen, maxBatches: config.eval.batches, purpose: 'evaluation (batch.size)' });
+  // The monitors' fixed batches are checked here too, before any backend starts.
+  const held =
+    config.monitor.every > 0
+      ? evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1, purpose: 'the outlier monitor (monitor.batchSize)' })[0]!
+      : undefined;
+  const hessianBatch =
+    config.hessian.every > 0
+      ? evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1, purpose: 'the Hessian probe (hessian.batchSize)' })[0]!
+      : undefined;
   const baselineLoss = unigramCrossEntropy(data.train.tokens, valBatches.map((b) => b.targets), config.model.vocabSize);
   let baselineBytes = 0;
   let baselineTokens = 0;
@@ -279,13 +288,12 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
     const monitors: Callback[] = [];
     if (config.monitor.every > 0) {
       // The first validation windows: the same tokens at every measurement, never trained on.
-      const held = evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1 })[0]!;
-      monitors.push(new OutlierMonitor(held.inputs, config.monitor.batchSize, seqLen));
+      monitors.push(new OutlierMonitor(held!.inputs, config.monitor.batchSize, seqLen));
     }
     if (config.quant.every > 0) monitors.push(new QuantEvalCallback(valBatches));
     if (config.hessian.every > 0) {
       // The first training windows, unshuffled: the Hessian of the training objective on a fixed batch.
-      monitors.push(new HessianProbe(evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1 })[0]!));
+      monitors.push(new HessianProbe(hessianBatch!));
     }
     const checkpointCb = new CheckpointCallback();
     const tracker = new SummaryTracker();

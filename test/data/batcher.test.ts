@@ -133,5 +133,9 @@ describe('evalBatches', () => {
       'v: evaluation with batchSize 4 and sequence length 4 needs at least 17 tokens, dataset v has 10',
     );
     expect(() => evalBatches(counting(3, 'v'), { batchSize: 1, seqLen: T })).toThrow(/needs at least 5 tokens/);
+    // The caller names what the batches are for (the outlier monitor's batch is not the evaluation's).
+    expect(() => evalBatches(counting(10, 'v'), { batchSize: 4, seqLen: T, purpose: 'the outlier monitor (monitor.batchSize)' })).toThrow(
+      'v: the outlier monitor (monitor.batchSize) with batchSize 4 and sequence length 4 needs at least 17 tokens',
+    );
   });
 });

@@ -82,6 +82,10 @@ describe('--resume validates overrides before writing anything', () => {
     });
     expect(ext.steps).toBe(20);
     expect(lines.join('\n')).toMatch(/extending the schedule: lr factor at step 12 0\.1000 -> 0\.\d+/);
+    // schedule.totalSteps is now pinned at 20 in the run's config: asking to extend again moves nothing, and says so.
+    const pinned: string[] = [];
+    await train({ resume: run.runDir, overrides: ['steps=22'], extendSchedule: true, log: (l) => pinned.push(l) });
+    expect(pinned.join('\n')).toContain('--extend-schedule changes nothing: schedule.totalSteps stays 20');
   });
 
   it('a constant schedule (or a wsd still in its stable phase) extends without the flag', async () => {
