@@ -120,8 +120,9 @@ export class ConsoleSink implements Callback {
     const fields = [
       `loss ${loss?.toFixed(4) ?? '?'}`,
       `gnorm ${m.get('train/grad_norm')?.toFixed(3) ?? '?'}`,
-      `${Math.round(this.tps)} tok/s`,
-      `ETA ${fmtDuration(eta)}${skipped}`,
+      // Padded, so that the bar keeps its width from line to line.
+      `${String(Math.round(this.tps)).padStart(6)} tok/s`,
+      `ETA ${fmtDuration(eta).padStart(6)}${skipped}`,
     ];
     const lines: string[] = [];
     if (m.has('eval/loss')) {
