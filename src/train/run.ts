@@ -371,6 +371,8 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
   }
   const { trainer, evalCb, checkpointCb, tracker, callbacks } = assembled;
   try {
+    // A stop requested during start-up (data, backend, model) ends here, before anything is written.
+    if (opts.stop?.aborted) throw new OspError('stopped before training started; nothing was written');
     commitRun(plan, opts, log);
   } catch (e) {
     await release();

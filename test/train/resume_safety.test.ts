@@ -157,6 +157,16 @@ describe('a stop request (Ctrl-C) saves the run', () => {
     expect(steps).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 
+  it('a stop requested before training starts writes nothing', async () => {
+    const out = tempDir();
+    const controller = new AbortController();
+    controller.abort();
+    await expect(train({ config: tinyRun(out, { steps: 3 }), stop: controller.signal, log: quiet })).rejects.toThrow(
+      'stopped before training started; nothing was written',
+    );
+    expect(existsSync(join(out, 'tiny'))).toBe(false);
+  });
+
   it('rows a killed run logged past its last checkpoint are dropped on resume', async () => {
     const out = tempDir();
     const run = await train({ config: tinyRun(out, { steps: 8, schedule: { kind: 'constant' } }), log: quiet });
