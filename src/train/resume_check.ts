@@ -8,8 +8,13 @@ import { ConfigError } from '../errors.ts';
 import type { RunConfig } from '../config/run.ts';
 import { createSchedule } from '../optim/schedule.ts';
 
-/** Leaves of two JSON values that differ, as `path: a, now b` (paths joined with '.'). */
+/**
+ * Leaves of two JSON values that differ, as `path: a, now b` (paths joined with '.'). A key the
+ * checkpoint's config does not have is skipped: it was added to osp-lab after that run was saved,
+ * which then ran with its default.
+ */
 export function jsonDiff(a: unknown, b: unknown, path: string): string[] {
+  if (a === undefined) return [];
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a) && !Array.isArray(b)) {
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
     return keys.flatMap((k) => jsonDiff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`));

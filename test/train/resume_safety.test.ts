@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listCheckpoints } from '../../src/train/checkpoint.ts';
 import { train } from '../../src/train/run.ts';
+import { jsonDiff } from '../../src/train/resume_check.ts';
 import type { Callback, TrainContext } from '../../src/train/callback.ts';
 import { readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
 import { HessianProbe } from '../../src/train/callbacks/hessian.ts';
@@ -100,6 +101,14 @@ describe('--resume validates overrides before writing anything', () => {
     });
     const r = await train({ resume: stable.runDir, overrides: ['steps=8', 'schedule.totalSteps=40'], log: quiet });
     expect(r.steps).toBe(8);
+  });
+});
+
+describe('jsonDiff', () => {
+  it('lists differing leaves; a key the checkpoint lacks (added later, with its default) is not a difference', () => {
+    expect(jsonDiff({ a: 1, b: { c: 2 } }, { a: 1, b: { c: 3 } }, 'model')).toEqual(['model.b.c: checkpoint 2, now 3']);
+    expect(jsonDiff({ a: 1 }, { a: 1, added: 0 }, 'model')).toEqual([]);
+    expect(jsonDiff({ a: 1, gone: 2 }, { a: 1 }, 'model')).toEqual(['model.gone: checkpoint 2, now undefined']);
   });
 });
 
