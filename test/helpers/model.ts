@@ -1,4 +1,5 @@
 /** Shared test helpers: copy a tfjs model's weights out as float64 and build the oracle's config. */
+import type { ModelConfig } from '../../src/model/config.ts';
 import type { Transformer } from '../../src/model/transformer.ts';
 import type { Llama64Config, Weights } from './llama64.ts';
 
@@ -9,7 +10,11 @@ export function weights64(model: Transformer): Weights {
 }
 
 export function config64(model: Transformer): Llama64Config {
-  const c = model.config;
+  return llamaConfig64(model.config);
+}
+
+/** The float64 oracle's config for a model config (e.g. a folded or rotated plain Llama's). */
+export function llamaConfig64(c: ModelConfig): Llama64Config {
   return {
     vocabSize: c.vocabSize,
     hiddenSize: c.hiddenSize,
@@ -57,4 +62,17 @@ export function normRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     scale = Math.max(scale, Math.abs(b[i]!));
   }
   return diff / scale;
+}
+
+/** max |M M^T - I| for a row-major n x n matrix, in float64. */
+export function orthogonalityError(m: ArrayLike<number>, n: number): number {
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += m[i * n + k]! * m[j * n + k]!;
+      worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+    }
+  }
+  return worst;
 }

@@ -42,6 +42,7 @@ import type { ModelConfig } from '../../model/config.ts';
 import { paramSpecs, type Transformer } from '../../model/transformer.ts';
 import { Rng } from '../../utils/rng.ts';
 import { foldToLlama, modelWeights, type Weights } from '../fold.ts';
+import { fwht } from './hadamard.ts';
 import { applyHadamard, exactHadamard, exactHadamardOrderSupported, exactHadamardPlan, hadamardRotateExact, nearestHadamardOrders } from './hadamard_exact.ts';
 
 /** Parameters by name in float64 ([out, in] layout, row-major). */
@@ -330,20 +331,6 @@ function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
   const t = new Float64Array(a.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c]!;
   return t;
-}
-
-/** In-place unscaled Walsh-Hadamard transform of v[off, off + n) (natural order: S[i, j] = (-1)^popcount(i & j)). */
-function fwht(v: Float64Array, off: number, n: number): void {
-  for (let h = 1; h < n; h *= 2) {
-    for (let i = off; i < off + n; i += 2 * h) {
-      for (let j = i; j < i + h; j++) {
-        const a = v[j]!;
-        const b = v[j + h]!;
-        v[j] = a + b;
-        v[j + h] = a - b;
-      }
-    }
-  }
 }
 
 /**

@@ -15,6 +15,7 @@ import {
 } from '../../../src/export/quant/hadamard.ts';
 import { Rng } from '../../../src/utils/rng.ts';
 import { testBackends } from '../../helpers/backends.ts';
+import { orthogonalityError } from '../../helpers/model.ts';
 
 // WebGPU runs on the software adapter in CI; OSP_SKIP_WEBGPU=1 is the explicit switch for machines without Vulkan.
 const backends: ConcreteBackend[] = testBackends;
@@ -22,19 +23,6 @@ const backends: ConcreteBackend[] = testBackends;
 afterAll(async () => {
   await stopBackend();
 });
-
-/** max |M M^T - I| for a row-major n x n matrix, in float64. */
-function orthogonalityError(m: ArrayLike<number>, n: number): number {
-  let worst = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let k = 0; k < n; k++) s += m[i * n + k]! * m[j * n + k]!;
-      worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
-    }
-  }
-  return worst;
-}
 
 /** Float64 y = A x for a row-major [rows, cols] A. */
 function matVec(a: ArrayLike<number>, rows: number, cols: number, x: ArrayLike<number>): Float64Array {

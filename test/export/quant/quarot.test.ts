@@ -16,8 +16,8 @@ import type { ModelConfig, ModelConfigInput } from '../../../src/model/config.ts
 import type { BlockHooks } from '../../../src/model/layers.ts';
 import { Transformer, createModel } from '../../../src/model/transformer.ts';
 import { Rng } from '../../../src/utils/rng.ts';
-import { llama64, type Llama64Config, type Weights as W64 } from '../../helpers/llama64.ts';
-import { normRelErr, tokens } from '../../helpers/model.ts';
+import { llama64, type Weights as W64 } from '../../helpers/llama64.ts';
+import { llamaConfig64, normRelErr, orthogonalityError, tokens } from '../../helpers/model.ts';
 
 beforeAll(async () => {
   await startBackend('cpu');
@@ -50,21 +50,6 @@ function randomizeNorms(model: Transformer, seed: number, keepFinal = false): vo
   }
 }
 
-function cfg64(c: ModelConfig): Llama64Config {
-  return {
-    vocabSize: c.vocabSize,
-    hiddenSize: c.hiddenSize,
-    numLayers: c.numLayers,
-    numHeads: c.numHeads,
-    numKvHeads: c.numKvHeads,
-    headDim: c.headDim,
-    intermediateSize: c.intermediateSize,
-    ropeTheta: c.ropeTheta,
-    normEps: c.normEps,
-    embproj: c.embedding === 'embproj',
-    tie: c.tieEmbeddings,
-  };
-}
 
 const to64 = (w: Weights | NonNullable<QuarotResult['weights64']>): W64 =>
   new Map([...w].map(([name, v]) => [name, Float64Array.from(v.data)]));
@@ -119,13 +104,13 @@ describe('QuaRot rotation keeps the function', () => {
       // float64 reference: rotated vs unrotated folded weights (the same float32 inputs), and vs the
       // original (unfolded) model, which differs by the fold's float32 rounding only.
       const folded = foldToLlama(model.config, original);
-      const ref = llama64(cfg64(folded.config), to64(folded.weights), toks).logits;
-      const rot = llama64(cfg64(r.config), to64(r.weights64!), toks).logits;
+      const ref = llama64(llamaConfig64(folded.config), to64(folded.weights), toks).logits;
+      const rot = llama64(llamaConfig64(r.config), to64(r.weights64!), toks).logits;
       expect(normRelErr(rot, ref)).toBeLessThan(1e-10);
-      const orig = llama64(cfg64(model.config), to64(original), toks).logits;
+      const orig = llama64(llamaConfig64(model.config), to64(original), toks).logits;
       expect(normRelErr(rot, orig)).toBeLessThan(1e-5);
       // ... and the float32-rounded rotated weights stay within float32 rounding.
-      expect(normRelErr(llama64(cfg64(r.config), to64(r.weights), toks).logits, ref)).toBeLessThan(1e-5);
+      expect(normRelErr(llama64(llamaConfig64(r.config), to64(r.weights), toks).logits, ref)).toBeLessThan(1e-5);
 
       // The rotation really happened: the embedding is E Q with the dense Q (checks the fast transform).
       const E = folded.weights.get('model.embed_tokens.weight')!.data;
@@ -157,8 +142,8 @@ describe('QuaRot rotation keeps the function', () => {
     const rotated = load(r.config, r.weights);
     expect(normRelErr(logitsOf(rotated, toks), logitsOf(model, toks))).toBeLessThan(1e-4);
     const original = await modelWeights(model);
-    const ref = llama64(cfg64(model.config), to64(original), toks).logits;
-    expect(normRelErr(llama64(cfg64(r.config), to64(r.weights64!), toks).logits, ref)).toBeLessThan(1e-10);
+    const ref = llama64(llamaConfig64(model.config), to64(original), toks).logits;
+    expect(normRelErr(llama64(llamaConfig64(r.config), to64(r.weights64!), toks).logits, ref)).toBeLessThan(1e-10);
     model.dispose();
     rotated.dispose();
   });
@@ -168,15 +153,7 @@ describe('the rotation Q', () => {
   it('is orthogonal (Q Q^T = I to 1e-12 in float64) for hidden widths 12, 16, 20, 128, 352', () => {
     for (const d of [12, 16, 20, 128, 352]) {
       const q = quarotRotation(d, 5);
-      let worst = 0;
-      for (let i = 0; i < d; i++) {
-        for (let j = 0; j < d; j++) {
-          let s = 0;
-          for (let k = 0; k < d; k++) s += q[i * d + k]! * q[j * d + k]!;
-          worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
-        }
-      }
-      expect(worst, `d=${d}`).toBeLessThan(1e-12);
+      expect(orthogonalityError(q, d), `d=${d}`).toBeLessThan(1e-12);
       // Q = H D / sqrt(d): every entry +-1/sqrt(d), column j's sign pattern is H's times s_j.
       const h = exactHadamard(d);
       for (let j = 0; j < d; j++) {
@@ -289,14 +266,7 @@ describe('online rotations', () => {
     model.dispose();
     expect(on.qk.n).toBe(hd);
     const R = on.qk.matrix();
-    // R orthogonal.
-    for (let i = 0; i < hd; i++) {
-      for (let j = 0; j < hd; j++) {
-        let s = 0;
-        for (let k = 0; k < hd; k++) s += R[i * hd + k]! * R[j * hd + k]!;
-        expect(Math.abs(s - (i === j ? 1 : 0))).toBeLessThan(1e-12);
-      }
-    }
+    expect(orthogonalityError(R, hd)).toBeLessThan(1e-12);
     const rng = new Rng(3);
     const q = tf.tensor4d(Float32Array.from(rng.normals(2 * 2 * 5 * hd)), [2, 2, 5, hd]);
     const k = tf.tensor4d(Float32Array.from(rng.normals(2 * 2 * 5 * hd)), [2, 2, 5, hd]);
