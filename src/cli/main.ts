@@ -9,9 +9,12 @@ import { tensor as tfTensor } from '@tensorflow/tfjs';
 import { startBackend, stopBackend, BACKEND_NAMES } from '../backend/index.ts';
 import { readConfigFile } from '../config/run.ts';
 import { prepareShards } from '../data/sources.ts';
-import { OspError } from '../errors.ts';
+import { checkChoice, OspError } from '../errors.ts';
 import { evaluateTokens, readTextTokens, textWindows } from '../eval/text.ts';
 import { quantEval, resolveQuantConfig } from '../export/quant/eval.ts';
+import { calibrationFromRunData, calibrationFromTokens } from '../export/quant/calibration.ts';
+import { GGUF_TYPES } from '../export/gguf.ts';
+import { ggufPerplexity } from '../export/gguf_eval.ts';
 import { checkpointWeights } from '../export/checkpoint.ts';
 import { analyzeCheckpoint } from '../eval/analyze.ts';
 import { EXPORT_FORMATS, exportCheckpoint } from '../export/index.ts';
@@ -192,14 +195,23 @@ const COMMANDS: Record<string, Command> = {
   },
   export: {
     summary: 'write a checkpoint as a Hugging Face Llama directory or a GGUF file for llama.cpp',
-    usage: 'osp export CHECKPOINT --format hf|gguf --out PATH [--dtype f32|f16|bf16] [--type f32|f16|q8_0|q4_0]',
-    options: { format: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, type: { type: 'string' } },
+    usage: 'osp export CHECKPOINT --format hf|gguf --out PATH [--dtype f32|f16|bf16] [--type f32|f16|q8_0|q4_0] [--rotate [--rotate-seed S]]',
+    options: {
+      format: { type: 'string' },
+      out: { type: 'string' },
+      dtype: { type: 'string' },
+      type: { type: 'string' },
+      rotate: { type: 'boolean' },
+      'rotate-seed': { type: 'string' },
+    },
     help: {
       CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
       '--format NAME': 'hf (config.json, model.safetensors, tokenizer files) or gguf (one file)',
       '--out PATH': 'hf: a new (or empty) directory; gguf: the file to write',
       '--dtype NAME': 'hf only: f32 (default), f16 or bf16',
       '--type NAME': 'gguf only: f32 (default), f16, q8_0 or q4_0 (q4_0 keeps embedding and output at q8_0)',
+      '--rotate': "QuaRot's residual-stream rotation (norms folded, random Hadamard; same function, no online op)",
+      '--rotate-seed S': 'seed of the rotation\'s random signs (default 0)',
     },
     async run(v, pos) {
       if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp export --help)');
@@ -211,69 +223,133 @@ const COMMANDS: Record<string, Command> = {
         out: v.out as string,
         dtype: v.dtype as string | undefined,
         type: v.type as string | undefined,
+        rotate: Boolean(v.rotate),
+        ...(v['rotate-seed'] !== undefined ? { rotateSeed: Number(v['rotate-seed']) } : {}),
       });
       for (const f of files) console.log(f);
     },
   },
   'quant-eval': {
-    summary: 'full-precision vs fake-quantized (W4A4KV4-style) loss of a checkpoint on a text file',
-    usage: 'osp quant-eval CHECKPOINT --text FILE [--w 4] [--a 4] [--kv 4] [--had] [--group-size G] [--no-clip] [--backend NAME] [--json]',
+    summary: 'full-precision vs 4-bit (W4A4KV4) perplexity of a checkpoint: RTN, GPTQ, FFN Had, QuaRot, llama.cpp',
+    usage:
+      'osp quant-eval CHECKPOINT --text FILE [--method rtn,gptq] [--rotate none,ffn,quarot] [--w 4] [--a 4] [--kv 4] ' +
+      '[--gguf q4_0,q8_0,f32] [--all] [--calib FILE] [--backend NAME] [--json] (osp quant-eval --help for all options)',
     options: {
       text: { type: 'string' },
+      method: { type: 'string' },
+      rotate: { type: 'string' },
+      all: { type: 'boolean' },
+      gguf: { type: 'string' },
       w: { type: 'string' },
       a: { type: 'string' },
       kv: { type: 'string' },
       had: { type: 'boolean' },
+      'no-qk-rotate': { type: 'boolean' },
+      'minmax-range': { type: 'boolean' },
       'group-size': { type: 'string' },
       'no-clip': { type: 'boolean' },
+      'act-order': { type: 'boolean' },
+      calib: { type: 'string' },
+      'calib-windows': { type: 'string' },
+      'quarot-seed': { type: 'string' },
       backend: { type: 'string' },
       json: { type: 'boolean' },
     },
     help: {
       CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
       '--text FILE': 'UTF-8 text, windows of maxSeqLen as in osp eval',
-      '--w BITS': 'weights: RTN, symmetric per output channel, 4, 8 or 16 (= off); default 4',
+      '--method LIST': 'weight quantizer(s), comma-separated: rtn (default), gptq',
+      '--rotate LIST': 'rotation(s): none (default), ffn (exact full-width FFN Hadamard), quarot, ffn-block (block-diagonal, osp-lab < 0.2)',
+      '--all': 'the OSP paper\'s table: --method rtn,gptq --rotate none,ffn,quarot --gguf q4_0',
+      '--gguf LIST': 'also export to GGUF (f32, f16, q8_0, q4_0) and report llama.cpp\'s own perplexity; with quarot, also the residual-rotated export',
+      '--w BITS': 'weights: symmetric per output channel, 4, 8 or 16 (= off); default 4',
       '--a BITS': 'activations at the inputs of q/k/v/o/gate/up/down: per-token asymmetric; default 4',
-      '--kv BITS': 'KV cache (K after RoPE, V): asymmetric per head vector; default 4',
-      '--had': 'FFN Hadamard: rotate down_proj weights and its input (block-diagonal Hadamard)',
+      '--kv BITS': 'KV cache (V, and K after RoPE and the Q/K rotation): asymmetric per head vector; default 4',
+      '--no-qk-rotate': 'quantize raw post-RoPE keys (no Q/K Hadamard; osp-lab < 0.2)',
+      '--minmax-range': 'activation/KV ranges are plain min/max (default: widened to include 0, as QuaRot)',
       '--group-size G': 'weight quantization groups of G input channels (default: one scale per output channel)',
-      '--no-clip': 'plain RTN without the MSE clip search',
+      '--no-clip': 'weight scales without the MSE clip search',
+      '--act-order': 'GPTQ: quantize columns by decreasing Hessian diagonal',
+      '--calib FILE': 'GPTQ calibration text (default: the run\'s training data, 128 windows)',
+      '--calib-windows N': 'GPTQ calibration windows of maxSeqLen tokens (default 128)',
+      '--quarot-seed S': 'seed of QuaRot\'s random Hadamard signs (default 0)',
+      '--had': 'osp-lab < 0.2: the same as adding --rotate ffn-block',
       '--backend NAME': `backend to run on (default auto; ${BACKEND_NAMES.join(', ')})`,
-      '--json': 'print {"fp", "quant", "gap", "config"} as JSON',
+      '--json': 'print {"checkpoint", "step", "text", "fp", "variants", "gguf", "config"} as JSON',
     },
     async run(v, pos) {
       if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp quant-eval --help)');
       if (!v.text) throw new OspError('--text FILE is required');
+      const list = (name: string, fallback: string) => String(v[name] ?? fallback).split(',').map((x) => x.trim()).filter((x) => x !== '');
+      const all = Boolean(v.all);
+      if (all && (v.method !== undefined || v.rotate !== undefined || v.gguf !== undefined)) {
+        throw new OspError('--all sets --method, --rotate and --gguf; give either --all or those options');
+      }
       const bits = (name: string) => (v[name] === undefined ? 4 : Number(v[name]));
-      const config = {
-        w: bits('w'),
-        a: bits('a'),
-        kv: bits('kv'),
-        had: Boolean(v.had),
-        clipSearch: !v['no-clip'],
-        ...(v['group-size'] !== undefined ? { groupSize: Number(v['group-size']) } : {}),
-      };
-      const quant = resolveQuantConfig(config); // bad bits fail here, before anything is loaded
+      const int = (name: string) => (v[name] === undefined ? undefined : Number(v[name]));
+      const quant = resolveQuantConfig(
+        {
+          w: bits('w'),
+          a: bits('a'),
+          kv: bits('kv'),
+          method: list('method', all ? 'rtn,gptq' : 'rtn'),
+          rotate: list('rotate', all ? 'none,ffn,quarot' : 'none'),
+          ...(v.had ? { had: true } : {}),
+          qkRotate: !v['no-qk-rotate'],
+          zeroInRange: !v['minmax-range'],
+          clipSearch: !v['no-clip'],
+          ...(v['group-size'] !== undefined ? { groupSize: int('group-size') } : {}),
+          gptq: { actOrder: Boolean(v['act-order']), ...(v['calib-windows'] !== undefined ? { calibrationWindows: int('calib-windows') } : {}) },
+          ...(v['quarot-seed'] !== undefined ? { quarotSeed: int('quarot-seed') } : {}),
+        },
+        'quant-eval',
+      ); // bad values fail here, before anything is loaded
+      const ggufTypes = list('gguf', all ? 'q4_0' : '').map((t) => checkChoice('--gguf', t, GGUF_TYPES));
       const tokens = readTextTokens(v.text as string);
       const c = checkpointWeights(pos[0]!);
+      const seqLen = c.config.maxSeqLen;
+      const needsCalibration = quant.w !== 16 && quant.method.includes('gptq');
+      const calibration = !needsCalibration
+        ? undefined
+        : v.calib !== undefined
+          ? calibrationFromTokens(readTextTokens(v.calib as string), seqLen, quant.gptq.calibrationWindows, v.calib as string)
+          : calibrationFromRunData(c.runConfig.data, c.config.vocabSize, seqLen, quant.gptq.calibrationWindows);
+      const progress = (line: string) => {
+        if (!v.json) process.stderr.write(`${line}\n`);
+      };
       await startBackend((v.backend as string | undefined) ?? 'auto');
       const model = new Transformer(c.config, new Rng(0));
+      let r;
       try {
         for (const [name, p] of model.params) p.assign(tfTensor(c.weights.get(name)!.data, p.shape));
-        const r = await quantEval(model, textWindows(tokens, c.config.maxSeqLen), quant);
-        if (v.json) console.log(JSON.stringify(r));
-        else {
-          const tag = `W${r.config.w}A${r.config.a}KV${r.config.kv}${r.config.had ? ' + FFN Had' : ''}`;
-          console.log(`${c.dir} (step ${c.step}) on ${v.text}:`);
-          console.log(`  full precision  loss ${r.fp.loss.toFixed(4)}  ppl ${r.fp.perplexity.toFixed(3)}`);
-          console.log(`  ${tag.padEnd(14)}  loss ${r.quant.loss.toFixed(4)}  ppl ${r.quant.perplexity.toFixed(3)}`);
-          const sign = r.gap.loss >= 0 ? '+' : '';
-          console.log(`  gap             loss ${sign}${r.gap.loss.toFixed(4)}  ppl x${r.gap.perplexityRatio.toFixed(3)}`);
-        }
+        r = await quantEval(model, textWindows(tokens, seqLen), quant, { calibration, log: progress });
       } finally {
         model.dispose();
         await stopBackend();
       }
+      const gguf = [];
+      for (const type of ggufTypes) {
+        for (const rotate of quant.rotate.includes('quarot') ? [false, true] : [false]) {
+          progress(`llama.cpp: ${type}${rotate ? ' with the QuaRot residual rotation' : ''}...`);
+          gguf.push({ type, rotate, ...(await ggufPerplexity(pos[0]!, type, rotate, quant.quarotSeed, tokens, seqLen)) });
+        }
+      }
+      if (v.json) {
+        console.log(JSON.stringify({ checkpoint: c.dir, step: c.step, text: v.text, ...r, gguf }));
+        return;
+      }
+      console.log(`${c.dir} (step ${c.step}) on ${v.text}, ${tokens.length - 1} tokens:`);
+      const rows: [string, number, number, number][] = [['full precision', r.fp.loss, r.fp.perplexity, 1]];
+      for (const q of r.variants) rows.push([q.name, q.quant.loss, q.quant.perplexity, q.gap.perplexityRatio]);
+      for (const g of gguf) {
+        rows.push([`llama.cpp ${g.type.toUpperCase()}${g.rotate ? ' + QuaRot residual rotation' : ''}`, g.loss, g.perplexity, g.perplexity / r.fp.perplexity]);
+      }
+      const width = Math.max(...rows.map((x) => x[0].length));
+      console.log(`  ${'setting'.padEnd(width)}     loss      ppl  ppl ratio`);
+      for (const [name, loss, ppl, ratio] of rows) {
+        console.log(`  ${name.padEnd(width)}  ${loss.toFixed(4)}  ${ppl.toFixed(3).padStart(7)}  ${ratio.toFixed(4).padStart(9)}`);
+      }
+      if (gguf.length) console.log("  llama.cpp rows: llama.cpp's own quantized weights (Q4_0/Q8_0: blocks of 32, one scale each), its CPU kernels' activation handling, f16 KV cache");
     },
   },
   analyze: {

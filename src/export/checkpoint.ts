@@ -10,8 +10,17 @@ import { paramSpecs } from '../model/transformer.ts';
 import { openCheckpoint } from '../train/checkpoint.ts';
 import { foldToLlama, type Weights } from './fold.ts';
 
-/** A checkpoint's model config and float32 weights, every weight checked finite and of the right shape. */
-export function checkpointWeights(path: string): { dir: string; step: number; config: ModelConfig; weights: Weights } {
+/**
+ * A checkpoint's model config and float32 weights, every weight checked finite and of the right shape,
+ * and the whole run config it was trained with (`runConfig`, as saved: data, optimizer, ...).
+ */
+export function checkpointWeights(path: string): {
+  dir: string;
+  step: number;
+  config: ModelConfig;
+  weights: Weights;
+  runConfig: Record<string, unknown>;
+} {
   const { dir, checkpoint } = openCheckpoint(path);
   const config = resolveModelConfig((checkpoint.state.config as { model: unknown }).model);
   const weights: Weights = new Map();
@@ -27,7 +36,7 @@ export function checkpointWeights(path: string): { dir: string; step: number; co
     }
     weights.set(spec.name, { shape: spec.shape, data });
   }
-  return { dir, step: checkpoint.state.step, config, weights };
+  return { dir, step: checkpoint.state.step, config, weights, runConfig: checkpoint.state.config as Record<string, unknown> };
 }
 
 /** The checkpoint folded into a plain Llama (see fold.ts). */

@@ -1,13 +1,18 @@
 /**
- * `osp export`: a checkpoint, folded into a plain Llama, as a Hugging Face directory or a GGUF file.
+ * `osp export`: a checkpoint, folded into a plain Llama, as a Hugging Face directory or a GGUF file;
+ * with `rotate`, QuaRot's residual-stream rotation applied first (no online op is needed, so any
+ * Llama runtime, llama.cpp's Q4_0 included, runs the rotated model unchanged).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { checkChoice, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
-import { foldedCheckpoint } from './checkpoint.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { checkpointWeights, foldedCheckpoint } from './checkpoint.ts';
+import type { Weights } from './fold.ts';
 import { GGUF_TYPES, llamaGguf } from './gguf.ts';
 import { writeHfCheckpoint } from './hf.ts';
+import { quarotRotate } from './quant/quarot.ts';
 
 export const EXPORT_FORMATS = ['hf', 'gguf'] as const;
 const HF_DTYPES = ['f32', 'f16', 'bf16'] as const;
@@ -20,6 +25,23 @@ export interface ExportOptions {
   dtype?: string;
   /** gguf: f32 | f16 | q8_0 | q4_0 */
   type?: string;
+  /** Rotate the residual stream by QuaRot's random Hadamard (norms folded into the linears); default false. */
+  rotate?: boolean;
+  /** Seed of the rotation's random signs (default 0). */
+  rotateSeed?: number;
+}
+
+/** The checkpoint as a plain Llama, residual-rotated when asked. */
+function exportedModel(o: ExportOptions): { step: number; config: ModelConfig; weights: Weights } {
+  if (!o.rotate) {
+    if (o.rotateSeed !== undefined) throw new OspError('--rotate-seed applies only with --rotate');
+    return foldedCheckpoint(o.checkpoint);
+  }
+  const seed = o.rotateSeed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new OspError(`--rotate-seed: expected an integer >= 0, got ${String(o.rotateSeed)}`);
+  const c = checkpointWeights(o.checkpoint);
+  const r = quarotRotate(c.config, c.weights, { seed });
+  return { step: c.step, config: r.config, weights: r.weights };
 }
 
 /** Writes the export and returns the paths written. Options are validated before anything is read. */
@@ -28,15 +50,15 @@ export async function exportCheckpoint(o: ExportOptions): Promise<string[]> {
   if (format === 'hf') {
     if (o.type !== undefined) throw new OspError("--type applies to --format gguf; for hf use --dtype f32|f16|bf16");
     const dtype = checkChoice('--dtype', o.dtype ?? 'f32', HF_DTYPES);
-    const f = foldedCheckpoint(o.checkpoint);
+    const f = exportedModel(o);
     return writeHfCheckpoint(o.out, f.config, f.weights, dtype);
   }
   if (o.dtype !== undefined) throw new OspError('--dtype applies to --format hf; for gguf use --type f32|f16|q8_0|q4_0');
   const type = checkChoice('--type', o.type ?? 'f32', GGUF_TYPES);
   if (existsSync(o.out)) throw new OspError(`--out ${o.out} already exists; choose a new file name (nothing was written)`);
-  const f = foldedCheckpoint(o.checkpoint);
+  const f = exportedModel(o);
   // Like the hf directory, the file's folder is created when missing.
   mkdirSync(dirname(resolve(o.out)), { recursive: true });
-  writeFileAtomicSync(o.out, llamaGguf(f.config, f.weights, type, `osp-lab step ${f.step}`));
+  writeFileAtomicSync(o.out, llamaGguf(f.config, f.weights, type, `osp-lab step ${f.step}${o.rotate ? ', QuaRot residual rotation' : ''}`));
   return [o.out];
 }

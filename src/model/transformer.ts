@@ -85,7 +85,10 @@ export class Transformer {
     this.params = new Map();
     for (const spec of paramSpecs(config)) {
       // Variable names must be unique per tfjs engine; the HF name is the map key instead.
-      this.params.set(spec.name, tf.variable(tf.tensor(initialValues(spec, rng), spec.shape), true));
+      // The variable holds its own reference to the data; the initial tensor is released at once.
+      const init = tf.tensor(initialValues(spec, rng), spec.shape);
+      this.params.set(spec.name, tf.variable(init, true));
+      init.dispose();
     }
     this.rope = ropeTables(config.maxSeqLen, config.headDim, config.ropeTheta);
   }

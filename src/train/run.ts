@@ -268,6 +268,16 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
     config.hessian.every > 0
       ? evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1, purpose: 'the Hessian probe (hessian.batchSize)' })[0]!
       : undefined;
+  // GPTQ's calibration windows: the first training windows, unshuffled (never the validation text).
+  const gptqCalibration =
+    config.quant.every > 0 && config.quant.w !== 16 && config.quant.method.includes('gptq')
+      ? evalBatches(data.train, {
+          batchSize: size,
+          seqLen,
+          maxBatches: Math.ceil(config.quant.gptq.calibrationWindows / size),
+          purpose: 'GPTQ calibration (quant.gptq.calibrationWindows)',
+        })
+      : [];
   const baselineLoss = unigramCrossEntropy(data.train.tokens, valBatches.map((b) => b.targets), config.model.vocabSize);
   let baselineBytes = 0;
   let baselineTokens = 0;
@@ -290,7 +300,7 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
       // The first validation windows: the same tokens at every measurement, never trained on.
       monitors.push(new OutlierMonitor(held!.inputs, config.monitor.batchSize, seqLen));
     }
-    if (config.quant.every > 0) monitors.push(new QuantEvalCallback(valBatches));
+    if (config.quant.every > 0) monitors.push(new QuantEvalCallback(valBatches, gptqCalibration));
     if (config.hessian.every > 0) {
       // The first training windows, unshuffled: the Hessian of the training objective on a fixed batch.
       monitors.push(new HessianProbe(hessianBatch!));

@@ -4,12 +4,13 @@
  * top Hessian eigenvalue. Used by the progress output (from a step's metrics) and by the final
  * `done:` line (from summary.json's monitors). A monitor that did not run adds nothing.
  */
+import { quantTagName } from '../export/quant/config.ts';
 
 export interface Signal {
   kurtosis?: number;
   floor?: number;
-  /** Quantization tag as in metrics (`w4a4kv4`, `w4a4kv4_had`) and its perplexity ratio. */
-  quant?: { tag: string; ratio: number };
+  /** Quantization variants by tag as in metrics (`w4a4kv4_rtn`, `w4a4kv4_gptq_quarot`) and their perplexity ratios. */
+  quant?: { tag: string; ratio: number }[];
   hessianTop?: number;
 }
 
@@ -25,7 +26,13 @@ function kurtosisPhrase(k: number, floor: number | undefined): string {
 export function formatSignal(s: Signal): string {
   const parts: string[] = [];
   if (s.kurtosis !== undefined) parts.push(kurtosisPhrase(s.kurtosis, s.floor));
-  if (s.quant) parts.push(`${s.quant.tag.replace('_had', '+had').toUpperCase()} ppl x${s.quant.ratio.toFixed(3)}`);
+  if (s.quant?.length) {
+    // 'W4A4KV4 RTN ppl x1.062', further variants by their method and rotation only: ', QuaRot x1.031'.
+    const [first, ...rest] = s.quant.map((q) => ({ name: quantTagName(q.tag).replace(/ \(.*\)$/, ''), ratio: q.ratio }));
+    let phrase = `${first!.name} ppl x${first!.ratio.toFixed(3)}`;
+    for (const q of rest) phrase += `, ${q.name.replace(/^W\d+A\d+KV\d+ /, '')} x${q.ratio.toFixed(3)}`;
+    parts.push(phrase);
+  }
   if (s.hessianTop !== undefined) parts.push(`top Hessian eig ${s.hessianTop.toPrecision(4)}`);
   return parts.join('  ');
 }
@@ -38,8 +45,8 @@ export function signalOfMetrics(get: (name: string) => number | undefined, names
     s.kurtosis = k;
     s.floor = get('outliers/gaussian_floor');
   }
-  const q = names.find((n) => /^quant\/[^/]+\/ppl_ratio$/.test(n));
-  if (q) s.quant = { tag: q.split('/')[1]!, ratio: get(q)! };
+  const q = names.filter((n) => /^quant\/[^/]+\/ppl_ratio$/.test(n));
+  if (q.length) s.quant = q.map((n) => ({ tag: n.split('/')[1]!, ratio: get(n)! }));
   const h = get('hessian/eig_1');
   if (h !== undefined) s.hessianTop = h;
   return s;
@@ -53,10 +60,15 @@ export function signalOfSummary(monitors: Record<string, unknown>): Signal {
     s.kurtosis = o.ospKurtosis;
     s.floor = o.gaussianFloor;
   }
-  const q = monitors.quant as { config?: { w: number; a: number; kv: number; had?: boolean }; gap?: { perplexityRatio: number } } | null | undefined;
-  if (q?.config && q.gap) {
+  const q = monitors.quant as
+    | { variants?: { tag: string; gap: { perplexityRatio: number } }[]; config?: { w: number; a: number; kv: number; had?: boolean }; gap?: { perplexityRatio: number } }
+    | null
+    | undefined;
+  if (q?.variants?.length) s.quant = q.variants.map((v) => ({ tag: v.tag, ratio: v.gap.perplexityRatio }));
+  else if (q?.config && q.gap) {
+    // summary.json of osp-lab < 0.2: one variant, tagged as it was then.
     const c = q.config;
-    s.quant = { tag: `w${c.w}a${c.a}kv${c.kv}${c.had ? '_had' : ''}`, ratio: q.gap.perplexityRatio };
+    s.quant = [{ tag: `w${c.w}a${c.a}kv${c.kv}${c.had ? '_had' : ''}`, ratio: q.gap.perplexityRatio }];
   }
   const h = monitors.hessian as { topk?: number[] } | null | undefined;
   if (h?.topk?.length) s.hessianTop = h.topk[0];

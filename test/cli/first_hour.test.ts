@@ -208,9 +208,16 @@ describe('console formatting', () => {
   });
 
   it('the signal phrase: kurtosis against the floor (below it: said so), quantization ratio, top eigenvalue', () => {
-    expect(formatSignal({ kurtosis: 1.07, floor: 0.107, quant: { tag: 'w4a4kv4_had', ratio: 1.0345 }, hessianTop: 31.234 })).toBe(
-      'kurtosis 1.070 (10x floor 0.107)  W4A4KV4+HAD ppl x1.034  top Hessian eig 31.23',
+    expect(formatSignal({ kurtosis: 1.07, floor: 0.107, quant: [{ tag: 'w4a4kv4_rtn', ratio: 1.0345 }], hessianTop: 31.234 })).toBe(
+      'kurtosis 1.070 (10x floor 0.107)  W4A4KV4 RTN ppl x1.034  top Hessian eig 31.23',
     );
+    const variants = [
+      { tag: 'w4a4kv4_rtn', ratio: 1.0345 },
+      { tag: 'w4a4kv4_gptq_quarot', ratio: 1.0121 },
+    ];
+    expect(formatSignal({ quant: variants })).toBe('W4A4KV4 RTN ppl x1.034, QuaRot + GPTQ x1.012');
+    // A summary of osp-lab < 0.2 names its setting as such.
+    expect(formatSignal({ quant: [{ tag: 'w4a4kv4_had', ratio: 1.0345 }] })).toBe('W4A4KV4 v0.1 RTN + FFN Had ppl x1.034');
     expect(formatSignal({ kurtosis: 0.09, floor: 0.107 })).toBe('kurtosis 0.090 (below the Gaussian floor 0.107)');
     expect(formatSignal({})).toBe('');
   });

@@ -56,6 +56,12 @@ describe('forward pass vs float64 oracle', () => {
     });
   }
 
+  it('creating and disposing a model leaves no tensor behind (the initial values are released)', () => {
+    const before = tf.memory().numTensors;
+    for (const v of variants) createModel({ ...tiny, ...v }, { seed: 1 }).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('causality: changing a later token leaves earlier logits unchanged', () => {
     const model = createModel(tiny, { seed: 5 });
     const a = tokens(1, 9, tiny.vocabSize, 4);

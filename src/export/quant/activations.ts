@@ -7,9 +7,13 @@
  * one head's key or value vector):
  *   scale = (max v - min v) / (2^bits - 1),  zp = round(-min v / scale),
  *   q = clamp(round(v / scale) + zp, 0, 2^bits - 1),  v' = (q - zp) * scale.
- * A group with max == min passes through unchanged (it would need a zero scale). QuaRot's ActQuantizer
- * also widens the range to include 0 (min <= 0 <= max); that changes the scale only for groups whose
- * values all have one sign, and is not done here. Rounding is tf.round's half-to-even.
+ * A group with max == min passes through unchanged (it would need a zero scale). Rounding is tf.round's
+ * half-to-even.
+ *
+ * Range convention (`zeroInRange`, default true): QuaRot's ActQuantizer and KV quantizer widen each
+ * group's range to include 0 (min -> min(min, 0), max -> max(max, 0)), so that 0 is exactly
+ * representable; that changes the scale only for groups whose values all have one sign. osp-lab
+ * follows QuaRot by default; `zeroInRange: false` is the plain min/max range of osp-lab before 0.2.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, ShapeError } from '../../errors.ts';
@@ -21,11 +25,21 @@ function checkBits(bits: number): number {
   return 2 ** bits - 1;
 }
 
+/** Options shared by the activation and KV quantizers. */
+export interface ActQuantOptions {
+  /** Widen each group's range to include 0, as QuaRot does (default true); false = plain min/max. */
+  zeroInRange?: boolean;
+}
+
 /** The quantizer on rows of [G, g]: each row is one group. */
-function fakeQuantRows(x: tf.Tensor2D, levels: number): tf.Tensor2D {
+function fakeQuantRows(x: tf.Tensor2D, levels: number, opts: ActQuantOptions): tf.Tensor2D {
   return tf.tidy(() => {
-    const lo = tf.min(x, 1, true); // [G, 1]
-    const hi = tf.max(x, 1, true);
+    let lo = tf.min(x, 1, true); // [G, 1]
+    let hi = tf.max(x, 1, true);
+    if (opts.zeroInRange ?? true) {
+      lo = tf.minimum(lo, 0);
+      hi = tf.maximum(hi, 0);
+    }
     const range = tf.sub(hi, lo);
     const quantizable = tf.greater(range, 0);
     // Constant rows get scale 1 only to keep the arithmetic finite; `where` below returns them as they were.
@@ -43,10 +57,10 @@ function fakeQuantRows(x: tf.Tensor2D, levels: number): tf.Tensor2D {
  *
  * @example const xq = fakeQuantPerTokenAsym(x, 4);
  */
-export function fakeQuantPerTokenAsym(x: tf.Tensor2D, bits: number): tf.Tensor2D {
+export function fakeQuantPerTokenAsym(x: tf.Tensor2D, bits: number, opts: ActQuantOptions = {}): tf.Tensor2D {
   const levels = checkBits(bits);
   if (x.rank !== 2) throw new ShapeError(`fakeQuantPerTokenAsym: expected [N, width], got [${x.shape}]`);
-  return fakeQuantRows(x, levels);
+  return fakeQuantRows(x, levels, opts);
 }
 
 /**
@@ -56,7 +70,7 @@ export function fakeQuantPerTokenAsym(x: tf.Tensor2D, bits: number): tf.Tensor2D
  *
  * @example const oq = fakeQuantPerGroupAsym(merged, 4, headDim);
  */
-export function fakeQuantPerGroupAsym(x: tf.Tensor2D, bits: number, groupSize: number): tf.Tensor2D {
+export function fakeQuantPerGroupAsym(x: tf.Tensor2D, bits: number, groupSize: number, opts: ActQuantOptions = {}): tf.Tensor2D {
   const levels = checkBits(bits);
   if (x.rank !== 2) throw new ShapeError(`fakeQuantPerGroupAsym: expected [N, width], got [${x.shape}]`);
   const [n, width] = x.shape;
@@ -65,7 +79,7 @@ export function fakeQuantPerGroupAsym(x: tf.Tensor2D, bits: number, groupSize: n
   }
   return tf.tidy(() => {
     const groups = tf.reshape(x, [(n * width) / groupSize, groupSize]) as tf.Tensor2D;
-    return tf.reshape(fakeQuantRows(groups, levels), [n, width]) as tf.Tensor2D;
+    return tf.reshape(fakeQuantRows(groups, levels, opts), [n, width]) as tf.Tensor2D;
   });
 }
 
@@ -78,12 +92,12 @@ export function fakeQuantPerGroupAsym(x: tf.Tensor2D, bits: number, groupSize: n
  * @param t keys or values [B, Hkv, T, hd]
  * @example const [kq, vq] = [fakeQuantKvPerHead(k, 4), fakeQuantKvPerHead(v, 4)];
  */
-export function fakeQuantKvPerHead(t: tf.Tensor4D, bits: number): tf.Tensor4D {
+export function fakeQuantKvPerHead(t: tf.Tensor4D, bits: number, opts: ActQuantOptions = {}): tf.Tensor4D {
   const levels = checkBits(bits);
   if (t.rank !== 4) throw new ShapeError(`fakeQuantKvPerHead: expected [B, Hkv, T, hd], got [${t.shape}]`);
   const [b, h, T, hd] = t.shape;
   return tf.tidy(() => {
     const vectors = tf.reshape(t, [b * h * T, hd]) as tf.Tensor2D;
-    return tf.reshape(fakeQuantRows(vectors, levels), [b, h, T, hd]) as tf.Tensor4D;
+    return tf.reshape(fakeQuantRows(vectors, levels, opts), [b, h, T, hd]) as tf.Tensor4D;
   });
 }

@@ -1,77 +1,77 @@
 /**
  * Quantized evaluation in OSP's setting: how much loss a model loses when its block weights, the inputs of
- * its block linear layers and its KV cache are fake-quantized ("4-4-4" = W4 A4 KV4).
+ * its block linear layers and its KV cache are fake-quantized ("4-4-4" = W4 A4 KV4), for each variant
+ * (weight quantizer x rotation) the config asks for (config.ts).
  *
- *   weights      per-output-channel (or per-group) symmetric RTN with MSE clip search     (weights.ts)
+ *   weights      per-output-channel (or per-group) symmetric, MSE clip search: RTN (weights.ts) or
+ *                GPTQ on calibration windows, block after block (gptq_model.ts)
  *   activations  per-token asymmetric at the inputs of q/k/v, o (per head), gate/up, down (activations.ts)
- *   KV cache     keys after RoPE and values, asymmetric per head vector                  (activations.ts)
- *   FFN Had      down_proj's weight rotated offline, its input rotated online            (hadamard.ts)
+ *   KV cache     values and keys after RoPE, asymmetric per head vector; keys after the Q/K Hadamard
+ *                rotation (qkRotate, on by default as in the OSP paper and QuaRot)
+ *   rotations    ffn: down_proj's weight rotated offline by the exact Hadamard of the intermediate width,
+ *                its input online (hadamard_exact.ts); ffn-block: the block-diagonal one of osp-lab < 0.2;
+ *                quarot: norms folded, residual stream rotated, plus the online FFN Had (quarot.ts)
  * Embedding, EmbProj, norms and the LM head stay in full precision. The model itself knows nothing of
- * this: quantization enters through BlockHooks and a temporary swap of weights.
+ * this: each variant runs on a copy of the model (the caller's is never touched), and quantization enters
+ * through BlockHooks.
  */
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
-import { parseConfig } from '../../config/parse.ts';
 import { ConfigError, ShapeError } from '../../errors.ts';
 import type { BlockHooks } from '../../model/layers.ts';
-import type { Transformer } from '../../model/transformer.ts';
+import type { ModelConfig } from '../../model/config.ts';
+import { Transformer } from '../../model/transformer.ts';
+import { Rng } from '../../utils/rng.ts';
+import { modelWeights, type Weights } from '../fold.ts';
 import { fakeQuantKvPerHead, fakeQuantPerGroupAsym, fakeQuantPerTokenAsym } from './activations.ts';
-import { hadamardRotate } from './hadamard.ts';
-import { quantizeModelWeights, withWeights } from './weights.ts';
+import { quantVariants, resolveQuantConfig, type QuantConfig, type QuantConfigInput, type QuantVariant } from './config.ts';
+import { gptqModel } from './gptq_model.ts';
+import { hadamardRotate, rotateDownProj } from './hadamard.ts';
+import { applyHadamard, hadamardRotateExact } from './hadamard_exact.ts';
+import { checkHadamardOrder, qkRotation, quarotRotate } from './quarot.ts';
+import { blockLinearNames, quantizeWeightRtn } from './weights.ts';
 
-const BITS = [4, 8, 16] as const;
+export { QuantConfigSchema, resolveQuantConfig, quantVariants, quantTagName } from './config.ts';
+export type { QuantConfig, QuantConfigInput, QuantVariant } from './config.ts';
 
-export const QuantConfigSchema = z.strictObject({
-  /** Weight bits of the block linear layers; 16 = full precision (off). */
-  w: z.literal(BITS).default(4),
-  /** Activation bits at the inputs of the block linear layers; 16 = off. */
-  a: z.literal(BITS).default(4),
-  /** KV-cache bits (keys after RoPE, values); 16 = off. */
-  kv: z.literal(BITS).default(4),
-  /** Weight group size along the input dimension; absent = one scale per output channel (OSP's setting). */
-  groupSize: z.number().int().min(1).optional(),
-  /** MSE clip search for the weight scales (QuaRot's grid 100, maxshrink 0.8, norm 2.4). */
-  clipSearch: z.boolean().default(true),
-  /** FFN Had: Hadamard-rotate down_proj's weight and, online, its input. */
-  had: z.boolean().default(false),
-});
-
-export type QuantConfigInput = z.input<typeof QuantConfigSchema>;
-export type QuantConfig = z.output<typeof QuantConfigSchema>;
-
-/**
- * Validates a (partial) quantization config; missing fields take their defaults (4-4-4, clip search on).
- * @example resolveQuantConfig({ w: 8, had: true }) // { w: 8, a: 4, kv: 4, clipSearch: true, had: true }
- */
-export function resolveQuantConfig(input: unknown = {}, prefix = 'quant'): QuantConfig {
-  return parseConfig(QuantConfigSchema, input, prefix);
+export interface QuantHookOptions {
+  /** down_proj's online rotation (FFN Had, QuaRot), applied before its input is quantized. */
+  downRotate?: (x: tf.Tensor2D) => tf.Tensor2D;
 }
 
 /**
  * The BlockHooks that fake-quantize activations and the KV cache as `config` says:
  * 'qkv', 'gate_up' and 'down' inputs per token, 'o' input per token and head (groups of headDim), keys
- * (already rotated by RoPE when the hook sees them) and values per head vector. With `had`, down_proj's
- * input is Hadamard-rotated before it is quantized; the matching weights come from
- * quantizeModelWeights(..., { rotateDown: true }). Sites that need nothing get no hook at all, so an
- * all-16 config runs the model's plain path.
+ * (after RoPE, and with qkRotate in the Q/K-rotated basis) and values per head vector. With `downRotate`,
+ * down_proj's input is rotated before it is quantized (the matching weights are the caller's). Sites
+ * that need nothing get no hook at all, so an all-16 config without rotation runs the model's plain path.
  *
- * @example const loss = model.loss(inputs, targets, quantHooks(resolveQuantConfig({ a: 8 }), model));
+ * @example const loss = model.loss(inputs, targets, quantHooks(resolveQuantConfig({ a: 8 }), model.config));
  */
-export function quantHooks(config: QuantConfig, model: Transformer): BlockHooks {
-  const { a, kv, had } = config;
-  const headDim = model.config.headDim;
+export function quantHooks(config: QuantConfig, model: ModelConfig, opts: QuantHookOptions = {}): BlockHooks {
+  const { a, kv } = config;
+  const headDim = model.headDim;
+  const range = { zeroInRange: config.zeroInRange };
+  const { downRotate } = opts;
   const hooks: BlockHooks = {};
-  if (a !== 16 || had) {
+  if (a !== 16 || downRotate) {
     hooks.linearInput = (x, site) =>
       tf.tidy(() => {
-        const input = site === 'down' && had ? hadamardRotate(x) : x;
+        const input = site === 'down' && downRotate ? downRotate(x) : x;
         if (a === 16) return input;
         // o_proj's input is the heads' outputs side by side; each head's slice gets its own range.
-        return site === 'o' ? fakeQuantPerGroupAsym(input, a, headDim) : fakeQuantPerTokenAsym(input, a);
+        return site === 'o' ? fakeQuantPerGroupAsym(input, a, headDim, range) : fakeQuantPerTokenAsym(input, a, range);
       });
   }
   if (kv !== 16) {
-    hooks.kv = (k, v) => [fakeQuantKvPerHead(k, kv), fakeQuantKvPerHead(v, kv)];
+    const quant = (t: tf.Tensor4D) => fakeQuantKvPerHead(t, kv, range);
+    if (config.qkRotate) {
+      checkHadamardOrder('model.headDim', headDim, 'or set quant.qkRotate false (--no-qk-rotate) to quantize raw keys');
+      const qk = qkRotation(headDim);
+      // Scores of (q R)(quant(k R))^T equal q (quant(k R) R^T)^T: the key hook alone gives them.
+      hooks.kv = (k, v) => [qk.quantizeKeysRotated(k, quant), quant(v)];
+    } else {
+      hooks.kv = (k, v) => [quant(k), quant(v)];
+    }
   }
   return hooks;
 }
@@ -91,32 +91,98 @@ export interface LossAndPerplexity {
   perplexity: number;
 }
 
-export interface QuantEvalResult {
-  fp: LossAndPerplexity;
+export interface QuantVariantResult extends QuantVariant {
   quant: LossAndPerplexity;
   /** quant - fp loss, and quant / fp perplexity. */
   gap: { loss: number; perplexityRatio: number };
+  /** Wall time of this variant (rotation, weight quantization, evaluation). */
+  seconds: number;
+}
+
+export interface QuantEvalResult {
+  fp: LossAndPerplexity;
+  /** One entry per variant, in quantVariants(config) order. */
+  variants: QuantVariantResult[];
   /** The validated config that was applied. */
   config: QuantConfig;
 }
 
+export interface QuantEvalOptions {
+  /** Calibration batches for GPTQ (training data, never the evaluated text); required when a variant uses GPTQ. */
+  calibration?: readonly QuantEvalBatch[];
+  /** Progress lines (one per variant and GPTQ block). */
+  log?: (line: string) => void;
+}
+
 /**
- * Measures the full-precision loss, then the loss with quantized weights (after the down_proj rotation
- * when `had`), activations and KV cache, and restores the model's weights bit for bit, also on error.
+ * Measures the full-precision loss, then for each variant of `config` the loss of a copy of the model
+ * with its rotation applied and its weights, activations and KV cache quantized. The model passed in
+ * is only read.
  *
  * @example
- *   const r = await quantEval(model, batches, { w: 4, a: 4, kv: 4 });
- *   console.log(`4-4-4: ppl ${r.fp.perplexity.toFixed(2)} -> ${r.quant.perplexity.toFixed(2)}`);
+ *   const r = await quantEval(model, batches, { method: ['rtn', 'gptq'], rotate: ['none', 'quarot'] }, { calibration });
+ *   for (const v of r.variants) console.log(v.name, v.gap.perplexityRatio);
  */
 export async function quantEval(
   model: Transformer,
   batches: readonly QuantEvalBatch[],
   config: QuantConfigInput = {},
+  opts: QuantEvalOptions = {},
 ): Promise<QuantEvalResult> {
   const cfg = resolveQuantConfig(config);
+  const variants = quantVariants(cfg);
   checkBatches(model, batches);
+  checkSetting(model.config, cfg, variants);
+  if (cfg.w !== 16 && variants.some((v) => v.method === 'gptq')) {
+    if (!opts.calibration || opts.calibration.length === 0) {
+      throw new ConfigError('quant.method', "'gptq' needs calibration batches from the training data (none were given)");
+    }
+    opts.calibration.forEach((b, i) => checkBatch(model, b, `calibration batch ${i}`));
+  }
+  const fpLoss = await meanLoss(model, batches);
+  const fp = { loss: fpLoss, perplexity: Math.exp(fpLoss) };
+  const base = await modelWeights(model);
+  const results: QuantVariantResult[] = [];
+  for (const v of variants) {
+    const t0 = performance.now();
+    const prepared = rotateVariant(model.config, base, v, cfg);
+    const work = new Transformer(prepared.config, new Rng(0));
+    try {
+      loadWeights(work, prepared.weights);
+      if (cfg.w !== 16) {
+        if (v.method === 'gptq') {
+          await gptqModel(work, opts.calibration!, {
+            bits: cfg.w,
+            groupSize: cfg.groupSize,
+            clipSearch: cfg.clipSearch,
+            dampPercent: cfg.gptq.dampPercent,
+            blockSize: cfg.gptq.blockSize,
+            actOrder: cfg.gptq.actOrder,
+            downRotate: prepared.downRotate,
+            onLayer: (layer, site) => {
+              if (site === 'down') opts.log?.(`${v.name}: GPTQ block ${layer + 1}/${work.config.numLayers} done`);
+            },
+          });
+        } else {
+          loadWeights(work, rtnWeights(prepared.weights, work, cfg));
+        }
+      }
+      const hooks = quantHooks(cfg, work.config, { downRotate: prepared.downRotate });
+      const loss = await meanLoss(work, batches, hooks);
+      const quant = { loss, perplexity: Math.exp(loss) };
+      const seconds = (performance.now() - t0) / 1000;
+      results.push({ ...v, quant, gap: { loss: quant.loss - fp.loss, perplexityRatio: quant.perplexity / fp.perplexity }, seconds });
+      opts.log?.(`${v.name}: ppl ${quant.perplexity.toFixed(3)} (x${(quant.perplexity / fp.perplexity).toFixed(3)}), ${seconds.toFixed(1)} s`);
+    } finally {
+      work.dispose();
+    }
+  }
+  return { fp, variants: results, config: cfg };
+}
+
+/** Every width the setting needs is a width it can handle; errors name the field and what works. */
+function checkSetting(c: ModelConfig, cfg: QuantConfig, variants: readonly QuantVariant[]): void {
   if (cfg.groupSize !== undefined && cfg.w !== 16) {
-    const c = model.config;
     // Every block linear layer's input width: d (q/k/v, gate/up), H * hd (o), intermediate (down).
     for (const width of new Set([c.hiddenSize, c.numHeads * c.headDim, c.intermediateSize])) {
       if (width % cfg.groupSize !== 0) {
@@ -128,39 +194,76 @@ export async function quantEval(
       }
     }
   }
-  const fpLoss = await meanLoss(model, batches);
-  const weights = await quantizeModelWeights(model, {
-    bits: cfg.w,
-    groupSize: cfg.groupSize,
-    clipSearch: cfg.clipSearch,
-    rotateDown: cfg.had,
-  });
-  const hooks = quantHooks(cfg, model);
-  const quantLoss = await withWeights(model, weights, () => meanLoss(model, batches, hooks));
-  const fp = { loss: fpLoss, perplexity: Math.exp(fpLoss) };
-  const quant = { loss: quantLoss, perplexity: Math.exp(quantLoss) };
-  return {
-    fp,
-    quant,
-    gap: { loss: quant.loss - fp.loss, perplexityRatio: quant.perplexity / fp.perplexity },
-    config: cfg,
-  };
+  const rotations = new Set(variants.map((v) => v.rotate));
+  const hint = "or drop rotate 'ffn'/'quarot' (rotate 'ffn-block' works at any width)";
+  if (rotations.has('ffn') || rotations.has('quarot')) checkHadamardOrder('model.intermediateSize', c.intermediateSize, hint);
+  if (rotations.has('quarot')) checkHadamardOrder('model.hiddenSize', c.hiddenSize, "or drop rotate 'quarot'");
+}
+
+interface RotatedModel {
+  config: ModelConfig;
+  /** Full-precision weights of the rotated model (entries may be shared with the base: read only). */
+  weights: Weights;
+  downRotate?: (x: tf.Tensor2D) => tf.Tensor2D;
+}
+
+/** The variant's full-precision model: the base itself, or its rotated equivalent and the online rotation. */
+function rotateVariant(config: ModelConfig, base: Weights, v: QuantVariant, cfg: QuantConfig): RotatedModel {
+  if (v.rotate === 'quarot') {
+    const r = quarotRotate(config, base, { seed: cfg.quarotSeed, online: true });
+    return { config: r.config, weights: r.weights, downRotate: r.online!.down.rotate };
+  }
+  if (v.rotate === 'none') return { config, weights: base };
+  const weights: Weights = new Map(base);
+  for (let i = 0; i < config.numLayers; i++) {
+    const name = `model.layers.${i}.mlp.down_proj.weight`;
+    const w = base.get(name)!;
+    const [rows, cols] = w.shape as [number, number];
+    // W -> W H / sqrt(I) (exact) or W H_block^T (block-diagonal); the input gets the same rotation online.
+    const data = v.rotate === 'ffn' ? applyHadamard(w.data, rows, cols) : rotateDownProj(w.data, rows, cols);
+    weights.set(name, { shape: w.shape, data });
+  }
+  return { config, weights, downRotate: v.rotate === 'ffn' ? (x) => hadamardRotateExact(x) : hadamardRotate };
+}
+
+/** RTN of every block linear weight; other parameters are not in the result. */
+function rtnWeights(weights: Weights, model: Transformer, cfg: QuantConfig): Weights {
+  const out: Weights = new Map();
+  for (const name of blockLinearNames(model)) {
+    const w = weights.get(name)!;
+    const [rows, cols] = w.shape as [number, number];
+    const bits = cfg.w as 4 | 8;
+    const data = quantizeWeightRtn(w.data, rows, cols, { bits, groupSize: cfg.groupSize, clipSearch: cfg.clipSearch }).dequantized;
+    out.set(name, { shape: w.shape, data });
+  }
+  return out;
+}
+
+/** Assigns the given parameters (a subset is fine); shapes are the model's by construction. */
+function loadWeights(model: Transformer, weights: Weights): void {
+  for (const [name, w] of weights) {
+    const v = model.params.get(name);
+    if (!v) throw new ShapeError(`quantEval: the model has no parameter '${name}'`);
+    tf.tidy(() => v.assign(tf.tensor(w.data, v.shape)));
+  }
 }
 
 function checkBatches(model: Transformer, batches: readonly QuantEvalBatch[]): void {
   if (batches.length === 0) throw new ShapeError('quantEval: no batches to evaluate');
-  batches.forEach((b, i) => {
-    const n = b.batchSize * b.seqLen;
-    if (!(b.batchSize >= 1 && b.seqLen >= 1) || b.inputs.length !== n || b.targets.length !== n) {
-      throw new ShapeError(
-        `quantEval: batch ${i} declares [${b.batchSize}, ${b.seqLen}] = ${n} tokens but has ` +
-          `${b.inputs.length} inputs and ${b.targets.length} targets`,
-      );
-    }
-    if (b.seqLen > model.config.maxSeqLen) {
-      throw new ShapeError(`quantEval: batch ${i} has seqLen ${b.seqLen} > model.maxSeqLen ${model.config.maxSeqLen}`);
-    }
-  });
+  batches.forEach((b, i) => checkBatch(model, b, `batch ${i}`));
+}
+
+function checkBatch(model: Transformer, b: QuantEvalBatch, what: string): void {
+  const n = b.batchSize * b.seqLen;
+  if (!(b.batchSize >= 1 && b.seqLen >= 1) || b.inputs.length !== n || b.targets.length !== n) {
+    throw new ShapeError(
+      `quantEval: ${what} declares [${b.batchSize}, ${b.seqLen}] = ${n} tokens but has ` +
+        `${b.inputs.length} inputs and ${b.targets.length} targets`,
+    );
+  }
+  if (b.seqLen > model.config.maxSeqLen) {
+    throw new ShapeError(`quantEval: ${what} has seqLen ${b.seqLen} > model.maxSeqLen ${model.config.maxSeqLen}`);
+  }
 }
 
 /** Token-weighted mean loss over the batches; reads each loss asynchronously (WebGPU-safe). */

@@ -255,13 +255,27 @@ export async function quarotModel(model: Transformer, opts: QuarotOptions): Prom
 /** The online rotations for intermediate width I and head width hd (both must be supported orders). */
 export function onlineRotations(I: number, hd: number): QuarotOnline {
   checkOrder('model.intermediateSize', I);
-  checkOrder('model.headDim', hd);
-  const scaled = (n: number) => {
-    const h = exactHadamard(n);
-    const s = 1 / Math.sqrt(n);
-    for (let i = 0; i < h.length; i++) h[i]! *= s;
-    return h;
+  return {
+    down: {
+      n: I,
+      rotate: (x) => {
+        if (x.shape[1] !== I) throw new ShapeError(`quarot down: expected down_proj's input [N, ${I}], got [${x.shape}]`);
+        return hadamardRotateExact(x);
+      },
+      matrix: () => scaledHadamard(I),
+    },
+    qk: qkRotation(hd),
   };
+}
+
+/**
+ * The Q/K rotation alone (the OSP paper's and QuaRot's online Hadamard over the head dimension after
+ * RoPE), for any model whose head width has an exact Hadamard matrix; see QuarotOnline.qk.
+ * Throws a ConfigError ('model.headDim') otherwise.
+ * @example const qk = qkRotation(32); const kq = qk.quantizeKeysRotated(k, (kr) => fakeQuantKvPerHead(kr, 4));
+ */
+export function qkRotation(hd: number): QuarotOnline['qk'] {
+  checkOrder('model.headDim', hd);
   const perHead = (x: tf.Tensor4D, transpose: boolean): tf.Tensor4D => {
     if (x.shape[3] !== hd) throw new ShapeError(`quarot qk: expected head width ${hd}, got [${x.shape}]`);
     return tf.tidy(() => {
@@ -270,35 +284,40 @@ export function onlineRotations(I: number, hd: number): QuarotOnline {
     });
   };
   return {
-    down: {
-      n: I,
-      rotate: (x) => {
-        if (x.shape[1] !== I) throw new ShapeError(`quarot down: expected down_proj's input [N, ${I}], got [${x.shape}]`);
-        return hadamardRotateExact(x);
-      },
-      matrix: () => scaled(I),
-    },
-    qk: {
-      n: hd,
-      rotate: (x) => perHead(x, false),
-      unrotate: (x) => perHead(x, true),
-      quantizeKeysRotated: (k, quant) =>
-        tf.tidy(() => perHead(quant(perHead(k, false)), true)),
-      matrix: () => scaled(hd),
-    },
+    n: hd,
+    rotate: (x) => perHead(x, false),
+    unrotate: (x) => perHead(x, true),
+    quantizeKeysRotated: (k, quant) => tf.tidy(() => perHead(quant(perHead(k, false)), true)),
+    matrix: () => scaledHadamard(hd),
   };
+}
+
+function scaledHadamard(n: number): Float64Array {
+  const h = exactHadamard(n);
+  const s = 1 / Math.sqrt(n);
+  for (let i = 0; i < h.length; i++) h[i]! *= s;
+  return h;
 }
 
 // ---------------------------------------------------------------------------------------------------
 
-function checkOrder(field: string, n: number): void {
+/**
+ * Throws a ConfigError naming `field` when no exact Hadamard matrix of order n is known, with the
+ * nearest widths that have one (and `hint`, e.g. how to do without the rotation).
+ */
+export function checkHadamardOrder(field: string, n: number, hint = ''): void {
   if (exactHadamardOrderSupported(n)) return;
   const { below, above } = nearestHadamardOrders(n);
   throw new ConfigError(
     field,
-    `QuaRot needs an exact Hadamard matrix of order ${n}, which hadamard_exact.ts cannot build ` +
-      `(orders 1, 2 and products of 2s and Paley orders); nearest supported: ${below} and ${above}`,
+    `${n} has no exact Hadamard matrix that hadamard_exact.ts can build (orders 1, 2 and products of ` +
+      `powers of two with Paley orders), and the rotation needs one of this order; nearest supported ` +
+      `widths: ${below} and ${above}${hint ? `; ${hint}` : ''}`,
   );
+}
+
+function checkOrder(field: string, n: number): void {
+  checkHadamardOrder(field, n);
 }
 
 /** Every parameter the config implies is present with its shape, and nothing else. */

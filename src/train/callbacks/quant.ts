@@ -1,7 +1,8 @@
 /**
  * Quantization robustness during training (`quant.every`): full-precision and fake-quantized
- * validation loss (weights RTN, per-token activations, KV cache; src/export/quant) on the first
- * `quant.batches` evaluation batches. Weights are restored bit for bit after each measurement.
+ * validation loss (src/export/quant) on the first `quant.batches` evaluation batches, for every variant
+ * of the `quant` section (method x rotate), each under its own tag. GPTQ calibrates on fixed windows of
+ * the training split. The model is only read: each variant runs on a copy.
  */
 import type { Callback, TrainContext } from '../callback.ts';
 import type { EvalBatch } from './eval.ts';
@@ -11,19 +12,26 @@ export class QuantEvalCallback implements Callback {
   readonly name = 'quant';
   last?: { step: number } & QuantEvalResult;
 
-  constructor(private readonly batches: readonly EvalBatch[]) {}
+  /** @param calibration training windows for GPTQ (needed only when quant.method includes 'gptq') */
+  constructor(
+    private readonly batches: readonly EvalBatch[],
+    private readonly calibration: readonly EvalBatch[] = [],
+  ) {}
 
   async onStepEnd(ctx: TrainContext): Promise<void> {
     const { every, batches, ...config } = ctx.config.quant;
     if (every === 0 || !(ctx.step % every === 0 || ctx.isLastStep)) return;
     const { size, seqLen } = ctx.config.batch;
-    const use = this.batches.slice(0, batches).map((b) => ({ ...b, batchSize: size, seqLen }));
-    const r = await quantEval(ctx.model, use, config);
-    const tag = `w${config.w}a${config.a}kv${config.kv}${config.had ? '_had' : ''}`;
+    const shaped = (b: EvalBatch) => ({ ...b, batchSize: size, seqLen });
+    const r = await quantEval(ctx.model, this.batches.slice(0, batches).map(shaped), config, {
+      calibration: this.calibration.map(shaped),
+    });
     ctx.metrics.record('quant/fp_loss', r.fp.loss);
-    ctx.metrics.record(`quant/${tag}/loss`, r.quant.loss);
-    ctx.metrics.record(`quant/${tag}/perplexity`, r.quant.perplexity);
-    ctx.metrics.record(`quant/${tag}/ppl_ratio`, r.gap.perplexityRatio);
+    for (const v of r.variants) {
+      ctx.metrics.record(`quant/${v.tag}/loss`, v.quant.loss);
+      ctx.metrics.record(`quant/${v.tag}/perplexity`, v.quant.perplexity);
+      ctx.metrics.record(`quant/${v.tag}/ppl_ratio`, v.gap.perplexityRatio);
+    }
     this.last = { step: ctx.step, ...r };
   }
 

@@ -22,11 +22,12 @@ afterAll(async () => {
 });
 
 /**
- * Float64 asymmetric min/max fake quantization of consecutive groups of `g` values. Returns the result,
+ * Float64 asymmetric fake quantization of consecutive groups of `g` values over [min, max], widened to
+ * include 0 when `zeroInRange` (QuaRot's convention, the quantizers' default). Returns the result,
  * each element's step (scale) and whether float32 arithmetic may round it to a neighbouring level
  * (x / scale or -min / scale within 1e-4 of a half).
  */
-function fakeQuant64(x: ArrayLike<number>, g: number, bits: number) {
+function fakeQuant64(x: ArrayLike<number>, g: number, bits: number, zeroInRange: boolean) {
   const levels = 2 ** bits - 1;
   const out = new Float64Array(x.length);
   const step = new Float64Array(x.length);
@@ -38,6 +39,10 @@ function fakeQuant64(x: ArrayLike<number>, g: number, bits: number) {
     for (let i = s; i < s + g; i++) {
       lo = Math.min(lo, x[i]!);
       hi = Math.max(hi, x[i]!);
+    }
+    if (zeroInRange) {
+      lo = Math.min(lo, 0);
+      hi = Math.max(hi, 0);
     }
     const scale = (hi - lo) / levels;
     for (let i = s; i < s + g; i++) {
@@ -56,8 +61,8 @@ function fakeQuant64(x: ArrayLike<number>, g: number, bits: number) {
 }
 
 /** Every element equals the oracle up to float32 rounding, or, in a boundary case, one step away. */
-function expectMatches(got: ArrayLike<number>, x: ArrayLike<number>, g: number, bits: number) {
-  const want = fakeQuant64(x, g, bits);
+function expectMatches(got: ArrayLike<number>, x: ArrayLike<number>, g: number, bits: number, zeroInRange = true) {
+  const want = fakeQuant64(x, g, bits, zeroInRange);
   let oneStep = 0;
   for (let i = 0; i < x.length; i++) {
     const err = Math.abs(got[i]! - want.out[i]!);
@@ -88,21 +93,35 @@ for (const backend of backends) {
       [4, 96, 4],
       [2, 1, 4],
     ] as const) {
-      it(`per token int${bits} [${n}, ${w}] with a constant row and a one-signed row`, async () => {
-        const x = data(n * w, n * w + bits);
-        x.fill(0.375, 0, w); // row 0 constant: passes through unchanged
-        if (n > 2) for (let i = w; i < 2 * w; i++) x[i] = Math.abs(x[i]!) + 3; // row 1 all positive: zero point < 0
-        const before = tf.memory().numTensors;
-        const xt = tf.tensor2d(x, [n, w]);
-        const y = fakeQuantPerTokenAsym(xt, bits);
-        expect(y.shape).toEqual([n, w]);
-        const got = await y.data();
-        tf.dispose([xt, y]);
-        expect(tf.memory().numTensors).toBe(before);
-        expectMatches(got, x, w, bits);
-        for (let i = 0; i < w; i++) expect(got[i]).toBe(x[i]);
-      });
+      for (const zeroInRange of [true, false]) {
+        it(`per token int${bits} [${n}, ${w}] with a constant row and a one-signed row (zeroInRange ${zeroInRange})`, async () => {
+          const x = data(n * w, n * w + bits);
+          x.fill(0.375, 0, w); // row 0 constant: passes through unchanged with a plain min/max range
+          if (n > 2) for (let i = w; i < 2 * w; i++) x[i] = Math.abs(x[i]!) + 3; // row 1 all positive: zero point < 0
+          const before = tf.memory().numTensors;
+          const xt = tf.tensor2d(x, [n, w]);
+          const y = fakeQuantPerTokenAsym(xt, bits, { zeroInRange });
+          expect(y.shape).toEqual([n, w]);
+          const got = await y.data();
+          tf.dispose([xt, y]);
+          expect(tf.memory().numTensors).toBe(before);
+          expectMatches(got, x, w, bits, zeroInRange);
+          if (!zeroInRange) for (let i = 0; i < w; i++) expect(got[i]).toBe(x[i]);
+        });
+      }
     }
+
+    it('zeroInRange is the default and changes only one-signed groups', async () => {
+      const x = Float32Array.from([0.5, 1, 2, 3.3, -1, 0.2, 2, 3.3]); // row 0 all positive, row 1 mixed
+      const xt = tf.tensor2d(x, [2, 4]);
+      const byDefault = tf.tidy(() => fakeQuantPerTokenAsym(xt, 4).dataSync());
+      const widened = tf.tidy(() => fakeQuantPerTokenAsym(xt, 4, { zeroInRange: true }).dataSync());
+      const plain = tf.tidy(() => fakeQuantPerTokenAsym(xt, 4, { zeroInRange: false }).dataSync());
+      xt.dispose();
+      expect(byDefault).toEqual(widened);
+      expect(plain.slice(0, 4)).not.toEqual(widened.slice(0, 4)); // [0.5, 3.3] vs [0, 3.3]: different steps
+      expect(plain.slice(4)).toEqual(widened.slice(4)); // min < 0 < max already
+    });
 
     it('per token: the error of every element is at most half a step', async () => {
       const n = 8;
@@ -112,7 +131,7 @@ for (const backend of backends) {
       const y = fakeQuantPerTokenAsym(xt, 4);
       const got = await y.data();
       tf.dispose([xt, y]);
-      const { step } = fakeQuant64(x, w, 4);
+      const { step } = fakeQuant64(x, w, 4, true);
       // The rounded zero point shifts the grid by at most half a step against [min, max], so both ends of
       // the grid lie within half a step of min and max and every value in between has a level that close.
       for (let i = 0; i < x.length; i++) expect(Math.abs(got[i]! - x[i]!)).toBeLessThanOrEqual(step[i]! * 0.5001);

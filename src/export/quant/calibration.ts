@@ -1,0 +1,56 @@
+/**
+ * GPTQ's calibration windows: from the training data of the run a checkpoint belongs to (the default,
+ * as GPTQ and QuaRot calibrate on their training corpus), or from a text file. Never the evaluated text.
+ */
+import { evalBatches } from '../../data/batcher.ts';
+import { loadDataset } from '../../data/dataset.ts';
+import { OspError } from '../../errors.ts';
+import type { QuantEvalBatch } from './eval.ts';
+
+/** Windows per calibration batch (one forward pass). */
+const BATCH = 8;
+
+/**
+ * `windows` windows of seqLen tokens (rounded up to a multiple of 8) from the start of the training
+ * split of a run's `data` config section, unshuffled.
+ * @example calibrationFromRunData(state.config.data, 258, 128, 128)
+ */
+export function calibrationFromRunData(data: unknown, vocabSize: number, seqLen: number, windows: number): QuantEvalBatch[] {
+  let train;
+  try {
+    train = loadDataset(data as Parameters<typeof loadDataset>[0], { vocabSize }).train;
+  } catch (e) {
+    throw new OspError(
+      `GPTQ calibration: could not load the run's training data (${(e as Error).message}); pass --calib FILE with training text instead`,
+    );
+  }
+  const batchSize = Math.min(BATCH, windows);
+  return evalBatches(train, { batchSize, seqLen, maxBatches: Math.ceil(windows / batchSize), purpose: 'GPTQ calibration' });
+}
+
+/**
+ * Up to `windows` windows of seqLen tokens from a token stream (BOS first), consecutive and
+ * non-overlapping, 8 to a batch; a stream shorter than one window is an error naming `source`.
+ */
+export function calibrationFromTokens(tokens: Uint16Array, seqLen: number, windows: number, source: string): QuantEvalBatch[] {
+  const available = Math.floor((tokens.length - 1) / seqLen);
+  if (available < 1) {
+    throw new OspError(`${source}: GPTQ calibration needs at least ${seqLen + 1} tokens (one window of maxSeqLen), the text has ${tokens.length}`);
+  }
+  const n = Math.min(windows, available);
+  const out: QuantEvalBatch[] = [];
+  for (let start = 0; start < n; start += BATCH) {
+    const b = Math.min(BATCH, n - start);
+    const inputs = new Int32Array(b * seqLen);
+    const targets = new Int32Array(b * seqLen);
+    for (let r = 0; r < b; r++) {
+      const off = (start + r) * seqLen;
+      for (let t = 0; t < seqLen; t++) {
+        inputs[r * seqLen + t] = tokens[off + t]!;
+        targets[r * seqLen + t] = tokens[off + t + 1]!;
+      }
+    }
+    out.push({ inputs, targets, batchSize: b, seqLen });
+  }
+  return out;
+}
