@@ -4,6 +4,7 @@
  * ('adam__optimizer.adamw.lr=0.003' -> 'adam, lr=3e-3'), the swept keys of a grid, and table columns
  * of numbers formatted with one precision per column.
  */
+import { quantTagName } from '../export/quant/config.ts';
 import { trimExp } from './axes.ts';
 
 /** A hidden-state tap ('layers.3.out') in words. */
@@ -16,11 +17,109 @@ function tapName(tap: string): string {
   return `layer ${m[1]} ${where}`;
 }
 
-/** A quantization tag ('w4a4kv4_had') in words: 'W4A4KV4 + FFN Hadamard'. */
-export function quantName(tag: string): string {
-  const had = tag.endsWith('_had');
-  const base = (had ? tag.slice(0, -4) : tag).toUpperCase();
-  return had ? `${base} + FFN Hadamard` : base;
+/** A quantization tag split into what orders and abbreviates it (see quantTagName in export/quant/config.ts). */
+export interface ParsedQuantTag {
+  /** Bit widths, 'W4A4KV4'. */
+  bits: string;
+  w: number;
+  a: number;
+  kv: number;
+  /** A tag of osp-lab < 0.2 (`w4a4kv4`, `w4a4kv4_had`): RTN, no method in the tag. */
+  legacy: boolean;
+  method: 'rtn' | 'gptq' | null;
+  rotation: 'none' | 'ffnhad' | 'ffnhadblock' | 'quarot' | 'had';
+  /** Everything else after the bits, in tag order ('noqk', 'g64', ...). */
+  modifiers: string[];
+}
+
+/**
+ * Parses `w<W>a<A>kv<KV>[_part...]`; undefined for a tag of any other shape.
+ * @example parseQuantTag('w4a4kv4_gptq_quarot_g64') // { bits: 'W4A4KV4', method: 'gptq', rotation: 'quarot', modifiers: ['g64'], ... }
+ */
+export function parseQuantTag(tag: string): ParsedQuantTag | undefined {
+  const m = /^w(\d+)a(\d+)kv(\d+)(?:_(.*))?$/.exec(tag);
+  if (!m) return undefined;
+  const parts = m[4] ? m[4].split('_') : [];
+  const method = parts.includes('gptq') ? 'gptq' : parts.includes('rtn') ? 'rtn' : null;
+  const legacy = method === null;
+  const rotation = legacy
+    ? parts.includes('had')
+      ? 'had'
+      : 'none'
+    : parts.includes('quarot')
+      ? 'quarot'
+      : parts.includes('ffnhadblock')
+        ? 'ffnhadblock'
+        : parts.includes('ffnhad')
+          ? 'ffnhad'
+          : 'none';
+  const known = new Set(['rtn', 'gptq', 'quarot', 'ffnhadblock', 'ffnhad', ...(legacy ? ['had'] : [])]);
+  return {
+    bits: `W${m[1]}A${m[2]}KV${m[3]}`,
+    w: Number(m[1]),
+    a: Number(m[2]),
+    kv: Number(m[3]),
+    legacy,
+    method,
+    rotation,
+    modifiers: parts.filter((p) => !known.has(p)),
+  };
+}
+
+const METHOD_RANK = { rtn: 0, gptq: 1 } as const;
+const ROTATION_RANK = { none: 0, had: 1, ffnhad: 1, ffnhadblock: 2, quarot: 3 } as const;
+
+/**
+ * Quantization tags in the report's order: tags of osp-lab < 0.2 first (`w4a4kv4` before
+ * `w4a4kv4_had`), then by weight quantizer (RTN before GPTQ), then by rotation (none, FFN Had,
+ * block-diagonal FFN Had, QuaRot), then alphabetically (bit widths, modifiers); tags of another shape last.
+ * Repeats are removed.
+ * @example sortQuantTags(['w4a4kv4_gptq', 'w4a4kv4_rtn_quarot', 'w4a4kv4_rtn']) // ['w4a4kv4_rtn', 'w4a4kv4_rtn_quarot', 'w4a4kv4_gptq']
+ */
+export function sortQuantTags(tags: Iterable<string>): string[] {
+  const key = (tag: string): number[] => {
+    const p = parseQuantTag(tag);
+    if (!p) return [2, 0, 0];
+    if (p.legacy) return [0, ROTATION_RANK[p.rotation], 0];
+    return [1, METHOD_RANK[p.method!], ROTATION_RANK[p.rotation]];
+  };
+  return [...new Set(tags)].sort((x, y) => {
+    const kx = key(x);
+    const ky = key(y);
+    for (let i = 0; i < kx.length; i++) if (kx[i] !== ky[i]) return kx[i]! - ky[i]!;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+}
+
+const SHORT_MODIFIER: Record<string, string> = { noqk: 'noQK', minmax: 'mm', noclip: 'noclip', actorder: 'AO' };
+
+/**
+ * A quantization tag in a few characters, for console headers and bar labels (quantTagName has the
+ * words): 'RTN', 'RTN+Had', 'RTN+HadB' (block-diagonal), 'GPTQ', 'GPTQ+Had', 'QuaRot', 'QR+GPTQ'; tags of
+ * osp-lab < 0.2 'W4' and 'W4Had'. Modifiers follow after a space ('GPTQ g64,AO'); with `bits`, the bit
+ * widths lead ('W8A8KV8 RTN'), for reports whose tags differ in them. Other tags come back unchanged.
+ * @example shortQuantName('w4a4kv4_gptq_quarot') // 'QR+GPTQ'
+ * @example shortQuantName('w4a4kv4_had') // 'W4Had'
+ */
+export function shortQuantName(tag: string, opts: { bits?: boolean } = {}): string {
+  const p = parseQuantTag(tag);
+  if (!p) return tag;
+  let name: string;
+  if (p.legacy) name = `${opts.bits ? p.bits : `W${p.w}`}${p.rotation === 'had' ? 'Had' : ''}`;
+  else {
+    const gptq = p.method === 'gptq';
+    if (p.rotation === 'quarot') name = gptq ? 'QR+GPTQ' : 'QuaRot';
+    else name = `${gptq ? 'GPTQ' : 'RTN'}${{ none: '', ffnhad: '+Had', ffnhadblock: '+HadB', had: '+Had' }[p.rotation]}`;
+    if (opts.bits) name = `${p.bits} ${name}`;
+  }
+  const mods = p.modifiers.map((m) => SHORT_MODIFIER[m] ?? m);
+  return mods.length > 0 ? `${name} ${mods.join(',')}` : name;
+}
+
+/** The bit widths all tags share ('W4A4KV4'), or undefined when they differ, a tag has another shape or there is none. */
+export function commonQuantBits(tags: readonly string[]): string | undefined {
+  const bits = new Set(tags.map((t) => parseQuantTag(t)?.bits));
+  return bits.size === 1 ? [...bits][0] : undefined;
 }
 
 const FIXED: Record<string, string> = {
@@ -52,7 +151,7 @@ const FIXED: Record<string, string> = {
 /**
  * A metric key as an axis title with its unit; unknown keys come back unchanged.
  * @example metricLabel('train/loss') // 'training loss (nats/byte)'
- * @example metricLabel('quant/w4a4kv4/ppl_ratio') // 'W4A4KV4 / 16-bit perplexity'
+ * @example metricLabel('quant/w4a4kv4_gptq_quarot/ppl_ratio') // 'W4A4KV4 QuaRot + GPTQ / 16-bit perplexity'
  * @example metricLabel('outliers/layers.2.out/osp_kurtosis') // 'excess kurtosis, layer 2 output'
  */
 export function metricLabel(key: string): string {
@@ -71,7 +170,7 @@ export function metricLabel(key: string): string {
   }
   m = /^quant\/(.+)\/(ppl_ratio|perplexity|loss)$/.exec(key);
   if (m) {
-    const q = quantName(m[1]!);
+    const q = quantTagName(m[1]!);
     return m[2] === 'ppl_ratio' ? `${q} / 16-bit perplexity` : m[2] === 'perplexity' ? `${q} perplexity` : `${q} loss (nats/byte)`;
   }
   m = /^hessian\/eig_(\d+)$/.exec(key);

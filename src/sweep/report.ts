@@ -2,9 +2,10 @@
  * The sweep report: reads every trial directory of a sweep (ordinary `osp train` run directories) and
  * writes, into the sweep directory, `report.json` (one record per trial), `report.md` (the small-scale
  * analogue of the OSP ablation table, shared/reference/osp.md, with one column per swept grid key) and
- * SVG plots of training and validation loss, outlier kurtosis, per-layer kurtosis, the W4A4KV4
- * perplexity gap and, when measured, the top Hessian eigenvalue (report_plots.ts). The same table can
- * be printed on the console, fitted to 80 columns (report_table.ts).
+ * SVG plots of training and validation loss, outlier kurtosis, per-layer kurtosis, the quantized /
+ * 16-bit perplexity ratio of every quantization variant measured (one table column per tag) and, when
+ * measured, the top Hessian eigenvalue (report_plots.ts). The same table can be printed on the
+ * console, fitted to 80 columns (report_table.ts).
  *
  * Trials that are still running or were killed have no summary.json: they are reported from the last
  * rows of their metrics.jsonl and marked unfinished. Monitors that were off simply leave '-' cells.
@@ -43,7 +44,10 @@ export interface TrialResult {
   truncatedMetricsLine: boolean;
 }
 
-/** Fake-quantized evaluation of one configuration (tag as in metrics.jsonl, e.g. `w4a4kv4`, `w4a4kv4_had`). */
+/**
+ * Fake-quantized evaluation of one variant, under its tag as in metrics.jsonl (`w4a4kv4_rtn`,
+ * `w4a4kv4_gptq_quarot`, ...; `w4a4kv4`, `w4a4kv4_had` in runs of osp-lab < 0.2).
+ */
 export interface QuantReport {
   step: number | null;
   fpLoss: number | null;
@@ -92,7 +96,7 @@ export interface TrialReport {
   gaussianFloor: number | null;
   /** Last OSP kurtosis of each block's output (`layers.{i}.out`), by layer index; [] when never measured. */
   layerKurtosis: (number | null)[];
-  /** By quantization tag. */
+  /** By quantization tag (quantTagName in export/quant/config.ts says what each means). */
   quant: Record<string, QuantReport>;
   /** Largest Hessian eigenvalue and the step whose weights it describes. */
   hessianEig1: number | null;
@@ -346,13 +350,44 @@ function optimizerSummary(resolved: Record<string, unknown>): {
   }
 }
 
-/** The tag the quant callback writes for a quantization config: w4a4kv4, w4a4kv4_had, ... */
-function quantTag(config: unknown): string | undefined {
+/** The tag osp-lab < 0.2 wrote for its quantization config: w4a4kv4, w4a4kv4_had, ... */
+function legacyQuantTag(config: unknown): string | undefined {
   const w = numAt(config, 'w');
   const a = numAt(config, 'a');
   const kv = numAt(config, 'kv');
   if (w === undefined || a === undefined || kv === undefined) return undefined;
   return `w${w}a${a}kv${kv}${at(config, 'had') === true ? '_had' : ''}`;
+}
+
+/**
+ * The measurements summary.json's `monitors.quant` holds, by tag: every entry of `variants` (one per
+ * weight quantizer x rotation, with the shared `fp`), or, in run directories of osp-lab < 0.2, the
+ * single `quant`/`gap` of the tag its `config` implies.
+ */
+function summaryQuant(q: unknown): Map<string, QuantReport> {
+  const out = new Map<string, QuantReport>();
+  if (!isObject(q)) return out;
+  const step = pick(numAt(q, 'step'));
+  const fpLoss = pick(numAt(q, 'fp.loss'));
+  const fpPerplexity = pick(numAt(q, 'fp.perplexity'));
+  const entry = (v: unknown): QuantReport => ({
+    step,
+    fpLoss,
+    fpPerplexity,
+    loss: pick(numAt(v, 'quant.loss')),
+    perplexity: pick(numAt(v, 'quant.perplexity')),
+    pplRatio: pick(numAt(v, 'gap.perplexityRatio')),
+  });
+  if (Array.isArray(q.variants)) {
+    for (const v of q.variants) {
+      const tag = at(v, 'tag');
+      if (typeof tag === 'string' && tag !== '') out.set(tag, entry(v));
+    }
+    return out;
+  }
+  const tag = legacyQuantTag(at(q, 'config'));
+  if (tag !== undefined) out.set(tag, entry(q));
+  return out;
 }
 
 function quantResults(t: TrialResult): Record<string, QuantReport> {
@@ -379,18 +414,17 @@ function quantResults(t: TrialResult): Record<string, QuantReport> {
       pplRatio: pick(row[`quant/${tag}/ppl_ratio`], fpPerplexity === undefined ? undefined : perplexity / fpPerplexity),
     };
   }
-  // summary.json holds the final measurement with its exact config: it wins for its own tag.
-  const q = at(t.summary, 'monitors.quant');
-  const tag = quantTag(at(q, 'config'));
-  if (tag !== undefined) {
+  // summary.json holds the final measurement with its exact config: it wins for its own tags, and the
+  // metrics rows fill in what it lacks.
+  for (const [tag, s] of summaryQuant(at(t.summary, 'monitors.quant'))) {
     const prev = out[tag];
     out[tag] = {
-      step: pick(numAt(q, 'step'), prev?.step ?? undefined),
-      fpLoss: pick(numAt(q, 'fp.loss'), prev?.fpLoss ?? undefined),
-      fpPerplexity: pick(numAt(q, 'fp.perplexity'), prev?.fpPerplexity ?? undefined),
-      loss: pick(numAt(q, 'quant.loss'), prev?.loss ?? undefined),
-      perplexity: pick(numAt(q, 'quant.perplexity'), prev?.perplexity ?? undefined),
-      pplRatio: pick(numAt(q, 'gap.perplexityRatio'), prev?.pplRatio ?? undefined),
+      step: pick(s.step ?? undefined, prev?.step ?? undefined),
+      fpLoss: pick(s.fpLoss ?? undefined, prev?.fpLoss ?? undefined),
+      fpPerplexity: pick(s.fpPerplexity ?? undefined, prev?.fpPerplexity ?? undefined),
+      loss: pick(s.loss ?? undefined, prev?.loss ?? undefined),
+      perplexity: pick(s.perplexity ?? undefined, prev?.perplexity ?? undefined),
+      pplRatio: pick(s.pplRatio ?? undefined, prev?.pplRatio ?? undefined),
     };
   }
   return out;
@@ -400,7 +434,7 @@ function quantResults(t: TrialResult): Record<string, QuantReport> {
  * Derives one trial's report record. Finished trials take their final numbers from summary.json and
  * fall back to the last metrics.jsonl row that has them; unfinished trials report the latest logged
  * values.
- * @example const r = summarizeTrial(collectTrials('runs/ablation')[0]!); r.quant.w4a4kv4?.pplRatio
+ * @example const r = summarizeTrial(collectTrials('runs/ablation')[0]!); r.quant.w4a4kv4_rtn?.pplRatio
  */
 export function summarizeTrial(t: TrialResult, extraMetrics: readonly string[] = []): TrialReport {
   const r = t.config.resolved;

@@ -1,14 +1,15 @@
 /**
  * The sweep report's figures: training and validation loss against step, the OSP kurtosis against step
- * and per layer, the W4A4KV4 perplexity ratio, and the top Hessian eigenvalue. Axis titles are the
+ * and per layer, the quantized / 16-bit perplexity ratio of every quantization variant, and the top
+ * Hessian eigenvalue. Axis titles are the
  * metrics in words with units, legend entries the trials' short labels (the full name stays in the
  * SVG's data-name and tooltip), and every y axis chooses its scale from the data (log only for positive
  * data spanning more than 1.5 decades).
  */
 import { formatValue } from './axes.ts';
-import { metricLabel } from './labels.ts';
+import { commonQuantBits, metricLabel } from './labels.ts';
 import type { SweepReport, TrialReport, TrialResult } from './report.ts';
-import { W4, W4_HAD } from './report_table.ts';
+import { reportQuantTags, shortQuantNames } from './report_table.ts';
 import { barChart, lineChart, type Bar, type HLine, type Series } from './svg.ts';
 
 export function floorLines(floors: SweepReport['floors']): HLine[] {
@@ -86,24 +87,7 @@ export function buildPlots(trials: readonly TrialResult[], reports: readonly Tri
       hLines,
     }),
   ]);
-  const bars: Bar[] = [];
-  for (const r of reports) {
-    const plain = r.quant[W4]?.pplRatio;
-    const had = r.quant[W4_HAD]?.pplRatio;
-    if (plain !== undefined && plain !== null) bars.push({ label: r.name, short: label.get(r.name)!, value: plain });
-    if (had !== undefined && had !== null) bars.push({ label: `${r.name} (FFN Had)`, short: `${label.get(r.name)!} + FFN Had`, value: had });
-  }
-  plots.push([
-    'quant_gap.svg',
-    barChart({
-      title: 'W4A4KV4 perplexity ratio (quantized / 16-bit)',
-      yLabel: metricLabel(`quant/${W4}/ppl_ratio`),
-      yScale: 'auto',
-      base: 1,
-      bars,
-      hLines: [{ y: 1, label: 'no gap' }],
-    }),
-  ]);
+  plots.push(['quant_gap.svg', quantGapChart(reports, label)]);
   const hessian = series('hessian/eig_1', 'hessian/measured_at_step');
   if (hessian.length > 0) {
     plots.push([
@@ -119,4 +103,37 @@ export function buildPlots(trials: readonly TrialResult[], reports: readonly Tri
     ]);
   }
   return plots;
+}
+
+/**
+ * quant_gap.svg: one bar per trial and quantization tag it measured (trials in report order, tags in
+ * reportQuantTags order), growing from 1. With a single tag in the report the bars carry the trials'
+ * labels, else `<trial> (<variant>)` with the variant's short name ('adam (QR+GPTQ)').
+ */
+function quantGapChart(reports: readonly TrialReport[], label: ReadonlyMap<string, string>): string {
+  const tags = reportQuantTags(reports);
+  const short = shortQuantNames(tags);
+  const bars: Bar[] = [];
+  for (const r of reports) {
+    for (const tag of tags) {
+      const value = r.quant[tag]?.pplRatio;
+      if (value === undefined || value === null) continue;
+      const shown = label.get(r.name) ?? r.name;
+      bars.push(
+        tags.length === 1
+          ? { label: r.name, short: shown, value }
+          : { label: `${r.name} (${short.get(tag)!})`, short: `${shown} (${short.get(tag)!})`, value },
+      );
+    }
+  }
+  const bits = commonQuantBits(tags);
+  return barChart({
+    title: bits !== undefined ? `${bits} perplexity ratio (quantized / 16-bit)` : 'Quantized / 16-bit perplexity ratio',
+    // One variant: its name in words; several: the bars' labels name them.
+    yLabel: tags.length === 1 ? metricLabel(`quant/${tags[0]!}/ppl_ratio`) : 'quantized / 16-bit perplexity',
+    yScale: 'auto',
+    base: 1,
+    bars,
+    hLines: [{ y: 1, label: 'no gap' }],
+  });
 }

@@ -3,13 +3,39 @@
  * two places it is written: report.md, and the console at the end of `osp sweep`, fitted to 80
  * columns. Both come from one column model, so they cannot disagree.
  */
+import { quantTagName } from '../export/quant/config.ts';
 import { formatValue } from './axes.ts';
-import { abbreviateKeys, formatColumn } from './labels.ts';
+import { abbreviateKeys, commonQuantBits, formatColumn, shortQuantName, sortQuantTags } from './labels.ts';
 import type { SweepReport, TrialReport } from './report.ts';
 
-/** The OSP table's quantization setting, without and with the FFN Hadamard rotation. */
-export const W4 = 'w4a4kv4';
-export const W4_HAD = 'w4a4kv4_had';
+/** Every quantization tag any trial measured, in sortQuantTags order (legacy, then RTN before GPTQ, ...). */
+export function reportQuantTags(trials: readonly TrialReport[]): string[] {
+  return sortQuantTags(trials.flatMap((t) => Object.keys(t.quant)));
+}
+
+/**
+ * Short names of a report's tags (shortQuantName): 'RTN', 'QR+GPTQ', ...; led by the bit widths when
+ * the tags do not all share them.
+ */
+export function shortQuantNames(tags: readonly string[]): Map<string, string> {
+  const bits = tags.length > 1 && commonQuantBits(tags) === undefined;
+  return new Map(tags.map((t) => [t, shortQuantName(t, { bits })]));
+}
+
+/**
+ * A trial's full-precision reference: the 16-bit perplexity of its latest quantization measurement
+ * (every variant of one measurement shares it), taken from the first tag in `tags` order on a tie.
+ */
+function fpPerplexity(t: TrialReport, tags: readonly string[]): number | null {
+  let best: { step: number; fp: number } | undefined;
+  for (const tag of tags) {
+    const q = t.quant[tag];
+    if (q === undefined || q.fpPerplexity === null) continue;
+    const step = q.step ?? -Infinity;
+    if (best === undefined || step > best.step) best = { step, fp: q.fpPerplexity };
+  }
+  return best?.fp ?? null;
+}
 
 /** A number for the table: '-' when absent, 'NaN' when it was measured non-finite. */
 export function cell(v: number | null | undefined): string {
@@ -51,13 +77,17 @@ export interface Column {
 /**
  * The comparison table after its first column (the trial): one column per swept grid key (values with
  * one precision per column), the modules, then the measurements and the extra metrics.
+ *
+ * Quantization: `16-bit PPL`, then one `<tag in words> / 16-bit` perplexity-ratio column per tag any
+ * trial measured (reportQuantTags order; console headers 'RTN/16b', 'QR+GPTQ/16b', ...). With a single
+ * tag its perplexity comes first (`<tag in words> PPL`); without any, placeholder columns of '-' keep
+ * the table's shape.
  */
 export function comparisonColumns(report: SweepReport, extra: readonly string[]): Column[] {
   const trials = report.trials;
-  const hasHad = trials.some((t) => t.quant[W4_HAD] !== undefined);
   const hasHessian = trials.some((t) => t.hessianEig1 !== null);
-  const fp = (t: TrialReport) => t.quant[W4]?.fpPerplexity ?? t.quant[W4_HAD]?.fpPerplexity ?? null;
-  const ratio = (t: TrialReport) => t.quant[W4]?.pplRatio ?? t.quant[W4_HAD]?.pplRatio ?? null;
+  const tags = reportQuantTags(trials);
+  const shortNames = shortQuantNames(tags);
   const keys = [...new Set(trials.flatMap((t) => Object.keys(t.grid)))];
   const abbr = abbreviateKeys(keys);
   const cols: Column[] = keys.map((k) => {
@@ -79,12 +109,25 @@ export function comparisonColumns(report: SweepReport, extra: readonly string[])
     text('embedding', 'emb', (t) => t.modules.embedding),
     text('optimizer', 'optimizer', (t) => t.modules.optimizer),
     num('excess kurtosis', 'kurtosis', (t) => cell(t.ospKurtosis)),
-    num(hasHad ? 'W4A4KV4 PPL (no / with FFN Had)' : 'W4A4KV4 PPL', hasHad ? 'W4 PPL (-/Had)' : 'W4 PPL', (t) => {
-      const w4 = cell(t.quant[W4]?.perplexity);
-      return hasHad ? `${w4} / ${cell(t.quant[W4_HAD]?.perplexity)}` : w4;
-    }),
-    num('16-bit PPL', '16b PPL', (t) => cell(fp(t))),
-    num('W4A4KV4 / 16-bit', 'W4/16b', (t) => cell(ratio(t))),
+  );
+  if (tags.length === 0) {
+    // Quantization off everywhere: the columns stay, empty, so every sweep's table reads the same.
+    cols.push(
+      num('quantized PPL', 'quant PPL', () => '-'),
+      num('16-bit PPL', '16b PPL', () => '-'),
+      num('quantized / 16-bit', 'quant/16b', () => '-'),
+    );
+  } else {
+    if (tags.length === 1) {
+      const tag = tags[0]!;
+      cols.push(num(`${quantTagName(tag)} PPL`, `${shortNames.get(tag)!} PPL`, (t) => cell(t.quant[tag]?.perplexity)));
+    }
+    cols.push(num('16-bit PPL', '16b PPL', (t) => cell(fpPerplexity(t, tags))));
+    for (const tag of tags) {
+      cols.push(num(`${quantTagName(tag)} / 16-bit`, `${shortNames.get(tag)!}/16b`, (t) => cell(t.quant[tag]?.pplRatio)));
+    }
+  }
+  cols.push(
     num('val loss', 'val loss', (t) => cell(t.valLoss)),
     num('bits/byte', 'bits/B', (t) => cell(t.bitsPerByte)),
   );
@@ -157,7 +200,7 @@ export function consoleTable(report: SweepReport, extra: readonly string[] = [],
   const trials = report.trials;
   if (trials.length === 0) return [`${report.title}: no trials yet`];
   let cols = comparisonColumns(report, extra)
-    .filter((c) => c.cells.some((v) => v !== '-' && v !== '- / -'))
+    .filter((c) => c.cells.some((v) => v !== '-'))
     .map((c) => (c.numeric && !c.grid ? { ...c, cells: sameDecimals(c.cells) } : c));
   // With grid columns, the row label only needs the variant (or a number, without variants); else the
   // trial's short label.
@@ -226,8 +269,10 @@ export function renderMarkdown(report: SweepReport, extra: readonly string[]): s
   if (report.floors.length > 0 || below.length > 0) lines.push('');
   lines.push(
     'Excess kurtosis: the OSP paper\'s estimator at the last outlier-monitor measurement. 16-bit PPL: full ' +
-      'precision on the batches of the quantization evaluation, the reference of the W4A4KV4 number; val loss ' +
-      'and bits/byte: the last evaluation. "-": not measured (monitor, quantization or Hessian probe off).',
+      'precision on the batches of the quantization evaluation; each "/ 16-bit" column is the perplexity of one ' +
+      'quantization variant (bit widths, weight quantizer, rotation) divided by it. Val loss and bits/byte: the ' +
+      'last evaluation. "-": not measured (monitor, quantization or Hessian probe off, or a variant the trial ' +
+      'did not evaluate).',
     '',
   );
 
@@ -264,7 +309,7 @@ export function renderMarkdown(report: SweepReport, extra: readonly string[]): s
     'val_loss.svg': 'validation loss',
     'kurtosis.svg': 'OSP excess kurtosis during training',
     'kurtosis_layers.svg': 'OSP kurtosis per layer output',
-    'quant_gap.svg': 'W4A4KV4 perplexity ratio',
+    'quant_gap.svg': 'quantized / 16-bit perplexity ratio',
     'hessian.svg': 'top Hessian eigenvalue',
   };
   for (const p of report.plots) lines.push(`- [${captions[p] ?? p}](${p})`, '', `  ![${captions[p] ?? p}](${p})`, '');

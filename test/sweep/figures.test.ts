@@ -14,7 +14,8 @@ import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { chooseScale } from '../../src/sweep/axes.ts';
-import { compactNumber, formatColumn, metricLabel, shortLabels } from '../../src/sweep/labels.ts';
+import { quantVariants, resolveQuantConfig } from '../../src/export/quant/config.ts';
+import { commonQuantBits, compactNumber, formatColumn, metricLabel, shortLabels, shortQuantName, sortQuantTags } from '../../src/sweep/labels.ts';
 import { writeReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';
 import { barChart, lineChart } from '../../src/sweep/svg.ts';
@@ -78,8 +79,8 @@ function buildSweep(): string {
       }
       if (step === STEPS) {
         row['quant/fp_loss'] = Math.log(12);
-        row['quant/w4a4kv4/perplexity'] = 12 * (1.02 + i * 0.012);
-        row['quant/w4a4kv4/ppl_ratio'] = 1.02 + i * 0.012; // 1.02 .. 1.08: clustered near 1
+        row['quant/w4a4kv4_rtn/perplexity'] = 12 * (1.02 + i * 0.012);
+        row['quant/w4a4kv4_rtn/ppl_ratio'] = 1.02 + i * 0.012; // 1.02 .. 1.08: clustered near 1
       }
       if (hessianSteps(i).includes(step)) {
         row['hessian/eig_1'] = 27 + i + step / 30;
@@ -228,7 +229,7 @@ describe('report figures from a multi-trial sweep', () => {
     expectLinearTicks(ticks);
     expect(Math.min(...ticks)).toBeGreaterThanOrEqual(0.9);
     expect(Math.max(...ticks)).toBeLessThanOrEqual(1.2);
-    expect(axisLabel(gap, 'y')).toBe('W4A4KV4 / 16-bit perplexity');
+    expect(axisLabel(gap, 'y')).toBe('W4A4KV4 RTN / 16-bit perplexity');
     expect(gap).not.toContain('log scale');
 
     expect(axisLabel(read('loss.svg'), 'y')).toBe('training loss (nats/byte)');
@@ -271,6 +272,8 @@ describe('report figures from a multi-trial sweep', () => {
     const lines = read('report.md').split('\n');
     const header = lines.find((l) => l.startsWith('| config |'))!;
     expect(header).toMatch(/^\| config \| optimizer\.adamw\.lr \| norm \|/);
+    // The one quantization variant of the sweep: its perplexity, the 16-bit reference, their ratio.
+    expect(header).toContain('| W4A4KV4 RTN PPL | 16-bit PPL | W4A4KV4 RTN / 16-bit |');
     const rows = lines.filter((l) => TRIALS.some((t) => l.startsWith(`| ${t.name.replace(/_/g, '\\_')} |`))).slice(0, TRIALS.length);
     expect(rows.map((r) => r.split(' | ')[1])).toEqual(['1e-3', '3e-3', '1e-2', '1e-3', '3e-3', '1e-2']);
     expect(report.trials[1]!.grid).toEqual({ 'optimizer.adamw.lr': 0.003 });
@@ -283,7 +286,8 @@ describe('report figures from a multi-trial sweep', () => {
     const text = lines.join('\n');
     for (const lr of ['1e-3', '3e-3', '1e-2']) expect(text).toContain(lr);
     expect(text).toContain('val loss');
-    expect(text).toContain('W4/16b');
+    expect(text).toContain('RTN PPL');
+    expect(text).toContain('RTN/16b');
     // Printed by writeReport when asked, line by line.
     const printed: string[] = [];
     writeReport(sweep, { title: 'lr sweep', print: (l) => printed.push(l) });
@@ -368,9 +372,68 @@ describe('labels', () => {
     expect(metricLabel('train/loss')).toBe('training loss (nats/byte)');
     expect(metricLabel('val/loss')).toBe('validation loss (nats/byte)');
     expect(metricLabel('outliers/layers.2.out/osp_kurtosis')).toBe('excess kurtosis, layer 2 output');
-    expect(metricLabel('quant/w4a4kv4_had/ppl_ratio')).toBe('W4A4KV4 + FFN Hadamard / 16-bit perplexity');
+    expect(metricLabel('quant/w4a4kv4_gptq_quarot/ppl_ratio')).toBe('W4A4KV4 QuaRot + GPTQ / 16-bit perplexity');
+    expect(metricLabel('quant/w4a4kv4_rtn_ffnhad/perplexity')).toBe('W4A4KV4 RTN + FFN Had perplexity');
+    expect(metricLabel('quant/w4a4kv4_gptq_g64/loss')).toBe('W4A4KV4 GPTQ (weight groups of 64) loss (nats/byte)');
+    expect(metricLabel('quant/w4a4kv4_had/ppl_ratio')).toBe(
+      'W4A4KV4 v0.1 RTN + FFN Had (block-diagonal, keys unrotated, min/max ranges) / 16-bit perplexity',
+    );
     expect(metricLabel('hessian/eig_1')).toBe('top Hessian eigenvalue \u03BB1');
     expect(metricLabel('something/else')).toBe('something/else');
+  });
+
+  it('sortQuantTags: legacy tags, then RTN before GPTQ, then rotation none/FFN Had/block/QuaRot, then the rest', () => {
+    const tags = [
+      'w4a4kv4_gptq_quarot',
+      'w4a4kv4_rtn_noqk',
+      'w4a4kv4_rtn_quarot',
+      'custom',
+      'w4a4kv4_gptq',
+      'w4a4kv4_had',
+      'w4a4kv4_rtn_ffnhadblock',
+      'w4a4kv4_rtn',
+      'w8a8kv8_rtn',
+      'w4a4kv4_gptq_ffnhad_actorder',
+      'w4a4kv4',
+      'w4a4kv4_rtn_ffnhad',
+      'w4a4kv4_rtn',
+    ];
+    expect(sortQuantTags(tags)).toEqual([
+      'w4a4kv4',
+      'w4a4kv4_had',
+      'w4a4kv4_rtn',
+      'w4a4kv4_rtn_noqk',
+      'w8a8kv8_rtn',
+      'w4a4kv4_rtn_ffnhad',
+      'w4a4kv4_rtn_ffnhadblock',
+      'w4a4kv4_rtn_quarot',
+      'w4a4kv4_gptq',
+      'w4a4kv4_gptq_ffnhad_actorder',
+      'w4a4kv4_gptq_quarot',
+      'custom',
+    ]);
+  });
+
+  it('shortQuantName abbreviates every tag the quant config can produce', () => {
+    const short = (tag: string) => shortQuantName(tag);
+    expect(short('w4a4kv4_rtn')).toBe('RTN');
+    expect(short('w4a4kv4_rtn_ffnhad')).toBe('RTN+Had');
+    expect(short('w4a4kv4_rtn_ffnhadblock')).toBe('RTN+HadB');
+    expect(short('w4a4kv4_rtn_quarot')).toBe('QuaRot');
+    expect(short('w4a4kv4_gptq')).toBe('GPTQ');
+    expect(short('w4a4kv4_gptq_ffnhad')).toBe('GPTQ+Had');
+    expect(short('w4a4kv4_gptq_quarot')).toBe('QR+GPTQ');
+    expect(short('w4a4kv4')).toBe('W4');
+    expect(short('w4a4kv4_had')).toBe('W4Had');
+    expect(short('w4a4kv4_gptq_quarot_noqk_minmax_g64_noclip_actorder')).toBe('QR+GPTQ noQK,mm,g64,noclip,AO');
+    expect(shortQuantName('w8a8kv8_rtn_quarot', { bits: true })).toBe('W8A8KV8 QuaRot');
+    expect(shortQuantName('w4a4kv4_had', { bits: true })).toBe('W4A4KV4Had');
+    expect(short('custom')).toBe('custom');
+    // Distinct tags of one bit width get distinct short names.
+    const tags = quantVariants(resolveQuantConfig({ method: ['rtn', 'gptq'], rotate: ['none', 'ffn', 'ffn-block', 'quarot'] })).map((v) => v.tag);
+    expect(new Set([...tags, 'w4a4kv4', 'w4a4kv4_had'].map(short)).size).toBe(tags.length + 2);
+    expect(commonQuantBits(tags)).toBe('W4A4KV4');
+    expect(commonQuantBits(['w4a4kv4_rtn', 'w8a8kv8_rtn'])).toBeUndefined();
   });
 
   it('formatColumn uses one precision per column', () => {

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { DataError } from '../../src/errors.ts';
+import { quantVariants, resolveQuantConfig, type QuantConfigInput } from '../../src/export/quant/config.ts';
 import { collectTrials, readMetricsJsonl, writeReport, type SweepReport } from '../../src/sweep/report.ts';
+import { consoleTable } from '../../src/sweep/report_table.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A fake sweep directory: what `osp train` leaves in each trial directory, with hand-picked numbers
@@ -67,6 +69,7 @@ function perTap(layers: [number, number]): Record<string, unknown> {
 /**
  * adam: AdamW everywhere, RMSNorm, plain embedding, W4A4KV4 without Hadamard, Hessian probe on.
  * osp: Muon (default routing), SSNorm, EmbProj, W4A4KV4 with FFN Hadamard, Hessian probe on.
+ * (Both as osp-lab < 0.2 wrote them: tags w4a4kv4 / w4a4kv4_had, the old summary.json quant shape.)
  * a<b&c: Muon with embedding and head on Muon, killed at step 30 (truncated last line, no summary).
  */
 function buildSweep(): string {
@@ -230,6 +233,11 @@ const attrValues = (svg: string, re: RegExp) => [...svg.matchAll(re)].map((m) =>
 const legendNames = (svg: string) => attrValues(svg, /<g class="legend-entry" data-name="([^"]*)"/g);
 const yTickValues = (svg: string) => attrValues(svg, /<g class="tick y" data-value="([^"]*)"/g).map(Number);
 const hLineValues = (svg: string) => attrValues(svg, /<line class="hline" data-y="([^"]*)"/g).map(Number);
+const gapBars = (svg: string) =>
+  [...svg.matchAll(/<rect class="bar" data-label="([^"]*)" data-value="([^"]*)"/g)].map((m) => [unescape(m[1]!), Number(m[2])]);
+const shownBarLabels = (svg: string) => attrValues(svg, /<text class="bar-label"[^>]*>([^<]*)<\/text>/g);
+const svgTitle = (svg: string) => unescape(/<text class="title"[^>]*>([^<]*)<\/text>/.exec(svg)![1]!);
+const yAxisLabel = (svg: string) => unescape(/<text class="axis-label y"[^>]*>([^<]*)<\/text>/.exec(svg)![1]!);
 
 /** Checks what every chart must satisfy and returns its series. */
 function checkLineChart(svg: string): { name: string; points: [number, number][] }[] {
@@ -354,14 +362,18 @@ describe('writeReport', () => {
     const md = readFileSync(join(sweep, 'report.md'), 'utf8');
     const lines = md.split('\n');
     expect(lines[0]).toBe(`# Sweep ${sweep.split('/').at(-1)!.replace(/[_*[\]\\`|#]/g, '\\$&')}`);
+    // Two tags of osp-lab < 0.2 (old-shape summary.json): one ratio column each, plain before FFN Had,
+    // and no perplexity column (that is kept only when the report has a single tag).
     expect(lines).toContain(
-      '| config | norm | embedding | optimizer | excess kurtosis | W4A4KV4 PPL (no / with FFN Had) | 16-bit PPL | ' +
-        'W4A4KV4 / 16-bit | val loss | bits/byte | Hessian eig 1 | train/grad\\_norm | nope/x |',
+      '| config | norm | embedding | optimizer | excess kurtosis | 16-bit PPL | ' +
+        'W4A4KV4 v0.1 RTN (keys unrotated, min/max ranges) / 16-bit | ' +
+        'W4A4KV4 v0.1 RTN + FFN Had (block-diagonal, keys unrotated, min/max ranges) / 16-bit | ' +
+        'val loss | bits/byte | Hessian eig 1 | train/grad\\_norm | nope/x |',
     );
-    expect(lines).toContain('| osp | ssnorm | embproj | muon | 0.2 | - / 14.5 | 10 | 1.45 | 2.25 | 3.25 | 8.5 | 0.5 | - |');
-    expect(lines).toContain('| adam | rmsnorm | plain | adamw | 1250 | 8e+4 / - | 12.5 | 6400 | 2.5 | 3.5 | 42.5 | 0.75 | - |');
+    expect(lines).toContain('| osp | ssnorm | embproj | muon | 0.2 | 10 | - | 1.45 | 2.25 | 3.25 | 8.5 | 0.5 | - |');
+    expect(lines).toContain('| adam | rmsnorm | plain | adamw | 1250 | 12.5 | 6400 | - | 2.5 | 3.5 | 42.5 | 0.75 | - |');
     expect(lines).toContain(
-      '| a&lt;b&amp;c (unfinished: step 30 of 100) | rmsnorm | plain | muon (emb too) | 25 | - / - | - | - | 3 | 4.25 | - | 1.25 | - |',
+      '| a&lt;b&amp;c (unfinished: step 30 of 100) | rmsnorm | plain | muon (emb too) | 25 | - | - | - | 3 | 4.25 | - | 1.25 | - |',
     );
     // Table rows come in sweep order.
     const rowIndex = (p: string) => lines.findIndex((l) => l.startsWith(`| ${p}`));
@@ -422,16 +434,13 @@ describe('writeReport', () => {
     expectPowersOfTen(yTickValues(read('kurtosis_layers.svg')));
     expect(hLineValues(read('kurtosis_layers.svg'))).toEqual([FLOOR]);
 
-    // Quantization gap: one bar per trial with a W4A4KV4 measurement, log axis.
+    // Quantization gap: one bar per trial and tag it measured (two tags: named in the label), log axis.
     const gap = read('quant_gap.svg');
-    const bars = [...gap.matchAll(/<rect class="bar" data-label="([^"]*)" data-value="([^"]*)"/g)].map((m) => [
-      unescape(m[1]!),
-      Number(m[2]),
+    expect(gapBars(gap)).toEqual([
+      ['osp (W4Had)', 1.45],
+      ['adam (W4)', 6400],
     ]);
-    expect(bars).toEqual([
-      ['osp (FFN Had)', 1.45],
-      ['adam', 6400],
-    ]);
+    expect(svgTitle(gap)).toBe('W4A4KV4 perplexity ratio (quantized / 16-bit)');
     expectPowersOfTen(yTickValues(gap));
     const [vx, vy, vw, vh] = viewBox(gap);
     for (const m of gap.matchAll(/<rect class="bar"[^>]* x="([^"]+)" y="([^"]+)" width="([^"]+)" height="([^"]+)"/g)) {
@@ -474,13 +483,18 @@ describe('writeReport', () => {
     expect(report.floors[0]!.gaussianFloor).toBeGreaterThan(0.165);
     expect(report.floors[0]!.gaussianFloor).toBeLessThan(0.19);
     const md = readFileSync(join(sweep, 'report.md'), 'utf8');
+    // No quantization anywhere: the quant columns stay, empty, so the table keeps its shape.
+    expect(md).toContain('| excess kurtosis | quantized PPL | 16-bit PPL | quantized / 16-bit | val loss |');
     expect(md).toContain('| plain | ssnorm | plain | muon | - | - | - | - | 4.25 | 6 |');
+    // ... and the console leaves out the columns without values.
+    expect(consoleTable(report).join('\n')).not.toMatch(/PPL|16b/);
     expect(md).toContain('at this width an outlier-free model measures about');
     expect(md).not.toContain('FFN Had');
     // Empty charts are still valid documents saying so.
     expect(checkLineChart(readFileSync(join(sweep, 'kurtosis.svg'), 'utf8'))).toEqual([]);
     expect(readFileSync(join(sweep, 'kurtosis.svg'), 'utf8')).toContain('no data');
     expect(readFileSync(join(sweep, 'quant_gap.svg'), 'utf8')).not.toContain('class="bar"');
+    expect(svgTitle(readFileSync(join(sweep, 'quant_gap.svg'), 'utf8'))).toBe('Quantized / 16-bit perplexity ratio');
     // A second report over the same directory replaces the files.
     expect(() => writeReport(sweep)).not.toThrow();
   });
@@ -574,5 +588,255 @@ describe('reading trial files', () => {
     writeFileSync(join(dir, 'summary.json'), '{}');
     writeFileSync(join(dir, 'config.json'), '{"input":{}}');
     expect(() => collectTrials(sweep)).toThrow(/config\.json: expected \{ "input"/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Quantization variants (osp-lab >= 0.2): tags `w4a4kv4_<method>[_<rotation>][_<modifier>...]` in
+// metrics.jsonl, and summary.json's `monitors.quant` = { step, fp, variants: [...], config }.
+
+/** summary.json's `monitors.quant` as the quant callback writes it, with the given ratio per tag. */
+function variantsSummary(
+  step: number,
+  fpPerplexity: number,
+  quant: QuantConfigInput,
+  ratios: Record<string, number>,
+): Record<string, unknown> {
+  const config = resolveQuantConfig(quant);
+  const variants = quantVariants(config).map((v) => {
+    const r = ratios[v.tag];
+    if (r === undefined) throw new Error(`no ratio for ${v.tag}`);
+    const perplexity = fpPerplexity * r;
+    return { ...v, quant: { loss: Math.log(perplexity), perplexity }, gap: { loss: Math.log(r), perplexityRatio: r }, seconds: 2.5 };
+  });
+  return { step, fp: { loss: Math.log(fpPerplexity), perplexity: fpPerplexity }, variants, config };
+}
+
+/** quant/* metrics of one measurement: fp loss and, per tag, loss, perplexity and ratio. */
+function quantRow(fpPerplexity: number, ratios: Record<string, number>): Row {
+  const row: Row = { 'quant/fp_loss': Math.log(fpPerplexity) };
+  for (const [tag, r] of Object.entries(ratios)) {
+    row[`quant/${tag}/loss`] = Math.log(fpPerplexity * r);
+    row[`quant/${tag}/perplexity`] = fpPerplexity * r;
+    row[`quant/${tag}/ppl_ratio`] = r;
+  }
+  return row;
+}
+
+/** The console table's blocks read back: header -> the cells under it, by the dashes' positions. */
+function consoleColumns(lines: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (let i = 1; i < lines.length; i++) {
+    if (!/^-+( +-+)*$/.test(lines[i]!)) continue;
+    const header = lines[i - 1]!;
+    const rows: string[] = [];
+    for (let j = i + 1; j < lines.length && lines[j] !== ''; j++) rows.push(lines[j]!);
+    for (const m of lines[i]!.matchAll(/-+/g)) {
+      const [from, to] = [m.index!, m.index! + m[0].length];
+      out.set(header.slice(from, to).trim(), rows.map((r) => r.slice(from, to).trim()));
+    }
+  }
+  return out;
+}
+
+const QUAROT_GPTQ = { method: ['rtn', 'gptq'], rotate: ['none', 'quarot'] } satisfies QuantConfigInput;
+
+describe('quantization variants in the report', () => {
+  it('one ratio column per tag, in canonical order; summary.json (new shape) wins for its tags', () => {
+    const sweep = tempDir();
+    const cfg = { steps: 100, model: { ...MODEL, norm: 'ssnorm', embedding: 'embproj' }, batch: BATCH, quant: { every: 50, ...QUAROT_GPTQ } };
+    const final = { w4a4kv4_rtn: 1.25, w4a4kv4_rtn_quarot: 1.125, w4a4kv4_gptq: 1.5, w4a4kv4_gptq_quarot: 1.05 };
+    writeTrial(
+      sweep,
+      'osp',
+      cfg,
+      [
+        // Step 50 also measured the FFN Had variant (a config changed on resume): only the metrics have it.
+        { step: 50, 'train/loss': 3, ...quantRow(12, { w4a4kv4_rtn_ffnhad: 3, w4a4kv4_rtn: 4 }) },
+        // Logged in another order than the canonical one, and with values summary.json overrides.
+        { step: 100, 'train/loss': 2.5, ...quantRow(15, { w4a4kv4_gptq_quarot: 9, w4a4kv4_rtn_quarot: 8, w4a4kv4_gptq: 7, w4a4kv4_rtn: 6 }) },
+      ],
+      {
+        name: 'osp',
+        steps: 100,
+        eval: { loss: 2.25, perplexity: Math.exp(2.25), bitsPerByte: 3.25 },
+        monitors: { quant: variantsSummary(100, 16, QUAROT_GPTQ, final) },
+      },
+    );
+    // Unfinished, RTN and GPTQ only: the other variants' cells stay '-'.
+    writeTrial(sweep, 'adam', { ...cfg, quant: { every: 50, method: ['rtn', 'gptq'] } }, [
+      { step: 50, 'train/loss': 3.5, ...quantRow(8, { w4a4kv4_gptq: 10, w4a4kv4_rtn: 20 }) },
+    ]);
+    const { report } = writeReport(sweep);
+
+    const [adam, osp] = report.trials;
+    expect(Object.keys(osp!.quant).sort()).toEqual(
+      ['w4a4kv4_gptq', 'w4a4kv4_gptq_quarot', 'w4a4kv4_rtn', 'w4a4kv4_rtn_ffnhad', 'w4a4kv4_rtn_quarot'],
+    );
+    expect(osp!.quant.w4a4kv4_gptq_quarot).toMatchObject({ step: 100, fpPerplexity: 16, perplexity: 16 * 1.05, pplRatio: 1.05 });
+    expect(osp!.quant.w4a4kv4_gptq_quarot!.fpLoss).toBeCloseTo(Math.log(16), 12);
+    expect(osp!.quant.w4a4kv4_rtn).toMatchObject({ step: 100, fpPerplexity: 16, perplexity: 20, pplRatio: 1.25 });
+    expect(osp!.quant.w4a4kv4_rtn_ffnhad).toMatchObject({ step: 50, perplexity: 36, pplRatio: 3 });
+    expect(osp!.quant.w4a4kv4_rtn_ffnhad!.fpPerplexity).toBeCloseTo(12, 12);
+    expect(adam!.quant.w4a4kv4_gptq).toMatchObject({ step: 50, pplRatio: 10 });
+
+    const lines = readFileSync(join(sweep, 'report.md'), 'utf8').split('\n');
+    expect(lines).toContain(
+      '| config | norm | embedding | optimizer | excess kurtosis | 16-bit PPL | W4A4KV4 RTN / 16-bit | ' +
+        'W4A4KV4 RTN + FFN Had / 16-bit | W4A4KV4 QuaRot / 16-bit | W4A4KV4 GPTQ / 16-bit | ' +
+        'W4A4KV4 QuaRot + GPTQ / 16-bit | val loss | bits/byte |',
+    );
+    // osp's 16-bit PPL is that of its latest measurement (step 100), not step 50's 12.
+    expect(lines).toContain('| osp | ssnorm | embproj | muon | - | 16 | 1.25 | 3 | 1.125 | 1.5 | 1.05 | 2.25 | 3.25 |');
+    expect(lines).toContain('| adam (unfinished: step 50 of 100) | ssnorm | embproj | muon | - | 8 | 20 | - | - | 10 | - | - | - |');
+
+    // One bar per trial and measured tag: trials in report order, tags in column order.
+    const gap = readFileSync(join(sweep, 'quant_gap.svg'), 'utf8');
+    expect(gapBars(gap)).toEqual([
+      ['adam (RTN)', 20],
+      ['adam (GPTQ)', 10],
+      ['osp (RTN)', 1.25],
+      ['osp (RTN+Had)', 3],
+      ['osp (QuaRot)', 1.125],
+      ['osp (GPTQ)', 1.5],
+      ['osp (QR+GPTQ)', 1.05],
+    ]);
+    expect(shownBarLabels(gap)).toEqual([
+      'adam (unfinished) (RTN)',
+      'adam (unfinished) (GPTQ)',
+      'osp (RTN)',
+      'osp (RTN+Had)',
+      'osp (QuaRot)',
+      'osp (GPTQ)',
+      'osp (QR+GPTQ)',
+    ]);
+    expect(svgTitle(gap)).toBe('W4A4KV4 perplexity ratio (quantized / 16-bit)');
+    expect(yAxisLabel(gap)).toBe('quantized / 16-bit perplexity');
+  });
+
+  it('reads old-shape summary.json next to new runs: legacy tags first, each summary wins for its own tag', () => {
+    const sweep = tempDir();
+    const base = { steps: 100, model: MODEL, batch: BATCH };
+    writeTrial(
+      sweep,
+      'v01',
+      { ...base, quant: { every: 100 } },
+      [{ step: 100, 'train/loss': 3, ...quantRow(10, { w4a4kv4: 99 }) }],
+      {
+        name: 'v01',
+        steps: 100,
+        monitors: {
+          quant: {
+            step: 100,
+            fp: { loss: Math.log(12.5), perplexity: 12.5 },
+            quant: { loss: Math.log(25), perplexity: 25 },
+            gap: { loss: Math.log(2), perplexityRatio: 2 },
+            config: { w: 4, a: 4, kv: 4, had: false, clipSearch: true },
+          },
+        },
+      },
+    );
+    const quant = { method: 'gptq', rotate: 'quarot' } satisfies QuantConfigInput;
+    writeTrial(sweep, 'v02', { ...base, quant: { every: 100, ...quant } }, [{ step: 100, 'train/loss': 3 }], {
+      name: 'v02',
+      steps: 100,
+      monitors: { quant: variantsSummary(100, 10, quant, { w4a4kv4_gptq_quarot: 1.25 }) },
+    });
+    // A later `rtn` trial in metrics only, without fp_loss: no 16-bit PPL, no ratio to derive, but its own.
+    writeTrial(sweep, 'v03', { ...base, quant: { every: 100 } }, [
+      { step: 100, 'train/loss': 3, 'quant/w4a4kv4_rtn/perplexity': 30, 'quant/w4a4kv4_rtn/ppl_ratio': 2.5 },
+    ]);
+    const { report } = writeReport(sweep);
+    expect(report.trials.map((t) => Object.keys(t.quant))).toEqual([['w4a4kv4'], ['w4a4kv4_gptq_quarot'], ['w4a4kv4_rtn']]);
+    expect(report.trials[0]!.quant.w4a4kv4).toMatchObject({ step: 100, fpPerplexity: 12.5, perplexity: 25, pplRatio: 2 });
+    expect(report.trials[2]!.quant.w4a4kv4_rtn).toMatchObject({ fpPerplexity: null, perplexity: 30, pplRatio: 2.5 });
+
+    const lines = readFileSync(join(sweep, 'report.md'), 'utf8').split('\n');
+    const header = lines.find((l) => l.startsWith('| config |'))!;
+    expect(header).toContain(
+      '| 16-bit PPL | W4A4KV4 v0.1 RTN (keys unrotated, min/max ranges) / 16-bit | W4A4KV4 RTN / 16-bit | ' +
+        'W4A4KV4 QuaRot + GPTQ / 16-bit | val loss |',
+    );
+    const quantCells = (name: string) => lines.find((l) => l.startsWith(`| ${name} `))!.split(' | ').slice(5, 9);
+    expect(quantCells('v01')).toEqual(['12.5', '2', '-', '-']);
+    expect(quantCells('v02')).toEqual(['10', '-', '-', '1.25']);
+    expect(quantCells('v03')).toEqual(['-', '-', '2.5', '-']);
+    expect(consoleTable(report).join('\n')).toMatch(/16b PPL +W4\/16b +RTN\/16b +QR\+GPTQ\/16b/);
+  });
+
+  it('a single tag keeps its perplexity column and labels the bars by trial', () => {
+    const sweep = tempDir();
+    const quant = { method: 'gptq', rotate: 'quarot' } satisfies QuantConfigInput;
+    const cfg = { steps: 100, model: MODEL, batch: BATCH, quant: { every: 100, ...quant } };
+    for (const [name, r] of [['a', 1.25], ['b', 1.5]] as const) {
+      writeTrial(sweep, name, cfg, [{ step: 100, 'train/loss': 3 }], {
+        name,
+        steps: 100,
+        monitors: { quant: variantsSummary(100, 10, quant, { w4a4kv4_gptq_quarot: r }) },
+      });
+    }
+    const { report } = writeReport(sweep);
+    const lines = readFileSync(join(sweep, 'report.md'), 'utf8').split('\n');
+    expect(lines.find((l) => l.startsWith('| config |'))).toContain(
+      '| excess kurtosis | W4A4KV4 QuaRot + GPTQ PPL | 16-bit PPL | W4A4KV4 QuaRot + GPTQ / 16-bit | val loss |',
+    );
+    expect(lines.find((l) => l.startsWith('| b |'))).toContain('| - | 15 | 10 | 1.5 |');
+    const cols = consoleColumns(consoleTable(report));
+    expect(cols.get('QR+GPTQ PPL')).toEqual(['12.5', '15.0']);
+    expect(cols.get('QR+GPTQ/16b')).toEqual(['1.25', '1.50']);
+    const gap = readFileSync(join(sweep, 'quant_gap.svg'), 'utf8');
+    expect(gapBars(gap)).toEqual([
+      ['a', 1.25],
+      ['b', 1.5],
+    ]);
+    expect(yAxisLabel(gap)).toBe('W4A4KV4 QuaRot + GPTQ / 16-bit perplexity');
+  });
+
+  it('the console table stays within 80 columns with six variants, every header and value whole', () => {
+    const sweep = tempDir();
+    const quant = { method: ['rtn', 'gptq'], rotate: ['none', 'ffn', 'quarot'] } satisfies QuantConfigInput;
+    const tags = quantVariants(resolveQuantConfig(quant)).map((v) => v.tag);
+    expect(tags).toHaveLength(6);
+    const trials = [['adam', 0.003], ['osp', 0.003], ['osp', 0.01]] as const;
+    trials.forEach(([variant, lr], i) => {
+      const name = `${variant}__optimizer.adamw.lr=${lr}`;
+      const ratios = Object.fromEntries(tags.map((t, j) => [t, 1 + (i + 1) * 0.01 + j * 0.1]));
+      const cfg = { steps: 100, model: MODEL, batch: BATCH, optimizer: { adamw: { lr } }, quant: { every: 100, ...quant } };
+      writeTrial(sweep, name, cfg, [{ step: 100, 'train/loss': 3, 'outliers/osp_kurtosis': 0.5 + i }], {
+        name,
+        steps: 100,
+        eval: { loss: 2.5 - i * 0.125, perplexity: 12, bitsPerByte: 3.5 },
+        monitors: { quant: variantsSummary(100, 16, quant, ratios) },
+      });
+    });
+    const printed: string[] = [];
+    const { report } = writeReport(sweep, { title: 'six variants', print: (l) => printed.push(l) });
+    for (const l of printed) expect(l.length, l).toBeLessThanOrEqual(80);
+    const cols = consoleColumns(printed);
+    const shortHeaders = ['RTN/16b', 'RTN+Had/16b', 'QuaRot/16b', 'GPTQ/16b', 'GPTQ+Had/16b', 'QR+GPTQ/16b'];
+    for (const h of ['16b PPL', ...shortHeaders, 'val loss', 'bits/B']) expect(cols.has(h), h).toBe(true);
+    // Ratio columns in canonical order across the blocks, each cell the trial's value at one precision.
+    const order = [...cols.keys()].filter((h) => h.endsWith('/16b'));
+    expect(order).toEqual(shortHeaders);
+    expect(cols.get('RTN/16b')).toEqual(['1.01', '1.02', '1.03']);
+    expect(cols.get('QR+GPTQ/16b')).toEqual(['1.51', '1.52', '1.53']);
+    expect(cols.get('16b PPL')).toEqual(['16', '16', '16']);
+    // Every block repeats the row labels (the variant; lr is a grid column).
+    expect(cols.get('config')).toEqual(['adam', 'osp', 'osp']);
+    expect(cols.get('lr')).toEqual(['3e-3', '3e-3', '1e-2']);
+    expect(report.trials.map((t) => Object.keys(t.quant).length)).toEqual([6, 6, 6]);
+  });
+
+  it('tags of different bit widths get the widths in their short names and a generic plot title', () => {
+    const sweep = tempDir();
+    const cfg = { steps: 100, model: MODEL, batch: BATCH };
+    writeTrial(sweep, 't', cfg, [{ step: 100, ...quantRow(10, { w8a8kv8_rtn: 1.01, w4a4kv4_rtn: 1.5 }) }]);
+    const { report } = writeReport(sweep);
+    const cols = consoleColumns(consoleTable(report));
+    expect(cols.get('W4A4KV4 RTN/16b')).toEqual(['1.5']);
+    expect(cols.get('W8A8KV8 RTN/16b')).toEqual(['1.01']);
+    const gap = readFileSync(join(sweep, 'quant_gap.svg'), 'utf8');
+    expect(svgTitle(gap)).toBe('Quantized / 16-bit perplexity ratio');
+    expect(gapBars(gap).map(([l]) => l)).toEqual(['t (W4A4KV4 RTN)', 't (W8A8KV8 RTN)']);
   });
 });
