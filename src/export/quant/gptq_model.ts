@@ -17,7 +17,7 @@ import type { Transformer } from '../../model/transformer.ts';
 import { gptqQuantize, type GptqOptions } from './gptq.ts';
 import type { QuantEvalBatch } from './eval.ts';
 
-type Site = 'qkv' | 'o' | 'gate_up' | 'down';
+export type Site = 'qkv' | 'o' | 'gate_up' | 'down';
 
 /** The block linears by the input they read, in the order a forward pass reaches them. */
 const SEQUENCE: readonly { site: Site; linears: readonly string[] }[] = [
@@ -56,7 +56,7 @@ export async function gptqModel(
   const { downRotate, onLayer, ...gptq } = opts;
   for (let layer = 0; layer < model.config.numLayers; layer++) {
     for (const { site, linears } of SEQUENCE) {
-      const h = await inputHessian(model, calibration, layer, site, downRotate);
+      const h = await linearInputHessian(model, calibration, layer, site, downRotate);
       for (const linear of linears) {
         const name = `model.layers.${layer}.${linear}.weight`;
         const v = model.params.get(name);
@@ -71,8 +71,11 @@ export async function gptqModel(
   }
 }
 
-/** X^T X (float64 sum of float32 per-batch products) of the input at (layer, site) over the calibration batches. */
-async function inputHessian(
+/**
+ * X^T X (float64 sum of float32 per-batch products) of the input of (layer, site) over the calibration
+ * batches, with the model as it is now (earlier layers already quantized in gptqModel).
+ */
+export async function linearInputHessian(
   model: Transformer,
   calibration: readonly QuantEvalBatch[],
   layer: number,

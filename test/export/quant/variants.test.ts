@@ -1,0 +1,289 @@
+/**
+ * The quantization variants of quantEval beyond plain RTN: tags and names, the Q/K rotation before KV
+ * quantization (against a dense float64 rotation, and its effect on a planted key outlier), QuaRot on a
+ * planted residual outlier, and GPTQ over the model (the captured Hessians against the model's own
+ * taps, the output error against RTN's, memory).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBackend, stopBackend } from '../../../src/backend/index.ts';
+import { fakeQuantKvPerHead } from '../../../src/export/quant/activations.ts';
+import { quantTagName, quantVariants, resolveQuantConfig } from '../../../src/export/quant/config.ts';
+import { quantEval, quantHooks, type QuantEvalBatch } from '../../../src/export/quant/eval.ts';
+import { gptqModel, linearInputHessian } from '../../../src/export/quant/gptq_model.ts';
+import { qkRotation } from '../../../src/export/quant/quarot.ts';
+import { blockLinearNames, quantizeWeightRtn } from '../../../src/export/quant/weights.ts';
+import { createModel, type Transformer } from '../../../src/model/transformer.ts';
+import { AdamW } from '../../../src/optim/adamw.ts';
+import { trainStep } from '../../../src/train/step.ts';
+import { Rng } from '../../../src/utils/rng.ts';
+
+const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, maxSeqLen: 16 };
+const V = TINY.vocabSize;
+
+/** Batches of a chain t -> (3t + 1) mod V that jumps to a random token with probability 0.1. */
+function chainBatches(count: number, B: number, T: number, seed: number): QuantEvalBatch[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: count }, () => {
+    const inputs = new Int32Array(B * T);
+    const targets = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      let t = rng.int(V);
+      for (let i = 0; i < T; i++) {
+        inputs[b * T + i] = t;
+        t = rng.uniform() < 0.9 ? (3 * t + 1) % V : rng.int(V);
+        targets[b * T + i] = t;
+      }
+    }
+    return { inputs, targets, batchSize: B, seqLen: T };
+  });
+}
+
+async function copyModel(model: Transformer): Promise<Transformer> {
+  const copy = createModel(TINY, { seed: 1 });
+  for (const [name, v] of model.params) {
+    const t = tf.tensor((await v.data()) as Float32Array, v.shape);
+    copy.params.get(name)!.assign(t);
+    t.dispose();
+  }
+  return copy;
+}
+
+/** Multiplies rows (pick(row)) of a [out, in] parameter, or columns with `columns`, by factor. */
+async function scale(m: Transformer, name: string, factor: number, pick: (i: number) => boolean, columns = false) {
+  const v = m.params.get(name)!;
+  const [rows, cols] = v.shape.length === 2 ? (v.shape as [number, number]) : [1, v.shape[0]!];
+  const values = ((await v.data()) as Float32Array).slice();
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (pick(columns ? c : r)) values[r * cols + c]! *= factor;
+  const t = tf.tensor(values, v.shape);
+  v.assign(t);
+  t.dispose();
+}
+
+let model: Transformer;
+let data: QuantEvalBatch[];
+let calib: QuantEvalBatch[];
+
+beforeAll(async () => {
+  await startBackend('cpu');
+  model = createModel(TINY, { seed: 1 });
+  data = chainBatches(2, 8, 16, 7);
+  calib = chainBatches(4, 8, 16, 99);
+  const opt = new AdamW({ lr: 2e-2, weightDecay: 0 }, model.params);
+  for (let s = 0; s < 100; s++) {
+    const b = data[s % data.length]!;
+    const x = tf.tensor2d(b.inputs, [b.batchSize, b.seqLen], 'int32');
+    const y = tf.tensor2d(b.targets, [b.batchSize, b.seqLen], 'int32');
+    await trainStep(model, opt, x, y, s < 70 ? 1 : 0.2);
+    tf.dispose([x, y]);
+  }
+  opt.dispose();
+}, 120_000);
+
+afterAll(async () => {
+  model?.dispose();
+  await stopBackend();
+});
+
+describe('variants: tags and names', () => {
+  it('method x rotate, rotation fastest; every non-default choice is in the tag', () => {
+    const v = quantVariants(resolveQuantConfig({ method: ['rtn', 'gptq'], rotate: ['none', 'ffn', 'quarot'] }));
+    expect(v.map((x) => x.tag)).toEqual([
+      'w4a4kv4_rtn',
+      'w4a4kv4_rtn_ffnhad',
+      'w4a4kv4_rtn_quarot',
+      'w4a4kv4_gptq',
+      'w4a4kv4_gptq_ffnhad',
+      'w4a4kv4_gptq_quarot',
+    ]);
+    expect(v.map((x) => x.name)).toEqual([
+      'W4A4KV4 RTN',
+      'W4A4KV4 RTN + FFN Had',
+      'W4A4KV4 QuaRot',
+      'W4A4KV4 GPTQ',
+      'W4A4KV4 GPTQ + FFN Had',
+      'W4A4KV4 QuaRot + GPTQ',
+    ]);
+    const old = quantVariants(resolveQuantConfig({ qkRotate: false, zeroInRange: false, had: true, groupSize: 16 }));
+    expect(old.map((x) => x.tag)).toEqual(['w4a4kv4_rtn_noqk_minmax_g16', 'w4a4kv4_rtn_ffnhadblock_noqk_minmax_g16']);
+    expect(old[1]!.name).toBe('W4A4KV4 RTN + FFN Had (block-diagonal) (keys unrotated, min/max ranges, weight groups of 16)');
+    // Choices that cannot change the number are not in the tag: no KV quantization, no Q/K suffix.
+    expect(quantVariants(resolveQuantConfig({ kv: 16, qkRotate: false }))[0]!.tag).toBe('w4a4kv16_rtn');
+    // Tags of osp-lab < 0.2 are named as such.
+    expect(quantTagName('w4a4kv4')).toBe('W4A4KV4 v0.1 RTN (keys unrotated, min/max ranges)');
+  });
+
+  it('a width without an exact Hadamard matrix is a ConfigError naming the field and the nearest widths', async () => {
+    const odd = createModel({ ...TINY, intermediateSize: 172 }, { seed: 1 });
+    try {
+      await expect(quantEval(odd, data, { rotate: 'ffn' })).rejects.toThrow(/model\.intermediateSize.*172.*nearest supported widths: 168 and 176/);
+      // The block-diagonal rotation of osp-lab < 0.2 works at any width.
+      const r = await quantEval(odd, data, { rotate: 'ffn-block', w: 16, a: 16, kv: 16 });
+      expect(Math.abs(r.variants[0]!.gap.loss)).toBeLessThan(1e-5);
+    } finally {
+      odd.dispose();
+    }
+  });
+});
+
+describe('Q/K rotation before KV quantization', () => {
+  it('the key hook is R^T quant(R k) with R the dense Hadamard / sqrt(hd), float64', async () => {
+    const hd = 16;
+    const hooks = quantHooks(resolveQuantConfig({ w: 16, a: 16, kv: 4 }), { ...createModelConfig(), headDim: hd });
+    const k = tf.randomNormal([2, 2, 5, hd], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const v = tf.randomNormal([2, 2, 5, hd], 0, 1, 'float32', 4) as tf.Tensor4D;
+    const [kq, vq] = hooks.kv!(k, v, 0);
+    const R = qkRotation(hd).matrix();
+    // Oracle: rotate with the dense matrix in float64, quantize (the tested quantizer), rotate back in float64.
+    const kv = (await k.data()) as Float32Array;
+    const rows = kv.length / hd;
+    const rot = new Float32Array(kv.length);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < hd; j++) {
+        let s = 0;
+        for (let i = 0; i < hd; i++) s += kv[r * hd + i]! * R[i * hd + j]!;
+        rot[r * hd + j] = s;
+      }
+    }
+    const qt = fakeQuantKvPerHead(tf.tensor4d(rot, k.shape), 4);
+    const q = (await qt.data()) as Float32Array;
+    const want = new Float64Array(kv.length);
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < hd; i++) {
+        let s = 0;
+        for (let j = 0; j < hd; j++) s += q[r * hd + j]! * R[i * hd + j]!;
+        want[r * hd + i] = s;
+      }
+    }
+    const got = await kq.data();
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThan(1e-5);
+    expect(await vq.data()).toEqual(await fakeQuantKvPerHead(v, 4).data()); // values are not rotated
+    tf.dispose([k, v, kq, vq, qt]);
+  });
+
+  it('a planted key channel outlier ruins raw KV4 and the Q/K rotation repairs most of it', async () => {
+    // Key rows c and c + hd/2 (one RoPE pair) of every kv head times K, the matching query rows / K:
+    // scores, and so the full-precision function, are unchanged; post-RoPE keys get a K-times channel.
+    const K = 30;
+    const hd = model.config.headDim;
+    const c = 3;
+    const inPair = (row: number) => row % hd === c || row % hd === c + hd / 2;
+    const planted = await copyModel(model);
+    try {
+      for (let l = 0; l < TINY.numLayers; l++) {
+        await scale(planted, `model.layers.${l}.self_attn.k_proj.weight`, K, inPair);
+        await scale(planted, `model.layers.${l}.self_attn.q_proj.weight`, 1 / K, inPair);
+      }
+      const gap = async (m: Transformer, qkRotate: boolean) =>
+        (await quantEval(m, data, { w: 16, a: 16, kv: 4, qkRotate })).variants[0]!.gap.loss;
+      const plainRaw = await gap(model, false);
+      const raw = await gap(planted, false);
+      const rotated = await gap(planted, true);
+      expect(raw).toBeGreaterThan(5 * Math.max(plainRaw, 1e-4));
+      // Head width 8 here: the rotation spreads the pair over only 8 channels (measured: gap 0.079 raw,
+      // 0.062 rotated); at the paper's head width 128 the spread is 16 times wider.
+      expect(rotated).toBeLessThan(0.9 * raw);
+    } finally {
+      planted.dispose();
+    }
+  });
+});
+
+describe('QuaRot', () => {
+  it('a planted outlier channel at the q/k/v input: QuaRot removes most of the 4-bit activation gap', async () => {
+    // input_layernorm channel c times K, q/k/v columns c divided by K: the same function, one input channel K times larger.
+    const K = 40;
+    const c = 5;
+    const planted = await copyModel(model);
+    try {
+      for (let l = 0; l < TINY.numLayers; l++) {
+        await scale(planted, `model.layers.${l}.input_layernorm.weight`, K, (i) => i === c, true);
+        for (const p of ['q', 'k', 'v']) await scale(planted, `model.layers.${l}.self_attn.${p}_proj.weight`, 1 / K, (i) => i === c, true);
+      }
+      const r = await quantEval(planted, data, { w: 16, a: 4, kv: 16, rotate: ['none', 'quarot'] });
+      const [none, quarot] = r.variants.map((v) => v.gap.loss);
+      expect(none).toBeGreaterThan(0);
+      expect(quarot!).toBeLessThan(none! / 3);
+    } finally {
+      planted.dispose();
+    }
+  });
+});
+
+describe('GPTQ over the model', () => {
+  it("the Hessian of layer 0's q/k/v input is the sum of attn_in^T attn_in over the calibration batches", async () => {
+    const h = await linearInputHessian(model, calib, 0, 'qkv');
+    const d = TINY.hiddenSize;
+    const want = new Float64Array(d * d);
+    for (const b of calib) {
+      const x = tf.tidy(() => {
+        const taps = model.forward(tf.tensor2d(b.inputs, [b.batchSize, b.seqLen], 'int32'), { taps: true }).taps!;
+        return taps['layers.0.attn_in']!.reshape([-1, d]);
+      });
+      const xv = (await x.data()) as Float32Array;
+      x.dispose();
+      const n = xv.length / d;
+      for (let t = 0; t < n; t++) for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) want[i * d + j]! += xv[t * d + i]! * xv[t * d + j]!;
+    }
+    let err = 0;
+    let norm = 0;
+    for (let i = 0; i < want.length; i++) {
+      err = Math.max(err, Math.abs(h[i]! - want[i]!));
+      norm = Math.max(norm, Math.abs(want[i]!));
+    }
+    expect(err / norm).toBeLessThan(1e-5);
+  });
+
+  it('GPTQ changes the logits on calibration data less than RTN does; no tensor is left behind', async () => {
+    const logits = async (m: Transformer) => {
+      const out: number[] = [];
+      for (const b of calib) {
+        const l = tf.tidy(() => m.forward(tf.tensor2d(b.inputs, [b.batchSize, b.seqLen], 'int32')).logits);
+        out.push(...((await l.data()) as Float32Array));
+        l.dispose();
+      }
+      return out;
+    };
+    const ref = await logits(model);
+    const mse = (a: number[]) => a.reduce((s, v, i) => s + (v - ref[i]!) ** 2, 0) / a.length;
+
+    const rtn = await copyModel(model);
+    for (const name of blockLinearNames(rtn)) {
+      const v = rtn.params.get(name)!;
+      const [rows, cols] = v.shape as [number, number];
+      const q = quantizeWeightRtn((await v.data()) as Float32Array, rows, cols, { bits: 4, clipSearch: true }).dequantized;
+      tf.tidy(() => v.assign(tf.tensor2d(q, [rows, cols])));
+    }
+    const gptq = await copyModel(model);
+    await logits(gptq); // the forward pass caches its causal mask once per length
+    const before = tf.memory().numTensors;
+    await gptqModel(gptq, calib, { bits: 4, clipSearch: true });
+    expect(tf.memory().numTensors).toBe(before);
+    const [eRtn, eGptq] = [mse(await logits(rtn)), mse(await logits(gptq))];
+    expect(eGptq).toBeGreaterThan(0);
+    expect(eGptq).toBeLessThan(eRtn);
+    rtn.dispose();
+    gptq.dispose();
+  });
+
+  it('quantEval with GPTQ and QuaRot: every variant measured, the model untouched, memory flat', async () => {
+    const snapshot = async () => Promise.all([...model.params.values()].map(async (v) => ((await v.data()) as Float32Array).slice()));
+    const before = await snapshot();
+    const tensors = tf.memory().numTensors;
+    const r = await quantEval(model, data, { method: ['rtn', 'gptq'], rotate: ['none', 'quarot'] }, { calibration: calib });
+    expect(r.variants.map((v) => v.tag)).toEqual(['w4a4kv4_rtn', 'w4a4kv4_rtn_quarot', 'w4a4kv4_gptq', 'w4a4kv4_gptq_quarot']);
+    for (const v of r.variants) {
+      expect(v.quant.loss).toBeGreaterThan(r.fp.loss - 0.05);
+      expect(v.gap.perplexityRatio).toBeCloseTo(Math.exp(v.gap.loss), 8);
+    }
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(await snapshot()).toEqual(before);
+  });
+});
+
+function createModelConfig() {
+  const m = createModel(TINY, { seed: 1 });
+  const c = m.config;
+  m.dispose();
+  return c;
+}
