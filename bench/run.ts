@@ -12,6 +12,8 @@
  *   kernels     the fused WGSL kernels against their reference ops on webgpu, and one step fused vs not
  *   monitor     outlier monitor overhead at the default interval (configs/tiny.json)
  *   hessian     top-5 eigenvalues with 30 Lanczos steps against one training step
+ *   gptq        GPTQ of the d=256 model (4 layers, 128 calibration windows of 128 tokens: QuaRot's count)
+ *               against RTN of the same weights and one training step (goal: <= 60 s on 2 cores)
  *
  * Options: --only a,b (sections), --backends a,b (throughput), --backend NAME (monitor and hessian;
  * default native, else wasm), --peer (native against the identical model in PyTorch, bench/torch_reference.py,
@@ -34,6 +36,8 @@ import { createOptimizer } from '../src/optim/routing.ts';
 import { measureOutliers } from '../src/train/callbacks/outliers.ts';
 import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/config/run.ts';
+import { gptqModel } from '../src/export/quant/gptq_model.ts';
+import { blockLinearNames, quantizeWeightRtn } from '../src/export/quant/weights.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
 import { gemmRates, median, muonOverhead, nsCost, opBreakdown, peerRounds, portableGemm, portableStep, throughput, type Row } from './speed.ts';
 
@@ -47,7 +51,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
   },
 });
-const sections = new Set((args.only ?? 'throughput,gemm,portable,ns,ops,kernels,monitor,hessian').split(','));
+const sections = new Set((args.only ?? 'throughput,gemm,portable,ns,ops,kernels,monitor,hessian,gptq').split(','));
 const reps = args.quick ? 3 : 10;
 
 /** Median wall time (ms) of n runs of f (default `reps`), after one warm-up run. */
@@ -114,6 +118,8 @@ if (sections.has('kernels')) {
 if (sections.has('monitor') || sections.has('hessian')) {
   await monitorAndHessian(args.backend ?? (nativeOk ? 'native' : 'wasm'));
 }
+
+if (sections.has('gptq')) await gptqCost(args.backend ?? (nativeOk ? 'native' : 'wasm'));
 
 writeFileSync('bench/results.json', JSON.stringify(results, null, 2) + '\n');
 const w0 = Math.max(...rows.map((r) => r[0].length));
@@ -184,4 +190,34 @@ async function monitorAndHessian(backend: string): Promise<void> {
   optimizer.dispose();
   model.dispose();
   await stopBackend();
+}
+
+async function gptqCost(backend: string): Promise<void> {
+  const info = await startBackend(backend);
+  const modelConfig = { vocabSize: 258, hiddenSize: 256, numLayers: 4, numHeads: 4, maxSeqLen: 128 };
+  const model = createModel(modelConfig, { seed: 0 });
+  const T = modelConfig.maxSeqLen;
+  const data = loadDataset({}, { vocabSize: 258 });
+  const calibration = evalBatches(data.train, { batchSize: 8, seqLen: T, maxBatches: 16 }); // 128 windows
+  const optimizer = createOptimizer(resolveRunConfig({ model: modelConfig }).optimizer, model.params);
+  const b = calibration[0]!;
+  const x = tf.tensor2d(b.inputs, [8, T], 'int32');
+  const y = tf.tensor2d(b.targets, [8, T], 'int32');
+  const stepMs = await time(() => trainStep(model, optimizer, x, y), 3);
+  tf.dispose([x, y]);
+  optimizer.dispose();
+  const weights = await Promise.all(blockLinearNames(model).map(async (n) => ({ v: model.params.get(n)!, w: (await model.params.get(n)!.data()) as Float32Array })));
+  const t0 = performance.now();
+  for (const { v, w } of weights) quantizeWeightRtn(w, v.shape[0]!, v.shape[1]!, { bits: 4, clipSearch: true });
+  const rtnMs = performance.now() - t0;
+  const t1 = performance.now();
+  await gptqModel(model, calibration, { bits: 4, clipSearch: true });
+  const gptqMs = performance.now() - t1;
+  model.dispose();
+  await stopBackend();
+  results.gptq = { backend: info.name, model: 'd=256, 4 layers, intermediate 704', calibrationTokens: 128 * T, gptqMs, rtnMs, stepMs, goalMs: 60_000 };
+  rows.push([`GPTQ: backend ${info.name}, d=256, 4 layers, 128 x ${T} calibration tokens`, '', '']);
+  rows.push(['training step 8x128 (baseline)', `${stepMs.toFixed(1)} ms`, '1.00x']);
+  rows.push(['RTN with clip search, all block linears', `${(rtnMs / 1000).toFixed(2)} s`, `${(rtnMs / stepMs).toFixed(1)}x`]);
+  rows.push(['GPTQ, sequential over the blocks', `${(gptqMs / 1000).toFixed(2)} s`, `${(gptqMs / stepMs).toFixed(1)}x (goal <= 60 s)`]);
 }
