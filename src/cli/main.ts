@@ -12,7 +12,7 @@ import { prepareShards } from '../data/sources.ts';
 import { checkChoice, OspError } from '../errors.ts';
 import { evaluateTokens, readTextTokens, textWindows } from '../eval/text.ts';
 import { quantEval, resolveQuantConfig } from '../export/quant/eval.ts';
-import { calibrationFromRunData, calibrationFromTokens } from '../export/quant/calibration.ts';
+import { calibrationFromRunData, calibrationFromTokens, runSplitTokens } from '../export/quant/calibration.ts';
 import { GGUF_TYPES } from '../export/gguf.ts';
 import { ggufPerplexity } from '../export/gguf_eval.ts';
 import { checkpointWeights } from '../export/checkpoint.ts';
@@ -233,9 +233,12 @@ const COMMANDS: Record<string, Command> = {
     summary: 'full-precision vs 4-bit (W4A4KV4) perplexity of a checkpoint: RTN, GPTQ, FFN Had, QuaRot, llama.cpp',
     usage:
       'osp quant-eval CHECKPOINT --text FILE [--method rtn,gptq] [--rotate none,ffn,quarot] [--w 4] [--a 4] [--kv 4] ' +
-      '[--gguf q4_0,q8_0,f32] [--all] [--calib FILE] [--backend NAME] [--json] (osp quant-eval --help for all options)',
+      '[--gguf q4_0,q8_0,f32] [--all] [--calib FILE] [--backend NAME] [--json] (osp quant-eval --help for all options); ' +
+      '--val (the run\'s validation split) instead of --text FILE',
     options: {
       text: { type: 'string' },
+      val: { type: 'boolean' },
+      windows: { type: 'string' },
       method: { type: 'string' },
       rotate: { type: 'string' },
       all: { type: 'boolean' },
@@ -258,6 +261,8 @@ const COMMANDS: Record<string, Command> = {
     help: {
       CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
       '--text FILE': 'UTF-8 text, windows of maxSeqLen as in osp eval',
+      '--val': "instead of --text: the validation split of the checkpoint's run (its data config)",
+      '--windows N': 'evaluate only the first N windows',
       '--method LIST': 'weight quantizer(s), comma-separated: rtn (default), gptq',
       '--rotate LIST': 'rotation(s): none (default), ffn (exact full-width FFN Hadamard), quarot, ffn-block (block-diagonal, osp-lab < 0.2)',
       '--all': 'the OSP paper\'s table: --method rtn,gptq --rotate none,ffn,quarot --gguf q4_0',
@@ -279,7 +284,11 @@ const COMMANDS: Record<string, Command> = {
     },
     async run(v, pos) {
       if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp quant-eval --help)');
-      if (!v.text) throw new OspError('--text FILE is required');
+      if (!v.text === !v.val) throw new OspError('give the evaluation text: --text FILE, or --val for the run\'s validation split (not both)');
+      const maxWindows = v.windows === undefined ? Infinity : Number(v.windows);
+      if (!(Number.isSafeInteger(maxWindows) && maxWindows >= 1) && maxWindows !== Infinity) {
+        throw new OspError(`--windows: expected a positive integer, got '${String(v.windows)}'`);
+      }
       const list = (name: string, fallback: string) => String(v[name] ?? fallback).split(',').map((x) => x.trim()).filter((x) => x !== '');
       const all = Boolean(v.all);
       if (all && (v.method !== undefined || v.rotate !== undefined || v.gguf !== undefined)) {
@@ -302,12 +311,15 @@ const COMMANDS: Record<string, Command> = {
           gptq: { actOrder: Boolean(v['act-order']), ...(v['calib-windows'] !== undefined ? { calibrationWindows: int('calib-windows') } : {}) },
           ...(v['quarot-seed'] !== undefined ? { quarotSeed: int('quarot-seed') } : {}),
         },
-        'quant-eval',
-      ); // bad values fail here, before anything is loaded
+        'quant',
+      ); // bad values fail here (named as the config section's fields), before anything is loaded
       const ggufTypes = list('gguf', all ? 'q4_0' : '').map((t) => checkChoice('--gguf', t, GGUF_TYPES));
-      const tokens = readTextTokens(v.text as string);
       const c = checkpointWeights(pos[0]!);
       const seqLen = c.config.maxSeqLen;
+      const source = v.val ? `the run's validation split` : (v.text as string);
+      let tokens = v.val ? runSplitTokens(c.runConfig.data, c.config.vocabSize, 'val') : readTextTokens(v.text as string);
+      // The first N windows: N * seqLen predicted tokens (windows overlap by one).
+      if (maxWindows !== Infinity) tokens = tokens.subarray(0, Math.min(tokens.length, maxWindows * seqLen + 1));
       const needsCalibration = quant.w !== 16 && quant.method.includes('gptq');
       const calibration = !needsCalibration
         ? undefined
@@ -335,10 +347,10 @@ const COMMANDS: Record<string, Command> = {
         }
       }
       if (v.json) {
-        console.log(JSON.stringify({ checkpoint: c.dir, step: c.step, text: v.text, ...r, gguf }));
+        console.log(JSON.stringify({ checkpoint: c.dir, step: c.step, text: source, tokens: tokens.length - 1, ...r, gguf }));
         return;
       }
-      console.log(`${c.dir} (step ${c.step}) on ${v.text}, ${tokens.length - 1} tokens:`);
+      console.log(`${c.dir} (step ${c.step}) on ${source}, ${tokens.length - 1} tokens:`);
       const rows: [string, number, number, number][] = [['full precision', r.fp.loss, r.fp.perplexity, 1]];
       for (const q of r.variants) rows.push([q.name, q.quant.loss, q.quant.perplexity, q.gap.perplexityRatio]);
       for (const g of gguf) {

@@ -10,6 +10,15 @@ import type { QuantEvalBatch } from './eval.ts';
 /** Windows per calibration batch (one forward pass). */
 const BATCH = 8;
 
+/** The run's data split as a token stream (documents as BOS + bytes + EOS), for `osp quant-eval --val`. */
+export function runSplitTokens(data: unknown, vocabSize: number, split: 'train' | 'val'): Uint16Array {
+  try {
+    return loadDataset(data as Parameters<typeof loadDataset>[0], { vocabSize })[split].tokens;
+  } catch (e) {
+    throw new OspError(`could not load the run's ${split === 'val' ? 'validation' : 'training'} data (${(e as Error).message})`);
+  }
+}
+
 /**
  * `windows` windows of seqLen tokens (rounded up to a multiple of 8) from the start of the training
  * split of a run's `data` config section, unshuffled.
