@@ -192,7 +192,7 @@ describe('osp on the command line', () => {
     }
     expect(t.stdout).toMatch(/monitors @ step 2: kurtosis \d\.\d{3} \(/);
     expect(t.stdout).toMatch(/^done: 3 steps in [\d.]+ s \(training [\d.]+ s at \d+ tok\/s\)/m);
-    expect(t.stdout).toMatch(/^monitors \(last\): kurtosis [\d.]+ \(.*floor [\d.]+\)  W4A4KV4 ppl x\d\.\d{3}$/m);
+    expect(t.stdout).toMatch(/^monitors \(last\): kurtosis [\d.]+ \(.*floor [\d.]+\)  W4A4KV4 RTN ppl x\d\.\d{3}$/m);
   });
 });
 

@@ -12,6 +12,7 @@ import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from '../../src/backend/index.ts';
 import { foldedCheckpoint } from '../../src/export/checkpoint.ts';
+import { readHfCheckpoint } from '../../src/export/hf.ts';
 import { decodeGguf } from '../../src/io/gguf.ts';
 import { Transformer } from '../../src/model/transformer.ts';
 import { train } from '../../src/train/run.ts';
@@ -174,24 +175,137 @@ describe('osp export', () => {
 });
 
 describe('osp quant-eval', () => {
+  interface Variant {
+    tag: string;
+    name: string;
+    quant: { loss: number; perplexity: number };
+    gap: { loss: number; perplexityRatio: number };
+  }
+  interface QuantJson {
+    fp: { loss: number; perplexity: number };
+    variants: Variant[];
+    gguf: { type: string; rotate: boolean; loss: number; perplexity: number; tokens: number }[];
+  }
+  const run = (...extra: string[]) => {
+    const r = osp('quant-eval', runDir, '--text', join(dir, 'long.txt'), '--json', '--backend', 'cpu', ...extra);
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as QuantJson;
+  };
+
   it('prints full-precision and quantized loss; 8-bit stays close, 4-bit costs more', () => {
-    const run = (...extra: string[]) => {
-      const r = osp('quant-eval', runDir, '--text', join(dir, 'long.txt'), '--json', '--backend', 'cpu', ...extra);
-      expect(r.status, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { fp: { loss: number }; quant: { loss: number; perplexity: number }; gap: { loss: number } };
-    };
     const ev = JSON.parse(osp('eval', runDir, '--text', join(dir, 'long.txt'), '--json').stdout) as { loss: number };
     const off = run('--w', '16', '--a', '16', '--kv', '16');
     expect(off.fp.loss).toBeCloseTo(ev.loss, 5); // the same windows as osp eval
-    expect(off.quant.loss).toBe(off.fp.loss);
-    const q8 = run('--w', '8', '--a', '8', '--kv', '8');
-    const q4 = run('--w', '4', '--a', '4', '--kv', '4');
+    expect(off.variants.map((v) => v.tag)).toEqual(['w16a16kv16_rtn']);
+    expect(off.variants[0]!.quant.loss).toBe(off.fp.loss);
+    const q8 = run('--w', '8', '--a', '8', '--kv', '8').variants[0]!;
+    const q4 = run('--w', '4', '--a', '4', '--kv', '4').variants[0]!;
     // On ~600 tokens, quantization noise moves the loss by a few 1e-3 either way at 8 bits.
     expect(Math.abs(q8.gap.loss)).toBeLessThan(0.01);
     expect(q4.gap.loss).toBeGreaterThan(Math.abs(q8.gap.loss));
     expect(q4.quant.perplexity).toBeCloseTo(Math.exp(q4.quant.loss), 6);
-    const bad = osp('quant-eval', runDir, '--text', join(dir, 'long.txt'), '--w', '3');
-    expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('quant.w');
+    expect(q4.tag).toBe('w4a4kv4_rtn');
+    // The setting of osp-lab < 0.2 is reachable and tagged apart.
+    const v01 = run('--no-qk-rotate', '--minmax-range', '--had').variants;
+    expect(v01.map((v) => v.tag)).toEqual(['w4a4kv4_rtn_noqk_minmax', 'w4a4kv4_rtn_ffnhadblock_noqk_minmax']);
+    for (const [args, field] of [
+      [['--w', '3'], 'quant.w'],
+      [['--method', 'rtn,awq'], 'quant.method'],
+      [['--rotate', 'spin'], 'quant.rotate'],
+      [['--gguf', 'q5_k'], '--gguf'],
+      [['--all', '--method', 'rtn'], '--all'],
+      [['--val'], '--text FILE, or --val'],
+      [['--windows', '0'], '--windows'],
+    ] as const) {
+      const bad = osp('quant-eval', runDir, '--text', join(dir, 'long.txt'), ...args);
+      expect(bad.status, args.join(' ')).toBe(2);
+      expect(bad.stderr).toContain(field);
+    }
   });
+
+  it("--val evaluates the run's validation split; --windows N its first N windows", () => {
+    const r = osp('quant-eval', runDir, '--val', '--windows', '3', '--json', '--backend', 'cpu');
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as QuantJson & { tokens: number; text: string };
+    expect(j.tokens).toBe(3 * 128); // maxSeqLen 128
+    expect(j.text).toBe("the run's validation split");
+    expect(j.variants[0]!.tag).toBe('w4a4kv4_rtn');
+  });
+
+  it("every variant of the paper's table, and llama.cpp's own perplexity of the GGUF exports", () => {
+    const r = run('--method', 'rtn,gptq', '--rotate', 'none,ffn,quarot', '--gguf', 'f32,q4_0', '--calib', join(dir, 'long.txt'), '--calib-windows', '4');
+    expect(r.variants.map((v) => v.name)).toEqual([
+      'W4A4KV4 RTN',
+      'W4A4KV4 RTN + FFN Had',
+      'W4A4KV4 QuaRot',
+      'W4A4KV4 GPTQ',
+      'W4A4KV4 GPTQ + FFN Had',
+      'W4A4KV4 QuaRot + GPTQ',
+    ]);
+    for (const v of r.variants) {
+      expect(Number.isFinite(v.quant.loss)).toBe(true);
+      expect(v.gap.perplexityRatio).toBeCloseTo(v.quant.perplexity / r.fp.perplexity, 10);
+    }
+    // With quarot asked for, each GGUF type is also evaluated after the residual rotation.
+    expect(r.gguf.map((g) => `${g.type}${g.rotate ? '+rot' : ''}`)).toEqual(['f32', 'f32+rot', 'q4_0', 'q4_0+rot']);
+    const [f32, f32rot, q4] = r.gguf;
+    // llama.cpp's f32 loss equals osp-lab's full-precision loss, rotated or not.
+    expect(Math.abs(f32!.loss - r.fp.loss) / r.fp.loss).toBeLessThan(1e-3);
+    expect(Math.abs(f32rot!.loss - r.fp.loss) / r.fp.loss).toBeLessThan(1e-3);
+    expect(f32!.tokens).toBe([TEXT, ...MORE].join(' ').length);
+    expect(q4!.loss).toBeGreaterThan(r.fp.loss - 0.02);
+  }, 300_000);
+
+  it('--all prints one table: full precision, five quantized settings and more, llama.cpp Q4_0 (plain and rotated)', () => {
+    const r = osp('quant-eval', runDir, '--text', join(dir, 'long.txt'), '--all', '--calib-windows', '8', '--backend', 'cpu');
+    expect(r.status, r.stderr).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => /^\s{2}\S/.test(l) && /\d\.\d{4}\s*$/.test(l));
+    expect(rows.map((l) => l.trim().split(/\s{2,}/)[0])).toEqual([
+      'full precision',
+      'W4A4KV4 RTN',
+      'W4A4KV4 RTN + FFN Had',
+      'W4A4KV4 QuaRot',
+      'W4A4KV4 GPTQ',
+      'W4A4KV4 GPTQ + FFN Had',
+      'W4A4KV4 QuaRot + GPTQ',
+      'llama.cpp Q4_0',
+      'llama.cpp Q4_0 + QuaRot residual rotation',
+    ]);
+    expect(r.stdout).toMatch(/setting\s+loss\s+ppl\s+ppl ratio/);
+    // Progress goes to stderr, the table to stdout.
+    expect(r.stderr).toContain('GPTQ block 2/2 done');
+  }, 300_000);
+});
+
+describe('osp export --rotate', () => {
+  it('the residual-rotated GGUF gives the same log-probabilities in llama.cpp; the HF export the same loss', async () => {
+    const gguf = join(dir, 'model-rot.gguf');
+    const ex = osp('export', runDir, '--format', 'gguf', '--out', gguf, '--rotate', '--rotate-seed', '5');
+    expect(ex.status, ex.stderr).toBe(0);
+    const ours = JSON.parse(osp('eval', runDir, '--text', join(dir, 'text.txt'), '--json').stdout) as { loss: number };
+    const { logp } = await llamaLogProbs(gguf, [256, ...Buffer.from(TEXT)]);
+    expect(Math.abs(-logp.reduce((a, b) => a + b, 0) / logp.length - ours.loss)).toBeLessThan(1e-3);
+
+    const hf = join(dir, 'hf-rot');
+    expect(osp('export', runDir, '--format', 'hf', '--out', hf, '--rotate').status).toBe(0);
+    await startBackend('cpu');
+    const { config, weights } = readHfCheckpoint(hf);
+    // Rotated: every norm weight is 1, and the q_proj weight differs from the plain export's.
+    expect([...weights.get('model.layers.0.input_layernorm.weight')!.data].every((g) => g === 1)).toBe(true);
+    const plain = foldedCheckpoint(runDir);
+    expect(weights.get('model.layers.0.self_attn.q_proj.weight')!.data).not.toEqual(plain.weights.get('model.layers.0.self_attn.q_proj.weight')!.data);
+    const model = new Transformer(config, new Rng(0));
+    for (const [name, p] of model.params) p.assign(tf.tensor(weights.get(name)!.data, p.shape));
+    const toks = [256, ...Buffer.from(TEXT)];
+    const loss = tf.tidy(() =>
+      model.loss(tf.tensor2d([toks.slice(0, -1)], undefined, 'int32'), tf.tensor2d([toks.slice(1)], undefined, 'int32')).dataSync()[0]!,
+    );
+    model.dispose();
+    expect(Math.abs(loss - ours.loss) / ours.loss).toBeLessThan(1e-4);
+
+    const bad = osp('export', runDir, '--format', 'gguf', '--out', join(dir, 'x.gguf'), '--rotate-seed', '1');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--rotate-seed applies only with --rotate');
+    expect(existsSync(join(dir, 'x.gguf'))).toBe(false);
+  }, 120_000);
 });

@@ -171,15 +171,19 @@ describe('osp analyze', () => {
 });
 
 describe('quantization robustness during training', () => {
-  it('records full-precision and W4A4KV4 validation loss, and training is unaffected', async () => {
+  it('records full-precision and W4A4KV4 validation loss per variant (RTN, GPTQ, QuaRot), and training is unaffected', async () => {
     const base = { steps: 6, schedule: { kind: 'constant' }, monitor: { every: 0 } };
-    const withQ = await train({ config: tinyRun(tempDir(), { ...base, quant: { every: 3, batches: 1 } }), log: quiet });
+    const quant = { every: 3, batches: 1, method: ['rtn', 'gptq'], rotate: ['none', 'quarot'], gptq: { calibrationWindows: 8 } };
+    const withQ = await train({ config: tinyRun(tempDir(), { ...base, quant }), log: quiet });
     const without = await train({ config: tinyRun(tempDir(), base), log: quiet });
     const rows = readMetrics(withQ.runDir).filter((r) => 'quant/fp_loss' in r);
     expect(rows.map((r) => r.step)).toEqual([3, 6]);
+    const tags = ['w4a4kv4_rtn', 'w4a4kv4_rtn_quarot', 'w4a4kv4_gptq', 'w4a4kv4_gptq_quarot'];
     for (const r of rows) {
-      expect(r['quant/w4a4kv4/loss']).toBeGreaterThan(0);
-      expect(r['quant/w4a4kv4/ppl_ratio']).toBeCloseTo(Math.exp(r['quant/w4a4kv4/loss']! - r['quant/fp_loss']!), 6);
+      for (const tag of tags) {
+        expect(r[`quant/${tag}/loss`], tag).toBeGreaterThan(0);
+        expect(r[`quant/${tag}/ppl_ratio`]).toBeCloseTo(Math.exp(r[`quant/${tag}/loss`]! - r['quant/fp_loss']!), 6);
+      }
     }
     // The measurement restores the weights exactly: the trajectory is the one without it.
     const a = readMetrics(withQ.runDir).map((r) => r['train/loss']);
@@ -187,5 +191,6 @@ describe('quantization robustness during training', () => {
     expect(a).toEqual(b);
     const summary = JSON.parse(readFileSync(join(withQ.runDir, 'summary.json'), 'utf8'));
     expect(summary.monitors.quant.step).toBe(6);
+    expect(summary.monitors.quant.variants.map((v: { tag: string }) => v.tag)).toEqual(tags);
   });
 });
