@@ -351,15 +351,20 @@ const COMMANDS: Record<string, Command> = {
         return;
       }
       console.log(`${c.dir} (step ${c.step}) on ${source}, ${tokens.length - 1} tokens:`);
-      const rows: [string, number, number, number][] = [['full precision', r.fp.loss, r.fp.perplexity, 1]];
-      for (const q of r.variants) rows.push([q.name, q.quant.loss, q.quant.perplexity, q.gap.perplexityRatio]);
+      // The interval is the evaluation's sampling error (paired over windows), not seed-to-seed variation.
+      const rows: [string, number, number, number, string][] = [['full precision', r.fp.loss, r.fp.perplexity, 1, '']];
+      for (const q of r.variants) {
+        const se = q.gap.lossStderr;
+        const half = se === null ? '' : `+- ${(q.gap.perplexityRatio * (Math.exp(1.96 * se) - 1)).toFixed(4)}`;
+        rows.push([q.name, q.quant.loss, q.quant.perplexity, q.gap.perplexityRatio, half]);
+      }
       for (const g of gguf) {
-        rows.push([`llama.cpp ${g.type.toUpperCase()}${g.rotate ? ' + QuaRot residual rotation' : ''}`, g.loss, g.perplexity, g.perplexity / r.fp.perplexity]);
+        rows.push([`llama.cpp ${g.type.toUpperCase()}${g.rotate ? ' + QuaRot residual rotation' : ''}`, g.loss, g.perplexity, g.perplexity / r.fp.perplexity, '']);
       }
       const width = Math.max(...rows.map((x) => x[0].length));
-      console.log(`  ${'setting'.padEnd(width)}     loss      ppl  ppl ratio`);
-      for (const [name, loss, ppl, ratio] of rows) {
-        console.log(`  ${name.padEnd(width)}  ${loss.toFixed(4)}  ${ppl.toFixed(3).padStart(7)}  ${ratio.toFixed(4).padStart(9)}`);
+      console.log(`  ${'setting'.padEnd(width)}     loss      ppl  ppl ratio  95% (eval)`);
+      for (const [name, loss, ppl, ratio, half] of rows) {
+        console.log(`  ${name.padEnd(width)}  ${loss.toFixed(4)}  ${ppl.toFixed(3).padStart(7)}  ${ratio.toFixed(4).padStart(9)}  ${half}`.trimEnd());
       }
       if (gguf.length) console.log("  llama.cpp rows: llama.cpp's own quantized weights (Q4_0/Q8_0: blocks of 32, one scale each), its CPU kernels' activation handling, f16 KV cache");
     },

@@ -271,7 +271,9 @@ describe('osp quant-eval', () => {
       'llama.cpp Q4_0',
       'llama.cpp Q4_0 + QuaRot residual rotation',
     ]);
-    expect(r.stdout).toMatch(/setting\s+loss\s+ppl\s+ppl ratio/);
+    expect(r.stdout).toMatch(/setting\s+loss\s+ppl\s+ppl ratio\s+95% \(eval\)/);
+    // Each quantized variant carries the 95% interval of its ratio (the evaluation's sampling error).
+    for (const row of rows.slice(1, 7)) expect(row).toMatch(/\+- \d\.\d{4}$/);
     // Progress goes to stderr, the table to stdout.
     expect(r.stderr).toContain('GPTQ block 2/2 done');
   }, 300_000);

@@ -93,8 +93,13 @@ export interface LossAndPerplexity {
 
 export interface QuantVariantResult extends QuantVariant {
   quant: LossAndPerplexity;
-  /** quant - fp loss, and quant / fp perplexity. */
-  gap: { loss: number; perplexityRatio: number };
+  /**
+   * quant - fp loss, quant / fp perplexity (= exp of the loss gap), and the standard error of the loss
+   * gap over the evaluation batches (paired: both losses on the same tokens; null with one batch). It is
+   * the evaluation's sampling error only: a 95% interval of the ratio is exp(loss +- 1.96 stderr); the
+   * variation between training seeds is not in it.
+   */
+  gap: { loss: number; perplexityRatio: number; lossStderr: number | null };
   /** Wall time of this variant (rotation, weight quantization, evaluation). */
   seconds: number;
 }
@@ -139,7 +144,8 @@ export async function quantEval(
     }
     opts.calibration.forEach((b, i) => checkBatch(model, b, `calibration batch ${i}`));
   }
-  const fpLoss = await meanLoss(model, batches);
+  const fpBatches = await batchLosses(model, batches);
+  const fpLoss = weightedMean(fpBatches.losses, fpBatches.tokens);
   const fp = { loss: fpLoss, perplexity: Math.exp(fpLoss) };
   const base = await modelWeights(model);
   const results: QuantVariantResult[] = [];
@@ -168,10 +174,12 @@ export async function quantEval(
         }
       }
       const hooks = quantHooks(cfg, work.config, { downRotate: prepared.downRotate });
-      const loss = await meanLoss(work, batches, hooks);
+      const q = await batchLosses(work, batches, hooks);
+      const loss = weightedMean(q.losses, q.tokens);
       const quant = { loss, perplexity: Math.exp(loss) };
       const seconds = (performance.now() - t0) / 1000;
-      results.push({ ...v, quant, gap: { loss: quant.loss - fp.loss, perplexityRatio: quant.perplexity / fp.perplexity }, seconds });
+      const gap = { loss: quant.loss - fp.loss, perplexityRatio: quant.perplexity / fp.perplexity, lossStderr: gapStderr(q.losses, fpBatches.losses, q.tokens) };
+      results.push({ ...v, quant, gap, seconds });
       opts.log?.(`${v.name}: ppl ${quant.perplexity.toFixed(3)} (x${(quant.perplexity / fp.perplexity).toFixed(3)}), ${seconds.toFixed(1)} s`);
     } finally {
       work.dispose();
@@ -267,18 +275,23 @@ function checkBatch(model: Transformer, b: QuantEvalBatch, what: string): void {
 }
 
 /** Token-weighted mean loss over the batches; reads each loss asynchronously (WebGPU-safe). */
-async function meanLoss(model: Transformer, batches: readonly QuantEvalBatch[], hooks?: BlockHooks): Promise<number> {
-  let sum = 0;
-  let count = 0;
-  for (const b of batches) {
+/** Per-batch mean losses and token counts; reads each loss asynchronously (WebGPU-safe). */
+async function batchLosses(
+  model: Transformer,
+  batches: readonly QuantEvalBatch[],
+  hooks?: BlockHooks,
+): Promise<{ losses: Float64Array; tokens: Float64Array }> {
+  const losses = new Float64Array(batches.length);
+  const tokens = new Float64Array(batches.length);
+  for (let i = 0; i < batches.length; i++) {
+    const b = batches[i]!;
     const inputs = tf.tensor2d(b.inputs, [b.batchSize, b.seqLen], 'int32');
     const targets = tf.tensor2d(b.targets, [b.batchSize, b.seqLen], 'int32');
     try {
       const loss = model.loss(inputs, targets, hooks);
       try {
-        const n = b.batchSize * b.seqLen;
-        sum += (await loss.data())[0]! * n;
-        count += n;
+        losses[i] = (await loss.data())[0]!;
+        tokens[i] = b.batchSize * b.seqLen;
       } finally {
         loss.dispose();
       }
@@ -287,5 +300,34 @@ async function meanLoss(model: Transformer, batches: readonly QuantEvalBatch[], 
       targets.dispose();
     }
   }
+  return { losses, tokens };
+}
+
+/** Token-weighted mean of per-batch values. */
+function weightedMean(values: Float64Array, tokens: Float64Array): number {
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    sum += values[i]! * tokens[i]!;
+    count += tokens[i]!;
+  }
   return sum / count;
+}
+
+/**
+ * Standard error of the token-weighted mean loss gap, from the paired per-batch gaps (batches as the
+ * samples; ratio-estimator form with the B / (B - 1) correction). Null with a single batch.
+ */
+export function gapStderr(quant: Float64Array, fp: Float64Array, tokens: Float64Array): number | null {
+  const B = tokens.length;
+  if (B < 2) return null;
+  const d = quant.map((q, i) => q - fp[i]!);
+  const mean = weightedMean(d, tokens);
+  let total = 0;
+  let ss = 0;
+  for (let i = 0; i < B; i++) {
+    total += tokens[i]!;
+    ss += (tokens[i]! * (d[i]! - mean)) ** 2;
+  }
+  return (Math.sqrt(ss) / total) * Math.sqrt(B / (B - 1));
 }

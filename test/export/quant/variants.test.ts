@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../../src/backend/index.ts';
 import { fakeQuantKvPerHead } from '../../../src/export/quant/activations.ts';
 import { quantTagName, quantVariants, resolveQuantConfig } from '../../../src/export/quant/config.ts';
-import { quantEval, quantHooks, type QuantEvalBatch } from '../../../src/export/quant/eval.ts';
+import { gapStderr, quantEval, quantHooks, type QuantEvalBatch } from '../../../src/export/quant/eval.ts';
 import { gptqModel, linearInputHessian } from '../../../src/export/quant/gptq_model.ts';
 import { qkRotation } from '../../../src/export/quant/quarot.ts';
 import { blockLinearNames, quantizeWeightRtn } from '../../../src/export/quant/weights.ts';
@@ -123,6 +123,31 @@ describe('variants: tags and names', () => {
     } finally {
       odd.dispose();
     }
+  });
+});
+
+describe('the uncertainty of a gap', () => {
+  it('gapStderr: equal batches give std(d) / sqrt(B) (sample std), weights follow the tokens, one batch gives null', () => {
+    const fp = Float64Array.from([1, 2, 3, 4]);
+    const q = Float64Array.from([1.1, 2.3, 3.0, 4.2]);
+    const d = [0.1, 0.3, 0, 0.2];
+    const m = d.reduce((a, b) => a + b) / 4;
+    const sd = Math.sqrt(d.reduce((a, b) => a + (b - m) ** 2, 0) / 3);
+    expect(gapStderr(q, fp, Float64Array.from([5, 5, 5, 5]))).toBeCloseTo(sd / 2, 12);
+    // A batch of zero tokens does not count; the rest are equal again: B = 3 samples (with the B/(B-1) of 4).
+    const w = gapStderr(q, fp, Float64Array.from([5, 5, 5, 0]))!;
+    const d3 = [0.1, 0.3, 0];
+    const m3 = d3.reduce((a, b) => a + b) / 3;
+    const ss = d3.reduce((a, b) => a + (5 * (b - m3)) ** 2, 0);
+    expect(w).toBeCloseTo((Math.sqrt(ss) / 15) * Math.sqrt(4 / 3), 12);
+    expect(gapStderr(q.subarray(0, 1), fp.subarray(0, 1), Float64Array.from([5]))).toBeNull();
+  });
+
+  it('quantEval reports it per variant', async () => {
+    const r = await quantEval(model, [...data, ...calib], { w: 4, a: 4, kv: 4 });
+    const se = r.variants[0]!.gap.lossStderr!;
+    expect(se).toBeGreaterThan(0);
+    expect(se).toBeLessThan(Math.abs(r.variants[0]!.gap.loss) + 1);
   });
 });
 
