@@ -111,6 +111,11 @@ export const DataConfigSchema = z
     valFraction: z.number().gt(0).lt(1).default(0.05),
     /** Seed of the split by document (changing it gives a different split). */
     splitSeed: z.number().int().min(0).max(0xffffffff).default(0),
+    /**
+     * Seed of the training data order (the batcher's shuffle); absent = the run's `seed`, so one seed
+     * moves init and data order together, and setting this one separates the two sources of variance.
+     */
+    seed: z.number().int().min(0).max(0xffffffff).optional(),
   })
   .superRefine((c, ctx) => {
     // Cross-field rules live in the schema so the config system reports them when it validates the config.

@@ -257,7 +257,7 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
   // before the run directory exists.
   const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
   const { size, seqLen } = config.batch;
-  const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.seed });
+  const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.data.seed ?? config.seed });
   const valBatches = evalBatches(data.val, { batchSize: size, seqLen, maxBatches: config.eval.batches, purpose: 'evaluation (batch.size)' });
   // The monitors' fixed batches are checked here too, before any backend starts.
   const held =
