@@ -174,6 +174,9 @@ describe('osp export', () => {
   });
 });
 
+/** The variants of `--method rtn,gptq --rotate none,ffn,quarot` (and `--all`), in their order. */
+const PAPER_TABLE = ['W4A4KV4 RTN', 'W4A4KV4 RTN + FFN Had', 'W4A4KV4 QuaRot', 'W4A4KV4 GPTQ', 'W4A4KV4 GPTQ + FFN Had', 'W4A4KV4 QuaRot + GPTQ'];
+
 describe('osp quant-eval', () => {
   interface Variant {
     tag: string;
@@ -234,14 +237,7 @@ describe('osp quant-eval', () => {
 
   it("every variant of the paper's table, and llama.cpp's own perplexity of the GGUF exports", () => {
     const r = run('--method', 'rtn,gptq', '--rotate', 'none,ffn,quarot', '--gguf', 'f32,q4_0', '--calib', join(dir, 'long.txt'), '--calib-windows', '4');
-    expect(r.variants.map((v) => v.name)).toEqual([
-      'W4A4KV4 RTN',
-      'W4A4KV4 RTN + FFN Had',
-      'W4A4KV4 QuaRot',
-      'W4A4KV4 GPTQ',
-      'W4A4KV4 GPTQ + FFN Had',
-      'W4A4KV4 QuaRot + GPTQ',
-    ]);
+    expect(r.variants.map((v) => v.name)).toEqual(PAPER_TABLE);
     for (const v of r.variants) {
       expect(Number.isFinite(v.quant.loss)).toBe(true);
       expect(v.gap.perplexityRatio).toBeCloseTo(v.quant.perplexity / r.fp.perplexity, 10);
@@ -262,12 +258,7 @@ describe('osp quant-eval', () => {
     const rows = r.stdout.split('\n').filter((l) => /^\s{2}\S/.test(l) && /\d\.\d{4}\s*$/.test(l));
     expect(rows.map((l) => l.trim().split(/\s{2,}/)[0])).toEqual([
       'full precision',
-      'W4A4KV4 RTN',
-      'W4A4KV4 RTN + FFN Had',
-      'W4A4KV4 QuaRot',
-      'W4A4KV4 GPTQ',
-      'W4A4KV4 GPTQ + FFN Had',
-      'W4A4KV4 QuaRot + GPTQ',
+      ...PAPER_TABLE,
       'llama.cpp Q4_0',
       'llama.cpp Q4_0 + QuaRot residual rotation',
     ]);

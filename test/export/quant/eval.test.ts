@@ -26,28 +26,11 @@ import type { BlockHooks } from '../../../src/model/layers.ts';
 import { createModel, type Transformer } from '../../../src/model/transformer.ts';
 import { AdamW } from '../../../src/optim/adamw.ts';
 import { trainStep } from '../../../src/train/step.ts';
-import { Rng } from '../../../src/utils/rng.ts';
+import { chainBatches, copyModel } from '../../helpers/quant.ts';
 
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, maxSeqLen: 16 };
 const V = TINY.vocabSize;
 
-/** Batches of a chain t -> (3t + 1) mod V that jumps to a random token with probability 0.1. */
-function chainBatches(count: number, B: number, T: number, seed: number): QuantEvalBatch[] {
-  const rng = new Rng(seed);
-  return Array.from({ length: count }, () => {
-    const inputs = new Int32Array(B * T);
-    const targets = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) {
-      let t = rng.int(V);
-      for (let i = 0; i < T; i++) {
-        inputs[b * T + i] = t;
-        t = rng.uniform() < 0.9 ? (3 * t + 1) % V : rng.int(V);
-        targets[b * T + i] = t;
-      }
-    }
-    return { inputs, targets, batchSize: B, seqLen: T };
-  });
-}
 
 async function snapshot(model: Transformer): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
@@ -56,17 +39,6 @@ async function snapshot(model: Transformer): Promise<Map<string, Float32Array>> 
   return out;
 }
 
-/** A second model with the same config and a copy of `model`'s weights, to plant outliers in. */
-async function copyModel(model: Transformer): Promise<Transformer> {
-  const copy = createModel(TINY, { seed: 1 });
-  for (const [name, values] of await snapshot(model)) {
-    const v = copy.params.get(name)!;
-    const t = tf.tensor(values, v.shape);
-    v.assign(t);
-    t.dispose();
-  }
-  return copy;
-}
 
 /** Multiplies the selected entries of a parameter by `factor` (rows or columns of [out, in], or norm channels). */
 async function scaleParam(model: Transformer, name: string, factor: number, pick: (i: number, cols: number) => boolean) {
@@ -116,7 +88,7 @@ let data: QuantEvalBatch[];
 beforeAll(async () => {
   await startBackend('cpu');
   model = createModel(TINY, { seed: 1 });
-  data = chainBatches(2, 8, 16, 7);
+  data = chainBatches(V, 2, 8, 16, 7);
   const opt = new AdamW({ lr: 2e-2, weightDecay: 0 }, model.params);
   const steps = 100;
   for (let s = 0; s < steps; s++) {
@@ -237,7 +209,7 @@ describe('quantEval on a tiny trained model', () => {
     // models with massive activations. Per-token int4 then spends its whole range on that channel.
     const K = 40;
     const c = 5;
-    const planted = await copyModel(model);
+    const planted = await copyModel(model, TINY);
     try {
       for (let l = 0; l < TINY.numLayers; l++) {
         await scaleParam(planted, `model.layers.${l}.input_layernorm.weight`, K, (i) => i === c);
@@ -261,7 +233,7 @@ describe('quantEval on a tiny trained model', () => {
     // them in, rotated or not) against the full-precision output, layer by layer.
     const K = 40;
     const j = 17;
-    const planted = await copyModel(model);
+    const planted = await copyModel(model, TINY);
     try {
       for (let l = 0; l < TINY.numLayers; l++) {
         await scaleParam(planted, `model.layers.${l}.mlp.up_proj.weight`, K, (i, cols) => Math.floor(i / cols) === j);

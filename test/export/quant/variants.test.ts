@@ -16,38 +16,12 @@ import { blockLinearNames, quantizeWeightRtn } from '../../../src/export/quant/w
 import { createModel, type Transformer } from '../../../src/model/transformer.ts';
 import { AdamW } from '../../../src/optim/adamw.ts';
 import { trainStep } from '../../../src/train/step.ts';
-import { Rng } from '../../../src/utils/rng.ts';
+import { chainBatches, copyModel } from '../../helpers/quant.ts';
 
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, maxSeqLen: 16 };
 const V = TINY.vocabSize;
 
-/** Batches of a chain t -> (3t + 1) mod V that jumps to a random token with probability 0.1. */
-function chainBatches(count: number, B: number, T: number, seed: number): QuantEvalBatch[] {
-  const rng = new Rng(seed);
-  return Array.from({ length: count }, () => {
-    const inputs = new Int32Array(B * T);
-    const targets = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) {
-      let t = rng.int(V);
-      for (let i = 0; i < T; i++) {
-        inputs[b * T + i] = t;
-        t = rng.uniform() < 0.9 ? (3 * t + 1) % V : rng.int(V);
-        targets[b * T + i] = t;
-      }
-    }
-    return { inputs, targets, batchSize: B, seqLen: T };
-  });
-}
 
-async function copyModel(model: Transformer): Promise<Transformer> {
-  const copy = createModel(TINY, { seed: 1 });
-  for (const [name, v] of model.params) {
-    const t = tf.tensor((await v.data()) as Float32Array, v.shape);
-    copy.params.get(name)!.assign(t);
-    t.dispose();
-  }
-  return copy;
-}
 
 /** Multiplies rows (pick(row)) of a [out, in] parameter, or columns with `columns`, by factor. */
 async function scale(m: Transformer, name: string, factor: number, pick: (i: number) => boolean, columns = false) {
@@ -67,8 +41,8 @@ let calib: QuantEvalBatch[];
 beforeAll(async () => {
   await startBackend('cpu');
   model = createModel(TINY, { seed: 1 });
-  data = chainBatches(2, 8, 16, 7);
-  calib = chainBatches(4, 8, 16, 99);
+  data = chainBatches(V, 2, 8, 16, 7);
+  calib = chainBatches(V, 4, 8, 16, 99);
   const opt = new AdamW({ lr: 2e-2, weightDecay: 0 }, model.params);
   for (let s = 0; s < 100; s++) {
     const b = data[s % data.length]!;
@@ -193,7 +167,7 @@ describe('Q/K rotation before KV quantization', () => {
     const hd = model.config.headDim;
     const c = 3;
     const inPair = (row: number) => row % hd === c || row % hd === c + hd / 2;
-    const planted = await copyModel(model);
+    const planted = await copyModel(model, TINY);
     try {
       for (let l = 0; l < TINY.numLayers; l++) {
         await scale(planted, `model.layers.${l}.self_attn.k_proj.weight`, K, inPair);
@@ -219,7 +193,7 @@ describe('QuaRot', () => {
     // input_layernorm channel c times K, q/k/v columns c divided by K: the same function, one input channel K times larger.
     const K = 40;
     const c = 5;
-    const planted = await copyModel(model);
+    const planted = await copyModel(model, TINY);
     try {
       for (let l = 0; l < TINY.numLayers; l++) {
         await scale(planted, `model.layers.${l}.input_layernorm.weight`, K, (i) => i === c, true);
@@ -272,14 +246,14 @@ describe('GPTQ over the model', () => {
     const ref = await logits(model);
     const mse = (a: number[]) => a.reduce((s, v, i) => s + (v - ref[i]!) ** 2, 0) / a.length;
 
-    const rtn = await copyModel(model);
+    const rtn = await copyModel(model, TINY);
     for (const name of blockLinearNames(rtn)) {
       const v = rtn.params.get(name)!;
       const [rows, cols] = v.shape as [number, number];
       const q = quantizeWeightRtn((await v.data()) as Float32Array, rows, cols, { bits: 4, clipSearch: true }).dequantized;
       tf.tidy(() => v.assign(tf.tensor2d(q, [rows, cols])));
     }
-    const gptq = await copyModel(model);
+    const gptq = await copyModel(model, TINY);
     await logits(gptq); // the forward pass caches its causal mask once per length
     const before = tf.memory().numTensors;
     await gptqModel(gptq, calib, { bits: 4, clipSearch: true });
