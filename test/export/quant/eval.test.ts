@@ -21,6 +21,7 @@ import {
   type QuantEvalBatch,
 } from '../../../src/export/quant/eval.ts';
 import { hadamardRotate } from '../../../src/export/quant/hadamard.ts';
+import { qkRotation } from '../../../src/export/quant/quarot.ts';
 import { blockLinearNames, quantizeModelWeights, withWeights } from '../../../src/export/quant/weights.ts';
 import type { BlockHooks } from '../../../src/model/layers.ts';
 import { createModel, type Transformer } from '../../../src/model/transformer.ts';
@@ -141,10 +142,30 @@ describe('quantEval on a tiny trained model', () => {
     });
   }
 
-  it('the Q/K rotation changes nothing in full precision (a: 16, kv: 16 with and without it)', async () => {
-    const on = await run({ w: 16, a: 16, kv: 16, qkRotate: true });
-    const off = await run({ w: 16, a: 16, kv: 16, qkRotate: false });
-    expect(on.quant.loss).toBe(off.quant.loss);
+  it('the Q/K rotation changes nothing in full precision: logits to 1e-4 relative, R R^T = I in float64', async () => {
+    // The kv hook of qkRotate with an identity in place of the quantizer: k -> (k R) R^T.
+    const qk = qkRotation(model.config.headDim);
+    const hooks: BlockHooks = { kv: (k, v) => [qk.quantizeKeysRotated(k, (kr) => tf.clone(kr)), v] };
+    const x = tf.tensor2d(data[0]!.inputs, [8, 16], 'int32');
+    const [plain, rotated] = [undefined, hooks].map((h) => tf.tidy(() => model.forward(x, { hooks: h }).logits.dataSync()));
+    x.dispose();
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < plain!.length; i++) {
+      num += (rotated![i]! - plain![i]!) ** 2;
+      den += plain![i]! ** 2;
+    }
+    expect(Math.sqrt(num / den)).toBeLessThan(1e-4);
+    expect(Math.sqrt(num / den)).toBeGreaterThan(0); // the rotation really ran (float32 rounding differs)
+    const R = qk.matrix();
+    const n = qk.n;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let dot = 0;
+        for (let k = 0; k < n; k++) dot += R[i * n + k]! * R[j * n + k]!;
+        expect(Math.abs(dot - (i === j ? 1 : 0))).toBeLessThan(1e-12);
+      }
+    }
   });
 
   it('8-bit everything costs under 1% of the loss; 4-bit costs more', async () => {
