@@ -217,6 +217,36 @@ export function parseTrialName(name: string): ParsedTrialName | undefined {
   return out;
 }
 
+/** The configuration of a trial whose name is only `seed=N` (a sweep with seeds and nothing else). */
+export const BASE_CONFIGURATION = 'base';
+
+const SEED_PART = /^seed=(\d+)$/;
+
+/**
+ * Splits a trial name into its configuration (the name without its `seed=N` part) and that seed, as
+ * expandTrials names the trials of a sweep with `seeds` (the part is last there; a grid over `seed`
+ * puts it where the key is, and that works too). A name without a seed part is its own configuration,
+ * with seed null; a name that is nothing but its seed part belongs to BASE_CONFIGURATION.
+ * @example configurationOf('osp__optimizer.muon.lr=0.01__seed=2') // { configuration: 'osp__optimizer.muon.lr=0.01', seed: 2 }
+ * @example configurationOf('seed=0') // { configuration: 'base', seed: 0 }
+ */
+export function configurationOf(name: string): { configuration: string; seed: number | null } {
+  const parts = name.split('__');
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const m = SEED_PART.exec(parts[i]!);
+    if (!m) continue;
+    const rest = parts.filter((_, j) => j !== i);
+    return { configuration: rest.length > 0 ? rest.join('__') : BASE_CONFIGURATION, seed: Number(m[1]) };
+  }
+  return { configuration: name, seed: null };
+}
+
+/** Whether any of these trial names has a `seed=N` part: the report then aggregates over seeds. */
+export function hasSeeds(names: Iterable<string>): boolean {
+  for (const n of names) if (configurationOf(n).seed !== null) return true;
+  return false;
+}
+
 /**
  * The swept keys of a set of trials: every dotted path that appears as `key=value` in the trial
  * names, in first-seen order. [] when any name does not parse.

@@ -1,7 +1,9 @@
 /**
  * The sweep report: reads every trial directory of a sweep (ordinary `osp train` run directories) and
- * writes, into the sweep directory, `report.json` (one record per trial), `report.md` (the small-scale
- * analogue of the OSP ablation table, shared/reference/osp.md, with one column per swept grid key) and
+ * writes, into the sweep directory, `report.json` (one record per trial, and one per configuration
+ * with the statistics over its seeds), `report.md` (the small-scale analogue of the OSP ablation
+ * table, shared/reference/osp.md, with one column per swept grid key; with seeds, first the table of
+ * means with their 95% intervals per configuration, aggregate.ts) and
  * SVG plots of training and validation loss, outlier kurtosis, per-layer kurtosis, the quantized /
  * 16-bit perplexity ratio of every quantization variant measured (one table column per tag) and, when
  * measured, the top Hessian eigenvalue (report_plots.ts). The same table can be printed on the
@@ -18,7 +20,8 @@ import { gaussianFloor } from '../metrics/outliers.ts';
 import { resolveModelConfig } from '../model/config.ts';
 import { paramSpecs } from '../model/transformer.ts';
 import { assignOptimizers, type RoutingRule } from '../optim/routing.ts';
-import { parseTrialName, shortLabels } from './labels.ts';
+import { aggregateConfigurations, type ConfigurationReport } from './aggregate.ts';
+import { configurationOf, parseTrialName, shortLabels } from './labels.ts';
 import { buildPlots } from './report_plots.ts';
 import { consoleTable, renderMarkdown } from './report_table.ts';
 
@@ -64,6 +67,10 @@ export interface QuantReport {
  */
 export interface TrialReport {
   name: string;
+  /** The name without its `seed=N` part: the trials of one configuration differ only in their seed. */
+  configuration: string;
+  /** The run's `seed` (weight init and, by default, the data order), from its resolved config. */
+  seed: number | null;
   /** Short legend label that tells this trial from the others of its sweep ('adam, lr=3e-3'). */
   label: string;
   /** The variant part of a sweep trial name (`<variant>__key=value...`), else null. */
@@ -113,6 +120,12 @@ export interface SweepReport {
   trials: TrialReport[];
   /** Trials listed in sweep.json that have no directory yet. */
   pending: string[];
+  /**
+   * One per configuration (trials that differ only in their `seed=N` name part), in report order:
+   * n, mean, std and 95% interval of every table column over its finished seeds. A sweep without
+   * seeds has one configuration of one seed per trial.
+   */
+  configurations: ConfigurationReport[];
   /** The kurtosis estimator's Gaussian floor per model width: measured by the trials' monitors, else computed. */
   floors: { hiddenSize: number; gaussianFloor: number; source: 'measured' | 'computed' }[];
   /** Plot files written next to report.md. */
@@ -124,7 +137,10 @@ export interface ReportOptions {
   title?: string;
   /** Extra metric names (as in metrics.jsonl) reported per trial and as table columns. */
   metrics?: string[];
-  /** Receives the comparison table fitted to 80 columns, line by line (e.g. the sweep's log). */
+  /**
+   * Receives the comparison table fitted to 80 columns, line by line (e.g. the sweep's log); with
+   * seeds, the aggregated table (one row per configuration).
+   */
   print?: (line: string) => void;
 }
 
@@ -465,8 +481,11 @@ export function summarizeTrial(t: TrialResult, extraMetrics: readonly string[] =
     const given = at(t.config.input, key) ?? at(r, key);
     grid[key] = given !== undefined ? given : raw;
   }
+  const seed = numAt(r, 'seed');
   return {
     name: t.name,
+    configuration: configurationOf(t.name).configuration,
+    seed: seed !== undefined && Number.isInteger(seed) ? seed : null,
     label: t.name,
     variant: parsed?.variant ?? null,
     grid,
@@ -540,23 +559,10 @@ function floorsOf(trials: readonly TrialReport[]): SweepReport['floors'] {
  * @example const { files } = writeReport('runs/osp-ablation', { metrics: ['outliers/layers.3.out/max_abs'] });
  */
 export function writeReport(sweepDir: string, opts: ReportOptions = {}): { files: string[]; report: SweepReport } {
-  const root = resolve(sweepDir);
   const extra = opts.metrics ?? [];
-  const trials = collectTrials(root);
-  const reports = trials.map((t) => summarizeTrial(t, extra));
-  const present = new Set(trials.map((t) => t.name));
-  const floors = floorsOf(reports);
-  const labels = shortLabels(reports.map((r) => r.name));
-  reports.forEach((r, i) => (r.label = labels[i]!));
-  const plots = buildPlots(trials, reports, floors);
-
-  const report: SweepReport = {
-    title: opts.title ?? `Sweep ${basename(root)}`,
-    trials: reports,
-    pending: (sweepOrder(root) ?? []).filter((n) => !present.has(n)),
-    floors,
-    plots: plots.map(([name]) => name),
-  };
+  const { root, trials, report } = buildReport(sweepDir, opts);
+  const plots = buildPlots(trials, report);
+  report.plots = plots.map(([name]) => name);
   const files: string[] = [];
   // Plots first: report.md links to them, so a reader never follows a link to a file not yet written.
   for (const [name, svg] of plots) {
@@ -570,4 +576,32 @@ export function writeReport(sweepDir: string, opts: ReportOptions = {}): { files
   writeFileAtomicSync(mdPath, renderMarkdown(report, extra));
   if (opts.print) for (const line of consoleTable(report, extra)) opts.print(line);
   return { files: [jsonPath, mdPath, ...files], report };
+}
+
+/**
+ * Reads a sweep directory into its report (without plots, `plots` left empty) and the trials as read,
+ * writing nothing: what writeReport writes, and what `osp sweep report --compare` reads.
+ * @example const { report } = buildReport('runs/osp-ablation'); report.configurations.map((c) => c.name)
+ */
+export function buildReport(
+  sweepDir: string,
+  opts: Pick<ReportOptions, 'title' | 'metrics'> = {},
+): { root: string; trials: TrialResult[]; report: SweepReport } {
+  const root = resolve(sweepDir);
+  const extra = opts.metrics ?? [];
+  const trials = collectTrials(root);
+  const reports = trials.map((t) => summarizeTrial(t, extra));
+  const present = new Set(trials.map((t) => t.name));
+  const labels = shortLabels(reports.map((r) => r.name));
+  reports.forEach((r, i) => (r.label = labels[i]!));
+  const pending = (sweepOrder(root) ?? []).filter((n) => !present.has(n));
+  const report: SweepReport = {
+    title: opts.title ?? `Sweep ${basename(root)}`,
+    trials: reports,
+    pending,
+    configurations: aggregateConfigurations(reports, pending, extra),
+    floors: floorsOf(reports),
+    plots: [],
+  };
+  return { root, trials, report };
 }

@@ -5,12 +5,24 @@
  * metrics in words with units, legend entries the trials' short labels (the full name stays in the
  * SVG's data-name and tooltip), and every y axis chooses its scale from the data (log only for positive
  * data spanning more than 1.5 decades).
+ *
+ * With seeds (trial names with a `seed=N` part), every curve is one configuration: the mean over its
+ * finished seeds at the x values all of them have, with a band of -+ one standard deviation across
+ * seeds; quant_gap.svg has one bar per configuration at the mean with an error bar over its 95%
+ * interval. A configuration none of whose seeds finished is drawn from its unfinished seeds.
  */
+import { meanCurve, type ConfigurationReport } from './aggregate.ts';
 import { formatValue } from './axes.ts';
-import { commonQuantBits, metricLabel } from './labels.ts';
+import { commonQuantBits, hasSeeds, metricLabel } from './labels.ts';
 import type { SweepReport, TrialReport, TrialResult } from './report.ts';
 import { reportQuantTags, shortQuantNames } from './report_table.ts';
+import { describeSample } from './stats.ts';
 import { barChart, lineChart, type Bar, type HLine, type Series } from './svg.ts';
+
+/** What a band in a chart of a multi-seed sweep means, under the chart and in report.md. */
+export const BAND_CAPTION = 'line: mean over the finished seeds; band: \u00B1 one standard deviation across seeds';
+/** What an error bar in quant_gap.svg of a multi-seed sweep means. */
+export const ERROR_BAR_CAPTION = 'bar: mean over the finished seeds; error bar: 95% confidence interval of the mean';
 
 export function floorLines(floors: SweepReport['floors']): HLine[] {
   return floors.map((f) => ({
@@ -22,14 +34,34 @@ export function floorLines(floors: SweepReport['floors']): HLine[] {
   }));
 }
 
-/** A series of (x, y) from the rows that have the y metric; x is the step unless `xKey` names another metric. */
-function metricSeries(t: TrialResult, label: string, yKey: string, xKey?: string): Series {
+/** (x, y) from the rows that have the y metric; x is the step unless `xKey` names another metric. */
+function metricPoints(t: TrialResult, yKey: string, xKey?: string): [number, number][] {
   const points: [number, number][] = [];
   for (const row of t.metrics) {
     if (!(yKey in row)) continue;
     points.push([xKey !== undefined && xKey in row ? row[xKey]! : row.step, row[yKey]!]);
   }
-  return { name: t.name, short: label, points };
+  return points;
+}
+
+function metricSeries(t: TrialResult, label: string, yKey: string, xKey?: string): Series {
+  return { name: t.name, short: label, points: metricPoints(t, yKey, xKey) };
+}
+
+/**
+ * The seeds a configuration's curves are averaged over: its finished ones, or, when none finished,
+ * all of them (its legend entry then says so).
+ */
+function curveMembers<T extends { name: string }>(c: ConfigurationReport, items: readonly T[], finished: ReadonlySet<string>): T[] {
+  const mine = items.filter((t) => c.trials.includes(t.name));
+  const done = mine.filter((t) => finished.has(t.name));
+  return done.length > 0 ? done : mine;
+}
+
+/** A configuration's legend label: its short label, with the seeds the curve is over when not all. */
+function configurationLabel(c: ConfigurationReport): string {
+  if (c.finished === 0) return `${c.label} (unfinished)`;
+  return c.finished < c.seeds.length ? `${c.label} (${c.finished} of ${c.seeds.length} seeds)` : c.label;
 }
 
 /**
@@ -41,21 +73,42 @@ function measured(series: Series[]): Series[] {
 }
 
 /** The report's figures as [file name, SVG text], in report order; hessian.svg only when measured. */
-export function buildPlots(trials: readonly TrialResult[], reports: readonly TrialReport[], floors: SweepReport['floors']): [string, string][] {
-  const hLines = floorLines(floors);
+export function buildPlots(trials: readonly TrialResult[], report: SweepReport): [string, string][] {
+  const reports = report.trials;
+  const hLines = floorLines(report.floors);
+  const seeded = hasSeeds(reports.map((r) => r.name));
+  const finished = new Set(reports.filter((r) => r.finished).map((r) => r.name));
   // Unfinished trials say so in the legend: their curves stop early for a reason.
   const label = new Map(reports.map((r) => [r.name, r.finished ? r.label : `${r.label} (unfinished)`]));
-  const series = (yKey: string, xKey?: string) =>
-    measured(trials.map((t) => metricSeries(t, label.get(t.name) ?? t.name, yKey, xKey)));
+  const series = (yKey: string, xKey?: string): Series[] => {
+    if (!seeded) return measured(trials.map((t) => metricSeries(t, label.get(t.name) ?? t.name, yKey, xKey)));
+    return measured(
+      report.configurations.map((c) => {
+        const curve = meanCurve(curveMembers(c, trials, finished).map((t) => metricPoints(t, yKey, xKey)));
+        return { name: c.name, short: configurationLabel(c), points: curve.points, band: curve.band };
+      }),
+    );
+  };
+  const layerSeries = (): Series[] => {
+    const points = (r: TrialReport) => r.layerKurtosis.flatMap((v, i) => (v === null ? [] : [[i, v] as [number, number]]));
+    if (!seeded) return measured(reports.map((r) => ({ name: r.name, short: label.get(r.name)!, points: points(r) })));
+    return measured(
+      report.configurations.map((c) => {
+        const curve = meanCurve(curveMembers(c, reports, finished).map(points));
+        return { name: c.name, short: configurationLabel(c), points: curve.points, band: curve.band };
+      }),
+    );
+  };
+  const caption = seeded ? { caption: BAND_CAPTION } : {};
   const plots: [string, string][] = [];
   const step = metricLabel('step');
   plots.push([
     'loss.svg',
-    lineChart({ title: 'Training loss', xLabel: step, yLabel: metricLabel('train/loss'), yScale: 'auto', xFromZero: true, series: series('train/loss') }),
+    lineChart({ title: 'Training loss', xLabel: step, yLabel: metricLabel('train/loss'), yScale: 'auto', xFromZero: true, series: series('train/loss'), ...caption }),
   ]);
   plots.push([
     'val_loss.svg',
-    lineChart({ title: 'Validation loss', xLabel: step, yLabel: metricLabel('eval/loss'), yScale: 'auto', xFromZero: true, series: series('eval/loss') }),
+    lineChart({ title: 'Validation loss', xLabel: step, yLabel: metricLabel('eval/loss'), yScale: 'auto', xFromZero: true, series: series('eval/loss'), ...caption }),
   ]);
   plots.push([
     'kurtosis.svg',
@@ -67,6 +120,7 @@ export function buildPlots(trials: readonly TrialResult[], reports: readonly Tri
       xFromZero: true,
       series: series('outliers/osp_kurtosis'),
       hLines,
+      ...caption,
     }),
   ]);
   plots.push([
@@ -77,17 +131,12 @@ export function buildPlots(trials: readonly TrialResult[], reports: readonly Tri
       yLabel: 'excess kurtosis of the layer output',
       yScale: 'auto',
       xIndex: true,
-      series: measured(
-        reports.map((r) => ({
-          name: r.name,
-          short: label.get(r.name)!,
-          points: r.layerKurtosis.flatMap((v, i) => (v === null ? [] : [[i, v] as [number, number]])),
-        })),
-      ),
+      series: layerSeries(),
       hLines,
+      ...caption,
     }),
   ]);
-  plots.push(['quant_gap.svg', quantGapChart(reports, label)]);
+  plots.push(['quant_gap.svg', seeded ? quantGapMeanChart(report, finished) : quantGapChart(reports, label)]);
   const hessian = series('hessian/eig_1', 'hessian/measured_at_step');
   if (hessian.length > 0) {
     plots.push([
@@ -99,10 +148,47 @@ export function buildPlots(trials: readonly TrialResult[], reports: readonly Tri
         yScale: 'auto',
         xFromZero: true,
         series: hessian,
+        ...caption,
       }),
     ]);
   }
   return plots;
+}
+
+/** quant_gap.svg's title and y axis title for these tags. */
+function quantGapTitles(tags: readonly string[]): { title: string; yLabel: string } {
+  const bits = commonQuantBits(tags);
+  return {
+    title: bits !== undefined ? `${bits} perplexity ratio (quantized / 16-bit)` : 'Quantized / 16-bit perplexity ratio',
+    // One variant: its name in words; several: the bars' labels name them.
+    yLabel: tags.length === 1 ? metricLabel(`quant/${tags[0]!}/ppl_ratio`) : 'quantized / 16-bit perplexity',
+  };
+}
+
+/**
+ * quant_gap.svg of a multi-seed sweep: one bar per configuration and tag at the mean ratio over its
+ * finished seeds (all of its seeds when none finished), with an error bar over the 95% interval when
+ * there are at least two.
+ */
+function quantGapMeanChart(report: SweepReport, finished: ReadonlySet<string>): string {
+  const tags = reportQuantTags(report.trials);
+  const short = shortQuantNames(tags);
+  const bars: Bar[] = [];
+  for (const c of report.configurations) {
+    const members = curveMembers(c, report.trials, finished);
+    for (const tag of tags) {
+      const values = members.map((t) => t.quant[tag]?.pplRatio).filter((v): v is number => typeof v === 'number');
+      if (values.length === 0) continue;
+      const s = describeSample(values);
+      const shown = configurationLabel(c);
+      const bar: Bar =
+        tags.length === 1
+          ? { label: c.name, short: shown, value: s.mean! }
+          : { label: `${c.name} (${short.get(tag)!})`, short: `${shown} (${short.get(tag)!})`, value: s.mean! };
+      bars.push(s.ci95 !== null ? { ...bar, err: s.ci95 } : bar);
+    }
+  }
+  return barChart({ ...quantGapTitles(tags), yScale: 'auto', base: 1, bars, hLines: [{ y: 1, label: 'no gap' }], caption: ERROR_BAR_CAPTION });
 }
 
 /**
@@ -126,14 +212,5 @@ function quantGapChart(reports: readonly TrialReport[], label: ReadonlyMap<strin
       );
     }
   }
-  const bits = commonQuantBits(tags);
-  return barChart({
-    title: bits !== undefined ? `${bits} perplexity ratio (quantized / 16-bit)` : 'Quantized / 16-bit perplexity ratio',
-    // One variant: its name in words; several: the bars' labels name them.
-    yLabel: tags.length === 1 ? metricLabel(`quant/${tags[0]!}/ppl_ratio`) : 'quantized / 16-bit perplexity',
-    yScale: 'auto',
-    base: 1,
-    bars,
-    hLines: [{ y: 1, label: 'no gap' }],
-  });
+  return barChart({ ...quantGapTitles(tags), yScale: 'auto', base: 1, bars, hLines: [{ y: 1, label: 'no gap' }] });
 }

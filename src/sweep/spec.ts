@@ -57,6 +57,11 @@ export const SweepSpecSchema = z.strictObject({
   metrics: z.array(z.string().min(1)).default([]),
   /** Trials run at once; the runner picks a default from the machine when absent. */
   parallel: z.number().int().min(1).optional(),
+  /**
+   * Seeds to run every trial with (variant x grid point), each as the run config's `seed` (weight
+   * init and, unless `data.seed` is set, the data order); the report aggregates over them.
+   */
+  seeds: z.array(z.number().int().min(0).max(0xffffffff)).min(1).optional(),
 });
 
 export type SweepSpecInput = z.input<typeof SweepSpecSchema>;
@@ -70,8 +75,10 @@ export interface Trial {
   config: Record<string, unknown>;
   /** The variant this trial comes from, if the sweep has variants. */
   variant?: string;
-  /** The grid point: dotted path -> value ({} without a grid). */
+  /** The grid point: dotted path -> value ({} without a grid), and `seed` when the spec has `seeds`. */
   point: Record<string, unknown>;
+  /** The seed of this trial when the spec has `seeds`. */
+  seed?: number;
 }
 
 /**
@@ -97,8 +104,10 @@ export function loadSweepSpec(path: string): SweepSpec {
 /**
  * Expands a sweep into its trials and validates every one of them as a run config, so a sweep either
  * fails at once or has only runnable trials. Order: variants outermost, then grid keys in the spec's
- * order (the first key varies slowest). Names: `<variant>__<key>=<value>__...`, e.g.
- * `osp__optimizer.muon.lr=0.01`.
+ * order (the first key varies slowest), then the seeds (fastest: the seeds of one configuration are
+ * neighbours). Names: `<variant>__<key>=<value>__...__seed=<N>`, e.g. `osp__optimizer.muon.lr=0.01`,
+ * or `osp__optimizer.muon.lr=0.01__seed=2` with `seeds`; a sweep of seeds alone names its trials
+ * `seed=0`, `seed=1`, ...
  *
  * @param specDir directory of the spec file: a relative `base` path is resolved against it
  * @example expandTrials({ name: 's', base: {}, grid: { 'optimizer.muon.lr': [0.01, 0.02] }, metrics: [] }, '.')
@@ -107,11 +116,28 @@ export function loadSweepSpec(path: string): SweepSpec {
 export function expandTrials(spec: SweepSpec, specDir: string): Trial[] {
   const gridKeys = Object.keys(spec.grid ?? {});
   const variants = spec.variants ?? [];
-  if (gridKeys.length === 0 && variants.length === 0) {
+  const seeds = spec.seeds;
+  if (gridKeys.length === 0 && variants.length === 0 && seeds === undefined) {
     throw new ConfigError(
       'sweep',
-      'nothing to sweep: give a "grid" (e.g. {"optimizer.muon.lr": [0.01, 0.02]}) or "variants" (e.g. [{"name": "adam", "set": {"model.norm": "rmsnorm"}}])',
+      'nothing to sweep: give a "grid" (e.g. {"optimizer.muon.lr": [0.01, 0.02]}), "variants" (e.g. [{"name": "adam", "set": {"model.norm": "rmsnorm"}}]) or "seeds" (e.g. [0, 1, 2])',
     );
+  }
+  if (seeds !== undefined) {
+    const seen = new Set<number>();
+    seeds.forEach((s, i) => {
+      if (seen.has(s)) throw new ConfigError(`sweep.seeds.${i}`, `seed ${s} is listed twice; the seeds must be distinct`);
+      seen.add(s);
+    });
+    // With `seeds` the sweep owns the run's seed: another value for it would be overwritten silently.
+    if (gridKeys.includes('seed')) {
+      throw new ConfigError('sweep.grid.seed', '"seed" is set by "seeds"; remove the grid key or the "seeds" list (for the data order alone, sweep data.seed)');
+    }
+    variants.forEach((v, i) => {
+      if (Object.hasOwn(v.set, 'seed')) {
+        throw new ConfigError(`sweep.variants.${i}.set.seed`, `"seed" is set by "seeds"; remove it from variant '${v.name}'`);
+      }
+    });
   }
   for (const key of gridKeys) {
     checkConfigPath(`sweep.grid.${key}`, key);
@@ -126,27 +152,35 @@ export function expandTrials(spec: SweepSpec, specDir: string): Trial[] {
 
   // Count before expanding: a runaway grid must not allocate millions of configs first.
   const sizes = gridKeys.map((k) => spec.grid![k]!.length);
-  const count = Math.max(variants.length, 1) * sizes.reduce((a, b) => a * b, 1);
+  const count = Math.max(variants.length, 1) * sizes.reduce((a, b) => a * b, 1) * (seeds?.length ?? 1);
   if (count > MAX_TRIALS) {
-    const factors = [...(variants.length > 0 ? [`${variants.length} variants`] : []), ...gridKeys.map((k, i) => `${sizes[i]} ${k}`)];
+    const factors = [
+      ...(variants.length > 0 ? [`${variants.length} variants`] : []),
+      ...gridKeys.map((k, i) => `${sizes[i]} ${k}`),
+      ...(seeds !== undefined ? [`${seeds.length} seeds`] : []),
+    ];
     throw new ConfigError(
       'sweep.grid',
-      `${count} trials (${factors.join(' x ')}) is more than the limit of ${MAX_TRIALS}, likely a mistake; split the sweep or shorten the value lists`,
+      `${count} trials (${factors.join(' x ')}) is more than the limit of ${MAX_TRIALS}, likely a mistake; split the sweep or shorten the value lists${seeds !== undefined ? ' or the seeds' : ''}`,
     );
   }
 
   const base = loadBase(spec.base, specDir);
   const points = gridPoints(spec.grid ?? {}, gridKeys);
+  // Each grid point once per seed, the seeds innermost.
+  const runs = points.flatMap((gridPoint) => (seeds ?? [undefined]).map((seed) => ({ gridPoint, seed })));
   const trials: Trial[] = [];
   const sources = new Map<string, string>();
   for (const [vi, variant] of (variants.length > 0 ? variants : [undefined]).entries()) {
-    for (const point of points) {
+    for (const { gridPoint, seed } of runs) {
+      const point = seed === undefined ? gridPoint : { ...gridPoint, seed };
       const parts = [
         ...(variant ? [variant.name] : []),
         ...gridKeys.map((k) => `${k}=${valueLabel(point[k])}`.replace(UNSAFE_NAME_CHARS, '_')),
+        ...(seed !== undefined ? [`seed=${seed}`] : []),
       ];
       const name = parts.join('__');
-      const source = describeSource(variant && `variant '${variant.name}' (sweep.variants.${vi})`, point);
+      const source = describeSource(variant && `variant '${variant.name}' (sweep.variants.${vi})`, gridPoint, seed);
       checkTrialName('sweep', name, `trial name (${source})`);
       const previous = sources.get(name);
       if (previous !== undefined) {
@@ -163,12 +197,13 @@ export function expandTrials(spec: SweepSpec, specDir: string): Trial[] {
       const sets: { path: string; value: unknown; from: string }[] = [
         ...Object.entries(variant?.set ?? {}).map(([path, value]) => ({ path, value, from: `variant '${variant!.name}'` })),
         ...gridKeys.map((path) => ({ path, value: point[path], from: 'grid' })),
+        ...(seed !== undefined ? [{ path: 'seed', value: seed, from: 'seeds' }] : []),
       ];
       for (const s of sets) config = setPath(config, s.path, s.value, name, s.from);
       const { name: _ignored, ...rest } = config;
       config = { name, ...rest };
       validateTrial(config, name, sets);
-      trials.push({ name, config, ...(variant ? { variant: variant.name } : {}), point });
+      trials.push({ name, config, ...(variant ? { variant: variant.name } : {}), point, ...(seed !== undefined ? { seed } : {}) });
     }
   }
   return trials;
@@ -220,11 +255,12 @@ function valueLabel(value: unknown): string {
   return typeof value === 'string' ? value : String(JSON.stringify(value));
 }
 
-/** Where a trial comes from, for error messages: `variant 'osp' (sweep.variants.0) with grid point {...}`. */
-function describeSource(variantLabel: string | undefined, point: Record<string, unknown>): string {
+/** Where a trial comes from, for error messages: `variant 'osp' (sweep.variants.0) with grid point {...} with seed 1`. */
+function describeSource(variantLabel: string | undefined, point: Record<string, unknown>, seed?: number): string {
   const parts = [
     ...(variantLabel !== undefined ? [variantLabel] : []),
     ...(Object.keys(point).length > 0 ? [`grid point ${JSON.stringify(point)}`] : []),
+    ...(seed !== undefined ? [`seed ${seed}`] : []),
   ];
   return parts.join(' with ');
 }
@@ -284,7 +320,9 @@ function validateTrial(config: Record<string, unknown>, trial: string, sets: { p
     const f = e.field;
     // The last change touching the field is the one that made it what it is.
     const s = [...sets].reverse().find((s) => s.path === f || f.startsWith(`${s.path}.`) || s.path.startsWith(`${f}.`));
-    const from = s ? `set by ${s.from === 'grid' ? `grid key '${s.path}'` : `${s.from} at '${s.path}'`}` : 'from the base config';
+    const from = s
+      ? `set by ${s.from === 'grid' ? `grid key '${s.path}'` : s.from === 'seeds' ? 'sweep.seeds' : `${s.from} at '${s.path}'`}`
+      : 'from the base config';
     throw new ConfigError(f, `in trial '${trial}' (${from}): ${stripField(e)}`);
   }
 }

@@ -3,10 +3,12 @@
  * bar charts (one bar per trial), with axes, ticks, a legend and optional horizontal reference lines.
  *
  * SVG rather than PNG because a report is read in a browser or on GitHub, where vector text stays sharp
- * and the elements can be inspected: every series is `<polyline class="series" data-name="...">`, every
- * bar `<rect class="bar" data-label="..." data-value="...">`, every tick `<g class="tick x|y"
- * data-value="...">` and every reference line `<line class="hline" data-y="...">`, so tests and users can
- * find them without reading pixels. No dependencies: the output is assembled as text.
+ * and the elements can be inspected: every series is `<polyline class="series" data-name="...">` (its
+ * band, when it has one, `<polygon class="band" data-name="...">` under it), every bar `<rect
+ * class="bar" data-label="..." data-value="...">` (its error bar `<g class="error-bar" data-label="..."
+ * data-lo="..." data-hi="...">`), every tick `<g class="tick x|y" data-value="...">` and every reference
+ * line `<line class="hline" data-y="...">`, so tests and users can find them without reading pixels. No
+ * dependencies: the output is assembled as text.
  *
  * Figures are meant to go into a draft as they are: legend labels are never truncated (a legend too
  * wide for the right margin moves under the plot), the y axis is logarithmic only when asked to or when
@@ -25,6 +27,11 @@ export interface Series {
   /** Legend text, e.g. 'adam, lr=3e-3' for the trial 'adam__optimizer.adamw.lr=0.003'. */
   short?: string;
   points: readonly (readonly [number, number])[];
+  /**
+   * A shaded band around the line, [x, low, high] per point (e.g. the mean -+ one standard deviation
+   * over seeds): a filled polygon in the series' colour at low opacity, drawn under every line.
+   */
+  band?: readonly (readonly [number, number, number])[];
 }
 
 /** A dashed horizontal reference line across the plot, e.g. the Gaussian floor of the kurtosis estimator. */
@@ -54,6 +61,8 @@ export interface LineChartOptions {
   /** Height in pixels of plot and axes; grows when the legend or notes need more room. Default 420. */
   height?: number;
   hLines?: readonly HLine[];
+  /** A line of text under the plot saying how to read it (e.g. what a band means). */
+  caption?: string;
 }
 
 export interface Bar {
@@ -61,6 +70,8 @@ export interface Bar {
   label: string;
   short?: string;
   value: number;
+  /** An error bar from low to high (e.g. the 95% interval of a mean over seeds). */
+  err?: readonly [number, number];
 }
 
 export interface BarChartOptions {
@@ -78,6 +89,8 @@ export interface BarChartOptions {
   width?: number;
   /** Default 420; grows when category labels or notes need room. */
   height?: number;
+  /** A line of text under the chart saying how to read it (e.g. what the error bars are). */
+  caption?: string;
 }
 
 /**
@@ -138,6 +151,8 @@ const TOP = 40;
 const LEGEND_ROW = 18;
 const NOTE_ROW = 16;
 const GREY = '#666666';
+/** Fill opacity of a series' band: the line stays readable on top of it, overlapping bands stay apart. */
+const BAND_OPACITY = 0.18;
 
 function resolveScale(opts: { yScale?: YScale; logY?: boolean }, values: readonly number[]): Scale {
   const s = opts.yScale ?? (opts.logY ? 'log' : 'linear');
@@ -262,6 +277,15 @@ function notesSvg(notes: readonly string[], bottom: number): string[] {
   );
 }
 
+/** Caption lines under the plot, above the notes (which end at `bottom`). */
+function captionSvg(captions: readonly string[], notes: number, bottom: number): string[] {
+  return captions.map(
+    (c, i) =>
+      `<text class="caption" x="${LEFT}" y="${px(bottom - (notes + captions.length - 1 - i) * NOTE_ROW)}" fill="${GREY}">` +
+      `${escapeXml(c)}</text>`,
+  );
+}
+
 /** Text of the note for values a chart could not draw; undefined when there are none. */
 function droppedNotes(nonPositive: number, nonFinite: number, hLinesDropped: readonly HLine[]): string[] {
   const notes: string[] = [];
@@ -303,9 +327,10 @@ function legendLayout(labels: readonly string[], width: number): LegendLayout {
   return { place: 'below', entryW, cols, rows: Math.ceil(labels.length / cols) };
 }
 
-function legendEntry(name: string, label: string, color: string, x: number, y: number, dashed = false): string {
+function legendEntry(name: string, label: string, color: string, x: number, y: number, dashed = false, band = false): string {
   return (
     `<g class="legend-entry" data-name="${escapeXml(name)}"><title>${escapeXml(name)}</title>` +
+    (band ? `<rect x="${px(x)}" y="${px(y - 6)}" width="22" height="12" fill="${color}" fill-opacity="${BAND_OPACITY}"/>` : '') +
     `<line x1="${px(x)}" y1="${px(y)}" x2="${px(x + 22)}" y2="${px(y)}" stroke="${color}" stroke-width="3"` +
     `${dashed ? ' stroke-dasharray="4 3"' : ''}/>` +
     `<text x="${px(x + 28)}" y="${px(y + 4)}">${escapeXml(label)}</text></g>`
@@ -336,8 +361,10 @@ export function lineChart(opts: LineChartOptions): string {
     points: finiteX[i]!.filter(([, y]) => drawable(y, kind)),
     below: finiteX[i]!.filter(([, y]) => Number.isFinite(y) && !drawable(y, kind)).map(([x]) => x),
     nonFinite: finiteX[i]!.filter(([, y]) => !Number.isFinite(y)).map(([x]) => x),
+    band: (s.band ?? []).filter(([x, lo, hi]) => Number.isFinite(x) && Number.isFinite(lo) && Number.isFinite(hi)),
   }));
   const labels = series.map((s) => (s.points.length === 0 ? `${s.label} (no data)` : s.label));
+  const captions = opts.caption !== undefined ? [opts.caption] : [];
   const notes = droppedNotes(
     series.reduce((n, s) => n + s.below.length, 0),
     series.reduce((n, s) => n + s.nonFinite.length, 0),
@@ -348,7 +375,7 @@ export function lineChart(opts: LineChartOptions): string {
   const legend = legendLayout(labels, width);
   if (legend.place === 'below') width = Math.max(width, LEFT + legend.entryW + 16);
   const legendH = legend.place === 'below' ? legend.rows * LEGEND_ROW + 10 : 0;
-  const notesH = notes.length * NOTE_ROW + (notes.length > 0 ? 6 : 0);
+  const notesH = (notes.length + captions.length) * NOTE_ROW + (notes.length + captions.length > 0 ? 6 : 0);
   const baseH = opts.height ?? 420;
   const height =
     legend.place === 'right' ? Math.max(baseH, TOP + legend.rows * LEGEND_ROW + 60) + notesH : baseH + legendH + notesH;
@@ -361,7 +388,9 @@ export function lineChart(opts: LineChartOptions): string {
   };
 
   const xs = series.flatMap((s) => [...s.points.map(([x]) => x), ...s.below, ...s.nonFinite]);
-  const ys = [...series.flatMap((s) => s.points.map(([, y]) => y)), ...hLines.map((h) => h.y)];
+  // Bands widen the y axis to hold them (where the axis can show them: a log axis clips them at its bottom).
+  const bandYs = series.flatMap((s) => s.band.flatMap(([, lo, hi]) => [lo, hi]).filter((v) => drawable(v, kind)));
+  const ys = [...series.flatMap((s) => s.points.map(([, y]) => y)), ...hLines.map((h) => h.y), ...bandYs];
   const xe = extent(opts.xFromZero ? [0, ...xs] : xs);
   const integer = xs.every(Number.isInteger);
   const xAxis = !xe ? linearAxis(0, 1) : opts.xIndex && integer ? indexAxis(xe[0], xe[1]) : linearAxis(xe[0], xe[1], { integer });
@@ -386,6 +415,21 @@ export function lineChart(opts: LineChartOptions): string {
       `${escapeXml(opts.xLabel)}</text>`,
   );
   if (xs.length === 0) out.push(noDataSvg(f));
+
+  // Bands first, so every line is drawn over every band.
+  series.forEach((s, i) => {
+    if (s.band.length === 0) return;
+    const color = seriesColor(i);
+    const Yc = (v: number) => (drawable(v, yAxis.kind) ? Y(v) : f.y1);
+    const upper = s.band.map(([x, , hi]) => `${px(X(x))},${px(Yc(hi))}`);
+    const lower = s.band.map(([x, lo]) => `${px(X(x))},${px(Yc(lo))}`).reverse();
+    // A band over a single x has no area: a thick translucent stroke shows it as a bar.
+    const single = s.band.length === 1 ? ` stroke="${color}" stroke-opacity="${BAND_OPACITY}" stroke-width="8"` : ' stroke="none"';
+    out.push(
+      `<polygon class="band" data-name="${escapeXml(s.name)}" points="${[...upper, ...lower].join(' ')}" fill="${color}" ` +
+        `fill-opacity="${BAND_OPACITY}"${single}/>`,
+    );
+  });
 
   series.forEach((s, i) => {
     const color = seriesColor(i);
@@ -424,8 +468,9 @@ export function lineChart(opts: LineChartOptions): string {
     const col = legend.place === 'right' ? 0 : i % legend.cols;
     const x = legend.place === 'right' ? legendX : LEFT + col * (legend.entryW + 18);
     const y = (legend.place === 'right' ? TOP + 8 : f.y1 + 58) + row * LEGEND_ROW;
-    out.push(legendEntry(s.name, labels[i]!, seriesColor(i), x, y));
+    out.push(legendEntry(s.name, labels[i]!, seriesColor(i), x, y, false, s.band.length > 0));
   });
+  out.push(...captionSvg(captions, notes.length, height - 10));
   out.push(...notesSvg(notes, height - 10));
   out.push('</svg>');
   return out.join('\n') + '\n';
@@ -475,11 +520,15 @@ export function barChart(opts: BarChartOptions): string {
   // Reference lines of a bar chart often lie on the bars' base (a ratio of 1), where a label inside
   // the plot would hide behind a bar: they are explained under the chart instead.
   const refs = hLines.filter((h) => drawable(h.y, kind));
-  const notesH = (notes.length + refs.length) * NOTE_ROW + (notes.length + refs.length > 0 ? 6 : 0);
+  const captions = opts.caption !== undefined ? [opts.caption] : [];
+  const rowsUnder = notes.length + refs.length + captions.length;
+  const notesH = rowsUnder * NOTE_ROW + (rowsUnder > 0 ? 6 : 0);
   const height = Math.max(opts.height ?? 420, TOP + 200 + labelDepth + 30) + notesH;
   const f: Frame = { x0, x1, y0: TOP, y1: height - labelDepth - 30 - notesH };
 
-  const yAxis = valueAxis([...opts.bars.map((b) => b.value), ...hLines.map((h) => h.y)], kind, true, base);
+  // Error bars widen the axis to hold them (a log axis clips a low end <= 0 at its bottom).
+  const errYs = opts.bars.flatMap((b) => (b.err ? [b.err[0], b.err[1]] : [])).filter((v) => drawable(v, kind));
+  const yAxis = valueAxis([...opts.bars.map((b) => b.value), ...hLines.map((h) => h.y), ...errYs], kind, true, base);
   const Y = (v: number) => f.y1 - yAxis.scale(v) * (f.y1 - f.y0);
   const from = base ?? (kind === 'log' ? yAxis.lo : 0);
   // On a linear axis, bar values carry one decimal more than the ticks (1.0022 and 1.0013, not 1.002
@@ -503,13 +552,26 @@ export function barChart(opts: BarChartOptions): string {
       // A bar equal to its base still shows as a line, not as nothing.
       const h = Math.max(1.5, Math.abs(yb - ya));
       const top = b.value >= from ? Math.min(ya, yb - h) : yb;
-      const textY = b.value >= from ? top - 5 : top + h + 14;
+      const err = b.err && Number.isFinite(b.err[0]) && Number.isFinite(b.err[1]) ? b.err : undefined;
+      const Yc = (v: number) => (drawable(v, kind) ? Y(v) : f.y1);
+      // The value is written beyond the bar's end, and beyond its error bar's end on that side.
+      const textY = b.value >= from ? Math.min(top, err ? Yc(err[1]) : top) - 5 : Math.max(top + h, err ? Yc(err[0]) : 0) + 14;
       out.push(
         `<rect class="bar" data-label="${label}" data-value="${b.value}" x="${px(cx - bw / 2)}" y="${px(top)}" ` +
           `width="${px(bw)}" height="${px(h)}" fill="${color}"><title>${label}: ` +
           `${formatValue(b.value)}</title></rect>`,
-        `<text class="bar-value" x="${px(cx)}" y="${px(textY)}" text-anchor="middle">${barText(b.value)}</text>`,
       );
+      if (err) {
+        const [y0, y1] = [Yc(err[0]), Yc(err[1])];
+        const cap = Math.min(bw / 4, 8);
+        out.push(
+          `<g class="error-bar" data-label="${label}" data-lo="${err[0]}" data-hi="${err[1]}" stroke="#222222" stroke-width="1.5">` +
+            `<line x1="${px(cx)}" y1="${px(y0)}" x2="${px(cx)}" y2="${px(y1)}"/>` +
+            `<line x1="${px(cx - cap)}" y1="${px(y0)}" x2="${px(cx + cap)}" y2="${px(y0)}"/>` +
+            `<line x1="${px(cx - cap)}" y1="${px(y1)}" x2="${px(cx + cap)}" y2="${px(y1)}"/></g>`,
+        );
+      }
+      out.push(`<text class="bar-value" x="${px(cx)}" y="${px(textY)}" text-anchor="middle">${barText(b.value)}</text>`);
     } else {
       const finite = Number.isFinite(b.value);
       out.push(
@@ -528,6 +590,7 @@ export function barChart(opts: BarChartOptions): string {
     );
   });
   out.push(...hLinesSvg(hLines, yAxis, f, false));
+  out.push(...captionSvg(captions, notes.length + refs.length, height - 10));
   refs.forEach((h, i) => {
     const y = height - 10 - (notes.length + refs.length - 1 - i) * NOTE_ROW - 4;
     out.push(

@@ -91,3 +91,31 @@ describe('osp sweep', () => {
     expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 });
+
+describe('osp sweep with seeds', () => {
+  it('runs every trial once per seed with that seed, and reports the mean over seeds', async () => {
+    const dir = tempDir();
+    const base = tinyRun(dir, { steps: 2, schedule: { kind: 'constant' }, eval: { every: 2, batches: 1 }, checkpoint: { every: 0, keep: 1 } });
+    delete base.name;
+    delete base.out;
+    const path = join(dir, 'spec.json');
+    writeFileSync(path, JSON.stringify({ name: 'seeds', base, seeds: [0, 1] }));
+    const out = join(dir, 'sweep');
+    const lines: string[] = [];
+    const r = await runSweep({ spec: path, out, parallel: 2, log: (l) => lines.push(l) });
+    expect(r.failed).toEqual([]);
+    expect(r.finished.sort()).toEqual(['seed=0', 'seed=1']);
+    const config = (t: string) => JSON.parse(readFileSync(join(out, t, 'config.json'), 'utf8')).resolved;
+    expect([config('seed=0').seed, config('seed=1').seed]).toEqual([0, 1]);
+    // Another seed, another initialization: the first losses differ.
+    const first = (t: string) => JSON.parse(readFileSync(join(out, t, 'metrics.jsonl'), 'utf8').split('\n')[0]!)['train/loss'];
+    expect(first('seed=0')).not.toBe(first('seed=1'));
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.configurations).toHaveLength(1);
+    expect(report.configurations[0]).toMatchObject({ name: 'base', seeds: [0, 1], finished: 2 });
+    expect(report.configurations[0].stats['eval/loss'].n).toBe(2);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('## Mean over seeds');
+    // The console table at the end is the aggregated one.
+    expect(lines.some((l) => /^seeds: 1 configuration, 2 trials$/.test(l))).toBe(true);
+  });
+});

@@ -285,3 +285,90 @@ describe('expandTrials validation', () => {
     expect(ok).toHaveLength(1000);
   });
 });
+
+describe('seeds', () => {
+  it('every variant x grid point once per seed, seeds innermost, named __seed=N, config.seed set', () => {
+    const trials = expandTrials(
+      spec({
+        variants: [{ name: 'adam', set: { 'model.norm': 'rmsnorm' } }, { name: 'osp', set: { 'model.norm': 'ssnorm' } }],
+        grid: { 'optimizer.muon.lr': [0.01, 0.02] },
+        seeds: [0, 1, 2],
+      }),
+      '.',
+    );
+    expect(trials.map((t) => t.name)).toEqual([
+      'adam__optimizer.muon.lr=0.01__seed=0',
+      'adam__optimizer.muon.lr=0.01__seed=1',
+      'adam__optimizer.muon.lr=0.01__seed=2',
+      'adam__optimizer.muon.lr=0.02__seed=0',
+      'adam__optimizer.muon.lr=0.02__seed=1',
+      'adam__optimizer.muon.lr=0.02__seed=2',
+      'osp__optimizer.muon.lr=0.01__seed=0',
+      'osp__optimizer.muon.lr=0.01__seed=1',
+      'osp__optimizer.muon.lr=0.01__seed=2',
+      'osp__optimizer.muon.lr=0.02__seed=0',
+      'osp__optimizer.muon.lr=0.02__seed=1',
+      'osp__optimizer.muon.lr=0.02__seed=2',
+    ]);
+    const t = trials[10]!;
+    expect(t.config).toMatchObject({ name: 'osp__optimizer.muon.lr=0.02__seed=1', seed: 1, model: { norm: 'ssnorm' }, optimizer: { muon: { lr: 0.02 } } });
+    expect(t.point).toEqual({ 'optimizer.muon.lr': 0.02, seed: 1 });
+    expect(t.seed).toBe(1);
+    expect(t.variant).toBe('osp');
+    expect(trials.map((x) => x.config.seed)).toEqual([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+  });
+
+  it('variants only, and seeds alone (a valid sweep): names end in seed=N', () => {
+    const v = expandTrials(spec({ variants: [{ name: 'adam' }, { name: 'osp' }], seeds: [7, 3] }), '.');
+    expect(v.map((t) => t.name)).toEqual(['adam__seed=7', 'adam__seed=3', 'osp__seed=7', 'osp__seed=3']);
+    expect(v.map((t) => t.config.seed)).toEqual([7, 3, 7, 3]);
+    const s = expandTrials(spec({ base: { ...BASE, seed: 42 }, seeds: [0, 1, 2] }), '.');
+    expect(s.map((t) => t.name)).toEqual(['seed=0', 'seed=1', 'seed=2']);
+    // The seed overrides the base config's.
+    expect(s.map((t) => t.config.seed)).toEqual([0, 1, 2]);
+    expect(s.map((t) => t.point)).toEqual([{ seed: 0 }, { seed: 1 }, { seed: 2 }]);
+    expect(s[0]!.config).toMatchObject({ name: 'seed=0', steps: 10 });
+    // data.seed stays free to sweep: weight init and data order vary independently.
+    const d = expandTrials(spec({ grid: { 'data.seed': [5] }, seeds: [0] }), '.');
+    expect(d[0]!.name).toBe('data.seed=5__seed=0');
+    expect(d[0]!.config).toMatchObject({ seed: 0, data: { seed: 5 } });
+  });
+
+  it('seed in the grid or in a variant together with seeds is an error naming the field', () => {
+    let e = configError(() => expandTrials(spec({ grid: { seed: [1, 2] }, seeds: [0, 1] }), '.'));
+    expect(e.field).toBe('sweep.grid.seed');
+    expect(e.message).toContain('"seed" is set by "seeds"');
+    e = configError(() => expandTrials(spec({ variants: [{ name: 'a' }, { name: 'b', set: { seed: 3 } }], seeds: [0] }), '.'));
+    expect(e.field).toBe('sweep.variants.1.set.seed');
+    expect(e.message).toContain("remove it from variant 'b'");
+  });
+
+  it('seeds must be a non-empty list of distinct non-negative integers', () => {
+    const e = configError(() => expandTrials(spec({ variants: [{ name: 'a' }], seeds: [0, 1, 0] }), '.'));
+    expect(e.field).toBe('sweep.seeds.2');
+    expect(e.message).toContain('seed 0 is listed twice');
+    const p = join(tempDir(), 's.json');
+    for (const [seeds, field] of [
+      [[], 'sweep.seeds'],
+      [[-1], 'sweep.seeds.0'],
+      [[0, 1.5], 'sweep.seeds.1'],
+      [['1'], 'sweep.seeds.0'],
+      [3, 'sweep.seeds'],
+    ] as const) {
+      writeFileSync(p, JSON.stringify({ base: BASE, seeds }));
+      const err = configError(() => loadSweepSpec(p));
+      expect(err.field, JSON.stringify(seeds)).toBe(field);
+      expect(err.message).toContain(p);
+    }
+    writeFileSync(p, JSON.stringify({ base: BASE, seeds: [0, 1] }));
+    expect(expandTrials(loadSweepSpec(p), '.').map((t) => t.name)).toEqual(['seed=0', 'seed=1']);
+  });
+
+  it('the trial limit counts the seeds', () => {
+    const values = (n: number) => Array.from({ length: n }, (_, i) => i);
+    const e = configError(() => expandTrials(spec({ variants: [{ name: 'a' }, { name: 'b' }], grid: { steps: values(30).map((i) => i + 1) }, seeds: values(20) }), '.'));
+    expect(e.field).toBe('sweep.grid');
+    expect(e.message).toContain('1200 trials (2 variants x 30 steps x 20 seeds) is more than the limit of 1000');
+    expect(configError(() => expandTrials(spec({ seeds: values(1001) }), '.')).message).toContain('1001 trials (1001 seeds)');
+  });
+});

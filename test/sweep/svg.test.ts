@@ -383,6 +383,101 @@ describe('barChart', () => {
   });
 });
 
+describe('bands and error bars (multi-seed sweeps)', () => {
+  const mean: [number, number][] = [[0, 5], [10, 4], [20, 3.5], [30, 3]];
+  const band: [number, number, number][] = mean.map(([x, y], i) => [x, y - 0.5 + i * 0.1, y + 0.5 - i * 0.1]);
+
+  it('a band is one polygon under its line, in its colour, upper edge then lower edge back, inside the plot', () => {
+    const text = lineChart({
+      title: 't',
+      xLabel: 'step',
+      yLabel: 'loss',
+      series: [{ name: 'adam', points: mean, band }, { name: 'osp', points: mean.map(([x, y]) => [x, y - 1] as [number, number]) }],
+      caption: 'band: mean -+ one standard deviation',
+    });
+    const svg = parseXml(text);
+    const polys = all(svg, hasClass('band'));
+    expect(polys).toHaveLength(1);
+    expect(polys[0]!.name).toBe('polygon');
+    expect(polys[0]!.attrs['data-name']).toBe('adam');
+    const line = all(svg, hasClass('series')).find((l) => l.attrs['data-name'] === 'adam')!;
+    expect(polys[0]!.attrs.fill).toBe(line.attrs.stroke);
+    expect(Number(polys[0]!.attrs['fill-opacity'])).toBeLessThan(0.5);
+    const pts = polylinePoints(polys[0]!);
+    expect(pts).toHaveLength(2 * band.length);
+    const linePts = polylinePoints(line);
+    for (let i = 0; i < band.length; i++) {
+      const upper = pts[i]!;
+      const lower = pts[pts.length - 1 - i]!;
+      expect(upper[0]).toBeCloseTo(linePts[i]![0], 6);
+      expect(lower[0]).toBeCloseTo(linePts[i]![0], 6);
+      expect(upper[1]).toBeLessThan(linePts[i]![1]);
+      expect(lower[1]).toBeGreaterThan(linePts[i]![1]);
+    }
+    for (const [x, y] of pts) expectInside(svg, x, y);
+    // The band widens the y axis: its extremes are inside the ticks.
+    const ticks = yTicks(svg).map((t) => t.value);
+    expect(Math.min(...ticks)).toBeLessThanOrEqual(1.5);
+    expect(Math.max(...ticks)).toBeGreaterThanOrEqual(5.5);
+    // Drawn before every line; the legend swatch of a banded series has the band behind it.
+    expect(text.indexOf('class="band"')).toBeLessThan(text.indexOf('class="series"'));
+    const legend = all(svg, hasClass('legend-entry'));
+    expect(legend[0]!.children.some((c) => c.name === 'rect')).toBe(true);
+    expect(legend[1]!.children.some((c) => c.name === 'rect')).toBe(false);
+    expect(textOf(all(svg, hasClass('caption'))[0]!)).toBe('band: mean -+ one standard deviation');
+  });
+
+  it('an empty band draws exactly what no band draws; a log axis clips a band below zero at its bottom', () => {
+    const plain = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: mean }] });
+    expect(lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: mean, band: [] }] })).toBe(plain);
+    const svg = parseXml(
+      lineChart({
+        title: 't',
+        xLabel: 'x',
+        yLabel: 'y',
+        yScale: 'log',
+        series: [{ name: 'a', points: [[0, 0.2], [10, 40]], band: [[0, -0.5, 0.9], [10, 20, 60]] }],
+      }),
+    );
+    const pts = polylinePoints(all(svg, hasClass('band'))[0]!);
+    expect(pts).toHaveLength(4);
+    for (const [x, y] of pts) expectInside(svg, x, y);
+    const bottom = Math.max(...yTicks(svg).map((t) => t.y));
+    expect(pts[3]![1]).toBeCloseTo(bottom, 1);
+  });
+
+  it('error bars span their interval on the value axis, with the value written above them', () => {
+    const svg = parseXml(
+      barChart({
+        title: 'gap',
+        yLabel: 'ratio',
+        base: 1,
+        bars: [
+          { label: 'adam', value: 1.04, err: [1.015, 1.065] },
+          { label: 'osp', value: 1.15, err: [0.99, 1.31] },
+          { label: 'one seed', value: 1.1 },
+        ],
+        caption: 'error bar: 95% confidence interval',
+      }),
+    );
+    const errs = all(svg, hasClass('error-bar'));
+    expect(errs.map((e) => e.attrs['data-label'])).toEqual(['adam', 'osp']);
+    expect(errs.map((e) => [Number(e.attrs['data-lo']), Number(e.attrs['data-hi'])])).toEqual([[1.015, 1.065], [0.99, 1.31]]);
+    const ticks = yTicks(svg);
+    // Pixel y is affine in the value: find it from two ticks.
+    const [t0, t1] = [ticks[0]!, ticks.at(-1)!];
+    const yOf = (v: number) => t0.y + ((v - t0.value) * (t1.y - t0.y)) / (t1.value - t0.value);
+    const vertical = errs[1]!.children[0]!;
+    expect(Number(vertical.attrs.y1)).toBeCloseTo(yOf(0.99), 1);
+    expect(Number(vertical.attrs.y2)).toBeCloseTo(yOf(1.31), 1);
+    expect(Math.min(...ticks.map((t) => t.value))).toBeLessThanOrEqual(0.99);
+    expect(Math.max(...ticks.map((t) => t.value))).toBeGreaterThanOrEqual(1.31);
+    const values = all(svg, hasClass('bar-value'));
+    expect(Number(values[1]!.attrs.y)).toBeLessThan(yOf(1.31));
+    expect(textOf(all(svg, hasClass('caption'))[0]!)).toBe('error bar: 95% confidence interval');
+  });
+});
+
 describe('helpers', () => {
   it('escapeXml escapes the five XML specials', () => {
     expect(escapeXml(`a<b&c>"d"'e'`)).toBe('a&lt;b&amp;c&gt;&quot;d&quot;&#39;e&#39;');
