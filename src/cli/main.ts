@@ -158,24 +158,32 @@ const COMMANDS: Record<string, Command> = {
   },
   sweep: {
     summary: 'run a sweep of trials in parallel and write one report (or emit it for a cluster)',
-    usage: 'osp sweep SPEC [--out DIR] [--parallel N] [--emit slurm|list]   |   osp sweep report DIR',
-    options: { out: { type: 'string' }, parallel: { type: 'string' }, emit: { type: 'string' } },
+    usage: 'osp sweep SPEC [--out DIR] [--parallel N] [--emit slurm|list]   |   osp sweep report DIR [--compare A,B]',
+    options: { out: { type: 'string' }, parallel: { type: 'string' }, emit: { type: 'string' }, compare: { type: 'string' } },
     help: {
-      SPEC: 'sweep spec JSON: base config, grid and/or variants, metrics (see README: Sweeps)',
+      SPEC: 'sweep spec JSON: base config, grid and/or variants and/or seeds, metrics (see README: Sweeps)',
       '--out DIR': 'sweep directory (default runs/<spec name>); one sub-directory per trial',
       '--parallel N': 'trials at once in worker threads (default: the spec\'s parallel, else the number of cores)',
       '--emit slurm': 'write trials/*.json and a job-array script sweep.slurm instead of training',
       '--emit list': 'print one standalone command per trial (any scheduler) instead of training',
-      'report DIR': 'aggregate the trial directories under DIR into report.md, report.json and SVG plots',
+      'report DIR': 'aggregate the trial directories under DIR into report.md, report.json and SVG plots (with seeds: mean and 95% interval per configuration)',
+      '--compare A,B': 'with report: print B - A for every column of configurations A and B (names without seed=N) with Welch\'s 95% interval; writes nothing',
     },
     async run(v, pos) {
       if (pos[0] === 'report') {
         if (pos.length !== 2) throw new OspError('expected one DIR argument');
+        if (v.compare !== undefined) {
+          const { compareConfigurations, formatComparison, parseComparePair } = await import('../sweep/compare.ts');
+          const [a, b] = parseComparePair(v.compare as string);
+          for (const line of formatComparison(compareConfigurations(pos[1]!, a, b))) console.log(line);
+          return;
+        }
         const { files } = writeReport(pos[1]!, { print: (line) => console.log(line) });
         for (const f of files) console.log(f);
         return;
       }
       if (pos.length !== 1) throw new OspError('expected one SPEC argument (see osp sweep --help)');
+      if (v.compare !== undefined) throw new OspError('--compare goes with osp sweep report DIR');
       let parallel: number | undefined;
       if (v.parallel !== undefined) {
         parallel = Number(v.parallel);
@@ -231,10 +239,7 @@ const COMMANDS: Record<string, Command> = {
   },
   'quant-eval': {
     summary: 'full-precision vs 4-bit (W4A4KV4) perplexity of a checkpoint: RTN, GPTQ, FFN Had, QuaRot, llama.cpp',
-    usage:
-      'osp quant-eval CHECKPOINT --text FILE [--method rtn,gptq] [--rotate none,ffn,quarot] [--w 4] [--a 4] [--kv 4] ' +
-      '[--gguf q4_0,q8_0,f32] [--all] [--calib FILE] [--backend NAME] [--json] (osp quant-eval --help for all options); ' +
-      '--val (the run\'s validation split) instead of --text FILE',
+    usage: 'osp quant-eval CHECKPOINT (--text FILE | --val) [--all | --method LIST --rotate LIST --gguf LIST] [--w 4 --a 4 --kv 4] [--json]',
     options: {
       text: { type: 'string' },
       val: { type: 'boolean' },
@@ -350,7 +355,8 @@ const COMMANDS: Record<string, Command> = {
         console.log(JSON.stringify({ checkpoint: c.dir, step: c.step, text: source, tokens: tokens.length - 1, ...r, gguf }));
         return;
       }
-      console.log(`${c.dir} (step ${c.step}) on ${source}, ${tokens.length - 1} tokens:`);
+      console.log(`checkpoint ${c.dir} (step ${c.step})`);
+      console.log(`text       ${source}, ${tokens.length - 1} tokens`);
       // The interval is the evaluation's sampling error (paired over windows), not seed-to-seed variation.
       const rows: [string, number, number, number, string][] = [['full precision', r.fp.loss, r.fp.perplexity, 1, '']];
       for (const q of r.variants) {
@@ -359,14 +365,18 @@ const COMMANDS: Record<string, Command> = {
         rows.push([q.name, q.quant.loss, q.quant.perplexity, q.gap.perplexityRatio, half]);
       }
       for (const g of gguf) {
-        rows.push([`llama.cpp ${g.type.toUpperCase()}${g.rotate ? ' + QuaRot residual rotation' : ''}`, g.loss, g.perplexity, g.perplexity / r.fp.perplexity, '']);
+        rows.push([`llama.cpp ${g.type.toUpperCase()}${g.rotate ? ', residual-rotated' : ''}`, g.loss, g.perplexity, g.perplexity / r.fp.perplexity, '']);
       }
       const width = Math.max(...rows.map((x) => x[0].length));
       console.log(`  ${'setting'.padEnd(width)}     loss      ppl  ppl ratio  95% (eval)`);
       for (const [name, loss, ppl, ratio, half] of rows) {
         console.log(`  ${name.padEnd(width)}  ${loss.toFixed(4)}  ${ppl.toFixed(3).padStart(7)}  ${ratio.toFixed(4).padStart(9)}  ${half}`.trimEnd());
       }
-      if (gguf.length) console.log("  llama.cpp rows: llama.cpp's own quantized weights (Q4_0/Q8_0: blocks of 32, one scale each), its CPU kernels' activation handling, f16 KV cache");
+      if (gguf.length) {
+        console.log("  llama.cpp: its own Q4_0/Q8_0 (weights in blocks of 32, one scale each), its");
+        console.log('  CPU kernels, f16 KV cache; residual-rotated = osp export --rotate');
+      }
+      console.log('  95% (eval): interval over the evaluation windows, not over training seeds');
     },
   },
   analyze: {

@@ -260,7 +260,7 @@ describe('osp quant-eval', () => {
       'full precision',
       ...PAPER_TABLE,
       'llama.cpp Q4_0',
-      'llama.cpp Q4_0 + QuaRot residual rotation',
+      'llama.cpp Q4_0, residual-rotated',
     ]);
     expect(r.stdout).toMatch(/setting\s+loss\s+ppl\s+ppl ratio\s+95% \(eval\)/);
     // Each quantized variant carries the 95% interval of its ratio (the evaluation's sampling error).
