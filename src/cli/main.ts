@@ -537,14 +537,43 @@ const COMMANDS: Record<string, Command> = {
 
 function usage(): string {
   const lines = ['usage: osp <command> [options]', '', 'commands:'];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
-  lines.push('', "run 'osp <command> --help' for a command's options; 'osp --version' for the version");
+  const cols = Math.max(40, process.stdout.columns || 80);
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  for (const [name, c] of Object.entries(COMMANDS)) {
+    wrap(c.summary, cols - width - 4).forEach((l, i) => lines.push(i === 0 ? `  ${name.padEnd(width)}  ${l}` : `${' '.repeat(width + 4)}${l}`));
+  }
+  lines.push('', "'osp <command> --help': a command's options; 'osp --version': the version");
   return lines.join('\n');
 }
 
-function commandHelp(c: Command): string {
+/**
+ * A command's usage and option list, word-wrapped to the terminal (80 columns when not a terminal):
+ * usage lines continue under the command, option descriptions under their own column.
+ */
+export function commandHelp(c: Command, columns = process.stdout.columns || 80): string {
+  const cols = Math.max(40, columns);
   const width = Math.max(...Object.keys(c.help).map((k) => k.length));
-  return [`usage: ${c.usage}`, '', ...Object.entries(c.help).map(([k, d]) => `  ${k.padEnd(width)}  ${d}`)].join('\n');
+  const lines = wrap(c.usage, cols - 7).map((l, i) => (i === 0 ? `usage: ${l}` : `         ${l}`));
+  lines.push('');
+  for (const [k, d] of Object.entries(c.help)) {
+    const indent = width + 4;
+    wrap(d, cols - indent).forEach((l, i) => lines.push(i === 0 ? `  ${k.padEnd(width)}  ${l}` : `${' '.repeat(indent)}${l}`));
+  }
+  return lines.join('\n');
+}
+
+/** Greedy word wrap to at most `width` characters per line (a longer word stands alone). */
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  out.push(line);
+  return out;
 }
 
 /** osp-lab's version, from its package.json. */

@@ -30,6 +30,16 @@ describe('osp', () => {
     expect(osp('data', '--help').stdout).toContain('--shard-tokens N');
   });
 
+  it('every help text fits an 80-column terminal (descriptions wrap under their column)', () => {
+    for (const args of [['--help'], ...COMMANDS.map((c) => [c, '--help'])]) {
+      const r = osp(...args);
+      expect(r.code).toBe(0);
+      for (const line of r.stdout.trimEnd().split('\n')) expect(line.length, `${args.join(' ')}: ${line}`).toBeLessThanOrEqual(80);
+    }
+    // Wrapped, not cut: the end of a long description is still there.
+    expect(osp('quant-eval', '--help').stdout).toMatch(/\n {21}residual-rotated export\n/);
+  });
+
   it('unknown commands and options fail with status 2 and one clear line', () => {
     const a = osp('trian');
     expect(a.code).toBe(2);
