@@ -114,9 +114,14 @@ for (const backend of backends) {
     it('zeroInRange is the default and changes only one-signed groups', async () => {
       const x = Float32Array.from([0.5, 1, 2, 3.3, -1, 0.2, 2, 3.3]); // row 0 all positive, row 1 mixed
       const xt = tf.tensor2d(x, [2, 4]);
-      const byDefault = tf.tidy(() => fakeQuantPerTokenAsym(xt, 4).dataSync());
-      const widened = tf.tidy(() => fakeQuantPerTokenAsym(xt, 4, { zeroInRange: true }).dataSync());
-      const plain = tf.tidy(() => fakeQuantPerTokenAsym(xt, 4, { zeroInRange: false }).dataSync());
+      // Read asynchronously: WebGPU in Node cannot read synchronously.
+      const read = async (opts?: { zeroInRange: boolean }) => {
+        const y = fakeQuantPerTokenAsym(xt, 4, opts);
+        const v = await y.data();
+        y.dispose();
+        return v;
+      };
+      const [byDefault, widened, plain] = [await read(), await read({ zeroInRange: true }), await read({ zeroInRange: false })];
       xt.dispose();
       expect(byDefault).toEqual(widened);
       expect(plain.slice(0, 4)).not.toEqual(widened.slice(0, 4)); // [0.5, 3.3] vs [0, 3.3]: different steps
