@@ -22,6 +22,15 @@ export interface SlurmOptions {
   mem?: string;
   /** `--job-name` (default: the sweep directory's name). */
   jobName?: string;
+  /** `--gpus-per-task`. */
+  gpus?: number;
+  /** `--account`. */
+  account?: string;
+  /**
+   * How a task calls osp (a shell word or two): default `npx osp`, which needs the task to start in the
+   * osp-lab checkout; the Slurm executor passes node and bin/osp.mjs by absolute path instead.
+   */
+  command?: string;
 }
 
 /**
@@ -57,6 +66,10 @@ export function emitSlurm(sweepDir: string, trials: readonly Trial[], opts: Slur
   const dir = resolve(sweepDir);
   const cpus = opts.cpus ?? 2;
   if (!Number.isInteger(cpus) || cpus < 1) throw new OspError(`emitSlurm: cpus must be a positive integer, got ${cpus}`);
+  if (opts.gpus !== undefined && !(Number.isInteger(opts.gpus) && opts.gpus >= 0)) {
+    throw new OspError(`emitSlurm: gpus must be an integer >= 0, got ${opts.gpus}`);
+  }
+  const osp = opts.command ?? 'npx osp';
   // A backslash anywhere in --output makes Slurm ignore the %A/%a patterns (every task would then
   // write one file), and no quoting brings a newline through an #SBATCH line.
   if (/[\\\n\r]/.test(dir)) {
@@ -69,10 +82,14 @@ export function emitSlurm(sweepDir: string, trials: readonly Trial[], opts: Slur
     sbatch('array', `0-${trials.length - 1}`),
     // '%' starts Slurm's filename patterns (%A job id, %a task id), so a literal one is doubled.
     sbatch('output', `${dir.replaceAll('%', '%%')}/slurm-%A_%a.out`),
+    // A requeued task appends to its log instead of truncating it: both attempts stay readable.
+    sbatch('open-mode', 'append'),
     sbatch('cpus-per-task', cpus),
     ...(opts.partition !== undefined ? [sbatch('partition', opts.partition)] : []),
     ...(opts.time !== undefined ? [sbatch('time', opts.time)] : []),
     ...(opts.mem !== undefined ? [sbatch('mem', opts.mem)] : []),
+    ...(opts.gpus !== undefined ? [sbatch('gpus-per-task', opts.gpus)] : []),
+    ...(opts.account !== undefined ? [sbatch('account', opts.account)] : []),
     '#',
     `# osp sweep: ${trials.length} trials, one array task each. Submit from the osp-lab checkout: sbatch ${shellQuote(join(dir, 'sweep.slurm'))}`,
     '# A task whose trial already has checkpoints resumes it, so requeued (preempted) tasks continue.',
@@ -91,12 +108,12 @@ export function emitSlurm(sweepDir: string, trials: readonly Trial[], opts: Slur
     'NAME="${NAMES[$SLURM_ARRAY_TASK_ID]}"',
     'RUN_DIR="$SWEEP_DIR/$NAME"',
     'if [ -d "$RUN_DIR/checkpoints" ]; then',
-    '  exec npx osp train --resume "$RUN_DIR"',
+    `  exec ${osp} train --resume "$RUN_DIR"`,
     'fi',
     '# No checkpoint yet: a task that stopped before its first save left nothing to resume, and',
     "# 'osp train --config' refuses a directory that holds a run, so start that trial over.",
     'rm -rf -- "$RUN_DIR"',
-    'exec npx osp train --config "$SWEEP_DIR/trials/$NAME.json"',
+    `exec ${osp} train --config "$SWEEP_DIR/trials/$NAME.json"`,
     '',
   ];
   return lines.join('\n');

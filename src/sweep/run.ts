@@ -47,7 +47,8 @@ export function trialPlan(sweepDir: string, trials: Trial[]): { trial: Trial; ac
   });
 }
 
-function prepare(o: SweepOptions): { sweepDir: string; trials: Trial[]; parallel: number; metrics: string[]; name: string } {
+/** The spec's trials and where they go; shared by the local runner, --emit and the Slurm executor. */
+export function prepareSweep(o: SweepOptions): { sweepDir: string; trials: Trial[]; parallel: number; metrics: string[]; name: string } {
   const spec = loadSweepSpec(o.spec);
   const trials = expandTrials(spec, dirname(resolve(o.spec)));
   const sweepDir = resolve(o.out ?? join('runs', spec.name));
@@ -59,7 +60,7 @@ function prepare(o: SweepOptions): { sweepDir: string; trials: Trial[]; parallel
 /** Runs the sweep to completion (or until every remaining trial has failed) and writes the report. */
 export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
-  const { sweepDir, trials, parallel, metrics, name } = prepare(o);
+  const { sweepDir, trials, parallel, metrics, name } = prepareSweep(o);
   mkdirSync(sweepDir, { recursive: true });
   const lock = acquireLock(sweepDir, `osp sweep ${name}`, (msg) => log(`warning: ${msg}`));
   const result: SweepResult = { sweepDir, finished: [], skipped: [], failed: [], report: [] };
@@ -112,7 +113,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
 
 /** `--emit slurm|list`: trial configs for a cluster scheduler, nothing trained here. */
 export function emitSweep(o: SweepOptions & { emit: 'slurm' | 'list' }): string[] {
-  const { sweepDir, trials } = prepare(o);
+  const { sweepDir, trials } = prepareSweep(o);
   mkdirSync(sweepDir, { recursive: true });
   writeTrialConfigs(sweepDir, trials);
   if (o.emit === 'list') return emitList(sweepDir, trials);

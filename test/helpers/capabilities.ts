@@ -27,6 +27,11 @@ export const CAPABILITIES = {
     enable: 'apt-get install librsvg2-bin',
     skipVar: undefined,
   },
+  slurm: {
+    tests: 'Slurm executor tests (osp sweep --executor slurm on a real cluster)',
+    enable: 'a Slurm cluster whose sbatch works from here; on Debian as root: bash scripts/slurm-up.sh (a single-node cluster)',
+    skipVar: 'OSP_SKIP_SLURM',
+  },
 } as const satisfies Record<string, { tests: string; enable: string; skipVar: string | undefined }>;
 
 export type Capability = keyof typeof CAPABILITIES;
@@ -52,5 +57,8 @@ export const has = {
   },
   get rsvg() {
     return flag('rsvg');
+  },
+  get slurm() {
+    return flag('slurm');
   },
 };

@@ -1,6 +1,6 @@
 /**
  * Vitest global setup: finds out once which optional parts this machine has (the native kernel
- * pack, OpenBLAS under it, a WebGPU adapter, rsvg-convert), hands the answers to the test
+ * pack, OpenBLAS under it, a WebGPU adapter, rsvg-convert, a Slurm cluster), hands the answers to the test
  * processes through environment variables (see test/helpers/capabilities.ts), and at the end prints
  * one line per missing part: what was skipped and how to enable it.
  *
@@ -46,6 +46,16 @@ const PROBES: Record<Capability, () => { ok: boolean; detail: string }> = {
   rsvg: () => {
     const r = spawnSync('rsvg-convert', ['--version'], { encoding: 'utf8' });
     return r.status === 0 ? { ok: true, detail: r.stdout.trim() } : { ok: false, detail: 'rsvg-convert not found' };
+  },
+  slurm: () => {
+    // A controller that answers and a node that can take work.
+    const r = spawnSync('sinfo', ['-h', '-o', '%t'], { encoding: 'utf8', timeout: 20_000 });
+    if (r.error) return { ok: false, detail: 'sinfo not found' };
+    const states = (r.stdout ?? '').trim().split('\n').filter(Boolean);
+    if (r.status !== 0) return { ok: false, detail: `sinfo failed: ${(r.stderr ?? '').trim().split('\n')[0]}` };
+    return states.some((s) => /^(idle|mix|alloc)/.test(s))
+      ? { ok: true, detail: `nodes: ${states.join(', ')}` }
+      : { ok: false, detail: `no node can take work (states: ${states.join(', ') || 'none'})` };
   },
 };
 
