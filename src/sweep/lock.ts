@@ -4,10 +4,14 @@
  *
  * `<dir>/.lock` holds `{ pid, host, started, what }`. A lock whose process is gone (killed, crashed,
  * machine rebooted) is stale and cleared, so a sweep interrupted by SIGKILL or a power cut can simply
- * be started again. Liveness can only be checked on the host that wrote the lock: a lock from another
- * host (a shared file system) is never cleared automatically.
+ * be started again. On the host that wrote it, liveness is the pid. Across hosts (a shared file system:
+ * a sweep submitted from a login node, trials on compute nodes) it is a heartbeat: the holder touches
+ * the file's modification time every 30 s (OSP_LOCK_HEARTBEAT_SECONDS), and another host treats a lock
+ * whose heartbeat is older than 10 minutes (OSP_LOCK_STALE_SECONDS) as stale. That assumes the hosts'
+ * clocks agree to well within that (NTP), and that the file system makes O_EXCL creation atomic (NFSv3
+ * and later do).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { OspError } from '../errors.ts';
@@ -38,6 +42,20 @@ export const LOCK_FILE = '.lock';
  * right after, so a reader can catch it in between. A lock that stays unparseable is corrupt.
  */
 const PARTIAL_WRITE_GRACE_MS = 100;
+
+/** Seconds from the environment variable `name`, or `fallback`; a bad value is an error naming it. */
+function seconds(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = Number(raw);
+  if (!(v > 0 && Number.isFinite(v))) throw new OspError(`${name}: expected a positive number of seconds, got '${raw}'`);
+  return v;
+}
+
+/** How often a holder refreshes its lock's modification time. */
+const heartbeatMs = () => seconds('OSP_LOCK_HEARTBEAT_SECONDS', 30) * 1000;
+/** How old another host's heartbeat may be before its lock counts as stale. */
+const staleMs = () => seconds('OSP_LOCK_STALE_SECONDS', 600) * 1000;
 
 /**
  * Takes the lock on `dir` (created if missing) or throws an OspError saying who holds it.
@@ -87,9 +105,22 @@ export function acquireLock(dir: string, what: string, onStale?: (message: strin
 /** The handle of a lock we created with content `text`; also released when the process exits normally. */
 function holdLock(path: string, text: string): DirLock {
   let released = false;
+  // The heartbeat: other hosts cannot see our pid, only that the file keeps being touched.
+  const heartbeat = setInterval(() => {
+    try {
+      if (readFileSync(path, 'utf8') === text) {
+        const now = new Date();
+        utimesSync(path, now, now);
+      }
+    } catch {
+      // The file is gone or unreadable: the next acquirer judges it; a heartbeat never throws.
+    }
+  }, heartbeatMs());
+  heartbeat.unref();
   const release = (): void => {
     if (released) return;
     released = true;
+    clearInterval(heartbeat);
     process.off('exit', release);
     // Only our own lock: if ours was cleared as stale (say the process was stopped for a long time)
     // and someone else took the directory, their lock must stay.
@@ -170,17 +201,26 @@ function clearIfStale(path: string, onStale: ((message: string) => void) | undef
   if (info) {
     const holder = `${info.what} (pid ${info.pid}, started ${info.started})`;
     if (info.host !== hostname()) {
-      throw new OspError(
-        `${path}: locked by ${holder} on host ${info.host}; this host cannot tell whether it is still running. ` +
-          `If that process is gone, remove ${path} and try again`,
-      );
-    }
-    if (isAlive(info.pid)) {
+      let age: number;
+      try {
+        age = Date.now() - statSync(path).mtimeMs;
+      } catch {
+        return; // released meanwhile
+      }
+      if (age <= staleMs()) {
+        throw new OspError(
+          `${path}: locked by ${holder} on host ${info.host}, whose last heartbeat was ${Math.max(0, Math.round(age / 1000))} s ago ` +
+            `(stale after ${Math.round(staleMs() / 1000)} s without one); wait for it, or if that process is gone, remove ${path}`,
+        );
+      }
+      reason = `removed stale lock ${path}: ${holder} on host ${info.host} sent no heartbeat for ${Math.round(age / 1000)} s`;
+    } else if (isAlive(info.pid)) {
       throw new OspError(
         `already running: ${holder}; wait for it or stop it (if pid ${info.pid} is something else, remove ${path})`,
       );
+    } else {
+      reason = `removed stale lock ${path}: ${holder} is no longer running`;
     }
-    reason = `removed stale lock ${path}: ${holder} is no longer running`;
   } else {
     reason = `removed corrupt lock ${path} (${'error' in seen ? seen.error : `not a lock record: ${JSON.stringify(seen.text.slice(0, 60))}`})`;
   }

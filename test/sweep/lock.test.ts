@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -125,7 +125,7 @@ describe('acquireLock', () => {
     expect(JSON.parse(readFileSync(take(dir, 'x').path, 'utf8')).what).toBe('x');
   });
 
-  it('never clears a lock from another host, and says how to remove it', () => {
+  it("another host's lock with a recent heartbeat is never cleared, and the message says how old it is", () => {
     const dir = tempDir();
     // A dead pid: even a process that would be dead here may be alive on the other host.
     const content = JSON.stringify({ pid: deadPid(), host: 'other-host.cluster', started: 'yesterday', what: 'osp sweep big' });
@@ -133,10 +133,50 @@ describe('acquireLock', () => {
     let stale = 0;
     const e = thrown(() => acquireLock(dir, 'me', () => stale++));
     expect(e.message).toContain('locked by osp sweep big');
-    expect(e.message).toContain('on host other-host.cluster');
-    expect(e.message).toContain(`If that process is gone, remove ${join(dir, LOCK_FILE)}`);
+    expect(e.message).toMatch(/on host other-host\.cluster, whose last heartbeat was \d+ s ago \(stale after 600 s without one\)/);
+    expect(e.message).toContain(`if that process is gone, remove ${join(dir, LOCK_FILE)}`);
     expect(stale).toBe(0);
     expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(content);
+  });
+
+  it("another host's lock without a heartbeat for longer than the stale time is cleared", () => {
+    const dir = tempDir();
+    const path = join(dir, LOCK_FILE);
+    writeFileSync(path, JSON.stringify({ pid: 4242, host: 'node17.cluster', started: 'earlier', what: 'osp sweep big' }));
+    const old = new Date(Date.now() - 11 * 60_000);
+    utimesSync(path, old, old);
+    const messages: string[] = [];
+    const lock = take(dir, 'me', (m) => messages.push(m));
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatch(/osp sweep big .* on host node17\.cluster sent no heartbeat for 6\d\d s/);
+    expect(JSON.parse(readFileSync(lock.path, 'utf8')).what).toBe('me');
+  });
+
+  it('the holder keeps its heartbeat: the lock file is touched while held, not after release', async () => {
+    vi.stubEnv('OSP_LOCK_HEARTBEAT_SECONDS', '0.05');
+    try {
+      const dir = tempDir();
+      const lock = take(dir, 'beating');
+      const old = new Date(Date.now() - 3_600_000);
+      utimesSync(lock.path, old, old);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(Date.now() - statSync(lock.path).mtimeMs).toBeLessThan(60_000);
+      lock.release();
+      expect(existsSync(lock.path)).toBe(false);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('a bad OSP_LOCK_STALE_SECONDS is an error naming it', () => {
+    vi.stubEnv('OSP_LOCK_STALE_SECONDS', 'soon');
+    try {
+      const dir = tempDir();
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 1, host: 'elsewhere', started: 's', what: 'w' }));
+      expect(() => acquireLock(dir, 'me')).toThrow(/OSP_LOCK_STALE_SECONDS: expected a positive number of seconds, got 'soon'/);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it("release does not remove someone else's lock", () => {
