@@ -33,6 +33,7 @@ import { UpdateRmsMonitor } from './callbacks/update_rms.ts';
 import { OutlierMonitor } from './callbacks/outliers.ts';
 import { HessianProbe } from './callbacks/hessian.ts';
 import { QuantEvalCallback } from './callbacks/quant.ts';
+import { checkQuantSetting } from '../export/quant/eval.ts';
 import { Trainer, type TrainerState } from './trainer.ts';
 import { acquireLock, type DirLock } from '../sweep/lock.ts';
 import { checkResume } from './resume_check.ts';
@@ -168,11 +169,18 @@ interface PlannedRun {
  * directory's lock (so a second `osp train` on it is refused) and checks the overrides against the
  * checkpoint; nothing is written until the run is committed.
  */
+/** A `quant` section the model cannot be measured with fails before training, not at its first measurement. */
+function checkQuantSection(config: RunConfig): void {
+  const { every, batches: _batches, ...quant } = config.quant;
+  if (every > 0) checkQuantSetting(config.model, quant);
+}
+
 function planRun(opts: TrainOptions, log: (line: string) => void): PlannedRun {
   if (opts.resume && opts.initFrom) throw new ConfigError('--init-from', 'cannot be combined with --resume (a resumed run continues from its own checkpoint)');
   if (!opts.resume) {
     const input = applyOverrides(opts.config ?? {}, opts.overrides ?? []);
     const config = resolveRunConfig(input);
+    checkQuantSection(config);
     let initWeights: PlannedRun['initWeights'];
     if (opts.initFrom) {
       initWeights = readHfCheckpoint(opts.initFrom);
@@ -192,6 +200,7 @@ function planRun(opts: TrainOptions, log: (line: string) => void): PlannedRun {
     const saved = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown> & { input: unknown };
     const input = applyOverrides(saved.input, opts.overrides ?? []);
     const config = resolveRunConfig(input);
+    checkQuantSection(config);
     const { found, skipped } = findLatestCheckpoint(runDir);
     for (const s of skipped) log(`warning: skipping checkpoint ${s.dir}: ${s.reason}`);
     if (!found) {

@@ -4,7 +4,7 @@
  * the step it names, and `osp analyze` against an independent float64 computation.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeSafetensors, toFloat32 } from '../../src/io/safetensors.ts';
@@ -171,6 +171,13 @@ describe('osp analyze', () => {
 });
 
 describe('quantization robustness during training', () => {
+  it('a quant section the model cannot be measured with fails before anything is written', async () => {
+    const out = tempDir();
+    const config = tinyRun(out, { steps: 4, model: { ...(tinyRun(out).model as object), intermediateSize: 172 }, quant: { every: 2, rotate: 'ffn' } });
+    await expect(train({ config, log: quiet })).rejects.toThrow(/model\.intermediateSize.*172.*nearest supported widths: 168 and 176/);
+    expect(existsSync(join(out, 'tiny'))).toBe(false);
+  });
+
   it('records full-precision and W4A4KV4 validation loss per variant (RTN, GPTQ, QuaRot), and training is unaffected', async () => {
     const base = { steps: 6, schedule: { kind: 'constant' }, monitor: { every: 0 } };
     const quant = { every: 3, batches: 1, method: ['rtn', 'gptq'], rotate: ['none', 'quarot'], gptq: { calibrationWindows: 8 } };

@@ -137,7 +137,7 @@ export async function quantEval(
   const cfg = resolveQuantConfig(config);
   const variants = quantVariants(cfg);
   checkBatches(model, batches);
-  checkSetting(model.config, cfg, variants);
+  checkQuantSetting(model.config, cfg);
   if (cfg.w !== 16 && variants.some((v) => v.method === 'gptq')) {
     if (!opts.calibration || opts.calibration.length === 0) {
       throw new ConfigError('quant.method', "'gptq' needs calibration batches from the training data (none were given)");
@@ -188,8 +188,14 @@ export async function quantEval(
   return { fp, variants: results, config: cfg };
 }
 
-/** Every width the setting needs is a width it can handle; errors name the field and what works. */
-function checkSetting(c: ModelConfig, cfg: QuantConfig, variants: readonly QuantVariant[]): void {
+/**
+ * Every width the quantization setting needs is a width it can handle (weight groups divide the input
+ * widths; the rotations have exact Hadamard matrices); ConfigErrors name the field and what works.
+ * Training calls it before the first step, so a bad `quant` section fails at once, not hours later.
+ */
+export function checkQuantSetting(c: ModelConfig, config: QuantConfigInput): void {
+  const cfg = resolveQuantConfig(config);
+  const variants = quantVariants(cfg);
   if (cfg.groupSize !== undefined && cfg.w !== 16) {
     // Every block linear layer's input width: d (q/k/v, gate/up), H * hd (o), intermediate (down).
     for (const width of new Set([c.hiddenSize, c.numHeads * c.headDim, c.intermediateSize])) {
@@ -206,6 +212,9 @@ function checkSetting(c: ModelConfig, cfg: QuantConfig, variants: readonly Quant
   const hint = "or drop rotate 'ffn'/'quarot' (rotate 'ffn-block' works at any width)";
   if (rotations.has('ffn') || rotations.has('quarot')) checkHadamardOrder('model.intermediateSize', c.intermediateSize, hint);
   if (rotations.has('quarot')) checkHadamardOrder('model.hiddenSize', c.hiddenSize, "or drop rotate 'quarot'");
+  if (cfg.kv !== 16 && cfg.qkRotate) {
+    checkHadamardOrder('model.headDim', c.headDim, 'or set quant.qkRotate false (--no-qk-rotate) to quantize raw keys');
+  }
 }
 
 interface RotatedModel {
