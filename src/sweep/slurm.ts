@@ -233,7 +233,17 @@ export async function runSweepSlurm(o: SlurmSweepOptions): Promise<SlurmSweepRes
     last = line;
     if (![...states.values()].some((s) => s === 'pending' || s === 'running')) break;
     await new Promise((r) => setTimeout(r, poll));
-    states = trialStates(sweepDir, record);
+    // A controller restart or a slow answer must not end the wait: give up after 5 failed polls in a row.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        states = trialStates(sweepDir, record);
+        break;
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        log(`warning: ${(e as Error).message}; trying again`);
+        await new Promise((r) => setTimeout(r, poll));
+      }
+    }
   }
   const report = writeReport(sweepDir, { title: name, metrics, print: log }).files;
   log(`report: ${join(sweepDir, 'report.md')}`);
