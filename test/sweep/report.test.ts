@@ -7,6 +7,7 @@ import { DataError } from '../../src/errors.ts';
 import { quantVariants, resolveQuantConfig, type QuantConfigInput } from '../../src/export/quant/config.ts';
 import { collectTrials, readMetricsJsonl, writeReport, type SweepReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';
+import { consoleColumns } from '../helpers/console_table.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A fake sweep directory: what `osp train` leaves in each trial directory, with hand-picked numbers
@@ -623,21 +624,6 @@ function quantRow(fpPerplexity: number, ratios: Record<string, number>): Row {
   return row;
 }
 
-/** The console table's blocks read back: header -> the cells under it, by the dashes' positions. */
-function consoleColumns(lines: string[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (let i = 1; i < lines.length; i++) {
-    if (!/^-+( +-+)*$/.test(lines[i]!)) continue;
-    const header = lines[i - 1]!;
-    const rows: string[] = [];
-    for (let j = i + 1; j < lines.length && lines[j] !== ''; j++) rows.push(lines[j]!);
-    for (const m of lines[i]!.matchAll(/-+/g)) {
-      const [from, to] = [m.index!, m.index! + m[0].length];
-      out.set(header.slice(from, to).trim(), rows.map((r) => r.slice(from, to).trim()));
-    }
-  }
-  return out;
-}
 
 const QUAROT_GPTQ = { method: ['rtn', 'gptq'], rotate: ['none', 'quarot'] } satisfies QuantConfigInput;
 

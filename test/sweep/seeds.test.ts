@@ -16,6 +16,7 @@ import { configurationOf } from '../../src/sweep/labels.ts';
 import { meanCurve } from '../../src/sweep/aggregate.ts';
 import { consoleTable, formatStat } from '../../src/sweep/report_table.ts';
 import { compareConfigurations, parseComparePair } from '../../src/sweep/compare.ts';
+import { consoleColumns } from '../helpers/console_table.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -101,21 +102,6 @@ function closedForm(xs: number[]): { mean: number; std: number; hw: number } {
   return { mean, std, hw: (T975[(xs.length - 1) as 1 | 2] * std) / Math.sqrt(xs.length) };
 }
 
-/** The console table's blocks read back: header -> the cells under it, by the dashes' positions. */
-function consoleColumns(lines: string[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (let i = 1; i < lines.length; i++) {
-    if (!/^-+( +-+)*$/.test(lines[i]!)) continue;
-    const header = lines[i - 1]!;
-    const rows: string[] = [];
-    for (let j = i + 1; j < lines.length && lines[j] !== ''; j++) rows.push(lines[j]!);
-    for (const m of lines[i]!.matchAll(/-+/g)) {
-      const [from, to] = [m.index!, m.index! + m[0].length];
-      out.set(header.slice(from, to).trim(), rows.map((r) => r.slice(from, to).trim()));
-    }
-  }
-  return out;
-}
 
 const unescape = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
 const points = (attr: string) => attr.trim().split(/\s+/).map((p) => p.split(',').map(Number) as [number, number]);
