@@ -617,7 +617,7 @@ export function commandHelp(c: Command, columns = process.stdout.columns || 80):
   // Keys longer than the column stand on their own line, their description below.
   const width = Math.min(20, Math.max(...Object.keys(c.help).map((k) => k.length)));
   const indent = width + 4;
-  const lines = wrap(c.usage, cols - 7).map((l, i) => (i === 0 ? `usage: ${l}` : `         ${l}`));
+  const lines = wrap(c.usage, cols - 9).map((l, i) => (i === 0 ? `usage: ${l}` : `         ${l}`));
   lines.push('');
   for (const [k, d] of Object.entries(c.help)) {
     const text = wrap(d, cols - indent).map((l) => `${' '.repeat(indent)}${l}`);

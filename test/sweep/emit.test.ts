@@ -77,6 +77,7 @@ describe('emitSlurm', () => {
       `#SBATCH --job-name=${dir.split('/').pop()}`,
       '#SBATCH --array=0-2',
       `#SBATCH --output=${dir}/slurm-%A_%a.out`,
+      '#SBATCH --open-mode=append',
       '#SBATCH --cpus-per-task=2',
       '#SBATCH --partition=gpu',
       '#SBATCH --time=04:00:00',
