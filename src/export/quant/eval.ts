@@ -95,7 +95,7 @@ export interface QuantVariantResult extends QuantVariant {
   quant: LossAndPerplexity;
   /**
    * quant - fp loss, quant / fp perplexity (= exp of the loss gap), and the standard error of the loss
-   * gap over the evaluation batches (paired: both losses on the same tokens; null with one batch). It is
+   * gap over the evaluated sequences (paired: both losses on the same tokens; null with one sequence). It is
    * the evaluation's sampling error only: a 95% interval of the ratio is exp(loss +- 1.96 stderr); the
    * variation between training seeds is not in it.
    */
@@ -284,35 +284,80 @@ function checkBatch(model: Transformer, b: QuantEvalBatch, what: string): void {
 }
 
 /** Token-weighted mean loss over the batches; reads each loss asynchronously (WebGPU-safe). */
-/** Per-batch mean losses and token counts; reads each loss asynchronously (WebGPU-safe). */
+/** Rows per evaluation batch after packing (speed only: every row's loss is kept apart). */
+const PACK_ROWS = 16;
+
+/**
+ * Consecutive batches of one sequence length packed into batches of up to PACK_ROWS rows, rows in
+ * order: `osp quant-eval` hands one window per batch, and one forward pass per window is several times
+ * slower than 16 at once.
+ */
+export function packBatches(batches: readonly QuantEvalBatch[], rows = PACK_ROWS): QuantEvalBatch[] {
+  const out: QuantEvalBatch[] = [];
+  let group: QuantEvalBatch[] = [];
+  let groupRows = 0;
+  const flush = () => {
+    if (group.length === 0) return;
+    const T = group[0]!.seqLen;
+    const inputs = new Int32Array(groupRows * T);
+    const targets = new Int32Array(groupRows * T);
+    let at = 0;
+    for (const g of group) {
+      inputs.set(g.inputs, at);
+      targets.set(g.targets, at);
+      at += g.inputs.length;
+    }
+    out.push({ inputs, targets, batchSize: groupRows, seqLen: T });
+    group = [];
+    groupRows = 0;
+  };
+  for (const b of batches) {
+    if (group.length > 0 && (b.seqLen !== group[0]!.seqLen || groupRows + b.batchSize > rows)) flush();
+    group.push(b);
+    groupRows += b.batchSize;
+  }
+  flush();
+  return out;
+}
+
+/**
+ * The mean next-token loss of every row (sequence) of every batch, and its token count, in order;
+ * reads asynchronously (WebGPU-safe). Rows are the samples of the gap's standard error.
+ */
 async function batchLosses(
   model: Transformer,
   batches: readonly QuantEvalBatch[],
   hooks?: BlockHooks,
 ): Promise<{ losses: Float64Array; tokens: Float64Array }> {
-  const losses = new Float64Array(batches.length);
-  const tokens = new Float64Array(batches.length);
-  for (let i = 0; i < batches.length; i++) {
-    const b = batches[i]!;
-    const inputs = tf.tensor2d(b.inputs, [b.batchSize, b.seqLen], 'int32');
-    const targets = tf.tensor2d(b.targets, [b.batchSize, b.seqLen], 'int32');
+  const total = batches.reduce((n, b) => n + b.batchSize, 0);
+  const losses = new Float64Array(total);
+  const tokens = new Float64Array(total);
+  let row = 0;
+  for (const b of packBatches(batches)) {
+    const perRow = tf.tidy(() => {
+      const inputs = tf.tensor2d(b.inputs, [b.batchSize, b.seqLen], 'int32');
+      const targets = tf.tensor2d(b.targets, [b.batchSize, b.seqLen], 'int32');
+      const { logits } = model.forward(inputs, { hooks });
+      const V = logits.shape[2];
+      // Cross-entropy per token, logsumexp(logits) - logit of the target, averaged over each row.
+      const picked = tf.sum(tf.mul(logits, tf.oneHot(targets, V)), -1);
+      return tf.mean(tf.sub(tf.logSumExp(logits, -1), picked), 1);
+    });
     try {
-      const loss = model.loss(inputs, targets, hooks);
-      try {
-        losses[i] = (await loss.data())[0]!;
-        tokens[i] = b.batchSize * b.seqLen;
-      } finally {
-        loss.dispose();
+      const v = await perRow.data();
+      for (let i = 0; i < b.batchSize; i++) {
+        losses[row] = v[i]!;
+        tokens[row] = b.seqLen;
+        row++;
       }
     } finally {
-      inputs.dispose();
-      targets.dispose();
+      perRow.dispose();
     }
   }
   return { losses, tokens };
 }
 
-/** Token-weighted mean of per-batch values. */
+/** Token-weighted mean of per-row values. */
 function weightedMean(values: Float64Array, tokens: Float64Array): number {
   let sum = 0;
   let count = 0;
@@ -324,8 +369,8 @@ function weightedMean(values: Float64Array, tokens: Float64Array): number {
 }
 
 /**
- * Standard error of the token-weighted mean loss gap, from the paired per-batch gaps (batches as the
- * samples; ratio-estimator form with the B / (B - 1) correction). Null with a single batch.
+ * Standard error of the token-weighted mean loss gap, from the paired per-sequence (or per-batch) gaps
+ * as the samples; ratio-estimator form with the B / (B - 1) correction. Null with a single sample.
  */
 export function gapStderr(quant: Float64Array, fp: Float64Array, tokens: Float64Array): number | null {
   const B = tokens.length;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../../src/backend/index.ts';
 import { fakeQuantKvPerHead } from '../../../src/export/quant/activations.ts';
 import { quantTagName, quantVariants, resolveQuantConfig } from '../../../src/export/quant/config.ts';
-import { gapStderr, quantEval, quantHooks, type QuantEvalBatch } from '../../../src/export/quant/eval.ts';
+import { gapStderr, packBatches, quantEval, quantHooks, type QuantEvalBatch } from '../../../src/export/quant/eval.ts';
 import { gptqModel, linearInputHessian } from '../../../src/export/quant/gptq_model.ts';
 import { qkRotation } from '../../../src/export/quant/quarot.ts';
 import { blockLinearNames, quantizeWeightRtn } from '../../../src/export/quant/weights.ts';
@@ -97,6 +97,34 @@ describe('variants: tags and names', () => {
     } finally {
       odd.dispose();
     }
+  });
+});
+
+describe('packed evaluation', () => {
+  it('packBatches keeps every row in order, packs only equal lengths, and at most 16 rows', () => {
+    const win = (T: number, first: number) => ({ inputs: Int32Array.from({ length: T }, (_, i) => first + i), targets: new Int32Array(T), batchSize: 1, seqLen: T });
+    const windows = [...Array.from({ length: 20 }, (_, i) => win(8, i * 8)), win(5, 999)];
+    const packed = packBatches(windows);
+    expect(packed.map((b) => [b.batchSize, b.seqLen])).toEqual([
+      [16, 8],
+      [4, 8],
+      [1, 5],
+    ]);
+    expect([...packed.flatMap((b) => [...b.inputs])]).toEqual(windows.flatMap((w) => [...w.inputs]));
+  });
+
+  it("the full-precision loss of windows of mixed lengths equals model.loss window by window (token-weighted)", async () => {
+    const windows = [...chainBatches(V, 20, 1, 16, 5), ...chainBatches(V, 1, 1, 7, 6)];
+    let nats = 0;
+    let count = 0;
+    for (const w of windows) {
+      const l = tf.tidy(() => model.loss(tf.tensor2d(w.inputs, [1, w.seqLen], 'int32'), tf.tensor2d(w.targets, [1, w.seqLen], 'int32')));
+      nats += (await l.data())[0]! * w.seqLen;
+      l.dispose();
+      count += w.seqLen;
+    }
+    const r = await quantEval(model, windows, { w: 16, a: 16, kv: 16 });
+    expect(Math.abs(r.fp.loss - nats / count)).toBeLessThan(1e-5);
   });
 });
 
