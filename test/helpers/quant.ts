@@ -32,3 +32,26 @@ export async function copyModel(model: Transformer, config: Parameters<typeof cr
   }
   return copy;
 }
+
+/** Multiplies the entries of a [out, in] matrix (or a vector) whose (row, column) `pick` accepts by `factor`. */
+export async function scaleEntries(m: Transformer, name: string, factor: number, pick: (row: number, col: number) => boolean): Promise<void> {
+  const v = m.params.get(name)!;
+  const [rows, cols] = v.shape.length === 2 ? (v.shape as [number, number]) : [1, v.shape[0]!];
+  const values = ((await v.data()) as Float32Array).slice();
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (pick(r, c)) values[r * cols + c]! *= factor;
+  const t = tf.tensor(values, v.shape);
+  v.assign(t);
+  t.dispose();
+}
+
+/**
+ * A planted outlier channel at the attention input: every layer's input_layernorm channel c times K,
+ * the matching q/k/v input columns divided by K. The same function in exact arithmetic, but one channel
+ * of the normed attention input is K times larger, as in models with massive activations.
+ */
+export async function plantAttentionInputOutlier(m: Transformer, K: number, c: number): Promise<void> {
+  for (let l = 0; l < m.config.numLayers; l++) {
+    await scaleEntries(m, `model.layers.${l}.input_layernorm.weight`, K, (_, col) => col === c);
+    for (const p of ['q', 'k', 'v']) await scaleEntries(m, `model.layers.${l}.self_attn.${p}_proj.weight`, 1 / K, (_, col) => col === c);
+  }
+}

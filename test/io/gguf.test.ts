@@ -1,7 +1,6 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FormatError, OspError, ShapeError } from '../../src/errors.ts';
 import {
   GGML_TYPE,
@@ -37,6 +36,7 @@ import {
   writeGgufFile,
 } from '../../src/io/gguf.ts';
 import { rng } from '../helpers/prng.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
 
 /** Standard normal samples (Box-Muller), for realistic weights. */
@@ -137,15 +137,7 @@ function rejects(bytes: Uint8Array, re: RegExp): void {
   expect(formatError(bytes).message).toMatch(re);
 }
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-gguf-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = scratchDirs('osp-gguf-');
 
 describe('GGUF layout', () => {
   it('writes bytes exactly as a hand-built file, field by field', () => {

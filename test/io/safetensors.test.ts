@@ -1,7 +1,6 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FormatError, OspError, ShapeError } from '../../src/errors.ts';
 import {
   DTYPE_SIZES,
@@ -19,6 +18,7 @@ import {
   writeSafetensorsFile,
 } from '../../src/io/safetensors.ts';
 import { rng } from '../helpers/prng.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
 
 const enc = new TextEncoder();
@@ -61,15 +61,7 @@ function formatError(bytes: Uint8Array): FormatError {
 const entry = (dtype: string, shape: unknown, offsets: unknown) =>
   JSON.stringify({ dtype, shape, data_offsets: offsets });
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-st-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = scratchDirs('osp-st-');
 
 describe('safetensors encode/decode', () => {
   it('round-trips every dtype, including scalars and empty tensors', () => {

@@ -1,7 +1,6 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OspError } from '../../src/errors.ts';
 import { maskedCrc32c } from '../../src/io/crc32c.ts';
 import { crc32cBitwise, maskedBitwise, pluginName, readEvents, values } from '../helpers/tfevents_read.ts';
@@ -20,16 +19,9 @@ import {
   getString,
   getVarint,
 } from '../helpers/protobuf_decode.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-tfevents-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = scratchDirs('osp-tfevents-');
 
 function writer(dir: string, opts: { maxBufferBytes?: number } = {}): EventWriter {
   let t = 1_700_000_000.25;

@@ -2,20 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { OspError } from '../../src/errors.ts';
 import { emitList, emitSlurm, shellQuote, writeTrialConfigs } from '../../src/sweep/emit.ts';
 import type { Trial } from '../../src/sweep/spec.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-emit-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = scratchDirs('osp-emit-');
 
 const TRIALS: Trial[] = [
   { name: 'osp__optimizer.muon.lr=0.01', config: { name: 'osp__optimizer.muon.lr=0.01', steps: 10, optimizer: { muon: { lr: 0.01 } } }, variant: 'osp', point: { 'optimizer.muon.lr': 0.01 } },

@@ -1,27 +1,33 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { DataError } from '../../src/errors.ts';
 import { quantVariants, resolveQuantConfig, type QuantConfigInput } from '../../src/export/quant/config.ts';
 import { collectTrials, readMetricsJsonl, writeReport, type SweepReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';
 import { consoleColumns } from '../helpers/console_table.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A fake sweep directory: what `osp train` leaves in each trial directory, with hand-picked numbers
 // (few significant digits, so the expected table cells can be written down literally).
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-sweep-report-'));
-  dirs.push(d);
-  return d;
+const tempDir = scratchDirs('osp-sweep-report-');
+
+/**
+ * summary.json's `monitors.quant` as osp-lab 0.1 wrote it (one W4A4KV4 RTN measurement at step 100,
+ * tagged w4a4kv4 or, with the block-diagonal Hadamard, w4a4kv4_had): the report must keep reading it.
+ */
+function legacyQuantSummary(fpPerplexity: number, perplexity: number, had: boolean) {
+  return {
+    step: 100,
+    fp: { loss: Math.log(fpPerplexity), perplexity: fpPerplexity },
+    quant: { loss: Math.log(perplexity), perplexity },
+    gap: { loss: Math.log(perplexity / fpPerplexity), perplexityRatio: perplexity / fpPerplexity },
+    config: { w: 4, a: 4, kv: 4, had, clipSearch: true },
+  };
 }
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
 const FLOOR = 0.175; // the estimator's Gaussian floor at d = 64 (README)
 const UNFINISHED = 'a<b&c'; // also the escaping test: a legal directory name on Linux
@@ -124,13 +130,7 @@ function buildSweep(): string {
       unigramBaseline: { loss: 4.5, bitsPerByte: 6.5 },
       monitors: {
         outliers: { step: 100, ospKurtosis: 1250, gaussianFloor: FLOOR, perTap: perTap([900, 1600]) },
-        quant: {
-          step: 100,
-          fp: { loss: Math.log(12.5), perplexity: 12.5 },
-          quant: { loss: Math.log(80000), perplexity: 80000 },
-          gap: { loss: Math.log(6400), perplexityRatio: 6400 },
-          config: { w: 4, a: 4, kv: 4, had: false, clipSearch: true },
-        },
+        quant: legacyQuantSummary(12.5, 80000, false),
         hessian: { step: 100, topk: [42.5, 12], outlierCount: 1 },
       },
     },
@@ -170,13 +170,7 @@ function buildSweep(): string {
       unigramBaseline: { loss: 4.5, bitsPerByte: 6.5 },
       monitors: {
         outliers: { step: 100, ospKurtosis: 0.2, gaussianFloor: FLOOR, perTap: perTap([0.18, 0.22]) },
-        quant: {
-          step: 100,
-          fp: { loss: Math.log(10), perplexity: 10 },
-          quant: { loss: Math.log(14.5), perplexity: 14.5 },
-          gap: { loss: Math.log(1.45), perplexityRatio: 1.45 },
-          config: { w: 4, a: 4, kv: 4, had: true, clipSearch: true },
-        },
+        quant: legacyQuantSummary(10, 14.5, true),
         hessian: { step: 100, topk: [8.5, 4], outlierCount: 0 },
       },
     },
@@ -712,13 +706,7 @@ describe('quantization variants in the report', () => {
         name: 'v01',
         steps: 100,
         monitors: {
-          quant: {
-            step: 100,
-            fp: { loss: Math.log(12.5), perplexity: 12.5 },
-            quant: { loss: Math.log(25), perplexity: 25 },
-            gap: { loss: Math.log(2), perplexityRatio: 2 },
-            config: { w: 4, a: 4, kv: 4, had: false, clipSearch: true },
-          },
+          quant: legacyQuantSummary(12.5, 25, false),
         },
       },
     );

@@ -6,10 +6,9 @@
  * and `osp sweep report DIR --compare A,B` through the command line (Welch's interval by hand).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { buildReport, writeReport } from '../../src/sweep/report.ts';
 import { configurationOf } from '../../src/sweep/labels.ts';
@@ -17,16 +16,9 @@ import { meanCurve } from '../../src/sweep/aggregate.ts';
 import { consoleTable, formatStat } from '../../src/sweep/report_table.ts';
 import { compareConfigurations, parseComparePair } from '../../src/sweep/compare.ts';
 import { consoleColumns } from '../helpers/console_table.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-sweep-seeds-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = scratchDirs('osp-sweep-seeds-');
 
 // t(0.975; n - 1) from a printed table (not from stats.ts): the closed forms below use these.
 const T975 = { 1: 12.706204736174707, 2: 4.302652729749464 } as const;

@@ -1,19 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import { expandTrials, loadSweepSpec, MAX_TRIALS, SweepSpecSchema, type SweepSpec, type SweepSpecInput } from '../../src/sweep/spec.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-sweep-spec-'));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = scratchDirs('osp-sweep-spec-');
 
 /** A small valid run config: every trial must pass the run schema. */
 const BASE = { steps: 10, model: { hiddenSize: 32, numLayers: 1, numHeads: 2, maxSeqLen: 16 }, batch: { seqLen: 16 } };

@@ -27,7 +27,7 @@ import type { BlockHooks } from '../../../src/model/layers.ts';
 import { createModel, type Transformer } from '../../../src/model/transformer.ts';
 import { AdamW } from '../../../src/optim/adamw.ts';
 import { trainStep } from '../../../src/train/step.ts';
-import { chainBatches, copyModel } from '../../helpers/quant.ts';
+import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } from '../../helpers/quant.ts';
 
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, maxSeqLen: 16 };
 const V = TINY.vocabSize;
@@ -38,18 +38,6 @@ async function snapshot(model: Transformer): Promise<Map<string, Float32Array>> 
   // slice(): a copy, in case a backend hands out its own buffer.
   for (const [name, v] of model.params) out.set(name, ((await v.data()) as Float32Array).slice());
   return out;
-}
-
-
-/** Multiplies the selected entries of a parameter by `factor` (rows or columns of [out, in], or norm channels). */
-async function scaleParam(model: Transformer, name: string, factor: number, pick: (i: number, cols: number) => boolean) {
-  const v = model.params.get(name)!;
-  const cols = v.shape.length === 2 ? v.shape[1]! : v.shape[0]!;
-  const values = ((await v.data()) as Float32Array).slice();
-  for (let i = 0; i < values.length; i++) if (pick(i, cols)) values[i]! *= factor;
-  const t = tf.tensor(values, v.shape);
-  v.assign(t);
-  t.dispose();
 }
 
 /**
@@ -225,19 +213,10 @@ describe('quantEval on a tiny trained model', () => {
   });
 
   it('a planted outlier channel at the q/k/v input makes the 4-bit activation gap much larger', async () => {
-    // RMSNorm weight channel c times K, the matching q/k/v input columns divided by K: the same function
-    // in exact arithmetic, but one channel of the normed attention input is K times larger, as in
-    // models with massive activations. Per-token int4 then spends its whole range on that channel.
-    const K = 40;
-    const c = 5;
+    // See plantAttentionInputOutlier: per-token int4 then spends its whole range on that channel.
     const planted = await copyModel(model, TINY);
     try {
-      for (let l = 0; l < TINY.numLayers; l++) {
-        await scaleParam(planted, `model.layers.${l}.input_layernorm.weight`, K, (i) => i === c);
-        for (const p of ['q', 'k', 'v']) {
-          await scaleParam(planted, `model.layers.${l}.self_attn.${p}_proj.weight`, 1 / K, (i, cols) => i % cols === c);
-        }
-      }
+      await plantAttentionInputOutlier(planted, 40, 5);
       const plain = await run({ w: 16, a: 4, kv: 16 });
       const withOutlier = await run({ w: 16, a: 4, kv: 16 }, planted, ' (planted q/k/v input channel)');
       expect(Math.abs(withOutlier.fp.loss - plain.fp.loss)).toBeLessThan(1e-4);
@@ -257,8 +236,8 @@ describe('quantEval on a tiny trained model', () => {
     const planted = await copyModel(model, TINY);
     try {
       for (let l = 0; l < TINY.numLayers; l++) {
-        await scaleParam(planted, `model.layers.${l}.mlp.up_proj.weight`, K, (i, cols) => Math.floor(i / cols) === j);
-        await scaleParam(planted, `model.layers.${l}.mlp.down_proj.weight`, 1 / K, (i, cols) => i % cols === j);
+        await scaleEntries(planted, `model.layers.${l}.mlp.up_proj.weight`, K, (row) => row === j);
+        await scaleEntries(planted, `model.layers.${l}.mlp.down_proj.weight`, 1 / K, (_, col) => col === j);
       }
       for (const m of [model, planted]) {
         const plain = await downPathErrors(m, data[0]!, false);

@@ -16,23 +16,13 @@ import { blockLinearNames, quantizeWeightRtn } from '../../../src/export/quant/w
 import { createModel, type Transformer } from '../../../src/model/transformer.ts';
 import { AdamW } from '../../../src/optim/adamw.ts';
 import { trainStep } from '../../../src/train/step.ts';
-import { chainBatches, copyModel } from '../../helpers/quant.ts';
+import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } from '../../helpers/quant.ts';
 
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, maxSeqLen: 16 };
 const V = TINY.vocabSize;
 
 
 
-/** Multiplies rows (pick(row)) of a [out, in] parameter, or columns with `columns`, by factor. */
-async function scale(m: Transformer, name: string, factor: number, pick: (i: number) => boolean, columns = false) {
-  const v = m.params.get(name)!;
-  const [rows, cols] = v.shape.length === 2 ? (v.shape as [number, number]) : [1, v.shape[0]!];
-  const values = ((await v.data()) as Float32Array).slice();
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (pick(columns ? c : r)) values[r * cols + c]! *= factor;
-  const t = tf.tensor(values, v.shape);
-  v.assign(t);
-  t.dispose();
-}
 
 let model: Transformer;
 let data: QuantEvalBatch[];
@@ -162,26 +152,20 @@ describe('Q/K rotation before KV quantization', () => {
     const [kq, vq] = hooks.kv!(k, v, 0);
     const R = qkRotation(hd).matrix();
     // Oracle: rotate with the dense matrix in float64, quantize (the tested quantizer), rotate back in float64.
-    const kv = (await k.data()) as Float32Array;
-    const rows = kv.length / hd;
-    const rot = new Float32Array(kv.length);
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < hd; j++) {
-        let s = 0;
-        for (let i = 0; i < hd; i++) s += kv[r * hd + i]! * R[i * hd + j]!;
-        rot[r * hd + j] = s;
+    // Each row x of [rows, hd] times R (or R^T), in float64.
+    const times = (x: ArrayLike<number>, transpose: boolean) => {
+      const out = new Float64Array(x.length);
+      for (let r = 0; r < x.length / hd; r++) {
+        for (let j = 0; j < hd; j++) {
+          let s = 0;
+          for (let i = 0; i < hd; i++) s += x[r * hd + i]! * (transpose ? R[j * hd + i]! : R[i * hd + j]!);
+          out[r * hd + j] = s;
+        }
       }
-    }
-    const qt = fakeQuantKvPerHead(tf.tensor4d(rot, k.shape), 4);
-    const q = (await qt.data()) as Float32Array;
-    const want = new Float64Array(kv.length);
-    for (let r = 0; r < rows; r++) {
-      for (let i = 0; i < hd; i++) {
-        let s = 0;
-        for (let j = 0; j < hd; j++) s += q[r * hd + j]! * R[i * hd + j]!;
-        want[r * hd + i] = s;
-      }
-    }
+      return out;
+    };
+    const qt = fakeQuantKvPerHead(tf.tensor4d(Float32Array.from(times(await k.data(), false)), k.shape), 4);
+    const want = times(await qt.data(), true);
     const got = await kq.data();
     for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThan(1e-5);
     expect(await vq.data()).toEqual(await fakeQuantKvPerHead(v, 4).data()); // values are not rotated
@@ -198,8 +182,8 @@ describe('Q/K rotation before KV quantization', () => {
     const planted = await copyModel(model, TINY);
     try {
       for (let l = 0; l < TINY.numLayers; l++) {
-        await scale(planted, `model.layers.${l}.self_attn.k_proj.weight`, K, inPair);
-        await scale(planted, `model.layers.${l}.self_attn.q_proj.weight`, 1 / K, inPair);
+        await scaleEntries(planted, `model.layers.${l}.self_attn.k_proj.weight`, K, (row) => inPair(row));
+        await scaleEntries(planted, `model.layers.${l}.self_attn.q_proj.weight`, 1 / K, (row) => inPair(row));
       }
       const gap = async (m: Transformer, qkRotate: boolean) =>
         (await quantEval(m, data, { w: 16, a: 16, kv: 4, qkRotate })).variants[0]!.gap.loss;
@@ -218,15 +202,9 @@ describe('Q/K rotation before KV quantization', () => {
 
 describe('QuaRot', () => {
   it('a planted outlier channel at the q/k/v input: QuaRot removes most of the 4-bit activation gap', async () => {
-    // input_layernorm channel c times K, q/k/v columns c divided by K: the same function, one input channel K times larger.
-    const K = 40;
-    const c = 5;
     const planted = await copyModel(model, TINY);
     try {
-      for (let l = 0; l < TINY.numLayers; l++) {
-        await scale(planted, `model.layers.${l}.input_layernorm.weight`, K, (i) => i === c, true);
-        for (const p of ['q', 'k', 'v']) await scale(planted, `model.layers.${l}.self_attn.${p}_proj.weight`, 1 / K, (i) => i === c, true);
-      }
+      await plantAttentionInputOutlier(planted, 40, 5);
       const r = await quantEval(planted, data, { w: 16, a: 4, kv: 16, rotate: ['none', 'quarot'] });
       const [none, quarot] = r.variants.map((v) => v.gap.loss);
       expect(none).toBeGreaterThan(0);
