@@ -17,6 +17,7 @@ import { GGUF_TYPES } from '../export/gguf.ts';
 import { ggufPerplexity } from '../export/gguf_eval.ts';
 import { checkpointWeights } from '../export/checkpoint.ts';
 import { analyzeCheckpoint } from '../eval/analyze.ts';
+import { rowBos } from '../data/batcher.ts';
 import { EXPORT_FORMATS, exportCheckpoint } from '../export/index.ts';
 import { emitSweep, runSweep } from '../sweep/run.ts';
 import { writeReport } from '../sweep/report.ts';
@@ -142,12 +143,12 @@ const COMMANDS: Record<string, Command> = {
       if (!v.text) throw new OspError('--text FILE is required');
       const tokens = readTextTokens(v.text as string);
       const { dir, checkpoint } = openCheckpoint(pos[0]!);
-      const runConfig = checkpoint.state.config as { model: unknown; backend: string };
+      const runConfig = checkpoint.state.config as { model: unknown; backend: string; batch?: { bos?: boolean } };
       await startBackend((v.backend as string | undefined) ?? runConfig.backend);
       const model = new Transformer(resolveModelConfig(runConfig.model), new Rng(0));
       try {
         loadModelWeights(model, checkpoint.model, `${dir}/model.safetensors`);
-        const r = await evaluateTokens(model, tokens);
+        const r = await evaluateTokens(model, tokens, rowBos(runConfig));
         if (v.json) console.log(JSON.stringify(r));
         else console.log(`${dir}: loss ${r.loss.toFixed(4)} nats/byte, bpb ${r.bpb.toFixed(4)} over ${r.tokens} bytes`);
       } finally {
@@ -383,6 +384,7 @@ const COMMANDS: Record<string, Command> = {
       const ggufTypes = list('gguf', all ? 'q4_0' : '').map((t) => checkChoice('--gguf', t, GGUF_TYPES));
       const c = checkpointWeights(pos[0]!);
       const seqLen = c.config.maxSeqLen;
+      const bos = rowBos(c.runConfig as { batch?: { bos?: boolean } });
       const source = v.val ? `the run's validation split` : (v.text as string);
       let tokens = v.val ? runSplitTokens(c.runConfig.data, c.config.vocabSize, 'val') : readTextTokens(v.text as string);
       // The first N windows: N * seqLen predicted tokens (windows overlap by one).
@@ -391,8 +393,8 @@ const COMMANDS: Record<string, Command> = {
       const calibration = !needsCalibration
         ? undefined
         : v.calib !== undefined
-          ? calibrationFromTokens(readTextTokens(v.calib as string), seqLen, quant.gptq.calibrationWindows, v.calib as string)
-          : calibrationFromRunData(c.runConfig.data, c.config.vocabSize, seqLen, quant.gptq.calibrationWindows);
+          ? calibrationFromTokens(readTextTokens(v.calib as string), seqLen, quant.gptq.calibrationWindows, v.calib as string, bos)
+          : calibrationFromRunData(c.runConfig.data, c.config.vocabSize, seqLen, quant.gptq.calibrationWindows, bos);
       const progress = (line: string) => {
         if (!v.json) process.stderr.write(`${line}\n`);
       };
@@ -401,7 +403,7 @@ const COMMANDS: Record<string, Command> = {
       let r;
       try {
         for (const [name, p] of model.params) p.assign(tfTensor(c.weights.get(name)!.data, p.shape));
-        r = await quantEval(model, textWindows(tokens, seqLen), quant, { calibration, log: progress });
+        r = await quantEval(model, textWindows(tokens, seqLen, bos), quant, { calibration, log: progress });
       } finally {
         model.dispose();
         await stopBackend();
@@ -410,7 +412,7 @@ const COMMANDS: Record<string, Command> = {
       for (const type of ggufTypes) {
         for (const rotate of quant.rotate.includes('quarot') ? [false, true] : [false]) {
           progress(`llama.cpp: ${type}${rotate ? ' with the QuaRot residual rotation' : ''}...`);
-          gguf.push({ type, rotate, ...(await ggufPerplexity(pos[0]!, type, rotate, quant.quarotSeed, tokens, seqLen)) });
+          gguf.push({ type, rotate, ...(await ggufPerplexity(pos[0]!, type, rotate, quant.quarotSeed, tokens, seqLen, bos)) });
         }
       }
       if (v.json) {

@@ -42,6 +42,12 @@ export const RunConfigSchema = z.strictObject({
       seqLen: int(1).default(128),
       /** Micro-batches per optimizer step (gradient accumulation). */
       accum: int(1).default(1),
+      /**
+       * Begin every sequence with the BOS token (the byte tokenizer's 256), as pre-training does when each
+       * sequence starts a document; evaluation, the monitors and the quantization windows follow. Off: rows
+       * are plain slices of the token stream. Attention sinks and massive activations form on that token.
+       */
+      bos: z.boolean().default(false),
     })
     .prefault({}),
   /** Guards against instability. */
@@ -155,6 +161,12 @@ export function resolveRunConfig(input: unknown): RunConfig {
       `${c.batch.seqLen} exceeds model.maxSeqLen ${model.maxSeqLen}; raise model.maxSeqLen or shorten batch.seqLen`,
     );
   }
+  if (c.batch.bos && c.data.source === 'shards') {
+    throw new ConfigError('batch.bos', 'needs the BOS token of the data\'s tokenizer; llm.c shards carry no tokenizer (use brown, text or jsonl data)');
+  }
+  if (c.batch.bos && c.batch.seqLen < 2) {
+    throw new ConfigError('batch.bos', 'needs batch.seqLen >= 2 (BOS and at least one token of text)');
+  }
   const totalSteps = c.schedule.totalSteps ?? c.steps;
   if (c.schedule.warmupSteps > totalSteps) {
     throw new ConfigError(
@@ -223,3 +235,4 @@ export function applyOverrides(config: unknown, overrides: readonly string[]): R
   }
   return root;
 }
+

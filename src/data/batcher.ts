@@ -8,12 +8,23 @@
  *   window 0 [t0 t1 t2 t3]                  inputs t0..t2, targets t1..t3
  *   window 1          [t3 t4 t5 t6]         inputs t3..t5, targets t4..t6
  *
+ * With `bos` (config `batch.bos`), every row starts with the BOS token instead, as in LLM pre-training
+ * where each sequence begins a document: window i holds the seqLen tokens from i * seqLen on, all of
+ * them targets, and its inputs are BOS followed by all but the last of them:
+ *
+ *   window 0 inputs  BOS t0 t1              window 1 inputs  BOS t3 t4
+ *            targets t0  t1 t2                       targets t3  t4 t5
+ *
+ * (still every token a target exactly once per epoch). Attention sinks and massive activations form on
+ * that first position, so this is one of the levers of the outlier-emergence experiment.
+ *
  * Each epoch visits all windows in a Fisher-Yates order drawn from an Rng seeded by (seed, epoch), so the
  * cursor { epoch, index } alone recreates the position: a resumed batcher yields the same batches.
  */
 import { ConfigError, DataError } from '../errors.ts';
 import { Rng } from '../utils/rng.ts';
 import type { TokenDataset } from './dataset.ts';
+import { byteTokenizer } from './tokenizer.ts';
 
 /** One batch, row-major [batchSize, seqLen]: targets[b, t] = token after inputs[b, t]. */
 export interface Batch {
@@ -35,6 +46,8 @@ export interface BatcherOptions {
   seqLen: number;
   /** Seed of the window orders, an integer in [0, 2^32). */
   seed: number;
+  /** Begin every row with this token id (the tokenizer's BOS); see the file comment. */
+  bos?: number;
 }
 
 function checkInt(field: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
@@ -43,23 +56,39 @@ function checkInt(field: string, value: number, min: number, max = Number.MAX_SA
   }
 }
 
-/** Number of seqLen+1 windows starting at multiples of seqLen; throws DataError if none fits. */
-function windowCount(dataset: TokenDataset, seqLen: number): number {
-  if (dataset.length < seqLen + 1) {
-    throw new DataError(
-      dataset.name,
-      `sequence length ${seqLen} needs at least ${seqLen + 1} tokens, dataset ${dataset.name} has ${dataset.length}`,
-    );
-  }
-  return Math.floor((dataset.length - 1) / seqLen);
+/** Stream tokens one window spans: seqLen + 1 (inputs and the last target), or seqLen with a BOS row start. */
+function windowSpan(seqLen: number, bos: number | undefined): number {
+  return bos === undefined ? seqLen + 1 : seqLen;
 }
 
-/** Copies window `w` into row `row` of the batch. */
-function fillRow(tokens: Uint16Array, w: number, row: number, seqLen: number, batch: Batch): void {
+/** Number of windows starting at multiples of seqLen; throws DataError if none fits. */
+function windowCount(dataset: TokenDataset, seqLen: number, bos: number | undefined): number {
+  const span = windowSpan(seqLen, bos);
+  if (dataset.length < span) {
+    throw new DataError(
+      dataset.name,
+      `sequence length ${seqLen} needs at least ${span} tokens, dataset ${dataset.name} has ${dataset.length}`,
+    );
+  }
+  return Math.floor((dataset.length - span) / seqLen) + 1;
+}
+
+/** Copies window `w` into row `row` of the batch (BOS first when `bos` is set). */
+function fillRow(tokens: Uint16Array, w: number, row: number, seqLen: number, batch: Batch, bos: number | undefined): void {
   const start = w * seqLen;
   const off = row * seqLen;
-  batch.inputs.set(tokens.subarray(start, start + seqLen), off);
-  batch.targets.set(tokens.subarray(start + 1, start + seqLen + 1), off);
+  if (bos === undefined) {
+    batch.inputs.set(tokens.subarray(start, start + seqLen), off);
+    batch.targets.set(tokens.subarray(start + 1, start + seqLen + 1), off);
+  } else {
+    batch.inputs[off] = bos;
+    batch.inputs.set(tokens.subarray(start, start + seqLen - 1), off + 1);
+    batch.targets.set(tokens.subarray(start, start + seqLen), off);
+  }
+}
+
+function checkBos(bos: number | undefined): void {
+  if (bos !== undefined) checkInt('bos', bos, 0, 0xffff);
 }
 
 function emptyBatch(batchSize: number, seqLen: number): Batch {
@@ -84,6 +113,7 @@ export class Batcher {
   readonly batchSize: number;
   readonly seqLen: number;
   readonly seed: number;
+  readonly bos: number | undefined;
   /** Windows per epoch. */
   readonly windows: number;
   private epoch = 0;
@@ -98,10 +128,12 @@ export class Batcher {
     checkInt('batchSize', opts.batchSize, 1);
     checkInt('seqLen', opts.seqLen, 1);
     checkInt('seed', opts.seed, 0, 0xffffffff);
+    checkBos(opts.bos);
     this.batchSize = opts.batchSize;
     this.seqLen = opts.seqLen;
     this.seed = opts.seed;
-    this.windows = windowCount(dataset, opts.seqLen);
+    this.bos = opts.bos;
+    this.windows = windowCount(dataset, opts.seqLen, opts.bos);
   }
 
   /** Batches per epoch, counting a batch that straddles two epochs as a fraction. */
@@ -116,7 +148,7 @@ export class Batcher {
   next(): Batch {
     const batch = emptyBatch(this.batchSize, this.seqLen);
     for (let row = 0; row < this.batchSize; row++) {
-      fillRow(this.dataset.tokens, this.orderOf(this.epoch)[this.index]!, row, this.seqLen, batch);
+      fillRow(this.dataset.tokens, this.orderOf(this.epoch)[this.index]!, row, this.seqLen, batch, this.bos);
       this.index++;
       if (this.index === this.windows) {
         this.epoch++;
@@ -142,7 +174,7 @@ export class Batcher {
     if (!(Number.isInteger(state.index) && state.index >= 0 && state.index < this.windows)) {
       throw new DataError(
         this.dataset.name,
-        `batcher cursor: expected an index in [0, ${this.windows}) (windows of length ${this.seqLen + 1}), ` +
+        `batcher cursor: expected an index in [0, ${this.windows}) (windows of length ${windowSpan(this.seqLen, this.bos)}), ` +
           `found ${state.index}; was the checkpoint made with other data or another seqLen?`,
       );
     }
@@ -186,6 +218,8 @@ export interface EvalOptions {
   maxBatches?: number;
   /** What the batches are for, named in the error when the dataset is too short (default 'evaluation'). */
   purpose?: string;
+  /** Begin every row with this token id, as the training batches of the run (Batcher's `bos`). */
+  bos?: number;
 }
 
 /**
@@ -202,20 +236,29 @@ export function evalBatches(dataset: TokenDataset, opts: EvalOptions): Batch[] {
   checkInt('batchSize', batchSize, 1);
   checkInt('seqLen', seqLen, 1);
   if (maxBatches !== Infinity) checkInt('maxBatches', maxBatches, 1);
-  const windows = windowCount(dataset, seqLen);
+  checkBos(opts.bos);
+  const windows = windowCount(dataset, seqLen, opts.bos);
   const count = Math.min(Math.floor(windows / batchSize), maxBatches);
   if (count === 0) {
     throw new DataError(
       dataset.name,
       `${opts.purpose ?? 'evaluation'} with batchSize ${batchSize} and sequence length ${seqLen} needs at least ` +
-        `${batchSize * seqLen + 1} tokens, dataset ${dataset.name} has ${dataset.length}`,
+        `${(batchSize - 1) * seqLen + windowSpan(seqLen, opts.bos)} tokens, dataset ${dataset.name} has ${dataset.length}`,
     );
   }
   const batches: Batch[] = [];
   for (let b = 0; b < count; b++) {
     const batch = emptyBatch(batchSize, seqLen);
-    for (let row = 0; row < batchSize; row++) fillRow(dataset.tokens, b * batchSize + row, row, seqLen, batch);
+    for (let row = 0; row < batchSize; row++) fillRow(dataset.tokens, b * batchSize + row, row, seqLen, batch, opts.bos);
     batches.push(batch);
   }
   return batches;
+}
+
+/**
+ * The token every row starts with (`batch.bos`), or undefined: for the Batcher, evalBatches and the text
+ * windows of `osp eval` / `osp quant-eval` / `osp analyze`. Reads saved configs too (older ones lack the field).
+ */
+export function rowBos(config: { batch?: { bos?: boolean } }): number | undefined {
+  return config.batch?.bos ? byteTokenizer.bos : undefined;
 }

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { startBackend, stopBackend } from '../backend/index.ts';
 import { ConfigError, DataError } from '../errors.ts';
 import { resolveModelConfig } from '../model/config.ts';
+import { rowBos } from '../data/batcher.ts';
 import { Transformer } from '../model/transformer.ts';
 import { aggregateOspKurtosis } from '../metrics/outliers.ts';
 import { gaussianFloorEstimate } from '../metrics/gaussian_floor.ts';
@@ -60,15 +61,29 @@ export interface AnalyzeResult {
   hessian?: Omit<ProbeResult, 'density'>;
 }
 
-/** Reads B rows of T+1 byte tokens from the start of a text file. */
-export function textBatch(path: string, B: number, T: number): { inputs: Int32Array; targets: Int32Array } {
+/**
+ * Reads B rows of T+1 byte tokens from the start of a text file; with `bos` (a run trained with
+ * `batch.bos`), B rows of T bytes, each row's inputs BOS and its first T-1 bytes.
+ */
+export function textBatch(path: string, B: number, T: number, bos?: number): { inputs: Int32Array; targets: Int32Array } {
   const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
-  const need = B * (T + 1);
+  const span = bos === undefined ? T + 1 : T;
+  const need = B * span;
   if (bytes.length < need) {
-    throw new DataError(path, `--batch ${B} --seq ${T} needs ${need} bytes (B x (T+1)), the file has ${bytes.length}`);
+    throw new DataError(path, `--batch ${B} --seq ${T} needs ${need} bytes (B x ${bos === undefined ? '(T+1)' : 'T, rows start with BOS'}), the file has ${bytes.length}`);
   }
   const inputs = new Int32Array(B * T);
   const targets = new Int32Array(B * T);
+  if (bos !== undefined) {
+    for (let b = 0; b < B; b++) {
+      inputs[b * T] = bos;
+      for (let t = 0; t < T; t++) {
+        if (t > 0) inputs[b * T + t] = bytes[b * T + t - 1]!;
+        targets[b * T + t] = bytes[b * T + t]!;
+      }
+    }
+    return { inputs, targets };
+  }
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       inputs[b * T + t] = bytes[b * (T + 1) + t]!;
@@ -86,12 +101,12 @@ export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResul
     throw new ConfigError('--topk', `${o.hessian.topk} eigenvalues need at least as many Lanczos steps; --lanczos is ${o.hessian.lanczos}`);
   }
   const { dir, checkpoint } = openCheckpoint(o.checkpoint);
-  const runConfig = checkpoint.state.config as { model: unknown; backend: string; seed: number };
+  const runConfig = checkpoint.state.config as { model: unknown; backend: string; seed: number; batch?: { bos?: boolean } };
   const modelConfig = resolveModelConfig(runConfig.model);
   if (o.seq > modelConfig.maxSeqLen) {
     throw new ConfigError('--seq', `${o.seq} exceeds the checkpoint's model.maxSeqLen ${modelConfig.maxSeqLen}`);
   }
-  const batch = textBatch(o.text, o.batch, o.seq);
+  const batch = textBatch(o.text, o.batch, o.seq, rowBos(runConfig));
   const backend = o.backend ?? (runConfig.backend === 'auto' ? 'auto' : runConfig.backend);
   const result: AnalyzeResult = { checkpoint: dir, step: checkpoint.state.step, tokens: o.batch * o.seq };
   await startBackend(backend);

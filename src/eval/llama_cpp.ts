@@ -23,6 +23,8 @@ export interface LlamaCppResult {
 export interface LlamaCppOptions {
   /** llama.cpp threads (default: all cores). */
   threads?: number;
+  /** Start every window with this token, as a run trained with `batch.bos` (textWindows). */
+  bos?: number;
 }
 
 /**
@@ -53,7 +55,7 @@ export async function llamaCppPerplexity(
         const seq = ctx.getSequence();
         let nats = 0;
         let count = 0;
-        for (const w of textWindows(tokens, maxSeqLen)) {
+        for (const w of textWindows(tokens, maxSeqLen, opts.bos)) {
           await seq.clearHistory();
           const input: ControlledEvaluateInputItem[] = Array.from(w.inputs, (t) => [t as Token, { generateNext: { probabilities: true } }]);
           const out = await seq.controlledEvaluate(input);

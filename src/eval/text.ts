@@ -33,12 +33,28 @@ export function readTextTokens(path: string): Uint16Array {
 /**
  * The evaluation windows of a token stream: at most maxSeqLen + 1 tokens each, overlapping by one
  * token, so that every token after the first is predicted exactly once. One batch of size 1 per window.
+ *
+ * With `bos` (a run trained with `batch.bos`), every window instead starts with that token and predicts
+ * the next at most maxSeqLen tokens of the stream (a leading BOS of the stream itself is skipped), so
+ * every token of the text is predicted exactly once, each window shaped like the run's training rows.
  */
 export function textWindows(
   tokens: Uint16Array,
   maxSeqLen: number,
+  bos?: number,
 ): { inputs: Int32Array; targets: Int32Array; batchSize: number; seqLen: number }[] {
   const out = [];
+  if (bos !== undefined) {
+    const s = tokens[0] === bos ? tokens.subarray(1) : tokens;
+    for (let start = 0; start < s.length; start += maxSeqLen) {
+      const targets = Int32Array.from(s.subarray(start, Math.min(start + maxSeqLen, s.length)));
+      const inputs = new Int32Array(targets.length);
+      inputs[0] = bos;
+      inputs.set(targets.subarray(0, targets.length - 1), 1);
+      out.push({ inputs, targets, batchSize: 1, seqLen: targets.length });
+    }
+    return out;
+  }
   for (let start = 0; start + 1 < tokens.length; start += maxSeqLen) {
     const window = Int32Array.from(tokens.subarray(start, Math.min(start + maxSeqLen + 1, tokens.length)));
     const T = window.length - 1;
@@ -47,10 +63,11 @@ export function textWindows(
   return out;
 }
 
-export async function evaluateTokens(model: Transformer, tokens: Uint16Array): Promise<TextEvalResult> {
+/** Mean loss over textWindows(tokens, maxSeqLen, bos): `bos` as the run was trained (rowBos of its config). */
+export async function evaluateTokens(model: Transformer, tokens: Uint16Array, bos?: number): Promise<TextEvalResult> {
   let nats = 0;
   let count = 0;
-  for (const w of textWindows(tokens, model.config.maxSeqLen)) {
+  for (const w of textWindows(tokens, model.config.maxSeqLen, bos)) {
     const loss = tf.tidy(() =>
       model.loss(tf.tensor2d(w.inputs, [1, w.seqLen], 'int32'), tf.tensor2d(w.targets, [1, w.seqLen], 'int32')),
     );

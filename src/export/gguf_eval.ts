@@ -20,12 +20,13 @@ export async function ggufPerplexity(
   rotateSeed: number,
   tokens: Uint16Array,
   maxSeqLen: number,
+  bos?: number,
 ): Promise<LlamaCppResult> {
   const dir = mkdtempSync(join(tmpdir(), 'osp-gguf-'));
   try {
     const out = join(dir, `model-${type}.gguf`);
     await exportCheckpoint({ checkpoint, format: 'gguf', out, type, ...(rotate ? { rotate, rotateSeed } : {}) });
-    return await llamaCppPerplexity(out, tokens, maxSeqLen);
+    return await llamaCppPerplexity(out, tokens, maxSeqLen, { bos });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, stopBackend, type BackendInfo } from '../backend/index.ts';
 import { applyOverrides, resolveRunConfig, type RunConfig } from '../config/run.ts';
-import { Batcher, evalBatches } from '../data/batcher.ts';
+import { Batcher, evalBatches, rowBos } from '../data/batcher.ts';
 import { loadDataset } from '../data/dataset.ts';
 import { ConfigError, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
@@ -266,16 +266,17 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
   // before the run directory exists.
   const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
   const { size, seqLen } = config.batch;
-  const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.data.seed ?? config.seed });
-  const valBatches = evalBatches(data.val, { batchSize: size, seqLen, maxBatches: config.eval.batches, purpose: 'evaluation (batch.size)' });
+  const bos = rowBos(config);
+  const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.data.seed ?? config.seed, bos });
+  const valBatches = evalBatches(data.val, { batchSize: size, seqLen, maxBatches: config.eval.batches, purpose: 'evaluation (batch.size)', bos });
   // The monitors' fixed batches are checked here too, before any backend starts.
   const held =
     config.monitor.every > 0
-      ? evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1, purpose: 'the outlier monitor (monitor.batchSize)' })[0]!
+      ? evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1, purpose: 'the outlier monitor (monitor.batchSize)', bos })[0]!
       : undefined;
   const hessianBatch =
     config.hessian.every > 0
-      ? evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1, purpose: 'the Hessian probe (hessian.batchSize)' })[0]!
+      ? evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1, purpose: 'the Hessian probe (hessian.batchSize)', bos })[0]!
       : undefined;
   // GPTQ's calibration windows: the first training windows, unshuffled (never the validation text).
   const gptqCalibration =
@@ -285,6 +286,7 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
           seqLen,
           maxBatches: Math.ceil(config.quant.gptq.calibrationWindows / size),
           purpose: 'GPTQ calibration (quant.gptq.calibrationWindows)',
+          bos,
         })
       : [];
   const baselineLoss = unigramCrossEntropy(data.train.tokens, valBatches.map((b) => b.targets), config.model.vocabSize);

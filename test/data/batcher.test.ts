@@ -139,3 +139,62 @@ describe('evalBatches', () => {
     );
   });
 });
+
+describe('rows that start with BOS (batch.bos)', () => {
+  const T = 8;
+  const BOS = 60000; // above every token of the counting stream, so a BOS can never be mistaken for text
+  // 13 * 8 + 3 tokens: 13 windows of 8 targets, 3 tail tokens no window can use.
+  const data = counting(13 * T + 3);
+  const opts = { batchSize: 5, seqLen: T, seed: 42, bos: BOS };
+
+  it('every row is BOS then the window; its targets are the window itself', () => {
+    const b = new Batcher(data, opts).next();
+    for (let r = 0; r < 5; r++) {
+      const start = b.targets[r * T]!;
+      expect(start % T).toBe(0);
+      expect(b.inputs[r * T]).toBe(BOS);
+      for (let t = 0; t < T; t++) {
+        expect(b.targets[r * T + t]).toBe(start + t);
+        if (t > 0) expect(b.inputs[r * T + t]).toBe(start + t - 1);
+      }
+    }
+  });
+
+  it('every token, the first included, is a target exactly once per epoch', () => {
+    const batcher = new Batcher(data, opts);
+    expect(batcher.windows).toBe(13);
+    expect(new Batcher(counting(T), { ...opts, batchSize: 1 }).windows).toBe(1);
+    expect(new Batcher(counting(2 * T - 1), { ...opts, batchSize: 1 }).windows).toBe(1);
+    expect(new Batcher(counting(2 * T), { ...opts, batchSize: 1 }).windows).toBe(2);
+    const targets: number[] = [];
+    // 13 batches of 5 rows = 5 epochs of 13 windows.
+    for (let i = 0; i < 13; i++) targets.push(...batcher.next().targets);
+    const epoch0 = targets.slice(0, 13 * T).sort((a, b) => a - b);
+    expect(epoch0).toEqual(Array.from({ length: 13 * T }, (_, i) => i));
+    expect(batcher.state()).toEqual({ epoch: 5, index: 0 });
+  });
+
+  it('resumes on the same trajectory, and the window order is the one without BOS', () => {
+    const a = new Batcher(data, opts);
+    for (let i = 0; i < 4; i++) a.next();
+    const b = new Batcher(data, opts);
+    b.setState(a.state());
+    for (let i = 0; i < 5; i++) expect(b.next()).toEqual(a.next());
+    // Same seed, same order of windows: BOS changes what a row holds, not which windows come when.
+    const plain = new Batcher(counting(13 * T + 1), { batchSize: 5, seqLen: T, seed: 42 });
+    const withBos = new Batcher(data, opts);
+    expect(Array.from(withBos.next().targets.filter((_, k) => k % T === 0))).toEqual(rowStarts(plain.next()));
+  });
+
+  it('evalBatches: sequential windows with BOS first; a short stream names what is needed', () => {
+    const val = counting(4 * T, 'val');
+    const batches = evalBatches(val, { batchSize: 2, seqLen: T, bos: BOS });
+    expect(batches.length).toBe(2);
+    expect(Array.from(batches[1]!.targets)).toEqual(Array.from({ length: 2 * T }, (_, i) => 2 * T + i));
+    expect(batches[1]!.inputs[T]).toBe(BOS);
+    expect(() => evalBatches(counting(2 * T - 1, 'v'), { batchSize: 2, seqLen: T, bos: BOS })).toThrow(
+      'v: evaluation with batchSize 2 and sequence length 8 needs at least 16 tokens, dataset v has 15',
+    );
+    expect(() => new Batcher(data, { ...opts, bos: -1 })).toThrow(ConfigError);
+  });
+});

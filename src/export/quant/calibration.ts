@@ -5,7 +5,8 @@
 import { evalBatches } from '../../data/batcher.ts';
 import { loadDataset } from '../../data/dataset.ts';
 import { OspError } from '../../errors.ts';
-import type { QuantEvalBatch } from './eval.ts';
+import { textWindows } from '../../eval/text.ts';
+import { packBatches, type QuantEvalBatch } from './eval.ts';
 
 /** Windows per calibration batch (one forward pass). */
 const BATCH = 8;
@@ -24,7 +25,7 @@ export function runSplitTokens(data: unknown, vocabSize: number, split: 'train' 
  * split of a run's `data` config section, unshuffled.
  * @example calibrationFromRunData(state.config.data, 258, 128, 128)
  */
-export function calibrationFromRunData(data: unknown, vocabSize: number, seqLen: number, windows: number): QuantEvalBatch[] {
+export function calibrationFromRunData(data: unknown, vocabSize: number, seqLen: number, windows: number, bos?: number): QuantEvalBatch[] {
   let train;
   try {
     train = loadDataset(data as Parameters<typeof loadDataset>[0], { vocabSize }).train;
@@ -34,14 +35,22 @@ export function calibrationFromRunData(data: unknown, vocabSize: number, seqLen:
     );
   }
   const batchSize = Math.min(BATCH, windows);
-  return evalBatches(train, { batchSize, seqLen, maxBatches: Math.ceil(windows / batchSize), purpose: 'GPTQ calibration' });
+  return evalBatches(train, { batchSize, seqLen, maxBatches: Math.ceil(windows / batchSize), purpose: 'GPTQ calibration', bos });
 }
 
 /**
  * Up to `windows` windows of seqLen tokens from a token stream (BOS first), consecutive and
  * non-overlapping, 8 to a batch; a stream shorter than one window is an error naming `source`.
+ * With `bos` every row starts with it, as the run's training rows (textWindows' convention).
  */
-export function calibrationFromTokens(tokens: Uint16Array, seqLen: number, windows: number, source: string): QuantEvalBatch[] {
+export function calibrationFromTokens(tokens: Uint16Array, seqLen: number, windows: number, source: string, bos?: number): QuantEvalBatch[] {
+  if (bos !== undefined) {
+    const full = textWindows(tokens, seqLen, bos).filter((w) => w.seqLen === seqLen);
+    if (full.length < 1) {
+      throw new OspError(`${source}: GPTQ calibration needs at least ${seqLen} tokens (one window of maxSeqLen), the text has ${tokens.length - 1}`);
+    }
+    return packBatches(full.slice(0, windows), BATCH);
+  }
   const available = Math.floor((tokens.length - 1) / seqLen);
   if (available < 1) {
     throw new OspError(`${source}: GPTQ calibration needs at least ${seqLen + 1} tokens (one window of maxSeqLen), the text has ${tokens.length}`);
