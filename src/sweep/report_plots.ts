@@ -1,7 +1,9 @@
 /**
  * The sweep report's figures: training and validation loss against step, the OSP kurtosis against step
  * and per layer, the quantized / 16-bit perplexity ratio of every quantization variant, and the top
- * Hessian eigenvalue. Axis titles are the
+ * Hessian eigenvalue; where monitored, the worst layer's max/median and largest |activation|; where the
+ * quantization gap was measured at two or more steps, that gap against step and against the 16-bit loss
+ * (the matched-loss view). Axis titles are the
  * metrics in words with units, legend entries the trials' short labels (the full name stays in the
  * SVG's data-name and tooltip), and every y axis chooses its scale from the data (log only for positive
  * data spanning more than 1.5 decades).
@@ -136,7 +138,39 @@ export function buildPlots(trials: readonly TrialResult[], report: SweepReport):
       ...caption,
     }),
   ]);
+  // The worst layer's max/median and largest |activation| (massive activations), where monitored.
+  for (const [file, key, title] of [
+    ['max_median.svg', 'outliers/max_median', 'Largest per-token max / median |activation| over the layers'],
+    ['max_abs.svg', 'outliers/max_abs', 'Largest |activation| over the layers (massive activations)'],
+  ] as const) {
+    const s = series(key);
+    if (s.length === 0) continue;
+    plots.push([file, lineChart({ title, xLabel: step, yLabel: metricLabel(key), yScale: 'auto', xFromZero: true, series: s, ...caption })]);
+  }
   plots.push(['quant_gap.svg', seeded ? quantGapMeanChart(report, finished) : quantGapChart(reports, label)]);
+  // The first quantization variant measured during training, against step and against the 16-bit loss
+  // of the same checkpoint (configurations compared at matched loss, not only at matched steps).
+  const tag = reportQuantTags(reports)[0];
+  const ratioKey = `quant/${tag}/ppl_ratio`;
+  if (tag !== undefined && trials.some((t) => metricPoints(t, ratioKey).length >= 2)) {
+    const ratioLabel = metricLabel(ratioKey);
+    plots.push([
+      'quant_gap_steps.svg',
+      lineChart({ title: `${ratioLabel} during training`, xLabel: step, yLabel: ratioLabel, yScale: 'auto', xFromZero: true, series: series(ratioKey), hLines: [{ y: 1, label: 'no gap' }], ...caption }),
+    ]);
+    // Seeds reach different losses, so no mean curve here: one line per trial, its seeds labelled.
+    plots.push([
+      'quant_gap_vs_loss.svg',
+      lineChart({
+        title: `${ratioLabel} against the 16-bit loss`,
+        xLabel: metricLabel('quant/fp_loss'),
+        yLabel: ratioLabel,
+        yScale: 'auto',
+        series: measured(trials.map((t) => ({ name: t.name, short: label.get(t.name) ?? t.name, points: metricPoints(t, ratioKey, 'quant/fp_loss') }))),
+        hLines: [{ y: 1, label: 'no gap' }],
+      }),
+    ]);
+  }
   const hessian = series('hessian/eig_1', 'hessian/measured_at_step');
   if (hessian.length > 0) {
     plots.push([

@@ -96,6 +96,39 @@ function buildSweep(): string {
   return sweep;
 }
 
+/**
+ * A sweep of two trials that also logs the worst layer's max/median and max |activation| and measures
+ * the quantization gap at three steps (the emergence experiment's figures).
+ */
+function buildEmergenceSweep(): string {
+  const sweep = tempDir();
+  const names = ['adam', 'osp'];
+  names.forEach((name, i) => {
+    const dir = join(sweep, name);
+    mkdirSync(dir, { recursive: true });
+    const input = { name, out: sweep, steps: STEPS, batch: { size: 2, seqLen: 32 }, model: MODEL };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ input, resolved: resolveRunConfig(input) }));
+    const rows: Record<string, number>[] = [];
+    for (const step of [20, 40, 60]) {
+      rows.push({
+        step,
+        'train/loss': 3 - step / 100,
+        'eval/loss': 3 - step / 100,
+        'outliers/osp_kurtosis': 0.2 + i + step / 10,
+        'outliers/max_median': 10 + step * (i + 1),
+        'outliers/max_abs': 100 * step * (i + 1),
+        'quant/fp_loss': 3 - step / 100 - i / 10,
+        'quant/w4a4kv4_rtn/ppl_ratio': 1 + step / 1000 + i / 100,
+        'quant/w4a4kv4_rtn/perplexity': Math.exp(3 - step / 100 - i / 10) * (1 + step / 1000 + i / 100),
+      });
+    }
+    writeFileSync(join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify({ name, steps: STEPS, eval: { loss: 2.4, bitsPerByte: 3.5 } }));
+  });
+  writeFileSync(join(sweep, 'sweep.json'), JSON.stringify({ spec: '/x/spec.json', trials: names }));
+  return sweep;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Reading the SVG back (the output is well-formed XML: svg.test.ts parses it strictly).
 
@@ -441,5 +474,32 @@ describe('labels', () => {
     expect(formatColumn([0.0015, 0.003, null]).cells).toEqual(['1.5e-3', '3.0e-3', '-']);
     expect(formatColumn([128, 256]).cells).toEqual(['128', '256']);
     expect(formatColumn(['ssnorm', 'rmsnorm'])).toEqual({ cells: ['ssnorm', 'rmsnorm'], numeric: false });
+  });
+});
+
+describe('emergence figures: worst-layer outliers, and the gap against step and against the 16-bit loss', () => {
+  const sweep = buildEmergenceSweep();
+  const { report } = writeReport(sweep, { title: 'emergence' });
+  const read = (f: string) => readFileSync(join(sweep, f), 'utf8');
+
+  it('are written only when measured (the six-trial sweep above has one quantization step and no worst-layer metrics)', () => {
+    expect(report.plots).toEqual([
+      'loss.svg', 'val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg', 'max_median.svg', 'max_abs.svg',
+      'quant_gap.svg', 'quant_gap_steps.svg', 'quant_gap_vs_loss.svg',
+    ]);
+  });
+
+  it('draw every trial with all its measurements, on axes that name the metric', () => {
+    for (const f of ['max_median.svg', 'max_abs.svg', 'quant_gap_steps.svg', 'quant_gap_vs_loss.svg']) {
+      expect(polylines(read(f)).map((p) => [p.name, p.points]), f).toEqual([['adam', 3], ['osp', 3]]);
+    }
+    expect(axisLabel(read('max_median.svg'), 'y')).toBe('max / median |activation|, worst layer');
+    expect(axisLabel(read('quant_gap_steps.svg'), 'x')).toBe('training step');
+    expect(axisLabel(read('quant_gap_steps.svg'), 'y')).toBe('W4A4KV4 RTN / 16-bit perplexity');
+    expect(axisLabel(read('quant_gap_vs_loss.svg'), 'x')).toBe('16-bit loss (nats/byte)');
+    // The x axis of the matched-loss view spans the 16-bit losses (2.3 .. 2.8), not steps.
+    const ticks = xTicks(read('quant_gap_vs_loss.svg'));
+    expect(Math.min(...ticks)).toBeGreaterThanOrEqual(2.2);
+    expect(Math.max(...ticks)).toBeLessThanOrEqual(2.9);
   });
 });

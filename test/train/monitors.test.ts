@@ -42,6 +42,13 @@ describe('outlier monitor in a run', () => {
         expect(Number.isFinite(r[`outliers/${tap}/channel_kurtosis`]), tap).toBe(true);
         expect(r[`outliers/${tap}/max_median`]).toBeGreaterThan(1);
       }
+      // The worst layer's statistics are the maxima of the per-tap ones (taps: embed, 3 per layer, final_norm).
+      const taps = Object.keys(r).filter((k) => /^outliers\/.+\/max_abs$/.test(k));
+      expect(taps.length).toBe(1 + 3 * 2 + 1);
+      const worst = (what: string) => Math.max(...taps.map((k) => r[k.replace('/max_abs', `/${what}`)]!));
+      expect(r['outliers/max_abs']).toBe(worst('max_abs'));
+      expect(r['outliers/max_median']).toBe(worst('max_median'));
+      expect(r['outliers/channel_kurtosis']).toBe(worst('channel_kurtosis'));
     }
     const summary = JSON.parse(readFileSync(join(s.runDir, 'summary.json'), 'utf8'));
     expect(summary.monitors.outliers.step).toBe(10);

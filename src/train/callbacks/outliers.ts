@@ -73,6 +73,19 @@ export class OutlierMonitor implements Callback {
     m.record('outliers/osp_kurtosis', aggregate);
     m.record('outliers/gaussian_floor', floor);
     m.record('outliers/gaussian_floor_stderr', floorStderr);
+    // The worst layer's outlier statistics: what breaks per-token 4-bit quantization is one layer's
+    // outlier channels or massive activations, which an average over layers dilutes.
+    let worstMaxMedian = 0;
+    let worstMaxAbs = 0;
+    let worstChannel = 0;
+    for (const s of stats.values()) {
+      worstMaxMedian = Math.max(worstMaxMedian, s.maxMedianRatio);
+      worstMaxAbs = Math.max(worstMaxAbs, s.topK[0] ?? 0);
+      worstChannel = Math.max(worstChannel, s.channelKurtosis);
+    }
+    m.record('outliers/max_median', worstMaxMedian);
+    m.record('outliers/max_abs', worstMaxAbs);
+    m.record('outliers/channel_kurtosis', worstChannel);
     const perTap: OutlierSummary['perTap'] = {};
     for (const [tap, s] of stats) {
       m.record(`outliers/${tap}/osp_kurtosis`, s.ospKurtosis);
