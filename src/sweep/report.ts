@@ -12,6 +12,7 @@
  * Trials that are still running or were killed have no summary.json: they are reported from the last
  * rows of their metrics.jsonl and marked unfinished. Monitors that were off simply leave '-' cells.
  */
+import { renderTrendMarkdown, sweepTrends, trendConsoleLines, TrendSpecSchema, type TrendSpec } from './trend.ts';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { DataError } from '../errors.ts';
@@ -142,6 +143,8 @@ export interface ReportOptions {
    * seeds, the aggregated table (one row per configuration).
    */
   print?: (line: string) => void;
+  /** Pairs judged in trend.md (default: the `trend` sweep.json recorded from the spec, if any). */
+  trend?: TrendSpec;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -231,6 +234,17 @@ export function readMetricsJsonl(file: string): { rows: MetricsRow[]; truncatedL
 }
 
 /** The trial order the sweep runner recorded (sweep.json `trials`), or undefined without one. */
+/** The spec's `trend` pairs as sweep.json recorded them; undefined when it has none. */
+function sweepTrendSpec(sweepDir: string): TrendSpec | undefined {
+  const file = join(sweepDir, 'sweep.json');
+  if (!existsSync(file)) return undefined;
+  const v = readJson(file);
+  if (!isObject(v) || v.trend === undefined) return undefined;
+  const parsed = TrendSpecSchema.safeParse(v.trend);
+  if (!parsed.success) throw new DataError(file, `"trend": expected {"pairs": [["A", "B"], ...]}: ${parsed.error.issues[0]?.message ?? ''}`);
+  return parsed.data;
+}
+
 function sweepOrder(sweepDir: string): string[] | undefined {
   const file = join(sweepDir, 'sweep.json');
   if (!existsSync(file)) return undefined;
@@ -572,9 +586,18 @@ export function writeReport(sweepDir: string, opts: ReportOptions = {}): { files
   }
   const jsonPath = join(root, 'report.json');
   writeFileAtomicSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
+  // The outlier-emergence verdict of the spec's trend pairs, over the finished seeds.
+  const trendSpec = opts.trend ?? sweepTrendSpec(root);
+  const trends = trendSpec ? sweepTrends(trials, trendSpec, (t) => t.summary !== null) : [];
+  if (trendSpec) {
+    writeFileAtomicSync(join(root, 'trend.json'), JSON.stringify(trends, null, 2) + '\n');
+    writeFileAtomicSync(join(root, 'trend.md'), renderTrendMarkdown(trends));
+    files.push(join(root, 'trend.json'), join(root, 'trend.md'));
+  }
   const mdPath = join(root, 'report.md');
-  writeFileAtomicSync(mdPath, renderMarkdown(report, extra));
-  if (opts.print) for (const line of consoleTable(report, extra)) opts.print(line);
+  const trendLink = trendSpec ? '\nOutlier emergence, trends and the paper\'s targets: [trend.md](trend.md)\n' : '';
+  writeFileAtomicSync(mdPath, renderMarkdown(report, extra) + trendLink);
+  if (opts.print) for (const line of [...consoleTable(report, extra), ...trendConsoleLines(trends)]) opts.print(line);
   return { files: [jsonPath, mdPath, ...files], report };
 }
 

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as Comlink from 'comlink';
-import { OspError } from '../errors.ts';
+import { ConfigError, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import type { RunSummary } from '../train/run.ts';
 import { spawnWorker } from '../utils/worker.ts';
@@ -16,6 +16,8 @@ import { emitList, emitSlurm, writeTrialConfigs } from './emit.ts';
 import { acquireLock } from './lock.ts';
 import { writeReport } from './report.ts';
 import { expandTrials, loadSweepSpec, type Trial } from './spec.ts';
+import { configurationOf } from './labels.ts';
+import type { TrendSpec } from './trend.ts';
 import type { TrialRequest } from './trial.ts';
 
 type TrialApi = { runTrial(req: TrialRequest, log: (line: string) => void): Promise<RunSummary> };
@@ -48,25 +50,49 @@ export function trialPlan(sweepDir: string, trials: Trial[]): { trial: Trial; ac
 }
 
 /** The spec's trials and where they go; shared by the local runner, --emit and the Slurm executor. */
-export function prepareSweep(o: SweepOptions): { sweepDir: string; trials: Trial[]; parallel: number; metrics: string[]; name: string } {
+export function prepareSweep(o: SweepOptions): {
+  sweepDir: string;
+  trials: Trial[];
+  parallel: number;
+  metrics: string[];
+  name: string;
+  trend: TrendSpec | undefined;
+} {
   const spec = loadSweepSpec(o.spec);
   const trials = expandTrials(spec, dirname(resolve(o.spec)));
+  checkTrendPairs(spec.trend, trials.map((t) => t.name));
   const sweepDir = resolve(o.out ?? join('runs', spec.name));
   const parallel = o.parallel ?? spec.parallel ?? availableParallelism();
   if (!Number.isInteger(parallel) || parallel < 1) throw new OspError(`--parallel must be a positive integer, got ${parallel}`);
-  return { sweepDir, trials, parallel, metrics: spec.metrics, name: spec.name };
+  return { sweepDir, trials, parallel, metrics: spec.metrics, name: spec.name, trend: spec.trend };
+}
+
+/** Every configuration a `trend` pair names must be one of the sweep's (before anything trains). */
+function checkTrendPairs(trend: TrendSpec | undefined, names: readonly string[]): void {
+  if (trend === undefined) return;
+  const known = [...new Set(names.map((n) => configurationOf(n).configuration))];
+  trend.pairs.forEach((pair, i) =>
+    pair.forEach((c, j) => {
+      if (!known.includes(c)) throw new ConfigError(`sweep.trend.pairs.${i}.${j}`, `'${c}' is not a configuration of this sweep; its configurations are ${known.join(', ')}`);
+    }),
+  );
+}
+
+/** sweep.json: the spec's path, the trials in order and the trend pairs (read again by `osp sweep report`). */
+export function sweepRecord(spec: string, trials: readonly string[], trend: TrendSpec | undefined): string {
+  return JSON.stringify({ spec: resolve(spec), trials, ...(trend ? { trend } : {}) }, null, 2) + '\n';
 }
 
 /** Runs the sweep to completion (or until every remaining trial has failed) and writes the report. */
 export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
-  const { sweepDir, trials, parallel, metrics, name } = prepareSweep(o);
+  const { sweepDir, trials, parallel, metrics, name, trend } = prepareSweep(o);
   mkdirSync(sweepDir, { recursive: true });
   const lock = acquireLock(sweepDir, `osp sweep ${name}`, (msg) => log(`warning: ${msg}`));
   const result: SweepResult = { sweepDir, finished: [], skipped: [], failed: [], report: [] };
   try {
     writeTrialConfigs(sweepDir, trials);
-    writeFileAtomicSync(join(sweepDir, 'sweep.json'), JSON.stringify({ spec: resolve(o.spec), trials: trials.map((t) => t.name) }, null, 2) + '\n');
+    writeFileAtomicSync(join(sweepDir, 'sweep.json'), sweepRecord(o.spec, trials.map((t) => t.name), trend));
     const plan = trialPlan(sweepDir, trials);
     const queue = plan.filter((p) => {
       if (p.action === 'skip') result.skipped.push(p.trial.name);

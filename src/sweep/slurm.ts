@@ -22,7 +22,7 @@ import { writeFileAtomicSync } from '../io/atomic.ts';
 import { emitSlurm, shellQuote, writeTrialConfigs, type SlurmOptions } from './emit.ts';
 import { acquireLock } from './lock.ts';
 import { writeReport } from './report.ts';
-import { prepareSweep, type SweepOptions } from './run.ts';
+import { prepareSweep, sweepRecord, type SweepOptions } from './run.ts';
 
 export type TrialState = 'pending' | 'running' | 'finished' | 'failed' | 'not submitted';
 
@@ -164,7 +164,8 @@ function lastStep(runDir: string): number | undefined {
  */
 export async function runSweepSlurm(o: SlurmSweepOptions): Promise<SlurmSweepResult> {
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
-  const { sweepDir, trials, metrics, name } = prepareSweep(o);
+  const prepared = prepareSweep(o);
+  const { sweepDir, trials, metrics, name } = prepared;
   mkdirSync(sweepDir, { recursive: true });
   const names = trials.map((t) => t.name);
   const recordPath = join(sweepDir, RECORD);
@@ -198,7 +199,7 @@ export async function runSweepSlurm(o: SlurmSweepOptions): Promise<SlurmSweepRes
       tasks = names.flatMap((n, i) => (existsSync(join(sweepDir, n, 'summary.json')) ? [] : [i]));
     }
     writeTrialConfigs(sweepDir, trials);
-    writeFileAtomicSync(join(sweepDir, 'sweep.json'), JSON.stringify({ spec: resolve(o.spec), trials: names }, null, 2) + '\n');
+    writeFileAtomicSync(join(sweepDir, 'sweep.json'), sweepRecord(o.spec, names, prepared.trend));
     const command = `${shellQuote(process.execPath)} ${shellQuote(OSP_BIN)}`;
     const script = join(sweepDir, 'sweep.slurm');
     writeFileAtomicSync(script, emitSlurm(sweepDir, trials, { ...o.slurm, command }));

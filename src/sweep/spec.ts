@@ -4,6 +4,7 @@
  * wrong with a sweep is checked here, before the first trial starts: an error in trial 37 of 40
  * after hours of training is the failure this module exists to prevent.
  */
+import { TrendSpecSchema } from './trend.ts';
 import { readFileOr } from '../io/read.ts';
 import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import { z } from 'zod';
@@ -62,6 +63,11 @@ export const SweepSpecSchema = z.strictObject({
    * init and, unless `data.seed` is set, the data order); the report aggregates over them.
    */
   seeds: z.array(z.number().int().min(0).max(0xffffffff)).min(1).optional(),
+  /**
+   * Pairs of configurations [A, B] (trial names without the seed part) whose outlier and quantization
+   * trends the report judges against the OSP paper's claims (trend.md; src/sweep/trend.ts).
+   */
+  trend: TrendSpecSchema.optional(),
 });
 
 export type SweepSpecInput = z.input<typeof SweepSpecSchema>;

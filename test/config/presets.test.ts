@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readConfigFile, resolveRunConfig } from '../../src/config/run.ts';
 import { expandTrials, loadSweepSpec } from '../../src/sweep/spec.ts';
+import { prepareSweep } from '../../src/sweep/run.ts';
+import { checkQuantSetting } from '../../src/export/quant/eval.ts';
 
 describe('shipped presets', () => {
   for (const f of readdirSync('configs').filter((n) => n.endsWith('.json'))) {
@@ -18,6 +20,14 @@ describe('shipped presets', () => {
     it(`configs/sweeps/${f} expands into valid trials`, () => {
       const trials = expandTrials(loadSweepSpec(join('configs/sweeps', f)), 'configs/sweeps');
       expect(trials.length).toBeGreaterThan(0);
+      // What training checks before its first step: the quantization setting fits the model (e.g. an
+      // exact Hadamard of the FFN width exists); and the trend pairs name configurations of the sweep.
+      for (const t of trials) {
+        const c = resolveRunConfig(t.config);
+        const { every, batches: _batches, ...quant } = c.quant;
+        if (every > 0) expect(() => checkQuantSetting(c.model, quant), t.name).not.toThrow();
+      }
+      expect(() => prepareSweep({ spec: join('configs/sweeps', f), out: '/nonexistent/never-written' })).not.toThrow();
     });
   }
 
