@@ -17,7 +17,8 @@
  * The targets are the issue's reading of the paper's claims at small scale: A's OSP kurtosis at least
  * 10x the Gaussian floor of the estimator, B's within 1.5x; A's worst-layer channel kurtosis and
  * max/median above B's; A's W4A4KV4 perplexity increase (ratio - 1) at least 0.2 and at least 3x B's;
- * the two 16-bit losses within 2% of each other. "Met" means met beyond the seed interval (the interval's
+ * the two 16-bit losses within 2% of each other; and, since better-trained models are more sensitive to
+ * quantization, A's gap above B's at matched 16-bit loss (matchedLossTarget). "Met" means met beyond the seed interval (the interval's
  * far end satisfies it), so a single seed can never meet a target.
  */
 import { z } from 'zod';
@@ -292,7 +293,67 @@ export function pairTrend(trialsA: readonly TrialResult[], trialsB: readonly Tri
     met: dl.ci95 === null || !lA.last.mean ? null : Math.max(Math.abs(dl.ci95[0]), Math.abs(dl.ci95[1])) / lA.last.mean <= 0.02,
     detail: `${fmt(lA.last.mean, 4)} vs ${fmt(lB.last.mean, 4)}: ${b} ${rel === null ? '-' : `${rel >= 0 ? '+' : ''}${fmt(100 * rel, 2)}%`}${dl.ci95 ? ` [${fmt((100 * dl.ci95[0]) / lA.last.mean!, 2)}%, ${fmt((100 * dl.ci95[1]) / lA.last.mean!, 2)}%]` : ''}`,
   });
+  targets.push(matchedLossTarget(trialsA, trialsB, a, b, tag, lA, lB));
   return { a, b, tag: tag ?? null, seedsA: trialsA.length, seedsB: trialsB.length, metricsA, metricsB, targets };
+}
+
+/**
+ * A trial's quantization gap (ratio - 1) at a given 16-bit loss: linear between the two measurements
+ * (in step order, the initialization left out) whose losses first bracket it; null when its measured
+ * losses never reach that value.
+ */
+export function gapAtLoss(t: TrialResult, tag: string, loss: number): number | null {
+  const pts: [number, number][] = [];
+  for (const r of t.metrics) {
+    const l = r['quant/fp_loss'];
+    const ratio = r[`quant/${tag}/ppl_ratio`];
+    if (r.step > 1 && l !== undefined && ratio !== undefined) pts.push([l, ratio - 1]);
+  }
+  for (let i = 0; i + 1 < pts.length; i++) {
+    const [l0, g0] = pts[i]!;
+    const [l1, g1] = pts[i + 1]!;
+    if ((l0 - loss) * (l1 - loss) > 0) continue;
+    return l0 === l1 ? g0 : g0 + ((g1 - g0) * (loss - l0)) / (l1 - l0);
+  }
+  return pts.length === 1 && pts[0]![0] === loss ? pts[0]![1] : null;
+}
+
+/**
+ * The comparison at matched 16-bit loss: the configuration that ends with the higher loss is taken at its
+ * end, the other one at the point of its training where it had that loss (gapAtLoss, per seed), so that
+ * "better-trained models quantize worse" cannot explain the difference.
+ */
+function matchedLossTarget(
+  trialsA: readonly TrialResult[],
+  trialsB: readonly TrialResult[],
+  a: string,
+  b: string,
+  tag: string | undefined,
+  lA: MetricTrend,
+  lB: MetricTrend,
+): Target {
+  const claim = `at matched 16-bit loss: ${a}'s perplexity increase above ${b}'s`;
+  if (tag === undefined || lA.last.mean === null || lB.last.mean === null) return { claim, met: null, detail: 'not measured' };
+  const aWorse = lA.last.mean >= lB.last.mean;
+  const level = aWorse ? lA.last.mean : lB.last.mean;
+  const final = (ts: readonly TrialResult[]) =>
+    ts.flatMap((t) => {
+      const pts = metricPoints(t, 'gap', tag);
+      return pts.length > 0 ? [pts[pts.length - 1]![1]] : [];
+    });
+  const atLevel = (ts: readonly TrialResult[]) => ts.map((t) => gapAtLoss(t, tag, level)).filter((g): g is number => g !== null);
+  const gapsA = aWorse ? final(trialsA) : atLevel(trialsA);
+  const gapsB = aWorse ? atLevel(trialsB) : final(trialsB);
+  const d = welchInterval(gapsB, gapsA); // A - B
+  const where = `${aWorse ? b : a} when it had ${aWorse ? a : b}'s final loss ${fmt(level, 4)}`;
+  if (gapsA.length === 0 || gapsB.length === 0) {
+    return { claim, met: null, detail: `${where}: not reached by its measurements (quantization measured too rarely, or never that loss)` };
+  }
+  return {
+    claim,
+    met: d.ci95 === null ? null : d.ci95[0] > 0,
+    detail: `${formatStat(describeSample(gapsA))} vs ${formatStat(describeSample(gapsB))} (${where}); difference ${fmt(d.diff)}${d.ci95 ? ` [${fmt(d.ci95[0])}, ${fmt(d.ci95[1])}]` : ''}`,
+  };
 }
 
 /** The verdicts of every pair of `spec`, from a sweep's trials; an unknown configuration is an error naming the known ones. */

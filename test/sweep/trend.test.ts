@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TrialResult } from '../../src/sweep/report.ts';
-import { extrapolate, fitLogLinear, pairTrend, renderTrendMarkdown, trendConsoleLines, type MetricTrend } from '../../src/sweep/trend.ts';
+import { extrapolate, fitLogLinear, gapAtLoss, pairTrend, renderTrendMarkdown, trendConsoleLines, type MetricTrend } from '../../src/sweep/trend.ts';
 import { Rng } from '../../src/utils/rng.ts';
 
 const TOKENS_PER_STEP = 8 * 128;
@@ -95,16 +95,18 @@ const metrics = (o: { kurt: number; chk: number; mm: number; ratio: number; loss
 describe('pairTrend', () => {
   it('all targets met: Adam far above the floor with a large gap, OSP at the floor, equal 16-bit loss', () => {
     // Seeds 0.5% apart: the interval of the loss difference (3 + 3 seeds) is about -+1.1%, inside 2%.
-    const adam = seeds('adam', () => metrics({ kurt: 3, chk: 50, mm: 200, ratio: 1.5, loss: 1.5 }), 3, 0.005);
-    const osp = seeds('osp', () => metrics({ kurt: 0.11, chk: 2, mm: 8, ratio: 1.05, loss: 1.5 }), 3, 0.005);
+    // The losses fall to 1.5 over training, so each side passes the other's final loss.
+    const loss = (tok: number) => 1.5 + 0.2 * (1 - tok / (800 * TOKENS_PER_STEP));
+    const adam = seeds('adam', (tok) => metrics({ kurt: 3, chk: 50, mm: 200, ratio: 1.5, loss: loss(tok) }), 3, 0.005);
+    const osp = seeds('osp', (tok) => metrics({ kurt: 0.11, chk: 2, mm: 8, ratio: 1.05, loss: loss(tok) }), 3, 0.005);
     const p = pairTrend(adam, osp, 'adam', 'osp');
     expect(p.tag).toBe('w4a4kv4_rtn'); // plain RTN, not the FFN-Hadamard variant
-    expect(p.targets.map((t) => t.met)).toEqual([true, true, true, true, true, true, true]);
+    expect(p.targets.map((t) => t.met)).toEqual([true, true, true, true, true, true, true, true]);
     expect(p.metricsA.find((m) => m.metric === 'kurtosis_floor')!.last.mean).toBeCloseTo(30, 9);
     expect(renderTrendMarkdown([p])).toContain('| adam: OSP kurtosis >= 10x the Gaussian floor | yes |');
     // Seeds 1% apart: the same means, but the interval (about -+2.3%) no longer shows the losses within 2%.
     const wide = pairTrend(seeds('adam', () => metrics({ kurt: 3, chk: 50, mm: 200, ratio: 1.5, loss: 1.5 })), seeds('osp', () => metrics({ kurt: 0.11, chk: 2, mm: 8, ratio: 1.05, loss: 1.5 })), 'adam', 'osp');
-    expect(wide.targets.at(-1)!.met).toBe(false);
+    expect(wide.targets.find((t) => t.claim === '16-bit losses within 2% of each other')!.met).toBe(false);
     for (const line of trendConsoleLines([p])) expect(line.length).toBeLessThanOrEqual(80);
   });
 
@@ -128,6 +130,45 @@ describe('pairTrend', () => {
   it('one seed decides nothing', () => {
     const adam = seeds('adam', () => metrics({ kurt: 3, chk: 50, mm: 200, ratio: 1.5, loss: 1.5 }), 1);
     const osp = seeds('osp', () => metrics({ kurt: 0.11, chk: 2, mm: 8, ratio: 1.05, loss: 1.5 }), 1);
-    expect(pairTrend(adam, osp, 'adam', 'osp').targets.map((t) => t.met)).toEqual([null, null, null, null, null, null, null]);
+    expect(pairTrend(adam, osp, 'adam', 'osp').targets.map((t) => t.met)).toEqual([null, null, null, null, null, null, null, null]);
+  });
+});
+
+describe('at matched 16-bit loss', () => {
+  it('gapAtLoss interpolates along training; null when the loss is never reached', () => {
+    const t = trial('osp__seed=0', [1, 100, 200, 300], (tok) => {
+      const step = tok / TOKENS_PER_STEP;
+      return { 'quant/fp_loss': 3 - step / 100, 'quant/w4a4kv4_rtn/ppl_ratio': 1 + step / 1000 };
+    });
+    // Losses 2, 1, 0 at steps 100, 200, 300 with gaps 0.1, 0.2, 0.3: loss 1.5 lies halfway at gap 0.15.
+    expect(gapAtLoss(t, 'w4a4kv4_rtn', 1.5)).toBeCloseTo(0.15, 12);
+    expect(gapAtLoss(t, 'w4a4kv4_rtn', 1)).toBeCloseTo(0.2, 12);
+    expect(gapAtLoss(t, 'w4a4kv4_rtn', 2.5)).toBeNull(); // only the left-out step 1 had that loss
+    expect(gapAtLoss(t, 'w4a4kv4_rtn', -1)).toBeNull();
+  });
+
+  it('the better-trained configuration is taken where it had the other one\'s final loss', () => {
+    // Adam ends at loss 2.0 with gap 0.03; OSP passes loss 2.0 halfway between its measurements with
+    // gaps 0.01 and 0.02 (0.015 there), and ends at 1.5 with a larger gap (0.05).
+    const steps = [1, 300, 600, 900];
+    const adam = [0, 1, 2].map((s) =>
+      trial(`adam__seed=${s}`, steps, (tok) => ({ 'quant/fp_loss': 2.6 - (0.2 * tok) / (300 * TOKENS_PER_STEP) + s * 1e-3, 'quant/w4a4kv4_rtn/ppl_ratio': 1.03 + s * 1e-3 })),
+    );
+    const ospLoss = [3, 2.25, 1.75, 1.5];
+    const ospGap = [0, 0.01, 0.02, 0.05];
+    const osp = [0, 1, 2].map((s) =>
+      trial(`osp__seed=${s}`, steps, (tok) => {
+        const i = steps.indexOf(tok / TOKENS_PER_STEP);
+        return { 'quant/fp_loss': ospLoss[i]!, 'quant/w4a4kv4_rtn/ppl_ratio': 1 + ospGap[i]! + s * 1e-3 };
+      }),
+    );
+    const p = pairTrend(adam, osp, 'adam', 'osp');
+    const m = p.targets.at(-1)!;
+    expect(m.claim).toBe("at matched 16-bit loss: adam's perplexity increase above osp's");
+    expect(m.met).toBe(true);
+    // OSP at Adam's mean final loss (2.001): 0.01 + 0.01 * (2.25 - 2.001) / 0.5, plus the seed offsets.
+    expect(m.detail).toContain('osp when it had adam\'s final loss 2.001');
+    // At matched steps the order is the other way round: OSP's final gap (0.05) is above Adam's (0.03).
+    expect(p.targets.find((t) => t.claim === 'adam: perplexity increase >= 3x osp\'s')!.met).toBe(false);
   });
 });
