@@ -208,6 +208,21 @@ export interface PairTrend {
   metricsA: MetricTrend[];
   metricsB: MetricTrend[];
   targets: Target[];
+  /**
+   * The evaluation's own precision: the standard error of the loss gap (nats) at each configuration's last
+   * quantization measurement, averaged over its seeds; null where not logged (runs before osp-lab 0.2).
+   */
+  evalStderr: { a: number | null; b: number | null };
+}
+
+/** Mean over trials of the last logged `quant/<tag>/gap_stderr`. */
+function lastGapStderr(trials: readonly TrialResult[], tag: string | undefined): number | null {
+  if (tag === undefined) return null;
+  const values = trials.flatMap((t) => {
+    const rows = t.metrics.filter((r) => r[`quant/${tag}/gap_stderr`] !== undefined);
+    return rows.length > 0 ? [rows[rows.length - 1]![`quant/${tag}/gap_stderr`]!] : [];
+  });
+  return values.length > 0 ? values.reduce((x, y) => x + y, 0) / values.length : null;
 }
 
 const fmt = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : Number(v.toPrecision(digits)).toString());
@@ -294,7 +309,8 @@ export function pairTrend(trialsA: readonly TrialResult[], trialsB: readonly Tri
     detail: `${fmt(lA.last.mean, 4)} vs ${fmt(lB.last.mean, 4)}: ${b} ${rel === null ? '-' : `${rel >= 0 ? '+' : ''}${fmt(100 * rel, 2)}%`}${dl.ci95 ? ` [${fmt((100 * dl.ci95[0]) / lA.last.mean!, 2)}%, ${fmt((100 * dl.ci95[1]) / lA.last.mean!, 2)}%]` : ''}`,
   });
   targets.push(matchedLossTarget(trialsA, trialsB, a, b, tag, lA, lB));
-  return { a, b, tag: tag ?? null, seedsA: trialsA.length, seedsB: trialsB.length, metricsA, metricsB, targets };
+  const evalStderr = { a: lastGapStderr(trialsA, tag), b: lastGapStderr(trialsB, tag) };
+  return { a, b, tag: tag ?? null, seedsA: trialsA.length, seedsB: trialsB.length, metricsA, metricsB, targets, evalStderr };
 }
 
 /**
@@ -383,7 +399,11 @@ export function renderTrendMarkdown(trends: readonly PairTrend[]): string {
     '',
   );
   for (const p of trends) {
-    lines.push(`## ${p.a} vs ${p.b}`, '', `${p.seedsA} and ${p.seedsB} finished seeds; gap from \`${p.tag ?? 'not measured'}\`.`, '');
+    const precision =
+      p.evalStderr.a !== null && p.evalStderr.b !== null
+        ? ` The evaluation's standard error of a loss gap (same windows, paired): ${fmt(p.evalStderr.a, 2)} and ${fmt(p.evalStderr.b, 2)} nats.`
+        : '';
+    lines.push(`## ${p.a} vs ${p.b}`, '', `${p.seedsA} and ${p.seedsB} finished seeds; gap from \`${p.tag ?? 'not measured'}\`.${precision}`, '');
     lines.push(`| metric | ${p.a} | slope/decade | ${p.b} | slope/decade |`, '|---|---|---|---|---|');
     p.metricsA.forEach((ma, i) => {
       const mb = p.metricsB[i]!;

@@ -206,5 +206,10 @@ describe('quantization robustness during training', () => {
     const summary = JSON.parse(readFileSync(join(withQ.runDir, 'summary.json'), 'utf8'));
     expect(summary.monitors.quant.step).toBe(6);
     expect(summary.monitors.quant.variants.map((v: { tag: string }) => v.tag)).toEqual(tags);
+    // The evaluation's standard error of the gap is logged with it (the last row's equals the summary's).
+    for (const v of summary.monitors.quant.variants as { tag: string; gap: { lossStderr: number } }[]) {
+      expect(rows[1]![`quant/${v.tag}/gap_stderr`]).toBe(v.gap.lossStderr);
+      expect(v.gap.lossStderr).toBeGreaterThan(0);
+    }
   });
 });

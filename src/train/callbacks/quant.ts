@@ -31,6 +31,8 @@ export class QuantEvalCallback implements Callback {
       ctx.metrics.record(`quant/${v.tag}/loss`, v.quant.loss);
       ctx.metrics.record(`quant/${v.tag}/perplexity`, v.quant.perplexity);
       ctx.metrics.record(`quant/${v.tag}/ppl_ratio`, v.gap.perplexityRatio);
+      // The evaluation's own precision: standard error of the loss gap over the evaluated sequences.
+      if (v.gap.lossStderr !== null && Number.isFinite(v.gap.lossStderr)) ctx.metrics.record(`quant/${v.tag}/gap_stderr`, v.gap.lossStderr);
     }
     this.last = { step: ctx.step, ...r };
   }
