@@ -3,8 +3,12 @@
  * solved independently (Cramer's rule on raw sums), the extrapolation against the closed form of a
  * known line, and the targets on synthetic seeds built so that each is met, missed or undecidable.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { TrialResult } from '../../src/sweep/report.ts';
+import { resolveRunConfig } from '../../src/config/run.ts';
+import { writeReport, type TrialResult } from '../../src/sweep/report.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 import { extrapolate, fitLogLinear, gapAtLoss, pairTrend, renderTrendMarkdown, trendConsoleLines, type MetricTrend } from '../../src/sweep/trend.ts';
 import { Rng } from '../../src/utils/rng.ts';
 
@@ -170,5 +174,45 @@ describe('at matched 16-bit loss', () => {
     expect(m.detail).toContain('osp when it had adam\'s final loss 2.001');
     // At matched steps the order is the other way round: OSP's final gap (0.05) is above Adam's (0.03).
     expect(p.targets.find((t) => t.claim === 'adam: perplexity increase >= 3x osp\'s')!.met).toBe(false);
+  });
+});
+
+describe('trend.md from a sweep directory', () => {
+  const tempDir = scratchDirs('osp-trend-');
+
+  /** A sweep directory with finished trials of two configurations and sweep.json's `trend`. */
+  function sweepDir(trend: unknown): string {
+    const dir = tempDir();
+    const names: string[] = [];
+    for (const [config, kurt] of [['adam', 3], ['osp', 0.11]] as const) {
+      for (const s of [0, 1]) {
+        const name = `${config}__seed=${s}`;
+        names.push(name);
+        const input = { name, seed: s, steps: 400, batch: { size: 8, seqLen: 128 }, model: { hiddenSize: 64, numLayers: 2, numHeads: 4, maxSeqLen: 128 } };
+        mkdirSync(join(dir, name));
+        writeFileSync(join(dir, name, 'config.json'), JSON.stringify({ input, resolved: resolveRunConfig(input) }));
+        const rows = [200, 400].map((step) => ({ step, ...metrics({ kurt: kurt * (1 + s / 100), chk: 5, mm: 9, ratio: 1.02 + s / 1000, loss: 2 - step / 1000 }) }));
+        writeFileSync(join(dir, name, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));
+        writeFileSync(join(dir, name, 'summary.json'), JSON.stringify({ name }));
+      }
+    }
+    writeFileSync(join(dir, 'sweep.json'), JSON.stringify({ spec: '/x/spec.json', trials: names, trend }));
+    return dir;
+  }
+
+  it('`osp sweep report` rebuilds it from the pairs sweep.json recorded', () => {
+    const dir = sweepDir({ pairs: [['adam', 'osp']] });
+    const { files } = writeReport(dir);
+    expect(files).toContain(join(dir, 'trend.md'));
+    expect(readFileSync(join(dir, 'trend.md'), 'utf8')).toContain('## adam vs osp');
+    expect(readFileSync(join(dir, 'report.md'), 'utf8')).toContain('[trend.md](trend.md)');
+    const [p] = JSON.parse(readFileSync(join(dir, 'trend.json'), 'utf8')) as { seedsA: number; targets: { met: boolean | null }[] }[];
+    expect(p!.seedsA).toBe(2);
+    expect(p!.targets[0]!.met).toBe(true); // 30x the floor on both seeds
+  });
+
+  it('a malformed trend in sweep.json is a DataError naming the file; an unknown configuration names the known ones', () => {
+    expect(() => writeReport(sweepDir({ pairs: 'adam,osp' }))).toThrow(/sweep\.json: "trend": expected \{"pairs"/);
+    expect(() => writeReport(sweepDir({ pairs: [['adam', 'lion']] }))).toThrow(/trend: unknown configuration 'lion'; the sweep's configurations are adam, osp/);
   });
 });
