@@ -267,7 +267,8 @@ describe('writeReport', () => {
   it('writes report.json with the values of every trial', () => {
     const sweep = buildSweep();
     const { files, report } = writeReport(sweep, { title: 'OSP ablation (tiny)', metrics: ['train/grad_norm', 'nope/x'] });
-    const names = ['report.json', 'report.md', 'loss.svg', 'val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg', 'quant_gap.svg', 'hessian.svg'];
+    // The gap is measured at two steps here (50 and 100), so it is also drawn against step and against loss.
+    const names = ['report.json', 'report.md', 'loss.svg', 'val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg', 'quant_gap.svg', 'quant_gap_steps.svg', 'quant_gap_vs_loss.svg', 'hessian.svg'];
     expect([...files].sort()).toEqual(names.map((n) => join(sweep, n)).sort());
     for (const f of files) expect(existsSync(f)).toBe(true);
 
@@ -278,7 +279,7 @@ describe('writeReport', () => {
     expect(json.trials.map((t) => t.name)).toEqual(['osp', 'adam', UNFINISHED]);
     expect(json.pending).toEqual(['later']);
     expect(json.floors).toEqual([{ hiddenSize: 64, gaussianFloor: FLOOR, source: 'measured' }]);
-    expect(json.plots).toEqual(['loss.svg', 'val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg', 'quant_gap.svg', 'hessian.svg']);
+    expect(json.plots).toEqual(['loss.svg', 'val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg', 'quant_gap.svg', 'quant_gap_steps.svg', 'quant_gap_vs_loss.svg', 'hessian.svg']);
 
     const [osp, adam, killed] = json.trials;
     // Parameters of a 2-layer model, counted by hand: 9 per block (2 norms + 7 matrices), embedding,
