@@ -588,7 +588,7 @@ export function writeReport(sweepDir: string, opts: ReportOptions = {}): { files
   writeFileAtomicSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
   // The outlier-emergence verdict of the spec's trend pairs, over the finished seeds.
   const trendSpec = opts.trend ?? sweepTrendSpec(root);
-  const trends = trendSpec ? sweepTrends(trials, trendSpec, (t) => t.summary !== null) : [];
+  const trends = trendSpec ? sweepTrends(trials, trendSpec, (t) => t.summary !== null, report.pending) : [];
   if (trendSpec) {
     writeFileAtomicSync(join(root, 'trend.json'), JSON.stringify(trends, null, 2) + '\n');
     writeFileAtomicSync(join(root, 'trend.md'), renderTrendMarkdown(trends));

@@ -264,7 +264,7 @@ export function pairTrend(trialsA: readonly TrialResult[], trialsB: readonly Tri
     claim: `${a}: OSP kurtosis >= 10x the Gaussian floor`,
     met: kLo === null ? null : kLo >= 10,
     detail: `${formatStat(kA.last)} x floor at ${tokensText(kA.tokens)} tokens`,
-    ...(kLo === null || kLo < 10 ? { extrapolation: extrapolate(kA, 10) } : {}),
+    ...((kLo === null || kLo < 10) && kA.fits.length > 0 ? { extrapolation: extrapolate(kA, 10) } : {}),
   });
   const kB = B('kurtosis_floor');
   const kHi = hi(kB.last);
@@ -288,7 +288,7 @@ export function pairTrend(trialsA: readonly TrialResult[], trialsB: readonly Tri
     claim: `${a}: W4A4KV4 perplexity increase >= 0.2`,
     met: gLo === null ? null : gLo >= 0.2,
     detail: `${formatStat(gA.last)} (${b}: ${formatStat(gB.last)})`,
-    ...(gLo === null || gLo < 0.2 ? { extrapolation: extrapolate(gA, 0.2) } : {}),
+    ...((gLo === null || gLo < 0.2) && gA.fits.length > 0 ? { extrapolation: extrapolate(gA, 0.2) } : {}),
   });
   const gBhi = hi(gB.last);
   targets.push({
@@ -372,9 +372,22 @@ function matchedLossTarget(
   };
 }
 
-/** The verdicts of every pair of `spec`, from a sweep's trials; an unknown configuration is an error naming the known ones. */
-export function sweepTrends(trials: readonly TrialResult[], spec: TrendSpec, finished: (t: TrialResult) => boolean): PairTrend[] {
+/**
+ * The verdicts of every pair of `spec`, from a sweep's trials (`pending`: names of trials without a
+ * directory yet, whose configurations count as known, with no seeds). An unknown configuration is an
+ * error naming the known ones.
+ */
+export function sweepTrends(
+  trials: readonly TrialResult[],
+  spec: TrendSpec,
+  finished: (t: TrialResult) => boolean,
+  pending: readonly string[] = [],
+): PairTrend[] {
   const byConfiguration = new Map<string, TrialResult[]>();
+  for (const name of pending) {
+    const c = configurationOf(name).configuration;
+    if (!byConfiguration.has(c)) byConfiguration.set(c, []);
+  }
   for (const t of trials) {
     const c = configurationOf(t.name).configuration;
     if (!byConfiguration.has(c)) byConfiguration.set(c, []);
@@ -389,6 +402,9 @@ export function sweepTrends(trials: readonly TrialResult[], spec: TrendSpec, fin
     return pairTrend(byConfiguration.get(a)!, byConfiguration.get(b)!, a, b);
   });
 }
+
+/** A markdown table cell: its own pipes escaped ('max/median |x|' would split the row). */
+const cell = (text: string): string => text.replace(/\|/g, '\\|');
 
 /** trend.md: per pair, the metrics table and the targets with their verdicts and extrapolations. */
 export function renderTrendMarkdown(trends: readonly PairTrend[]): string {
@@ -407,13 +423,13 @@ export function renderTrendMarkdown(trends: readonly PairTrend[]): string {
     lines.push(`| metric | ${p.a} | slope/decade | ${p.b} | slope/decade |`, '|---|---|---|---|---|');
     p.metricsA.forEach((ma, i) => {
       const mb = p.metricsB[i]!;
-      lines.push(`| ${ma.label} | ${formatStat(ma.last)} | ${formatStat(ma.slope, 2)} | ${formatStat(mb.last)} | ${formatStat(mb.slope, 2)} |`);
+      lines.push(`| ${cell(ma.label)} | ${formatStat(ma.last)} | ${formatStat(ma.slope, 2)} | ${formatStat(mb.last)} | ${formatStat(mb.slope, 2)} |`);
     });
     lines.push('', '| target | met | measured |', '|---|---|---|');
     for (const t of p.targets) {
       const met = t.met === null ? 'n/a' : t.met ? 'yes' : 'no';
       const ex = t.extrapolation ? `; trend: ${extrapolationText(t.extrapolation, `reaches ${fmt(t.extrapolation.level)}`)}` : '';
-      lines.push(`| ${t.claim} | ${met} | ${t.detail}${ex} |`);
+      lines.push(`| ${cell(t.claim)} | ${met} | ${cell(t.detail + ex)} |`);
     }
     lines.push('');
   }

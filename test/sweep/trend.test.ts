@@ -107,7 +107,14 @@ describe('pairTrend', () => {
     expect(p.tag).toBe('w4a4kv4_rtn'); // plain RTN, not the FFN-Hadamard variant
     expect(p.targets.map((t) => t.met)).toEqual([true, true, true, true, true, true, true, true]);
     expect(p.metricsA.find((m) => m.metric === 'kurtosis_floor')!.last.mean).toBeCloseTo(30, 9);
-    expect(renderTrendMarkdown([p])).toContain('| adam: OSP kurtosis >= 10x the Gaussian floor | yes |');
+    const md = renderTrendMarkdown([p]);
+    expect(md).toContain('| adam: OSP kurtosis >= 10x the Gaussian floor | yes |');
+    // Every table row has its 5 (metrics) or 3 (targets) cells: pipes inside a cell are escaped.
+    for (const row of md.split('\n').filter((l) => l.startsWith('| '))) {
+      const cells = row.replace(/\\\|/g, '').split('|').length - 2;
+      expect([3, 5], row).toContain(cells);
+    }
+    expect(md).toContain('max/median \\|x\\|, worst layer');
     // Seeds 1% apart: the same means, but the interval (about -+2.3%) no longer shows the losses within 2%.
     const wide = pairTrend(seeds('adam', () => metrics({ kurt: 3, chk: 50, mm: 200, ratio: 1.5, loss: 1.5 })), seeds('osp', () => metrics({ kurt: 0.11, chk: 2, mm: 8, ratio: 1.05, loss: 1.5 })), 'adam', 'osp');
     expect(wide.targets.find((t) => t.claim === '16-bit losses within 2% of each other')!.met).toBe(false);
@@ -209,6 +216,17 @@ describe('trend.md from a sweep directory', () => {
     const [p] = JSON.parse(readFileSync(join(dir, 'trend.json'), 'utf8')) as { seedsA: number; targets: { met: boolean | null }[] }[];
     expect(p!.seedsA).toBe(2);
     expect(p!.targets[0]!.met).toBe(true); // 30x the floor on both seeds
+  });
+
+  it('mid-sweep: a configuration with no trial directory yet (listed in sweep.json) has no seeds, not an error', () => {
+    const dir = sweepDir({ pairs: [['adam', 'osp'], ['adam', 'later']] });
+    const record = JSON.parse(readFileSync(join(dir, 'sweep.json'), 'utf8'));
+    writeFileSync(join(dir, 'sweep.json'), JSON.stringify({ ...record, trials: [...record.trials, 'later__seed=0'] }));
+    writeReport(dir);
+    const trends = JSON.parse(readFileSync(join(dir, 'trend.json'), 'utf8')) as { b: string; seedsB: number; targets: { met: boolean | null }[] }[];
+    expect(trends[1]!.b).toBe('later');
+    expect(trends[1]!.seedsB).toBe(0);
+    expect(trends[1]!.targets[1]!.met).toBeNull();
   });
 
   it('a malformed trend in sweep.json is a DataError naming the file; an unknown configuration names the known ones', () => {
