@@ -139,9 +139,12 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
 
 /** `--emit slurm|list`: trial configs for a cluster scheduler, nothing trained here. */
 export function emitSweep(o: SweepOptions & { emit: 'slurm' | 'list' }): string[] {
-  const { sweepDir, trials } = prepareSweep(o);
+  const { sweepDir, trials, trend } = prepareSweep(o);
   mkdirSync(sweepDir, { recursive: true });
   writeTrialConfigs(sweepDir, trials);
+  // sweep.json too, so that `osp sweep report DIR` after the cluster ran knows the trial order, the
+  // trials still to come and the trend pairs.
+  writeFileAtomicSync(join(sweepDir, 'sweep.json'), sweepRecord(o.spec, trials.map((t) => t.name), trend));
   if (o.emit === 'list') return emitList(sweepDir, trials);
   const path = join(sweepDir, 'sweep.slurm');
   writeFileAtomicSync(path, emitSlurm(sweepDir, trials));

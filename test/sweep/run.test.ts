@@ -76,6 +76,8 @@ describe('osp sweep', () => {
     expect(script).toContain('--array=0-3');
     expect(existsSync(join(out, 'trials', 'osp__seed=2.json'))).toBe(true);
     expect(existsSync(join(out, 'osp__seed=2'))).toBe(false); // nothing trained
+    // sweep.json, for `osp sweep report` once the cluster ran the trials: their order (all pending now).
+    expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).trials).toHaveLength(4);
     const l = spawnSync(process.execPath, ['bin/osp.mjs', 'sweep', spec, '--out', out, '--emit', 'list'], { encoding: 'utf8' });
     expect(l.status, l.stderr).toBe(0);
     expect(l.stdout.trim().split('\n')).toHaveLength(4);
