@@ -233,8 +233,10 @@ export function formatStat(s: Stat, digits = 3): string {
   return s.ci95 === null ? `${fmt(s.mean, digits)} (n=${s.n})` : `${fmt(s.mean, digits)} [${fmt(s.ci95[0], digits)}, ${fmt(s.ci95[1], digits)}]`;
 }
 
+/** A token count in few characters: 950k, 1.23M, 4.5B, 3.1T, then powers of ten (2.8e25). */
 function tokensText(x: number): string {
-  return x >= 1e9 ? `${fmt(x / 1e9)}B` : x >= 1e6 ? `${fmt(x / 1e6)}M` : x >= 1e3 ? `${fmt(x / 1e3)}k` : String(Math.round(x));
+  if (x >= 1e15) return x.toExponential(1).replace('e+', 'e');
+  return x >= 1e12 ? `${fmt(x / 1e12)}T` : x >= 1e9 ? `${fmt(x / 1e9)}B` : x >= 1e6 ? `${fmt(x / 1e6)}M` : x >= 1e3 ? `${fmt(x / 1e3)}k` : String(Math.round(x));
 }
 
 function extrapolationText(e: Extrapolation, what: string): string {
@@ -363,7 +365,13 @@ function matchedLossTarget(
   const d = welchInterval(gapsB, gapsA); // A - B
   const where = `${aWorse ? b : a} when it had ${aWorse ? a : b}'s final loss ${fmt(level, 4)}`;
   if (gapsA.length === 0 || gapsB.length === 0) {
-    return { claim, met: null, detail: `${where}: not reached by its measurements (quantization measured too rarely, or never that loss)` };
+    const better = aWorse ? trialsB : trialsA;
+    const firstLoss = better.map((t) => metricPoints(t, 'fp_loss', tag)[0]?.[1]).filter((l): l is number => l !== undefined);
+    const why =
+      firstLoss.length > 0 && firstLoss.every((l) => l < level)
+        ? `already below that loss at its first measurement (${fmt(Math.max(...firstLoss), 4)}): measure the gap earlier (a smaller quant.every) to compare`
+        : 'that loss is not bracketed by its measurements';
+    return { claim, met: null, detail: `${where}: ${why}` };
   }
   return {
     claim,
