@@ -93,6 +93,11 @@ interface Side {
   wallSeconds: number;
 }
 
+/** One side's curves as recorded, with the wall time since `t0` (performance.now()). */
+function sideOf(r: Omit<Side, 'wallSeconds'>, t0: number): Side {
+  return { loss: r.loss, gradNorm: r.gradNorm, lrFactor: r.lrFactor, kurtosis: r.kurtosis, wallSeconds: (performance.now() - t0) / 1000 };
+}
+
 /** The run config of one configuration (small, and quiet: no checkpoints but the last, no TensorBoard). */
 function runConfig(name: ConfigName, steps: number, seed: number, backend: string, out: string): Record<string, unknown> {
   const osp = name === 'osp';
@@ -403,13 +408,7 @@ function runTorch(python: string, threads: number, args: string[], out: string):
     throw new Error(`${python} bench/torch_reference.py failed (status ${res.status}${res.error ? `, ${res.error.message}` : ''})`);
   }
   const result = JSON.parse(readFileSync(out, 'utf8')) as TorchResult;
-  const side: Side = {
-    loss: result.loss,
-    gradNorm: result.gradNorm,
-    lrFactor: result.lrFactor,
-    kurtosis: result.kurtosis,
-    wallSeconds: (performance.now() - t0) / 1000,
-  };
+  const side = sideOf(result, t0);
   return { result, side };
 }
 
@@ -441,13 +440,7 @@ async function compare(
     callbacks: [recorder],
     log: (line) => process.stderr.write(`[osp-lab] ${line}\n`),
   });
-  const ospLab: Side = {
-    loss: recorder.loss,
-    gradNorm: recorder.gradNorm,
-    lrFactor: recorder.lrFactor,
-    kurtosis: recorder.kurtosis,
-    wallSeconds: (performance.now() - t0) / 1000,
-  };
+  const ospLab = sideOf(recorder, t0);
   if (recorder.initMaxAbsDiff !== 0) throw new Error(`osp-lab's initial weights differ from the dumped ones by ${recorder.initMaxAbsDiff}`);
   if (summary.skippedSteps.nonfinite + summary.skippedSteps.vetoed > 0) {
     process.stderr.write(`[osp-lab] warning: ${JSON.stringify(summary.skippedSteps)} steps skipped\n`);
