@@ -38,4 +38,16 @@ describe('shipped presets', () => {
     expect(quant.rotate).toEqual(['none', 'ffn', 'quarot']);
     expect(quant.every).toBeGreaterThan(0);
   });
+
+  it('the ablation preset runs its eight configurations on three seeds and measures 4-bit at the last step', () => {
+    const trials = expandTrials(loadSweepSpec('configs/sweeps/osp-ablation.json'), 'configs/sweeps');
+    expect(trials).toHaveLength(24);
+    const configs = new Set(trials.map((t) => t.name.replace(/__seed=\d+$/, '')));
+    expect(configs.size).toBe(8);
+    for (const t of trials) {
+      const c = resolveRunConfig(t.config);
+      expect(c.steps % c.quant.every, t.name).toBe(0);
+    }
+    expect(new Set(trials.map((t) => t.config.seed))).toEqual(new Set([0, 1, 2]));
+  });
 });
