@@ -1,4 +1,4 @@
-// osp-lab native kernel pack: reading N-API call arguments, shared by osp_native.cc and gemm_napi.cc.
+// osp-lab native kernel pack: reading N-API call arguments, shared by every file with exports (kernels.h, gemm_napi.cc).
 // A bad argument throws Error; each export's wrapper turns it into a JavaScript error (code OSP_NATIVE).
 #pragma once
 

@@ -1,6 +1,6 @@
 /**
  * Loads the native kernel pack (kernels/native, built by `npm run build:native`) and describes its
- * functions. Every function writes into output arrays the caller allocated; see osp_native.cc.
+ * functions. Every function writes into output arrays the caller allocated; see kernels/native/kernels.h.
  *
  * Matrix products: OpenBLAS when the build found it, else the pack's portable GEMM (kernels/native/gemm.cc);
  * a build with OpenBLAS carries both. OSP_NATIVE_GEMM=openblas|portable picks one when the addon loads
