@@ -279,7 +279,7 @@ export async function benchWebgpuKernels(opts: { quick?: boolean } = {}): Promis
     // One whole training step of the bench model, every kernel on vs every kernel off.
     {
       const model = createModel({ ...MODEL, vocabSize: VOCAB }, { seed: 0 });
-      const optimizer = createOptimizer({ muon: { lr: 0.01, weightDecay: 0.01 }, adamw: { lr: 0.003, weightDecay: 0.01 } }, model.params);
+      const optimizer = createOptimizer({ muon: { lr: 0.01, weightDecay: 0.01 }, adamw: { lr: 0.003, weightDecay: 0.01 } }, model);
       const x = hold(randInts([B, T], VOCAB, 11)) as tf.Tensor2D;
       const y = hold(randInts([B, T], VOCAB, 12)) as tf.Tensor2D;
       const stepTiming: Timing = opts.quick ? { warmup: 1, reps: 3, inner: 1 } : { warmup: 2, reps: 5, inner: 1 };

@@ -134,7 +134,7 @@ async function monitorAndHessian(backend: string): Promise<void> {
   const data = loadDataset(config.data, { vocabSize: config.model.vocabSize });
   const batch = evalBatches(data.train, { batchSize: B, seqLen: T, maxBatches: 1 })[0]!;
   const model = createModel(config.model, { seed: 0 });
-  const optimizer = createOptimizer(config.optimizer, model.params);
+  const optimizer = createOptimizer(config.optimizer, model);
   const x = tf.tensor2d(batch.inputs, [B, T], 'int32');
   const y = tf.tensor2d(batch.targets, [B, T], 'int32');
   const stepMs = await time(() => trainStep(model, optimizer, x, y));
@@ -199,7 +199,7 @@ async function gptqCost(backend: string): Promise<void> {
   const T = modelConfig.maxSeqLen;
   const data = loadDataset({}, { vocabSize: 258 });
   const calibration = evalBatches(data.train, { batchSize: 8, seqLen: T, maxBatches: 16 }); // 128 windows
-  const optimizer = createOptimizer(resolveRunConfig({ model: modelConfig }).optimizer, model.params);
+  const optimizer = createOptimizer(resolveRunConfig({ model: modelConfig }).optimizer, model);
   const b = calibration[0]!;
   const x = tf.tensor2d(b.inputs, [8, T], 'int32');
   const y = tf.tensor2d(b.targets, [8, T], 'int32');

@@ -76,7 +76,7 @@ function batch(seed: number): [tf.Tensor2D, tf.Tensor2D] {
 /** Median ms of one full training step (forward, backward, clip, update) for one case on the active backend. */
 export async function stepTime(c: SpeedCase, reps: number): Promise<number> {
   const model = createModel(modelConfig(c.hidden), { seed: 0 });
-  const opt = createOptimizer(optimizerConfig(c.optimizer), model.params);
+  const opt = createOptimizer(optimizerConfig(c.optimizer), model);
   const [x, y] = batch(1);
   try {
     // Two warm-up steps: the first one fills the native backend's output pool.
@@ -319,7 +319,7 @@ export async function muonOverhead(
 export async function opBreakdown(backend: ConcreteBackend, c: SpeedCase, rows: Row[], top = 12): Promise<{ name: string; calls: number; ms: number }[]> {
   await startBackend(backend);
   const model = createModel(modelConfig(c.hidden), { seed: 0 });
-  const opt = createOptimizer(optimizerConfig(c.optimizer), model.params);
+  const opt = createOptimizer(optimizerConfig(c.optimizer), model);
   const [x, y] = batch(2);
   await trainStep(model, opt, x, y);
   const prof = await tf.profile(async () => {

@@ -68,6 +68,7 @@ import { Batcher, evalBatches, rowBos } from '../src/data/batcher.ts';
 import { loadDataset } from '../src/data/dataset.ts';
 import { hfConfig, writeHfCheckpoint } from '../src/export/hf.ts';
 import type { Weights } from '../src/export/fold.ts';
+import type { AdamW } from '../src/optim/adamw.ts';
 import { encodeSafetensors, f32Entry, i32Entry } from '../src/io/safetensors.ts';
 import { initialValues } from '../src/model/init.ts';
 import { gaussianFloor } from '../src/metrics/outliers.ts';
@@ -212,7 +213,7 @@ class Recorder implements Callback {
     this.initMaxAbsDiff = max;
     for (const [name, which] of ctx.optimizer.assignment) {
       this.assignment[name] = which;
-      if (which === 'adamw') this.decays[name] = ctx.optimizer.adamw.decays(name);
+      if (which === 'adamw') this.decays[name] = (ctx.optimizer.group('adamw') as AdamW).decays(name);
     }
   }
 

@@ -68,3 +68,9 @@ export class FormatError extends OspError {
     super(`${file}: ${message}`);
   }
 }
+
+/**
+ * A model cannot be turned into a plain Llama exactly (export to Hugging Face or GGUF, the 4-bit
+ * evaluation): the message names the module and what a Llama lacks to represent it.
+ */
+export class FoldError extends OspError {}

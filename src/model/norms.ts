@@ -1,27 +1,18 @@
 /**
- * Norm modules, chosen by name (config `model.norm`); the choice applies to every norm in the model
- * (pre-attention, pre-FFN, final). Both compute y = w * x / sqrt(mean(x^2) + eps) with the fused
- * rmsNorm op; they differ only in the shape of w. Adding a norm = one entry here.
+ * The norm registry (config `model.norm`): a name to a NormModule (norms/module.ts), which provides its
+ * parameters, its forward pass and its fold into a plain Llama. The choice applies to every norm in the
+ * model (pre-attention, pre-FFN, final). Adding a norm = one file under norms/ and one entry here; the
+ * config's choices, the forward pass, export and quantization follow from the entry.
  */
-import type { ParamSpec } from './init.ts';
+import type { NormModule } from './norms/module.ts';
+import { RMSNORM, SSNORM } from './norms/rmsnorm.ts';
 
-export interface NormModule {
-  /** The learnable scale of a norm named `name` over width d. */
-  scale(name: string, d: number): ParamSpec;
-  doc: string;
-}
+export type { NormModule } from './norms/module.ts';
+export { normPrefixes } from './norms/module.ts';
 
 export const NORMS = {
-  rmsnorm: {
-    scale: (name, d) => ({ name, shape: [d], init: { kind: 'ones' } }),
-    doc: 'RMSNorm with a per-channel scale vector (Llama).',
-  },
-  ssnorm: {
-    // OSP: one scalar per norm. Per-channel gains let single channels grow into outlier features;
-    // a shared scalar cannot single out a channel. At export it becomes a vector filled with g.
-    scale: (name) => ({ name, shape: [1], init: { kind: 'ones' } }),
-    doc: 'Single-Scale RMSNorm (OSP): one learnable scalar, init 1.0.',
-  },
+  rmsnorm: RMSNORM,
+  ssnorm: SSNORM,
 } satisfies Record<string, NormModule>;
 
 export type NormName = keyof typeof NORMS;

@@ -13,10 +13,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../errors.ts';
 import { crossEntropy } from '../ops/cross_entropy.ts';
-import { rmsNorm } from '../ops/rms_norm.ts';
 import { Rng } from '../utils/rng.ts';
 import { resolveModelConfig, type ModelConfig } from './config.ts';
-import { EMBEDDINGS } from './embeddings.ts';
+import { EMBEDDINGS, type DefaultRoute } from './embeddings.ts';
 import { initialValues, type ParamSpec } from './init.ts';
 import { attention, causalMask, ropeTables, swiglu, type BlockHooks } from './layers.ts';
 import { NORMS } from './norms.ts';
@@ -40,7 +39,8 @@ export type ForwardResult = {
  * Every parameter of a model with this config, in a fixed order (the order init draws from the Rng).
  *
  * Names beyond Hugging Face Llama's: `model.embed_proj.weight` and `model.head_proj.weight` (EmbProj,
- * [d, d], [out, in] layout); with `ssnorm` every `*layernorm.weight` / `model.norm.weight` has shape [1].
+ * [d, d], [out, in] layout). Each norm's parameters come from its module under the norm's prefix (with
+ * `ssnorm` every `*layernorm.weight` / `model.norm.weight` has shape [1]).
  */
 export function paramSpecs(c: ModelConfig): ParamSpec[] {
   const d = c.hiddenSize;
@@ -52,18 +52,18 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
     const qDim = c.numHeads * c.headDim;
     const kvDim = c.numKvHeads * c.headDim;
     specs.push(
-      norm.scale(`${p}.input_layernorm.weight`, d),
+      ...norm.params(`${p}.input_layernorm`, d),
       { name: `${p}.self_attn.q_proj.weight`, shape: [qDim, d], init: normal },
       { name: `${p}.self_attn.k_proj.weight`, shape: [kvDim, d], init: normal },
       { name: `${p}.self_attn.v_proj.weight`, shape: [kvDim, d], init: normal },
       { name: `${p}.self_attn.o_proj.weight`, shape: [d, qDim], init: normal },
-      norm.scale(`${p}.post_attention_layernorm.weight`, d),
+      ...norm.params(`${p}.post_attention_layernorm`, d),
       { name: `${p}.mlp.gate_proj.weight`, shape: [c.intermediateSize, d], init: normal },
       { name: `${p}.mlp.up_proj.weight`, shape: [c.intermediateSize, d], init: normal },
       { name: `${p}.mlp.down_proj.weight`, shape: [d, c.intermediateSize], init: normal },
     );
   }
-  specs.push(norm.scale('model.norm.weight', d));
+  specs.push(...norm.params('model.norm', d));
   specs.push(...EMBEDDINGS[c.embedding].params(d));
   if (!c.tieEmbeddings) specs.push({ name: 'lm_head.weight', shape: [c.vocabSize, d], init: normal });
   return specs;
@@ -91,6 +91,11 @@ export class Transformer {
       init.dispose();
     }
     this.rope = ropeTables(config.maxSeqLen, config.headDim, config.ropeTheta);
+  }
+
+  /** The routing rules the model's modules ask for (EmbProj: its matrices to Muon); see optim/routing.ts. */
+  get defaultRouting(): readonly DefaultRoute[] {
+    return EMBEDDINGS[this.config.embedding].defaultRouting;
   }
 
   /** Total number of trainable scalars. */
@@ -129,6 +134,7 @@ export class Transformer {
     const d = c.hiddenSize;
     const p = this.p;
     const emb = EMBEDDINGS[c.embedding];
+    const norm = (x: tf.Tensor2D, prefix: string) => NORMS[c.norm].forward(x, p, prefix, c.normEps);
     const taps: Record<string, tf.Tensor3D> = {};
     const tap = (name: string, x: tf.Tensor2D) => {
       if (opts.taps) taps[name] = tf.reshape(x, [B, T, d]);
@@ -142,7 +148,7 @@ export class Transformer {
     tap('embed', x);
     for (let i = 0; i < c.numLayers; i++) {
       const l = `model.layers.${i}`;
-      const a = rmsNorm(x, p(`${l}.input_layernorm.weight`), c.normEps);
+      const a = norm(x, `${l}.input_layernorm`);
       tap(`layers.${i}.attn_in`, a);
       const attnW = {
         q: p(`${l}.self_attn.q_proj.weight`),
@@ -151,13 +157,13 @@ export class Transformer {
         o: p(`${l}.self_attn.o_proj.weight`),
       };
       const h = tf.add(x, attention(a, attnW, shape, rope, mask, opts.hooks, i)) as tf.Tensor2D;
-      const f = rmsNorm(h, p(`${l}.post_attention_layernorm.weight`), c.normEps);
+      const f = norm(h, `${l}.post_attention_layernorm`);
       tap(`layers.${i}.ffn_in`, f);
       const mlp = swiglu(f, p(`${l}.mlp.gate_proj.weight`), p(`${l}.mlp.up_proj.weight`), p(`${l}.mlp.down_proj.weight`), opts.hooks, i);
       x = tf.add(h, mlp) as tf.Tensor2D;
       tap(`layers.${i}.out`, x);
     }
-    const n = rmsNorm(x, p('model.norm.weight'), c.normEps);
+    const n = norm(x, 'model.norm');
     tap('final_norm', n);
     const head = c.tieEmbeddings ? p('model.embed_tokens.weight') : p('lm_head.weight');
     const logits = tf.reshape(tf.matMul(emb.beforeHead(n, p), head, false, true), [B, T, c.vocabSize]) as tf.Tensor3D;

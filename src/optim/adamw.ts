@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse.ts';
 import { OspError } from '../errors.ts';
 import { adamwUpdate } from '../ops/adamw_update.ts';
-import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, type Optimizer } from './optimizer.ts';
+import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, type GroupOptimizer, type OptimizerModule } from './optimizer.ts';
 
 const beta = z.number().min(0).lt(1);
 
@@ -40,7 +40,7 @@ interface AdamWSlot {
  *   const opt = new AdamW({ lr: 1e-3 }, params);
  *   opt.step(params, grads, schedule(step));
  */
-export class AdamW implements Optimizer {
+export class AdamW implements GroupOptimizer {
   readonly name = 'adamw';
   readonly config: AdamWConfig;
   private readonly shapes = new Map<string, readonly number[]>();
@@ -131,3 +131,12 @@ export class AdamW implements Optimizer {
     this.slots.clear();
   }
 }
+
+/** The registry entry of AdamW (registry.ts). */
+export const ADAMW: OptimizerModule<typeof AdamWConfigSchema> = {
+  doc: "AdamW with PyTorch's semantics (decoupled weight decay, bias-corrected moments).",
+  label: 'AdamW',
+  schema: AdamWConfigSchema,
+  matricesOnly: false,
+  create: (config, params) => new AdamW(config, params),
+};

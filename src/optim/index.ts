@@ -1,5 +1,6 @@
-/** Optimizers (AdamW, Muon, the routed pair) and learning-rate schedules. */
-export type { Optimizer } from './optimizer.ts';
+/** Optimizers (the registry: AdamW, Muon; the routed optimizer over them) and learning-rate schedules. */
+export type { GroupOptimizer, Optimizer, OptimizerModule } from './optimizer.ts';
+export { OPTIMIZERS } from './registry.ts';
 export { compilePattern } from './optimizer.ts';
 export { AdamW, AdamWConfigSchema, type AdamWConfig } from './adamw.ts';
 export { Muon, MuonConfigSchema, MUON_SCALES, type MuonConfig, type MuonScale } from './muon.ts';
@@ -12,7 +13,9 @@ export {
   RoutedOptimizer,
   RoutingRuleSchema,
   type OptimizerConfig,
+  type ModelRoute,
   type OptimizerName,
+  type RoutableModel,
   type RoutingRule,
 } from './routing.ts';
 export { createSchedule, lrFactor, SCHEDULE_KINDS, ScheduleConfigSchema, type ScheduleConfig } from './schedule.ts';

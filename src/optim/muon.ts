@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse.ts';
 import { ShapeError } from '../errors.ts';
 import { newtonSchulz, NS_COEFFICIENT_KINDS } from '../ops/newton_schulz.ts';
-import { assignState, checkLrFactor, checkStateDict, pairGrads, shapeText, type Optimizer } from './optimizer.ts';
+import { assignState, checkLrFactor, checkStateDict, pairGrads, shapeText, type GroupOptimizer, type OptimizerModule } from './optimizer.ts';
 
 export const MUON_SCALES = ['moonlight', 'keller'] as const;
 export type MuonScale = (typeof MUON_SCALES)[number];
@@ -37,7 +37,7 @@ export type MuonConfig = z.infer<typeof MuonConfigSchema>;
  *   const opt = new Muon({ lr: 5e-4, weightDecay: 0.01 }, hiddenMatrices);
  *   opt.step(hiddenMatrices, grads, schedule(step));
  */
-export class Muon implements Optimizer {
+export class Muon implements GroupOptimizer {
   readonly name = 'muon';
   readonly config: MuonConfig;
   private readonly shapes = new Map<string, readonly number[]>();
@@ -101,3 +101,12 @@ export class Muon implements Optimizer {
     this.momenta.clear();
   }
 }
+
+/** The registry entry of Muon (registry.ts). */
+export const MUON: OptimizerModule<typeof MuonConfigSchema> = {
+  doc: 'Muon: momentum orthogonalised by Newton-Schulz, for 2-D matrices only.',
+  label: 'Muon',
+  schema: MuonConfigSchema,
+  matricesOnly: true,
+  create: (config, params) => new Muon(config, params),
+};

@@ -3,6 +3,7 @@
  * (routing rules, weight-decay exemptions) and state-dict checks.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { z } from 'zod';
 import { OspError, ShapeError } from '../errors.ts';
 
 export interface Optimizer {
@@ -23,6 +24,29 @@ export interface Optimizer {
    */
   loadStateDict(state: ReadonlyMap<string, tf.Tensor>): void;
   dispose(): void;
+}
+
+/** One optimizer over a fixed set of parameters: a group of the routed optimizer (routing.ts). */
+export interface GroupOptimizer extends Optimizer {
+  /** Its validated config section; `lr` is the base learning rate the schedule's factor multiplies. */
+  readonly config: { readonly lr: number };
+  /** Expected state names (each prefixed '<name>/') and shapes, for checkpoint checks. */
+  stateShapes(): Map<string, readonly number[]>;
+}
+
+/**
+ * A registry entry (registry.ts): the optimizer's config section `optimizer.<name>` (every field with a
+ * default) and how to build it over a set of parameters.
+ */
+export interface OptimizerModule<S extends z.ZodType = z.ZodType> {
+  /** One line for the config reference and `--help`. */
+  doc: string;
+  /** Its name in plot titles and tables ('AdamW'). */
+  label: string;
+  schema: S;
+  /** True when it can only update 2-D matrices (Muon): routing refuses to send anything else to it. */
+  matricesOnly: boolean;
+  create(config: z.output<S>, params: ReadonlyMap<string, tf.Variable>): GroupOptimizer;
 }
 
 /**

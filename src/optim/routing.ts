@@ -1,17 +1,16 @@
 /**
- * Sends each parameter to Muon or AdamW and drives both as one Optimizer. OSP trains hidden
- * matrices and the EmbProj matrices with Muon, everything else with AdamW (shared/reference/osp.md).
+ * Sends each parameter to one optimizer of the registry (registry.ts) and drives them as one Optimizer.
+ * OSP trains hidden matrices and the EmbProj matrices with Muon, everything else with AdamW
+ * (shared/reference/osp.md).
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse.ts';
 import { ConfigError, OspError } from '../errors.ts';
-import { AdamW, AdamWConfigSchema } from './adamw.ts';
-import { Muon, MuonConfigSchema } from './muon.ts';
-import { checkStateDict, compilePattern, shapeText, type Optimizer } from './optimizer.ts';
+import { checkStateDict, compilePattern, shapeText, type GroupOptimizer, type Optimizer } from './optimizer.ts';
+import { OPTIMIZER_NAMES, OPTIMIZERS, type OptimizerName } from './registry.ts';
 
-export const OPTIMIZER_NAMES = ['muon', 'adamw'] as const;
-export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+export { OPTIMIZER_NAMES, type OptimizerName } from './registry.ts';
 
 export const RoutingRuleSchema = z.strictObject({
   /** Glob over the parameter name ('*' spans dots, '?' one character) or a /regex/. */
@@ -20,39 +19,58 @@ export const RoutingRuleSchema = z.strictObject({
 });
 export type RoutingRule = z.infer<typeof RoutingRuleSchema>;
 
+type GroupSchemas = { [K in OptimizerName]: z.ZodPrefault<(typeof OPTIMIZERS)[K]['schema']> };
+const groupSchemas = Object.fromEntries(OPTIMIZER_NAMES.map((n) => [n, (OPTIMIZERS[n].schema as z.ZodObject).prefault({})])) as GroupSchemas;
+
+/** One section per registered optimizer (its settings), and the routing rules. */
 export const OptimizerConfigSchema = z.strictObject({
-  adamw: AdamWConfigSchema.prefault({}),
-  muon: MuonConfigSchema.prefault({}),
+  ...groupSchemas,
   /** Checked in order before the default rule; the first matching rule decides. */
   routing: z.array(RoutingRuleSchema).default([]),
 });
 export type OptimizerConfig = z.infer<typeof OptimizerConfigSchema>;
 
-/** The EmbProj matrices of OSP: square, orthogonally initialised, trained by Muon. */
-const EMBPROJ_NAMES = new Set(['model.embed_proj.weight', 'model.head_proj.weight']);
+/** A routing rule a model module contributes (e.g. EmbProj's matrices to Muon); names are checked. */
+export interface ModelRoute {
+  match: string;
+  optimizer: string;
+}
+
+/** What the routed optimizer is built for: the parameters and the model's own default rules. */
+export interface RoutableModel {
+  readonly params: ReadonlyMap<string, tf.Variable>;
+  /** Applied after the user's rules and before defaultRoute (see Transformer.defaultRouting). */
+  readonly defaultRouting?: readonly ModelRoute[];
+}
 
 /**
- * The default rule, applied after user rules: 2-D parameters under 'model.layers.' (attention
- * q/k/v/o, MLP gate/up/down) and the EmbProj matrices 'model.embed_proj.weight' and
- * 'model.head_proj.weight' go to Muon; everything else (model.embed_tokens.weight, lm_head.weight,
- * every norm weight, biases, scalars) goes to AdamW. Embedding and head stay on AdamW because Muon
- * there hurts loss (muon.md, "Known pitfalls").
+ * The generic default rule, applied after the user's rules and the model's: 2-D parameters under
+ * 'model.layers.' (attention q/k/v/o, MLP gate/up/down) go to Muon; everything else
+ * (model.embed_tokens.weight, lm_head.weight, every norm weight, biases, scalars) goes to AdamW.
+ * Embedding and head stay on AdamW because Muon there hurts loss (muon.md, "Known pitfalls").
  * @example defaultRoute('model.layers.0.self_attn.q_proj.weight', [64, 64]) // 'muon'
  */
 export function defaultRoute(name: string, shape: readonly number[]): OptimizerName {
   // The norm check only matters for a 2-D norm weight, which should never be orthogonalised.
   if (shape.length !== 2 || name.includes('norm')) return 'adamw';
-  return name.startsWith('model.layers.') || EMBPROJ_NAMES.has(name) ? 'muon' : 'adamw';
+  return name.startsWith('model.layers.') ? 'muon' : 'adamw';
+}
+
+/** The optimizers that take parameters of any shape, as text for messages: 'adamw'. */
+function anyShapeOptimizers(): string {
+  return OPTIMIZER_NAMES.filter((n) => !OPTIMIZERS[n].matricesOnly).join(' or ');
 }
 
 /**
- * Decides the optimizer of every parameter: user rules first (first match wins), then defaultRoute.
- * Throws a ConfigError for a rule that matches nothing (usually a typo) or that sends a non-2-D
- * parameter to Muon.
+ * Decides the optimizer of every parameter: the user's rules first (first match wins), then the model's
+ * default rules (modelRules, e.g. EmbProj's matrices to Muon), then defaultRoute. Throws a ConfigError
+ * for a user rule that matches nothing (usually a typo) or that sends a non-2-D parameter to an
+ * optimizer of matrices only (Muon).
  */
 export function assignOptimizers(
   rules: readonly RoutingRule[],
   shapes: ReadonlyMap<string, readonly number[]>,
+  modelRules: readonly ModelRoute[] | undefined,
 ): Map<string, OptimizerName> {
   const compiled = rules.map((rule, i) => {
     try {
@@ -61,21 +79,32 @@ export function assignOptimizers(
       throw new ConfigError(`optimizer.routing.${i}.match`, `invalid pattern '${rule.match}': ${(e as Error).message}`);
     }
   });
+  const fromModel = (modelRules ?? []).map((rule) => {
+    if (!(OPTIMIZER_NAMES as readonly string[]).includes(rule.optimizer)) {
+      throw new OspError(`model routing rule '${rule.match}' names optimizer '${rule.optimizer}', which is not registered (${OPTIMIZER_NAMES.join(', ')})`);
+    }
+    return { matches: compilePattern(rule.match), optimizer: rule.optimizer as OptimizerName, match: rule.match };
+  });
   const assignment = new Map<string, OptimizerName>();
   for (const [name, shape] of shapes) {
     const i = compiled.findIndex((matches) => matches(name));
     if (i < 0) {
-      assignment.set(name, defaultRoute(name, shape));
+      const m = fromModel.find((r) => r.matches(name));
+      if (m && OPTIMIZERS[m.optimizer].matricesOnly && shape.length !== 2) {
+        throw new OspError(`model routing rule '${m.match}' sends '${name}' (shape ${shapeText(shape)}) to ${m.optimizer}, which only updates 2-D matrices`);
+      }
+      assignment.set(name, m?.optimizer ?? defaultRoute(name, shape));
       continue;
     }
-    if (rules[i]!.optimizer === 'muon' && shape.length !== 2) {
+    const chosen = rules[i]!.optimizer;
+    if (OPTIMIZERS[chosen].matricesOnly && shape.length !== 2) {
       throw new ConfigError(
         `optimizer.routing.${i}`,
-        `'${rules[i]!.match}' sends '${name}' (shape ${shapeText(shape)}) to muon, which only updates 2-D ` +
-          `matrices; narrow the pattern or add an earlier rule sending it to adamw`,
+        `'${rules[i]!.match}' sends '${name}' (shape ${shapeText(shape)}) to ${chosen}, which only updates 2-D ` +
+          `matrices; narrow the pattern or add an earlier rule sending it to ${anyShapeOptimizers()}`,
       );
     }
-    assignment.set(name, rules[i]!.optimizer);
+    assignment.set(name, chosen);
   }
   const unused = compiled.findIndex((matches) => ![...shapes.keys()].some(matches));
   if (unused >= 0) {
@@ -88,57 +117,68 @@ export function assignOptimizers(
   return assignment;
 }
 
-/** Muon and AdamW over their parameter subsets, driven as one Optimizer. */
+/**
+ * The registered optimizers that own parameters (groups), each over its subset, driven as one
+ * Optimizer. Groups appear in registry order; an optimizer no parameter is routed to has no group.
+ */
 export class RoutedOptimizer implements Optimizer {
   readonly name = 'routed';
 
   constructor(
     readonly config: OptimizerConfig,
     readonly assignment: ReadonlyMap<string, OptimizerName>,
-    readonly adamw: AdamW,
-    readonly muon: Muon,
+    readonly groups: ReadonlyMap<OptimizerName, GroupOptimizer>,
   ) {}
 
+  /** The group of `name`; an error when no parameter is routed to it. */
+  group(name: OptimizerName): GroupOptimizer {
+    const g = this.groups.get(name);
+    if (!g) throw new OspError(`optimizer: no parameter is routed to ${name} (groups: ${[...this.groups.keys()].join(', ')})`);
+    return g;
+  }
+
   step(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lrFactor: number): void {
-    const split = { adamw: new Map<string, tf.Tensor>(), muon: new Map<string, tf.Tensor>() };
+    const split = new Map<OptimizerName, Map<string, tf.Tensor>>([...this.groups.keys()].map((n) => [n, new Map()]));
     for (const [name, g] of grads) {
       const which = this.assignment.get(name);
       if (!which) throw new OspError(`optimizer: got a gradient for unknown parameter '${name}'`);
-      split[which].set(name, g);
+      split.get(which)!.set(name, g);
     }
-    this.adamw.step(params, split.adamw, lrFactor);
-    this.muon.step(params, split.muon, lrFactor);
+    for (const [name, group] of this.groups) group.step(params, split.get(name)!, lrFactor);
   }
 
   stateDict(): Map<string, tf.Tensor> {
-    return new Map([...this.adamw.stateDict(), ...this.muon.stateDict()]);
+    return new Map([...this.groups.values()].flatMap((g) => [...g.stateDict()]));
   }
 
   loadStateDict(state: ReadonlyMap<string, tf.Tensor>): void {
-    // The two halves are told apart by their key prefix; check both before loading either.
-    const expected = new Map([...this.adamw.stateShapes(), ...this.muon.stateShapes()]);
+    // The groups are told apart by their key prefix; check all before loading any.
+    const expected = new Map([...this.groups.values()].flatMap((g) => [...g.stateShapes()]));
     checkStateDict(this.name, expected, state);
-    const part = (prefix: string) => new Map([...state].filter(([k]) => k.startsWith(prefix)));
-    this.adamw.loadStateDict(part('adamw/'));
-    this.muon.loadStateDict(part('muon/'));
+    for (const [name, group] of this.groups) group.loadStateDict(new Map([...state].filter(([k]) => k.startsWith(`${name}/`))));
   }
 
   dispose(): void {
-    this.adamw.dispose();
-    this.muon.dispose();
+    for (const g of this.groups.values()) g.dispose();
   }
 }
 
 /**
- * Validates the `optimizer` config section and builds the routed Muon + AdamW optimizer.
+ * Validates the `optimizer` config section and builds the routed optimizer for a model: its parameters
+ * and its default rules (pass the Transformer itself, or `{ params }` for a bare parameter map).
  * @example
- *   const opt = createOptimizer({ muon: { lr: 5e-4 }, routing: [{ match: 'lm_head.weight', optimizer: 'muon' }] }, params);
+ *   const opt = createOptimizer({ muon: { lr: 5e-4 }, routing: [{ match: 'lm_head.weight', optimizer: 'muon' }] }, model);
  *   opt.assignment.get('model.layers.0.mlp.up_proj.weight'); // 'muon'
  */
-export function createOptimizer(config: unknown, params: ReadonlyMap<string, tf.Variable>): RoutedOptimizer {
+export function createOptimizer(config: unknown, model: RoutableModel): RoutedOptimizer {
   const parsed = parseConfig(OptimizerConfigSchema, config, 'optimizer');
+  const params = model.params;
   const shapes = new Map([...params].map(([name, p]) => [name, p.shape] as const));
-  const assignment = assignOptimizers(parsed.routing, shapes);
-  const subset = (which: OptimizerName) => new Map([...params].filter(([name]) => assignment.get(name) === which));
-  return new RoutedOptimizer(parsed, assignment, new AdamW(parsed.adamw, subset('adamw')), new Muon(parsed.muon, subset('muon')));
+  const assignment = assignOptimizers(parsed.routing, shapes, model.defaultRouting);
+  const groups = new Map<OptimizerName, GroupOptimizer>();
+  for (const name of OPTIMIZER_NAMES) {
+    const subset = new Map([...params].filter(([p]) => assignment.get(p) === name));
+    if (subset.size > 0) groups.set(name, OPTIMIZERS[name].create(parsed[name] as never, subset));
+  }
+  return new RoutedOptimizer(parsed, assignment, groups);
 }

@@ -6,6 +6,7 @@
  */
 import { quantTagName } from '../export/quant/config.ts';
 import { trimExp } from './axes.ts';
+import { OPTIMIZERS } from '../optim/registry.ts';
 
 /** A hidden-state tap ('layers.3.out') in words. */
 function tapName(tap: string): string {
@@ -126,8 +127,6 @@ const FIXED: Record<string, string> = {
   step: 'training step',
   'train/loss': 'training loss (nats/byte)',
   'train/grad_norm': 'gradient norm',
-  'train/lr/muon': 'Muon learning rate',
-  'train/lr/adamw': 'AdamW learning rate',
   'train/skipped_total': 'skipped updates (count)',
   'eval/loss': 'validation loss (nats/byte)',
   'val/loss': 'validation loss (nats/byte)',
@@ -135,8 +134,6 @@ const FIXED: Record<string, string> = {
   'eval/bits_per_byte': 'validation bits per byte',
   'throughput/tokens_per_s': 'throughput (tokens/s)',
   'throughput/step_ms': 'step time (ms)',
-  'update/muon_rms': 'Muon update RMS',
-  'update/adamw_rms': 'AdamW update RMS',
   'outliers/osp_kurtosis': 'excess kurtosis (OSP estimator)',
   'outliers/gaussian_floor': 'Gaussian floor of the kurtosis estimator',
   'outliers/max_median': 'max / median |activation|, worst layer',
@@ -160,7 +157,13 @@ const FIXED: Record<string, string> = {
 export function metricLabel(key: string): string {
   const fixed = FIXED[key];
   if (fixed !== undefined) return fixed;
-  let m = /^outliers\/(.+)\/(osp_kurtosis|channel_kurtosis|max_median|max_abs|channel_rms)$/.exec(key);
+  let m = /^(?:train\/lr\/(\w+)|update\/(\w+)_rms)$/.exec(key);
+  if (m) {
+    const name = (m[1] ?? m[2])!;
+    const label = (OPTIMIZERS as Record<string, { label: string } | undefined>)[name]?.label ?? name;
+    return m[1] !== undefined ? `${label} learning rate` : `${label} update RMS`;
+  }
+  m = /^outliers\/(.+)\/(osp_kurtosis|channel_kurtosis|max_median|max_abs|channel_rms)$/.exec(key);
   if (m) {
     const what = {
       osp_kurtosis: 'excess kurtosis',

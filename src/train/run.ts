@@ -297,7 +297,7 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
   const backend: BackendInfo = await startBackend(config.backend);
   log(backendLine(backend));
   const model = createModel(config.model, { seed: config.seed });
-  const optimizer = createOptimizer(config.optimizer, model.params);
+  const optimizer = createOptimizer(config.optimizer, model);
   // Everything created from here holds tensors (and maybe a GPU): release it on any failure.
   const release = async () => {
     optimizer.dispose();

@@ -163,8 +163,7 @@ export class Trainer {
       m.record('train/loss', loss!);
       m.record('train/grad_norm', gradNorm);
       m.record('train/lr_factor', factor);
-      m.record('train/lr/muon', optimizer.muon.config.lr * factor);
-      m.record('train/lr/adamw', optimizer.adamw.config.lr * factor);
+      for (const [name, group] of optimizer.groups) m.record(`train/lr/${name}`, group.config.lr * factor);
       m.record('train/skipped', outcome === 'updated' ? 0 : 1);
       m.record('train/skipped_total', this.state.skipped.nonfinite + this.state.skipped.vetoed);
       m.record('throughput/step_ms', ms);

@@ -84,7 +84,7 @@ describe('the same training run on every backend', () => {
     it(`trains on ${backend}`, async () => {
       await startBackend(backend);
       const m = createModel(model, { seed: 42 });
-      const opt = createOptimizer(optimizer, m.params);
+      const opt = createOptimizer(optimizer, m);
       const x = tf.tensor2d(inputs, undefined, 'int32');
       const y = tf.tensor2d(targets, undefined, 'int32');
       // Gradients at the initial weights, every parameter.

@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { startBackend } from '../../src/backend/index.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
-import { compilePattern, createOptimizer } from '../../src/optim/index.ts';
+import { EMBEDDINGS } from '../../src/model/embeddings.ts';
+import { createModel } from '../../src/model/transformer.ts';
+import { compilePattern, createOptimizer, type RoutableModel } from '../../src/optim/index.ts';
 
 beforeAll(async () => {
   await startBackend('cpu');
@@ -57,6 +59,9 @@ function makeParams(seed = 0): Map<string, tf.Variable> {
 
 const disposeAll = (m: Map<string, tf.Tensor>) => tf.dispose([...m.values()]);
 
+/** The parameters with EmbProj's default rules, as an OSP Transformer hands them to createOptimizer. */
+const osp = (params: Map<string, tf.Variable>): RoutableModel => ({ params, defaultRouting: EMBEDDINGS.embproj.defaultRouting });
+
 describe('compilePattern', () => {
   it("'*' spans dots, '?' is one character, '.' is literal, /.../ is a regex", () => {
     expect(compilePattern('*norm*')('model.layers.3.input_layernorm.weight')).toBe(true);
@@ -71,13 +76,13 @@ describe('compilePattern', () => {
 describe('createOptimizer routing', () => {
   it('default rule: block matrices and EmbProj -> muon; embedding, head, norms, biases, scalars -> adamw', () => {
     const params = makeParams();
-    const opt = createOptimizer({}, params);
+    const opt = createOptimizer({}, osp(params));
     for (const [name, , expected] of llamaShapes()) expect([name, opt.assignment.get(name)]).toEqual([name, expected]);
     expect(opt.config.routing).toEqual([]);
-    expect(opt.muon.config.lr).toBe(1e-3);
-    expect(opt.adamw.config.lr).toBe(3e-4);
+    expect(opt.group('muon').config.lr).toBe(1e-3);
+    expect(opt.group('adamw').config.lr).toBe(3e-4);
     // An already-parsed config goes through unchanged.
-    const again = createOptimizer(opt.config, params);
+    const again = createOptimizer(opt.config, osp(params));
     expect(again.config).toEqual(opt.config);
     expect(() => opt.step(params, new Map(), Number.NaN)).toThrow(/lrFactor must be a finite number/);
     again.dispose();
@@ -97,21 +102,21 @@ describe('createOptimizer routing', () => {
           { match: 'model.layers.0.mlp.*', optimizer: 'adamw' },
         ],
       },
-      params,
+      osp(params),
     );
     const expected = new Map(llamaShapes().map(([n, , e]) => [n, e]));
     expected.set('lm_head.weight', 'muon');
     expected.set('model.layers.1.self_attn.q_proj.weight', 'adamw');
     for (const p of ['gate', 'up', 'down']) expected.set(`model.layers.0.mlp.${p}_proj.weight`, 'adamw');
     expect(new Map(opt.assignment)).toEqual(expected);
-    expect(opt.muon.config).toMatchObject({ lr: 0.02, scale: 'keller' });
+    expect(opt.group('muon').config).toMatchObject({ lr: 0.02, scale: 'keller' });
     opt.dispose();
     disposeAll(params);
   });
 
   it('rejects a rule sending a non-2-D parameter to muon, naming it and its shape', () => {
     const params = makeParams();
-    const make = () => createOptimizer({ routing: [{ match: '*norm*', optimizer: 'muon' }] }, params);
+    const make = () => createOptimizer({ routing: [{ match: '*norm*', optimizer: 'muon' }] }, osp(params));
     expect(make).toThrow(ConfigError);
     expect(make).toThrow(/optimizer\.routing\.0: .*'model\.layers\.0\.input_layernorm\.weight' \(shape \[1\]\) to muon/);
     disposeAll(params);
@@ -119,16 +124,16 @@ describe('createOptimizer routing', () => {
 
   it('rejects a rule that matches no parameter, listing some names', () => {
     const params = makeParams();
-    const make = () => createOptimizer({ routing: [{ match: 'model.layer.*', optimizer: 'adamw' }] }, params);
+    const make = () => createOptimizer({ routing: [{ match: 'model.layer.*', optimizer: 'adamw' }] }, osp(params));
     expect(make).toThrow(/optimizer\.routing\.0\.match: 'model\.layer\.\*' matches no parameter; names look like 'model\.embed_tokens\.weight'/);
     disposeAll(params);
   });
 
   it('rejects an unknown optimizer name (listing the valid ones) and unknown keys', () => {
     const params = makeParams();
-    const bad = (config: unknown) => () => createOptimizer(config, params);
+    const bad = (config: unknown) => () => createOptimizer(config, osp(params));
     expect(bad({ routing: [{ match: '*', optimizer: 'sgd' }] })).toThrow(
-      /optimizer\.routing\.0\.optimizer: unknown value "sgd"; valid choices: 'muon', 'adamw'/,
+      /optimizer\.routing\.0\.optimizer: unknown value "sgd"; valid choices: 'adamw', 'muon'/,
     );
     expect(bad({ adam: {} })).toThrow(/optimizer\.adam: unknown key; valid keys here: adamw, muon, routing/);
     expect(bad({ muon: { lrr: 1 } })).toThrow(/optimizer\.muon\.lrr: unknown key/);
@@ -144,7 +149,7 @@ describe('RoutedOptimizer', () => {
 
   it('routes steps and state: each parameter gets its optimizer state, and only the given grads move', () => {
     const params = makeParams(1);
-    const opt = createOptimizer({}, params);
+    const opt = createOptimizer({}, osp(params));
     const state = opt.stateDict();
     const expectedKeys = llamaShapes().flatMap(([n, , e]) =>
       e === 'muon' ? [`muon/${n}/momentum`] : [`adamw/${n}/exp_avg`, `adamw/${n}/exp_avg_sq`, `adamw/${n}/step`],
@@ -169,7 +174,7 @@ describe('RoutedOptimizer', () => {
     const a = makeParams(2);
     const b = new Map([...a].map(([n, p]) => [n, tf.variable(p.clone(), true, `routing_test_${counter++}`)]));
     const config = { muon: { lr: 0.01 }, adamw: { lr: 0.01 } };
-    const optA = createOptimizer(config, a);
+    const optA = createOptimizer(config, osp(a));
     const counts: number[] = [];
     for (let s = 0; s < 5; s++) {
       const g = grads(a, s);
@@ -179,7 +184,7 @@ describe('RoutedOptimizer', () => {
     }
     expect(counts[4]).toBe(counts[1]);
     for (const [n, p] of b) p.assign(a.get(n)!);
-    const optB = createOptimizer(config, b);
+    const optB = createOptimizer(config, osp(b));
     const state = optA.stateDict();
     optB.loadStateDict(state);
     disposeAll(state);
@@ -196,5 +201,46 @@ describe('RoutedOptimizer', () => {
     optB.dispose();
     disposeAll(a);
     disposeAll(b);
+  });
+});
+
+describe('routing: the model\'s default rules and the groups', () => {
+  it("an EmbProj model's own rules send its projections to Muon; the bare parameter map falls to the generic rule", () => {
+    const model = createModel({ hiddenSize: 16, numLayers: 1, numHeads: 2, vocabSize: 40, embedding: 'embproj' }, { seed: 0 });
+    const withRules = createOptimizer({}, model);
+    const bare = createOptimizer({}, { params: model.params });
+    for (const name of ['model.embed_proj.weight', 'model.head_proj.weight']) {
+      expect([name, withRules.assignment.get(name)]).toEqual([name, 'muon']);
+      expect([name, bare.assignment.get(name)]).toEqual([name, 'adamw']);
+    }
+    // A user rule still comes first.
+    const user = createOptimizer({ routing: [{ match: 'model.head_proj.weight', optimizer: 'adamw' }] }, model);
+    expect(user.assignment.get('model.head_proj.weight')).toBe('adamw');
+    expect(user.assignment.get('model.embed_proj.weight')).toBe('muon');
+    for (const o of [withRules, bare, user]) o.dispose();
+    model.dispose();
+  });
+
+  it('has a group only for an optimizer that owns parameters, in registry order', () => {
+    const params = makeParams(3);
+    const all = createOptimizer({ routing: [{ match: '*', optimizer: 'adamw' }] }, osp(params));
+    expect([...all.groups.keys()]).toEqual(['adamw']);
+    expect(() => all.group('muon')).toThrow(/no parameter is routed to muon/);
+    const both = createOptimizer({}, osp(params));
+    expect([...both.groups.keys()]).toEqual(['adamw', 'muon']);
+    all.dispose();
+    both.dispose();
+    disposeAll(params);
+  });
+
+  it("refuses a model rule that names an unregistered optimizer or sends a vector to Muon", () => {
+    const params = makeParams(4);
+    expect(() => createOptimizer({}, { params, defaultRouting: [{ match: 'lm_head.weight', optimizer: 'sgd' }] })).toThrow(
+      /names optimizer 'sgd', which is not registered \(adamw, muon\)/,
+    );
+    expect(() => createOptimizer({}, { params, defaultRouting: [{ match: 'model.norm.weight', optimizer: 'muon' }] })).toThrow(
+      /sends 'model.norm.weight' \(shape \[16\]\) to muon, which only updates 2-D matrices/,
+    );
+    disposeAll(params);
   });
 });

@@ -403,6 +403,9 @@ describe('labels', () => {
 
   it('metricLabel names metrics with units', () => {
     expect(metricLabel('train/loss')).toBe('training loss (nats/byte)');
+    expect(metricLabel('train/lr/muon')).toBe('Muon learning rate');
+    expect(metricLabel('update/adamw_rms')).toBe('AdamW update RMS');
+    expect(metricLabel('train/lr/sgd')).toBe('sgd learning rate');
     expect(metricLabel('val/loss')).toBe('validation loss (nats/byte)');
     expect(metricLabel('outliers/layers.2.out/osp_kurtosis')).toBe('excess kurtosis, layer 2 output');
     expect(metricLabel('quant/w4a4kv4_gptq_quarot/ppl_ratio')).toBe('W4A4KV4 QuaRot + GPTQ / 16-bit perplexity');

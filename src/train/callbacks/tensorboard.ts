@@ -6,6 +6,7 @@
  */
 import type { Callback, TrainContext } from '../callback.ts';
 import { EventWriter } from '../../io/tfevents.ts';
+import { OPTIMIZER_NAMES } from '../../optim/registry.ts';
 import { shouldWrite } from './logging.ts';
 
 /** The flat hyper-parameters shown in TensorBoard's HPARAMS tab. */
@@ -16,8 +17,7 @@ function hparamsOf(ctx: TrainContext): Record<string, number | string | boolean>
     'model.embedding': c.model.embedding,
     'model.hiddenSize': c.model.hiddenSize,
     'model.numLayers': c.model.numLayers,
-    'optimizer.muon.lr': c.optimizer.muon.lr,
-    'optimizer.adamw.lr': c.optimizer.adamw.lr,
+    ...Object.fromEntries(OPTIMIZER_NAMES.map((n) => [`optimizer.${n}.lr`, c.optimizer[n].lr])),
     'optimizer.routing': JSON.stringify(c.optimizer.routing),
     'schedule.kind': c.schedule.kind,
     'batch.size': c.batch.size,

@@ -1,5 +1,5 @@
 /**
- * RMS of the weight update per optimizer group ('update/muon_rms', 'update/adamw_rms') on logging
+ * RMS of the weight update per optimizer group ('update/<group>_rms', e.g. 'update/muon_rms') on logging
  * steps: the size of the step each optimizer actually takes, the quantity Muon's moonlight scale is
  * designed to match to AdamW's. Costs one parameter copy on logging steps only.
  */
