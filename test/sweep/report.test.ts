@@ -289,7 +289,7 @@ describe('writeReport', () => {
       norm: 'rmsnorm',
       embedding: 'plain',
       optimizer: 'adamw',
-      routing: { muon: 0, adamw: 21 },
+      routing: { adamw: 21 },
       hiddenSize: 64,
       numLayers: 2,
     });

@@ -1,0 +1,146 @@
+/**
+ * What every WGSL kernel of kernels.ts is built with: the parts of tfjs-backend-webgpu's program and
+ * backend types osp-lab uses, wgslSource (kernels/wgsl, read once), program (a tfjs WebGPU program from
+ * a WGSL file, its constants and uniforms), the row and column layouts, uniform and shape helpers, the
+ * float32 check and sumAll.
+ */
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { ShapeError } from '../../errors.ts';
+
+export type KernelFuncArgs = Parameters<tf.KernelFunc>[0];
+export type Uniform = { type: 'float32' | 'int32'; data: number[] };
+
+/** The parts of tfjs's WebGPUProgram that osp-lab's programs set. */
+export interface Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  workgroupSize: [number, number, number];
+  uniforms?: string;
+  size?: boolean;
+  getUserCode(): string;
+}
+
+/** The parts of tfjs-backend-webgpu's WebGPUBackend the kernels use. */
+export interface Backend {
+  runWebGPUProgram(program: Program, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: Uniform[]): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
+}
+
+const sources = new Map<string, string>();
+
+/** The text of kernels/wgsl/<name>.wgsl, read once. */
+export function wgslSource(name: string): string {
+  let src = sources.get(name);
+  if (src === undefined) {
+    src = readFileSync(new URL(`../../../kernels/wgsl/${name}.wgsl`, import.meta.url), 'utf8');
+    sources.set(name, src);
+  }
+  return src;
+}
+
+type Const = number | boolean;
+
+/** WGSL declarations for the host-provided constants, e.g. `const WG : i32 = 64;`. */
+function constants(consts: Record<string, Const>): string {
+  return Object.entries(consts)
+    .map(([k, v]) => (typeof v === 'boolean' ? `const ${k} : bool = ${v};` : `const ${k} : i32 = ${v};`))
+    .join('\n');
+}
+
+interface ProgramSpec {
+  file: string;
+  outputShape: number[];
+  inputs: string[];
+  /** Number of workgroups (a flat dispatch: tfjs folds it into y/z past the per-dimension limit). */
+  workgroups: number;
+  workgroupSize: number;
+  consts?: Record<string, Const>;
+  /** Extra uniform fields, WGSL syntax with trailing commas. */
+  uniforms?: string;
+  /** Adds tfjs's `size` uniform (the output's element count). */
+  size?: boolean;
+  /** Shared WGSL files (kernels/wgsl/<name>.wgsl) prepended after the constants, in order. */
+  libs?: string[];
+}
+
+export function program(spec: ProgramSpec): Program {
+  const consts = spec.consts ?? {};
+  const key = Object.entries(consts)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  const p: Program = {
+    outputShape: spec.outputShape,
+    shaderKey: `osp_${spec.file}_${key}`,
+    dispatchLayout: { x: spec.outputShape.map((_, i) => i) },
+    dispatch: [Math.max(1, spec.workgroups), 1, 1],
+    variableNames: spec.inputs,
+    workgroupSize: [spec.workgroupSize, 1, 1],
+    getUserCode: () => [constants(consts), ...(spec.libs ?? []).map(wgslSource), wgslSource(spec.file)].join('\n'),
+  };
+  if (spec.uniforms) p.uniforms = spec.uniforms;
+  if (spec.size) p.size = true;
+  return p;
+}
+
+export const i32 = (v: number): Uniform => ({ type: 'int32', data: [v] });
+export const f32 = (v: number): Uniform => ({ type: 'float32', data: [v] });
+export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+export const show = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/**
+ * Row programs: LPR lanes per row and RPW rows per workgroup (one barrier per workgroup; see
+ * rms_norm.wgsl). About 16 elements per lane, at least 64 lanes per workgroup.
+ */
+export function rowLayout(d: number): { LPR: number; RPW: number; lanes: number } {
+  let LPR = 1;
+  while (LPR < 256 && LPR * 16 < d) LPR *= 2;
+  const lanes = Math.max(64, LPR);
+  return { LPR, RPW: lanes / LPR, lanes };
+}
+
+/**
+ * A row program over `rows` rows of `d` elements (kernels/wgsl/rows.wgsl, then `libs`): the layout of
+ * rowLayout, one workgroup per RPW rows.
+ */
+export function rowProgram(file: string, outputShape: number[], inputs: string[], rows: number, d: number, uniforms: string, libs: string[] = []): Program {
+  const { LPR, RPW, lanes } = rowLayout(d);
+  return program({
+    file,
+    outputShape,
+    inputs,
+    workgroups: Math.ceil(rows / RPW),
+    workgroupSize: lanes,
+    consts: { LPR, RPW },
+    uniforms,
+    libs: ['rows', ...libs],
+  });
+}
+
+/** Column reductions: 32 adjacent columns per workgroup, 8 lanes splitting the rows of each. */
+export const COLS = 32;
+export const SLICES = 8;
+/** Lanes of the single-workgroup sums and of the elementwise programs. */
+const SUM_LANES = 256;
+export const FLAT_LANES = 64;
+
+export function checkFloat(kernel: string, field: string, t: tf.TensorInfo): void {
+  if (t.dtype !== 'float32') throw new ShapeError(`${kernel} (webgpu): ${field} must be float32, got ${t.dtype}`);
+}
+
+/** Sum (or sum of squares) of all elements of x into a [1] tensor. */
+export function sumAll(backend: Backend, x: tf.TensorInfo, square: boolean): tf.TensorInfo {
+  const p = program({
+    file: 'sum_all',
+    outputShape: [1],
+    inputs: ['x'],
+    workgroups: 1,
+    workgroupSize: SUM_LANES,
+    consts: { WG: SUM_LANES, SQUARE: square },
+    uniforms: 'count : i32,',
+  });
+  return backend.runWebGPUProgram(p, [x], 'float32', [i32(numel(x.shape))]);
+}
