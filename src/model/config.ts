@@ -31,9 +31,9 @@ export const ModelConfigSchema = z.strictObject({
   ropeTheta: z.number().positive().default(10000),
   /** Epsilon inside every norm's rsqrt (OSP's SSNorm uses 1e-6). */
   normEps: z.number().positive().default(1e-6),
-  /** Every norm in the model: 'rmsnorm' (per-channel scale) or 'ssnorm' (one learnable scalar, OSP). */
+  /** Every norm in the model: a name of the norm registry (model/norms.ts), e.g. 'rmsnorm' (Llama) or 'ssnorm' (OSP). */
   norm: z.enum(Object.keys(NORMS) as [keyof typeof NORMS, ...(keyof typeof NORMS)[]]).default('rmsnorm'),
-  /** 'plain' or 'embproj' (OSP: learnable d x d projections after the embedding and before the head). */
+  /** A name of the embedding registry (model/embeddings.ts): 'plain', or 'embproj' (OSP: d x d projections after the embedding and before the head). */
   embedding: z
     .enum(Object.keys(EMBEDDINGS) as [keyof typeof EMBEDDINGS, ...(keyof typeof EMBEDDINGS)[]])
     .default('plain'),
