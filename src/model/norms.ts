@@ -4,6 +4,7 @@
  * model (pre-attention, pre-FFN, final). Adding a norm = one file under norms/ and one entry here; the
  * config's choices, the forward pass, export and quantization follow from the entry.
  */
+import { LAYER_NORMS } from './norms/layernorm.ts';
 import type { NormModule } from './norms/module.ts';
 import { RMSNORM, SSNORM } from './norms/rmsnorm.ts';
 
@@ -13,6 +14,7 @@ export { normPrefixes } from './norms/module.ts';
 export const NORMS = {
   rmsnorm: RMSNORM,
   ssnorm: SSNORM,
+  ...LAYER_NORMS,
 } satisfies Record<string, NormModule>;
 
 export type NormName = keyof typeof NORMS;

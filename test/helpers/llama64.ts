@@ -1,8 +1,9 @@
 /**
  * An independent float64 Llama forward pass written with plain loops: the oracle for the tfjs model.
  * It shares no code with src/model; it follows the Hugging Face LlamaForCausalLM definition
- * (rotate_half RoPE, repeat_kv grouping, SwiGLU, pre-norm) plus OSP's SSNorm (scalar weights) and
- * EmbProj (x0 = P1 e, logits = W (P2 n)).
+ * (rotate_half RoPE, repeat_kv grouping, SwiGLU, pre-norm) plus OSP's SSNorm (scalar weights),
+ * EmbProj (x0 = P1 e, logits = W (P2 n)) and, with `layerNorm`, PyTorch's LayerNorm in place of RMSNorm
+ * (mean removed, biased variance; a '<prefix>.bias' when the weights hold one).
  */
 
 export interface Llama64Config {
@@ -17,6 +18,8 @@ export interface Llama64Config {
   normEps: number;
   embproj: boolean;
   tie: boolean;
+  /** Every norm is a LayerNorm (nn.LayerNorm over the last dim) instead of an RMSNorm. */
+  layerNorm?: boolean;
 }
 
 export type Weights = Map<string, Float64Array>;
@@ -34,14 +37,16 @@ function linear(x: Float64Array, n: number, inDim: number, w: Float64Array, outD
   return y;
 }
 
-/** Per-row RMS norm; weight of length d or 1. */
-function norm(x: Float64Array, n: number, d: number, w: Float64Array, eps: number): Float64Array {
+/** Per-row RMS norm (weight of length d or 1); with `centre`, LayerNorm (row mean removed first, then + bias). */
+function norm(x: Float64Array, n: number, d: number, w: Float64Array, eps: number, centre = false, bias?: Float64Array): Float64Array {
   const y = new Float64Array(n * d);
   for (let r = 0; r < n; r++) {
+    let mean = 0;
+    if (centre) for (let i = 0; i < d; i++) mean += x[r * d + i]! / d;
     let ms = 0;
-    for (let i = 0; i < d; i++) ms += x[r * d + i]! ** 2;
+    for (let i = 0; i < d; i++) ms += (x[r * d + i]! - mean) ** 2;
     const inv = 1 / Math.sqrt(ms / d + eps);
-    for (let i = 0; i < d; i++) y[r * d + i] = x[r * d + i]! * inv * (w.length === 1 ? w[0]! : w[i]!);
+    for (let i = 0; i < d; i++) y[r * d + i] = (x[r * d + i]! - mean) * inv * (w.length === 1 ? w[0]! : w[i]!) + (bias ? bias[i]! : 0);
   }
   return y;
 }
@@ -81,6 +86,7 @@ export function llama64(c: Llama64Config, w: Weights, tokens: number[][]): Llama
   const d = c.hiddenSize;
   const hd = c.headDim;
   const hidden = new Map<string, Float64Array>();
+  const nrm = (v: Float64Array, prefix: string) => norm(v, N, d, W(`${prefix}.weight`), c.normEps, c.layerNorm === true, w.get(`${prefix}.bias`));
   const E = W('model.embed_tokens.weight');
   let x: Float64Array = new Float64Array(N * d);
   tokens.flat().forEach((tok, r) => x.set(E.subarray(tok * d, tok * d + d), r * d));
@@ -88,7 +94,7 @@ export function llama64(c: Llama64Config, w: Weights, tokens: number[][]): Llama
   hidden.set('embed', x);
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}`;
-    const a = norm(x, N, d, W(`${p}.input_layernorm.weight`), c.normEps);
+    const a = nrm(x, `${p}.input_layernorm`);
     hidden.set(`layers.${l}.attn_in`, a);
     const q = linear(a, N, d, W(`${p}.self_attn.q_proj.weight`), c.numHeads * hd);
     const k = linear(a, N, d, W(`${p}.self_attn.k_proj.weight`), c.numKvHeads * hd);
@@ -123,7 +129,7 @@ export function llama64(c: Llama64Config, w: Weights, tokens: number[][]): Llama
     }
     const attnOut = linear(ctx, N, c.numHeads * hd, W(`${p}.self_attn.o_proj.weight`), d);
     const h1 = x.map((xi, i) => xi + attnOut[i]!);
-    const f = norm(h1, N, d, W(`${p}.post_attention_layernorm.weight`), c.normEps);
+    const f = nrm(h1, `${p}.post_attention_layernorm`);
     hidden.set(`layers.${l}.ffn_in`, f);
     const I = c.intermediateSize;
     const g = linear(f, N, d, W(`${p}.mlp.gate_proj.weight`), I);
@@ -133,7 +139,7 @@ export function llama64(c: Llama64Config, w: Weights, tokens: number[][]): Llama
     x = h1.map((hi, i) => hi + down[i]!);
     hidden.set(`layers.${l}.out`, x);
   }
-  let n: Float64Array = norm(x, N, d, W('model.norm.weight'), c.normEps);
+  let n: Float64Array = nrm(x, 'model.norm');
   hidden.set('final_norm', n);
   if (c.embproj) n = linear(n, N, d, W('model.head_proj.weight'), d);
   const logits = linear(n, N, d, c.tie ? E : W('lm_head.weight'), c.vocabSize);
