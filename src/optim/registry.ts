@@ -5,12 +5,14 @@
  * entry. Adding an optimizer = one file and one entry here.
  */
 import { ADAMW } from './adamw.ts';
+import { LION } from './lion.ts';
 import { MUON } from './muon.ts';
 import type { OptimizerModule } from './optimizer.ts';
 
 export const OPTIMIZERS = {
   adamw: ADAMW,
   muon: MUON,
+  lion: LION,
 } satisfies Record<string, OptimizerModule>;
 
 export type OptimizerName = keyof typeof OPTIMIZERS;
