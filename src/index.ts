@@ -34,3 +34,16 @@ export { KERNELS, hasKernel, withReferenceOps, setKernelsEnabled } from './ops/d
 export { registerSoftmaxGradient, softmaxGradReference } from './ops/softmax_grad.ts';
 export { trainStep } from './train/step.ts';
 export { Rng } from './utils/rng.ts';
+export {
+  evaluateCheckpoint,
+  type EvaluateCheckpointOptions,
+  type EvaluateCheckpointResult,
+} from './eval/evaluate_run.ts';
+export {
+  quantEvalCheckpoint,
+  quantEvalRows,
+  type QuantEvalCheckpointOptions,
+  type QuantEvalCheckpointResult,
+  type QuantEvalRow,
+  type GgufEvalResult,
+} from './eval/quant_eval.ts';

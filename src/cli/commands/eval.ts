@@ -1,0 +1,24 @@
+/** `osp eval`: a checkpoint's mean next-token loss on a text file (evaluateCheckpoint). */
+import { BACKEND_NAMES } from '../../backend/index.ts';
+import { OspError } from '../../errors.ts';
+import { evaluateCheckpoint } from '../../eval/evaluate_run.ts';
+import type { Command } from '../command.ts';
+
+export const evalCommand: Command = {
+  summary: "mean next-token loss of a checkpoint on a text file's bytes",
+  usage: 'osp eval CHECKPOINT --text FILE [--json] [--backend NAME]',
+  options: { text: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' } },
+  help: {
+    CHECKPOINT: 'a checkpoint directory (runs/NAME/checkpoints/step_...) or a run directory (its newest checkpoint)',
+    '--text FILE': 'UTF-8 text; every byte is predicted once (windows of maxSeqLen, BOS first)',
+    '--json': 'print {"loss", "tokens", "bpb"} as JSON',
+    '--backend NAME': `backend to run on (default: the run's; ${BACKEND_NAMES.join(', ')})`,
+  },
+  async run(v, pos) {
+    if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp eval --help)');
+    if (!v.text) throw new OspError('--text FILE is required');
+    const r = await evaluateCheckpoint({ checkpoint: pos[0]!, text: v.text as string, backend: v.backend as string | undefined });
+    if (v.json) console.log(JSON.stringify({ loss: r.loss, tokens: r.tokens, bpb: r.bpb }));
+    else console.log(`${r.checkpoint}: loss ${r.loss.toFixed(4)} nats/byte, bpb ${r.bpb.toFixed(4)} over ${r.tokens} bytes`);
+  },
+};
