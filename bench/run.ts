@@ -36,8 +36,8 @@ import { createOptimizer } from '../src/optim/routing.ts';
 import { measureOutliers } from '../src/train/callbacks/outliers.ts';
 import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/config/run.ts';
-import { gptqModel } from '../src/export/quant/gptq_model.ts';
-import { blockLinearNames, quantizeWeightRtn } from '../src/export/quant/weights.ts';
+import { gptqModel } from '../src/quant/gptq_model.ts';
+import { blockLinearNames, quantizeWeightRtn } from '../src/quant/weights.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
 import { gemmRates, median, muonOverhead, nsCost, opBreakdown, peerRounds, portableGemm, portableStep, throughput, type Row } from './speed.ts';
 

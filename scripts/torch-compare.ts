@@ -67,7 +67,7 @@ import { resolveRunConfig, type RunConfig } from '../src/config/run.ts';
 import { Batcher, evalBatches, rowBos } from '../src/data/batcher.ts';
 import { loadDataset } from '../src/data/dataset.ts';
 import { hfConfig, writeHfCheckpoint } from '../src/export/hf.ts';
-import type { Weights } from '../src/export/fold.ts';
+import type { Weights } from '../src/model/fold.ts';
 import type { AdamW } from '../src/optim/adamw.ts';
 import { encodeSafetensors, f32Entry, i32Entry } from '../src/io/safetensors.ts';
 import { initialValues } from '../src/model/init.ts';

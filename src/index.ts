@@ -9,7 +9,7 @@
  *   const loss = await trainStep(model, opt, inputs, targets);
  */
 export * from './errors.ts';
-export { parseConfig } from './config/parse.ts';
+export { parseConfig } from './utils/parse_config.ts';
 export {
   startBackend,
   stopBackend,

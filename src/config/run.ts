@@ -11,8 +11,8 @@ import { ConfigError } from '../errors.ts';
 import { ModelConfigSchema, resolveModelConfig, type ModelConfig } from '../model/config.ts';
 import { OptimizerConfigSchema } from '../optim/routing.ts';
 import { createSchedule, ScheduleConfigSchema } from '../optim/schedule.ts';
-import { QuantConfigSchema } from '../export/quant/eval.ts';
-import { parseConfig } from './parse.ts';
+import { QuantConfigSchema } from '../quant/eval.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 
 const int = (min: number) => z.number().int().min(min);
 

@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { parseConfig } from '../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 import { DataError } from '../errors.ts';
 import { loadBrown, splitDocuments, type Document } from './brown.ts';
 import { readDocuments, readShard, splitOneDocument } from './sources.ts';

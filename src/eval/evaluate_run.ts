@@ -1,6 +1,6 @@
 /**
  * `osp eval` as a library call: a checkpoint's mean next-token loss over a text file's bytes
- * (windows as textWindows in text.ts, BOS as the run was trained). Starts the backend, loads the
+ * (windows as textWindows in data/text.ts, BOS as the run was trained). Starts the backend, loads the
  * weights, evaluates, and stops the backend again.
  */
 import { startBackend, stopBackend } from '../backend/index.ts';
@@ -9,7 +9,8 @@ import { resolveModelConfig } from '../model/config.ts';
 import { Transformer } from '../model/transformer.ts';
 import { loadModelWeights, openCheckpoint } from '../train/checkpoint.ts';
 import { Rng } from '../utils/rng.ts';
-import { evaluateTokens, readTextTokens, type TextEvalResult } from './text.ts';
+import { readTextTokens } from '../data/text.ts';
+import { evaluateTokens, type TextEvalResult } from './text.ts';
 
 export interface EvaluateCheckpointOptions {
   /** A checkpoint directory (runs/NAME/checkpoints/step_...) or a run directory (its newest checkpoint). */

@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import type { ControlledEvaluateInputItem, Token } from 'node-llama-cpp';
 import { OspError } from '../errors.ts';
-import { textWindows } from './text.ts';
+import { textWindows } from '../data/text.ts';
 
 export interface LlamaCppResult {
   /** Mean next-token cross-entropy (nats) over all predicted tokens. */

@@ -1,7 +1,7 @@
 /**
  * `osp quant-eval` as a library call: a checkpoint's full-precision and quantized (W4A4KV4 by default)
  * loss and perplexity on a text file or its run's validation split, for every variant of a quantization
- * setting (quantEval in export/quant/eval.ts), and optionally llama.cpp's own perplexity of GGUF exports.
+ * setting (quantEval in quant/eval.ts), and optionally llama.cpp's own perplexity of GGUF exports.
  * quantEvalRows turns the result into the rows of the command's table.
  */
 import { tensor as tfTensor } from '@tensorflow/tfjs';
@@ -10,13 +10,13 @@ import { rowBos } from '../data/batcher.ts';
 import { checkChoice, OspError } from '../errors.ts';
 import { checkpointWeights } from '../export/checkpoint.ts';
 import { GGUF_TYPES, type GgufExportType } from '../export/gguf.ts';
-import { ggufPerplexity } from '../export/gguf_eval.ts';
-import { calibrationFromRunData, calibrationFromTokens, runSplitTokens } from '../export/quant/calibration.ts';
-import { quantEval, resolveQuantConfig, type QuantConfigInput, type QuantEvalResult } from '../export/quant/eval.ts';
+import { ggufPerplexity } from './gguf_eval.ts';
+import { calibrationFromRunData, calibrationFromTokens, runSplitTokens } from '../quant/calibration.ts';
+import { quantEval, resolveQuantConfig, type QuantConfigInput, type QuantEvalResult } from '../quant/eval.ts';
 import { Transformer } from '../model/transformer.ts';
 import { Rng } from '../utils/rng.ts';
 import type { LlamaCppResult } from './llama_cpp.ts';
-import { readTextTokens, textWindows } from './text.ts';
+import { readTextTokens, textWindows } from '../data/text.ts';
 
 export interface QuantEvalCheckpointOptions {
   /** A checkpoint directory or a run directory (its newest checkpoint). */

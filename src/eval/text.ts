@@ -1,66 +1,18 @@
 /**
  * `osp eval`: mean next-token cross-entropy of a checkpoint over a text file's bytes.
  *
- * The token stream is BOS followed by the file's UTF-8 bytes. It is cut into windows of at most
- * maxSeqLen + 1 tokens that overlap by one token, so every byte is predicted exactly once, from the
- * context of its own window (the first window starts at BOS). Loss is in nats per predicted byte;
+ * The token stream and its windows are data/text.ts's (readTextTokens, textWindows): every byte is
+ * predicted exactly once, from the context of its own window. Loss is in nats per predicted byte;
  * bpb = loss / ln 2.
  */
-import { readFileOr } from '../io/read.ts';
 import * as tf from '@tensorflow/tfjs';
-import { DataError } from '../errors.ts';
-import { byteTokenizer } from '../data/tokenizer.ts';
-import { decodeUtf8 } from '../data/sources.ts';
+import { textWindows } from '../data/text.ts';
 import type { Transformer } from '../model/transformer.ts';
 
 export interface TextEvalResult {
   loss: number;
   tokens: number;
   bpb: number;
-}
-
-/** Reads a UTF-8 text file as byte tokens; clear errors for a missing or empty file. */
-export function readTextTokens(path: string): Uint16Array {
-  const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
-  if (bytes.length === 0) throw new DataError(path, 'the text file is empty');
-  decodeUtf8(path, bytes); // the same check as `osp data prepare`: bytes of another encoding are not text
-  const tokens = new Uint16Array(bytes.length + 1);
-  tokens[0] = byteTokenizer.bos;
-  tokens.set(bytes, 1);
-  return tokens;
-}
-
-/**
- * The evaluation windows of a token stream: at most maxSeqLen + 1 tokens each, overlapping by one
- * token, so that every token after the first is predicted exactly once. One batch of size 1 per window.
- *
- * With `bos` (a run trained with `batch.bos`), every window instead starts with that token and predicts
- * the next at most maxSeqLen tokens of the stream (a leading BOS of the stream itself is skipped), so
- * every token of the text is predicted exactly once, each window shaped like the run's training rows.
- */
-export function textWindows(
-  tokens: Uint16Array,
-  maxSeqLen: number,
-  bos?: number,
-): { inputs: Int32Array; targets: Int32Array; batchSize: number; seqLen: number }[] {
-  const out = [];
-  if (bos !== undefined) {
-    const s = tokens[0] === bos ? tokens.subarray(1) : tokens;
-    for (let start = 0; start < s.length; start += maxSeqLen) {
-      const targets = Int32Array.from(s.subarray(start, Math.min(start + maxSeqLen, s.length)));
-      const inputs = new Int32Array(targets.length);
-      inputs[0] = bos;
-      inputs.set(targets.subarray(0, targets.length - 1), 1);
-      out.push({ inputs, targets, batchSize: 1, seqLen: targets.length });
-    }
-    return out;
-  }
-  for (let start = 0; start + 1 < tokens.length; start += maxSeqLen) {
-    const window = Int32Array.from(tokens.subarray(start, Math.min(start + maxSeqLen + 1, tokens.length)));
-    const T = window.length - 1;
-    out.push({ inputs: window.subarray(0, T), targets: window.subarray(1), batchSize: 1, seqLen: T });
-  }
-  return out;
 }
 
 /** Mean loss over textWindows(tokens, maxSeqLen, bos): `bos` as the run was trained (rowBos of its config). */

@@ -8,7 +8,7 @@ import { toFloat32 } from '../io/safetensors.ts';
 import { resolveModelConfig, type ModelConfig } from '../model/config.ts';
 import { paramSpecs } from '../model/transformer.ts';
 import { openCheckpoint } from '../train/checkpoint.ts';
-import { foldToLlama, type Weights } from './fold.ts';
+import { foldToLlama, type Weights } from '../model/fold.ts';
 
 /**
  * A checkpoint's model config and float32 weights, every weight checked finite and of the right shape,

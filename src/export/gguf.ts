@@ -7,7 +7,7 @@ import { OspError } from '../errors.ts';
 import { arr, bool, encodeGguf, f32, str, u32, type GgufValue } from '../io/gguf.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { byteVocab } from './byte_vocab.ts';
-import type { Weights } from './fold.ts';
+import type { Weights } from '../model/fold.ts';
 
 export const GGUF_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
 export type GgufExportType = (typeof GGUF_TYPES)[number];

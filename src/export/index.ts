@@ -9,10 +9,10 @@ import { checkChoice, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { checkpointWeights, foldedCheckpoint } from './checkpoint.ts';
-import type { Weights } from './fold.ts';
+import type { Weights } from '../model/fold.ts';
 import { GGUF_TYPES, llamaGguf } from './gguf.ts';
 import { writeHfCheckpoint } from './hf.ts';
-import { quarotRotate } from './quant/quarot.ts';
+import { quarotRotate } from '../quant/quarot.ts';
 
 export const EXPORT_FORMATS = ['hf', 'gguf'] as const;
 const HF_DTYPES = ['f32', 'f16', 'bf16'] as const;

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { parseConfig } from '../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 import { NORMS } from './norms.ts';
 import { EMBEDDINGS } from './embeddings.ts';
 

@@ -16,7 +16,7 @@ export function silu<T extends tf.Tensor>(x: T): T {
 }
 
 /**
- * Where quantization evaluation (src/export/quant) intervenes in a block, without the model knowing
+ * Where quantization evaluation (src/quant) intervenes in a block, without the model knowing
  * anything about quantization. Each hook returns the tensor to use instead of its input.
  */
 export interface BlockHooks {

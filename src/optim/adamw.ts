@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { parseConfig } from '../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 import { OspError } from '../errors.ts';
 import { adamwUpdate } from '../ops/adamw_update.ts';
 import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, type GroupOptimizer, type OptimizerModule } from './optimizer.ts';

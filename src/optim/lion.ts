@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { parseConfig } from '../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, type GroupOptimizer, type OptimizerModule } from './optimizer.ts';
 
 const beta = z.number().min(0).lt(1);

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { parseConfig } from '../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 import { ShapeError } from '../errors.ts';
 import { newtonSchulz, NS_COEFFICIENT_KINDS } from '../ops/newton_schulz.ts';
 import { assignState, checkLrFactor, checkStateDict, pairGrads, shapeText, type GroupOptimizer, type OptimizerModule } from './optimizer.ts';

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { parseConfig } from '../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 import { ConfigError, OspError } from '../errors.ts';
 import { checkStateDict, compilePattern, shapeText, type GroupOptimizer, type Optimizer } from './optimizer.ts';
 import { OPTIMIZER_NAMES, OPTIMIZERS, type OptimizerName } from './registry.ts';

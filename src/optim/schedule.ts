@@ -4,7 +4,7 @@
  * extended or branched from a stable-phase checkpoint.
  */
 import { z } from 'zod';
-import { parseConfig } from '../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 import { ConfigError } from '../errors.ts';
 
 export const SCHEDULE_KINDS = ['constant', 'cosine', 'wsd'] as const;

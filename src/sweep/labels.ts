@@ -4,7 +4,7 @@
  * ('adam__optimizer.adamw.lr=0.003' -> 'adam, lr=3e-3'), the swept keys of a grid, and table columns
  * of numbers formatted with one precision per column.
  */
-import { quantTagName } from '../export/quant/config.ts';
+import { quantTagName } from '../quant/config.ts';
 import { trimExp } from './axes.ts';
 import { OPTIMIZERS } from '../optim/registry.ts';
 
@@ -18,7 +18,7 @@ function tapName(tap: string): string {
   return `layer ${m[1]} ${where}`;
 }
 
-/** A quantization tag split into what orders and abbreviates it (see quantTagName in export/quant/config.ts). */
+/** A quantization tag split into what orders and abbreviates it (see quantTagName in quant/config.ts). */
 export interface ParsedQuantTag {
   /** Bit widths, 'W4A4KV4'. */
   bits: string;

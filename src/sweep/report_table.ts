@@ -6,7 +6,7 @@
  * measurement as mean ± half-width of its 95% interval, aggregate.ts) before the per-trial one, and
  * the console shows the aggregated table.
  */
-import { quantTagName } from '../export/quant/config.ts';
+import { quantTagName } from '../quant/config.ts';
 import type { ConfigurationReport } from './aggregate.ts';
 import { formatValue, trimExp } from './axes.ts';
 import { abbreviateKeys, commonQuantBits, formatColumn, hasSeeds, shortQuantName, sortQuantTags } from './labels.ts';

@@ -65,7 +65,7 @@ export interface TrialReport {
   gaussianFloor: number | null;
   /** Last OSP kurtosis of each block's output (`layers.{i}.out`), by layer index; [] when never measured. */
   layerKurtosis: (number | null)[];
-  /** By quantization tag (quantTagName in export/quant/config.ts says what each means). */
+  /** By quantization tag (quantTagName in quant/config.ts says what each means). */
   quant: Record<string, QuantReport>;
   /** Largest Hessian eigenvalue and the step whose weights it describes. */
   hessianEig1: number | null;

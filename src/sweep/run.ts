@@ -13,7 +13,7 @@ import { writeFileAtomicSync } from '../io/atomic.ts';
 import type { RunSummary } from '../train/run.ts';
 import { spawnWorker } from '../utils/worker.ts';
 import { emitList, emitSlurm, writeTrialConfigs } from './emit.ts';
-import { acquireLock } from './lock.ts';
+import { acquireLock } from '../io/lock.ts';
 import { writeReport } from './report.ts';
 import { expandTrials, loadSweepSpec, type Trial } from './spec.ts';
 import { configurationOf } from './labels.ts';

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { emitSlurm, shellQuote, writeTrialConfigs, type SlurmOptions } from './emit.ts';
-import { acquireLock } from './lock.ts';
+import { acquireLock } from '../io/lock.ts';
 import { writeReport } from './report.ts';
 import { prepareSweep, sweepRecord, type SweepOptions } from './run.ts';
 

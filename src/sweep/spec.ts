@@ -9,7 +9,7 @@ import { readFileOr } from '../io/read.ts';
 import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { parseConfig } from '../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config/run.ts';
 
 /** More trials than this is almost certainly a typo in the grid (one list too many, or too long). */

@@ -12,7 +12,7 @@ import { loadDataset } from '../data/dataset.ts';
 import { ConfigError, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { createModel } from '../model/transformer.ts';
-import { checkInitFrom, readHfCheckpoint } from '../export/hf.ts';
+import { checkInitFrom, readHfCheckpoint } from '../model/hf.ts';
 import { createOptimizer } from '../optim/routing.ts';
 import { unigramCrossEntropy } from './baseline.ts';
 import type { Callback, TrainContext } from './callback.ts';
@@ -33,9 +33,9 @@ import { UpdateRmsMonitor } from './callbacks/update_rms.ts';
 import { OutlierMonitor } from './callbacks/outliers.ts';
 import { HessianProbe } from './callbacks/hessian.ts';
 import { QuantEvalCallback } from './callbacks/quant.ts';
-import { checkQuantSetting } from '../export/quant/eval.ts';
+import { checkQuantSetting } from '../quant/eval.ts';
 import { Trainer, type TrainerState } from './trainer.ts';
-import { acquireLock, type DirLock } from '../sweep/lock.ts';
+import { acquireLock, type DirLock } from '../io/lock.ts';
 import { checkResume } from './resume_check.ts';
 
 export interface TrainOptions {

@@ -4,7 +4,7 @@
  * top Hessian eigenvalue. Used by the progress output (from a step's metrics) and by the final
  * `done:` line (from summary.json's monitors). A monitor that did not run adds nothing.
  */
-import { quantTagName } from '../export/quant/config.ts';
+import { quantTagName } from '../quant/config.ts';
 
 export interface Signal {
   kurtosis?: number;

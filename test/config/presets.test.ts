@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { readConfigFile, resolveRunConfig } from '../../src/config/run.ts';
 import { expandTrials, loadSweepSpec } from '../../src/sweep/spec.ts';
 import { prepareSweep } from '../../src/sweep/run.ts';
-import { checkQuantSetting } from '../../src/export/quant/eval.ts';
+import { checkQuantSetting } from '../../src/quant/eval.ts';
 
 describe('shipped presets', () => {
   for (const f of readdirSync('configs').filter((n) => n.endsWith('.json'))) {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadBrown, splitDocuments } from '../../src/data/brown.ts';
 import { DataConfigSchema, loadDataset, TokenDataset } from '../../src/data/dataset.ts';
 import { writeShard } from '../../src/data/sources.ts';
-import { parseConfig } from '../../src/config/parse.ts';
+import { parseConfig } from '../../src/utils/parse_config.ts';
 import { ConfigError, DataError } from '../../src/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'osp-data-dataset-'));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { textWindows } from '../../src/eval/text.ts';
+import { textWindows } from '../../src/data/text.ts';
 import { textBatch } from '../../src/eval/analyze.ts';
-import { calibrationFromTokens } from '../../src/export/quant/calibration.ts';
+import { calibrationFromTokens } from '../../src/quant/calibration.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

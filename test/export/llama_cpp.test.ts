@@ -12,7 +12,7 @@ import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from '../../src/backend/index.ts';
 import { foldedCheckpoint } from '../../src/export/checkpoint.ts';
-import { readHfCheckpoint } from '../../src/export/hf.ts';
+import { readHfCheckpoint } from '../../src/model/hf.ts';
 import { decodeGguf } from '../../src/io/gguf.ts';
 import { Transformer } from '../../src/model/transformer.ts';
 import { train } from '../../src/train/run.ts';

@@ -1,6 +1,6 @@
 /** Shared pieces of the quantization tests: a learnable token chain, and a copy of a model to plant outliers in. */
 import * as tf from '@tensorflow/tfjs';
-import type { QuantEvalBatch } from '../../src/export/quant/eval.ts';
+import type { QuantEvalBatch } from '../../src/quant/eval.ts';
 import { createModel, type Transformer } from '../../src/model/transformer.ts';
 import { Rng } from '../../src/utils/rng.ts';
 

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from '../../src/backend/index.ts';
 import { FoldError } from '../../src/errors.ts';
-import { foldToLlama, modelWeights } from '../../src/export/fold.ts';
+import { foldToLlama, modelWeights } from '../../src/model/fold.ts';
 import { NORMS } from '../../src/model/norms.ts';
 import { Transformer, createModel, paramSpecs } from '../../src/model/transformer.ts';
 import { resolveModelConfig } from '../../src/model/config.ts';

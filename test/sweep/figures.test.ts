@@ -14,7 +14,7 @@ import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { chooseScale } from '../../src/sweep/axes.ts';
-import { quantVariants, resolveQuantConfig } from '../../src/export/quant/config.ts';
+import { quantVariants, resolveQuantConfig } from '../../src/quant/config.ts';
 import { commonQuantBits, compactNumber, formatColumn, metricLabel, shortLabels, shortQuantName, sortQuantTags } from '../../src/sweep/labels.ts';
 import { writeReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';

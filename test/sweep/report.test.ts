@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { DataError } from '../../src/errors.ts';
-import { quantVariants, resolveQuantConfig, type QuantConfigInput } from '../../src/export/quant/config.ts';
+import { quantVariants, resolveQuantConfig, type QuantConfigInput } from '../../src/quant/config.ts';
 import { collectTrials, readMetricsJsonl, writeReport, type SweepReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';
 import { consoleColumns } from '../helpers/console_table.ts';

@@ -6,7 +6,7 @@ import { BACKEND_NAMES } from '../../backend/index.ts';
 import { checkChoice, OspError } from '../../errors.ts';
 import { quantEvalCheckpoint, quantEvalRows } from '../../eval/quant_eval.ts';
 import { GGUF_TYPES } from '../../export/gguf.ts';
-import { resolveQuantConfig } from '../../export/quant/eval.ts';
+import { resolveQuantConfig } from '../../quant/eval.ts';
 import type { Command } from '../command.ts';
 
 export const quantEvalCommand: Command = {

@@ -1,12 +1,12 @@
 /**
  * Quantization robustness during training (`quant.every`): full-precision and fake-quantized
- * validation loss (src/export/quant) on the first `quant.batches` evaluation batches, for every variant
+ * validation loss (src/quant) on the first `quant.batches` evaluation batches, for every variant
  * of the `quant` section (method x rotate), each under its own tag. GPTQ calibrates on fixed windows of
  * the training split. The model is only read: each variant runs on a copy.
  */
 import type { Callback, TrainContext } from '../callback.ts';
 import type { EvalBatch } from './eval.ts';
-import { quantEval, type QuantEvalResult } from '../../export/quant/eval.ts';
+import { quantEval, type QuantEvalResult } from '../../quant/eval.ts';
 
 export class QuantEvalCallback implements Callback {
   readonly name = 'quant';

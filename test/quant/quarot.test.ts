@@ -7,17 +7,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackend, stopBackend } from '../../../src/backend/index.ts';
-import { ConfigError, OspError } from '../../../src/errors.ts';
-import { foldToLlama, modelWeights, type Weights } from '../../../src/export/fold.ts';
-import { exactHadamard } from '../../../src/export/quant/hadamard_exact.ts';
-import { quarotModel, quarotRotate, quarotRotation, type QuarotResult } from '../../../src/export/quant/quarot.ts';
-import type { ModelConfig, ModelConfigInput } from '../../../src/model/config.ts';
-import type { BlockHooks } from '../../../src/model/layers.ts';
-import { Transformer, createModel } from '../../../src/model/transformer.ts';
-import { Rng } from '../../../src/utils/rng.ts';
-import { llama64, type Weights as W64 } from '../../helpers/llama64.ts';
-import { llamaConfig64, normRelErr, orthogonalityError, tokens } from '../../helpers/model.ts';
+import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { ConfigError, OspError } from '../../src/errors.ts';
+import { foldToLlama, modelWeights, type Weights } from '../../src/model/fold.ts';
+import { exactHadamard } from '../../src/quant/hadamard_exact.ts';
+import { quarotModel, quarotRotate, quarotRotation, type QuarotResult } from '../../src/quant/quarot.ts';
+import type { ModelConfig, ModelConfigInput } from '../../src/model/config.ts';
+import type { BlockHooks } from '../../src/model/layers.ts';
+import { Transformer, createModel } from '../../src/model/transformer.ts';
+import { Rng } from '../../src/utils/rng.ts';
+import { llama64, type Weights as W64 } from '../helpers/llama64.ts';
+import { llamaConfig64, normRelErr, orthogonalityError, tokens } from '../helpers/model.ts';
 
 beforeAll(async () => {
   await startBackend('cpu');

@@ -10,8 +10,8 @@
  * Rounding is half to even, as torch.round and tf.round do, so the same weights quantize the same way.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError, OspError, ShapeError } from '../../errors.ts';
-import type { Transformer } from '../../model/transformer.ts';
+import { ConfigError, OspError, ShapeError } from '../errors.ts';
+import type { Transformer } from '../model/transformer.ts';
 import { rotateDownProj } from './hadamard.ts';
 
 export interface WeightQuantOptions {

@@ -2,10 +2,10 @@
  * GPTQ's calibration windows: from the training data of the run a checkpoint belongs to (the default,
  * as GPTQ and QuaRot calibrate on their training corpus), or from a text file. Never the evaluated text.
  */
-import { evalBatches } from '../../data/batcher.ts';
-import { loadDataset } from '../../data/dataset.ts';
-import { OspError } from '../../errors.ts';
-import { textWindows } from '../../eval/text.ts';
+import { evalBatches } from '../data/batcher.ts';
+import { loadDataset } from '../data/dataset.ts';
+import { OspError } from '../errors.ts';
+import { textWindows } from '../data/text.ts';
 import { packBatches, type QuantEvalBatch } from './eval.ts';
 
 /** Windows per calibration batch (one forward pass). */

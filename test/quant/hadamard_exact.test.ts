@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startBackend, stopBackend, type ConcreteBackend } from '../../../src/backend/index.ts';
-import { ConfigError } from '../../../src/errors.ts';
+import { startBackend, stopBackend, type ConcreteBackend } from '../../src/backend/index.ts';
+import { ConfigError } from '../../src/errors.ts';
 import {
   applyHadamard,
   exactHadamard,
@@ -16,9 +16,9 @@ import {
   hadamardRotateExact,
   kronecker,
   nearestHadamardOrders,
-} from '../../../src/export/quant/hadamard_exact.ts';
-import { Rng } from '../../../src/utils/rng.ts';
-import { testBackends } from '../../helpers/backends.ts';
+} from '../../src/quant/hadamard_exact.ts';
+import { Rng } from '../../src/utils/rng.ts';
+import { testBackends } from '../helpers/backends.ts';
 
 const backends: ConcreteBackend[] = testBackends;
 

@@ -4,7 +4,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OspError } from '../../src/errors.ts';
-import { acquireLock, LOCK_FILE, type DirLock } from '../../src/sweep/lock.ts';
+import { acquireLock, LOCK_FILE, type DirLock } from '../../src/io/lock.ts';
 
 const dirs: string[] = [];
 const held: DirLock[] = [];
@@ -194,7 +194,7 @@ describe('acquireLock', () => {
 
   it('is released when the process exits without release()', () => {
     const dir = tempDir();
-    const script = `import { acquireLock } from ${JSON.stringify(join(process.cwd(), 'src/sweep/lock.ts'))};
+    const script = `import { acquireLock } from ${JSON.stringify(join(process.cwd(), 'src/io/lock.ts'))};
       const l = acquireLock(${JSON.stringify(dir)}, 'child');
       const fs = await import('node:fs');
       console.log(fs.existsSync(l.path) ? 'held' : 'missing');`;

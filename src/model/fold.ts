@@ -7,13 +7,13 @@
  * A tied head is untied before either runs ('lm_head.weight' = the embedding) and tied again afterwards
  * when the two are still bit-identical (plain embedding and a norm that leaves the embedding alone).
  */
-import type { ModelConfig } from '../model/config.ts';
-import { EMBEDDINGS } from '../model/embeddings.ts';
-import { NORMS, normPrefixes } from '../model/norms.ts';
-import type { Transformer } from '../model/transformer.ts';
-import { weight, type Weights } from '../model/weights.ts';
+import type { ModelConfig } from './config.ts';
+import { EMBEDDINGS } from './embeddings.ts';
+import { NORMS, normPrefixes } from './norms.ts';
+import type { Transformer } from './transformer.ts';
+import { weight, type Weights } from './weights.ts';
 
-export type { Weights } from '../model/weights.ts';
+export type { Weights } from './weights.ts';
 
 /** Copies a model's parameters to the host (async: WebGPU cannot read synchronously). */
 export async function modelWeights(model: Transformer): Promise<Weights> {

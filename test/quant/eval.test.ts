@@ -10,24 +10,24 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackend, stopBackend } from '../../../src/backend/index.ts';
-import { ConfigError } from '../../../src/errors.ts';
-import { fakeQuantPerGroupAsym, fakeQuantPerTokenAsym } from '../../../src/export/quant/activations.ts';
+import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { ConfigError } from '../../src/errors.ts';
+import { fakeQuantPerGroupAsym, fakeQuantPerTokenAsym } from '../../src/quant/activations.ts';
 import {
   quantEval,
   quantHooks,
   resolveQuantConfig,
   type QuantConfigInput,
   type QuantEvalBatch,
-} from '../../../src/export/quant/eval.ts';
-import { hadamardRotate } from '../../../src/export/quant/hadamard.ts';
-import { qkRotation } from '../../../src/export/quant/quarot.ts';
-import { blockLinearNames, quantizeModelWeights, withWeights } from '../../../src/export/quant/weights.ts';
-import type { BlockHooks } from '../../../src/model/layers.ts';
-import { createModel, type Transformer } from '../../../src/model/transformer.ts';
-import { AdamW } from '../../../src/optim/adamw.ts';
-import { trainStep } from '../../../src/train/step.ts';
-import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } from '../../helpers/quant.ts';
+} from '../../src/quant/eval.ts';
+import { hadamardRotate } from '../../src/quant/hadamard.ts';
+import { qkRotation } from '../../src/quant/quarot.ts';
+import { blockLinearNames, quantizeModelWeights, withWeights } from '../../src/quant/weights.ts';
+import type { BlockHooks } from '../../src/model/layers.ts';
+import { createModel, type Transformer } from '../../src/model/transformer.ts';
+import { AdamW } from '../../src/optim/adamw.ts';
+import { trainStep } from '../../src/train/step.ts';
+import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } from '../helpers/quant.ts';
 
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, maxSeqLen: 16 };
 const V = TINY.vocabSize;

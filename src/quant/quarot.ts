@@ -7,7 +7,7 @@
  * rounding to float32 at the end).
  *
  * Steps (weights in the [out, in] layout, y = x W^T, row vectors x):
- *   0. foldToLlama (fold.ts): SSNorm -> per-channel weight vectors, EmbProj -> embedding and head.
+ *   0. foldToLlama (model/fold.ts): SSNorm -> per-channel weight vectors, EmbProj -> embedding and head.
  *   1. Every RMSNorm's weight g moves into the linears reading the norm's output: W -> W diag(g) for
  *      q/k/v (input_layernorm), gate/up (post_attention_layernorm), lm_head (model.norm); the norms
  *      keep weight 1. RMSNorm without a scale commutes with an orthogonal Q (||x Q|| = ||x||), with a
@@ -37,11 +37,11 @@
  *   const hooks: BlockHooks = { linearInput: (x, site) => (site === 'down' ? r.online!.down.rotate(x) : x) };
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError, OspError, ShapeError } from '../../errors.ts';
-import type { ModelConfig } from '../../model/config.ts';
-import { paramSpecs, type Transformer } from '../../model/transformer.ts';
-import { Rng } from '../../utils/rng.ts';
-import { foldToLlama, modelWeights, type Weights } from '../fold.ts';
+import { ConfigError, OspError, ShapeError } from '../errors.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { paramSpecs, type Transformer } from '../model/transformer.ts';
+import { Rng } from '../utils/rng.ts';
+import { foldToLlama, modelWeights, type Weights } from '../model/fold.ts';
 import { fwht } from './hadamard.ts';
 import { applyHadamard, exactHadamard, exactHadamardOrderSupported, exactHadamardPlan, hadamardRotateExact, nearestHadamardOrders } from './hadamard_exact.ts';
 

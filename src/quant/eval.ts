@@ -16,12 +16,12 @@
  * through BlockHooks.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError, ShapeError } from '../../errors.ts';
-import type { BlockHooks } from '../../model/layers.ts';
-import type { ModelConfig } from '../../model/config.ts';
-import { Transformer } from '../../model/transformer.ts';
-import { Rng } from '../../utils/rng.ts';
-import { modelWeights, type Weights } from '../fold.ts';
+import { ConfigError, ShapeError } from '../errors.ts';
+import type { BlockHooks } from '../model/layers.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { Transformer } from '../model/transformer.ts';
+import { Rng } from '../utils/rng.ts';
+import { modelWeights, type Weights } from '../model/fold.ts';
 import { fakeQuantKvPerHead, fakeQuantPerGroupAsym, fakeQuantPerTokenAsym } from './activations.ts';
 import { quantVariants, resolveQuantConfig, type QuantConfig, type QuantConfigInput, type QuantVariant } from './config.ts';
 import { gptqModel } from './gptq_model.ts';

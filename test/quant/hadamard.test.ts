@@ -4,18 +4,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startBackend, stopBackend, type ConcreteBackend } from '../../../src/backend/index.ts';
-import { ConfigError } from '../../../src/errors.ts';
+import { startBackend, stopBackend, type ConcreteBackend } from '../../src/backend/index.ts';
+import { ConfigError } from '../../src/errors.ts';
 import {
   blockHadamardMatrix,
   hadamardBlockSize,
   hadamardMatrix,
   hadamardRotate,
   rotateDownProj,
-} from '../../../src/export/quant/hadamard.ts';
-import { Rng } from '../../../src/utils/rng.ts';
-import { testBackends } from '../../helpers/backends.ts';
-import { orthogonalityError } from '../../helpers/model.ts';
+} from '../../src/quant/hadamard.ts';
+import { Rng } from '../../src/utils/rng.ts';
+import { testBackends } from '../helpers/backends.ts';
+import { orthogonalityError } from '../helpers/model.ts';
 
 // WebGPU runs on the software adapter in CI; OSP_SKIP_WEBGPU=1 is the explicit switch for machines without Vulkan.
 const backends: ConcreteBackend[] = testBackends;

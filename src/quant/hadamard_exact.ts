@@ -39,7 +39,7 @@
  * then W' x'^T = W H H^T x^T / n = W x^T. (Equivalently use `transpose` on both sides.)
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError } from '../../errors.ts';
+import { ConfigError } from '../errors.ts';
 import { fwht } from './hadamard.ts';
 
 // ---------------------------------------------------------------------------------------------------

@@ -4,9 +4,9 @@
  * the 2.4-norm, strictly better where clipping pays).
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/errors.ts';
-import { quantizeWeightRtn } from '../../../src/export/quant/weights.ts';
-import { Rng } from '../../../src/utils/rng.ts';
+import { ConfigError } from '../../src/errors.ts';
+import { quantizeWeightRtn } from '../../src/quant/weights.ts';
+import { Rng } from '../../src/utils/rng.ts';
 
 function randomMatrix(rows: number, cols: number, seed: number, std = 0.02): Float32Array {
   return Float32Array.from(new Rng(seed).normals(rows * cols, std));

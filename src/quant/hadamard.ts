@@ -14,7 +14,7 @@
  * of them (b = 32 for 96 or 352). For an odd width the block is 1 and the rotation is the identity.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError } from '../../errors.ts';
+import { ConfigError } from '../errors.ts';
 
 const isPowerOfTwo = (n: number) => Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
 

@@ -11,9 +11,9 @@
  * a forward pass through i + 1 blocks, not the whole model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError, OspError } from '../../errors.ts';
-import type { BlockHooks } from '../../model/layers.ts';
-import type { Transformer } from '../../model/transformer.ts';
+import { ConfigError, OspError } from '../errors.ts';
+import type { BlockHooks } from '../model/layers.ts';
+import type { Transformer } from '../model/transformer.ts';
 import { gptqQuantize, type GptqOptions } from './gptq.ts';
 import type { QuantEvalBatch } from './eval.ts';
 

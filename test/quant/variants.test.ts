@@ -6,17 +6,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackend, stopBackend } from '../../../src/backend/index.ts';
-import { fakeQuantKvPerHead } from '../../../src/export/quant/activations.ts';
-import { quantTagName, quantVariants, resolveQuantConfig } from '../../../src/export/quant/config.ts';
-import { gapStderr, packBatches, quantEval, quantHooks, type QuantEvalBatch } from '../../../src/export/quant/eval.ts';
-import { gptqModel, linearInputHessian } from '../../../src/export/quant/gptq_model.ts';
-import { qkRotation } from '../../../src/export/quant/quarot.ts';
-import { blockLinearNames, quantizeWeightRtn } from '../../../src/export/quant/weights.ts';
-import { createModel, type Transformer } from '../../../src/model/transformer.ts';
-import { AdamW } from '../../../src/optim/adamw.ts';
-import { trainStep } from '../../../src/train/step.ts';
-import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } from '../../helpers/quant.ts';
+import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { fakeQuantKvPerHead } from '../../src/quant/activations.ts';
+import { quantTagName, quantVariants, resolveQuantConfig } from '../../src/quant/config.ts';
+import { gapStderr, packBatches, quantEval, quantHooks, type QuantEvalBatch } from '../../src/quant/eval.ts';
+import { gptqModel, linearInputHessian } from '../../src/quant/gptq_model.ts';
+import { qkRotation } from '../../src/quant/quarot.ts';
+import { blockLinearNames, quantizeWeightRtn } from '../../src/quant/weights.ts';
+import { createModel, type Transformer } from '../../src/model/transformer.ts';
+import { AdamW } from '../../src/optim/adamw.ts';
+import { trainStep } from '../../src/train/step.ts';
+import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } from '../helpers/quant.ts';
 
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, maxSeqLen: 16 };
 const V = TINY.vocabSize;

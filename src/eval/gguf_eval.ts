@@ -1,12 +1,12 @@
 /**
  * A checkpoint's GGUF export as llama.cpp runs it: export to a temporary file (optionally with QuaRot's
- * residual rotation), evaluate with llama.cpp (src/eval/llama_cpp.ts), delete the file.
+ * residual rotation), evaluate with llama.cpp (llama_cpp.ts), delete the file.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { llamaCppPerplexity, type LlamaCppResult } from '../eval/llama_cpp.ts';
-import { exportCheckpoint } from './index.ts';
+import { llamaCppPerplexity, type LlamaCppResult } from './llama_cpp.ts';
+import { exportCheckpoint } from '../export/index.ts';
 
 /**
  * @param type a GGUF tensor type (f32, f16, q8_0, q4_0)

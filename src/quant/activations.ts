@@ -16,7 +16,7 @@
  * follows QuaRot by default; `zeroInRange: false` is the plain min/max range of osp-lab before 0.2.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError, ShapeError } from '../../errors.ts';
+import { ConfigError, ShapeError } from '../errors.ts';
 
 function checkBits(bits: number): number {
   if (!Number.isInteger(bits) || bits < 1 || bits > 16) {

@@ -5,10 +5,10 @@
  * GPTQ must reduce to RTN exactly.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, OspError, ShapeError } from '../../../src/errors.ts';
-import { accumulateHessian, gptqQuantize, inverseCholeskyUpper } from '../../../src/export/quant/gptq.ts';
-import { quantizeWeightRtn } from '../../../src/export/quant/weights.ts';
-import { Rng } from '../../../src/utils/rng.ts';
+import { ConfigError, OspError, ShapeError } from '../../src/errors.ts';
+import { accumulateHessian, gptqQuantize, inverseCholeskyUpper } from '../../src/quant/gptq.ts';
+import { quantizeWeightRtn } from '../../src/quant/weights.ts';
+import { Rng } from '../../src/utils/rng.ts';
 
 function randomWeights(rows: number, cols: number, seed: number, std = 0.02): Float32Array {
   return Float32Array.from(new Rng(seed).normals(rows * cols, std));

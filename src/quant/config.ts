@@ -10,7 +10,7 @@
  * no method and are read as such by the report.
  */
 import { z } from 'zod';
-import { parseConfig } from '../../config/parse.ts';
+import { parseConfig } from '../utils/parse_config.ts';
 
 const BITS = [4, 8, 16] as const;
 

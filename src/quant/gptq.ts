@@ -41,7 +41,7 @@
  *   in input order (a stable sort); the results are returned in the original column order.
  * - Error feedback uses the value actually returned, w - float32(q * scale).
  */
-import { ConfigError, OspError, ShapeError } from '../../errors.ts';
+import { ConfigError, OspError, ShapeError } from '../errors.ts';
 import { quantizeWeightRtn } from './weights.ts';
 
 export interface GptqOptions {
