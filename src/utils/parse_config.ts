@@ -39,7 +39,7 @@ function valueAt(input: unknown, path: PropertyKey[]): unknown {
 
 /**
  * Parses `input` with `schema`; on failure throws a ConfigError for the first problem, e.g.
- * `model.norm: unknown value "layernorm"; valid choices: 'rmsnorm', 'ssnorm'`.
+ * `model.norm: unknown value "batchnorm"; valid choices: 'rmsnorm', 'ssnorm', ...`.
  * @param prefix dotted path of `input` inside the whole config (e.g. `model`), used in messages
  */
 export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, prefix = ''): z.output<S> {

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeSafetensors, toFloat32 } from '../../src/io/safetensors.ts';
 import { crossEntropy64, llama64, type Llama64Config } from '../helpers/llama64.ts';
 import { tempDir, tinyRun } from '../helpers/run.ts';
+import { NORMS } from '../../src/model/norms.ts';
 
 function osp(...args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['bin/osp.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -48,9 +49,9 @@ describe('osp', () => {
     const b = osp('train', '--bogus');
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/^osp train: unknown option '--bogus'; valid options: --config VALUE, --set VALUE, --resume VALUE/);
-    const c = osp('train', '--set', 'model.norm=layernorm', '--out', tempDir());
+    const c = osp('train', '--set', 'model.norm=batchnorm', '--out', tempDir());
     expect(c.code).toBe(2);
-    expect(c.stderr.trim()).toBe(`osp train: model.norm: unknown value "layernorm"; valid choices: 'rmsnorm', 'ssnorm'`);
+    expect(c.stderr.trim()).toBe(`osp train: model.norm: unknown value "batchnorm"; valid choices: ${Object.keys(NORMS).map((k) => `'${k}'`).join(', ')}`);
   });
 
   it('train, then eval a checkpoint on a text file; the loss matches a float64 re-computation', () => {

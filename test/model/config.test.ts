@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import { resolveModelConfig } from '../../src/model/config.ts';
+import { NORMS } from '../../src/model/norms.ts';
 
 function errorOf(input: unknown): ConfigError {
   try {
@@ -30,9 +31,9 @@ describe('model config', () => {
   });
 
   it('unknown norm lists the valid choices', () => {
-    const e = errorOf({ norm: 'layernorm' });
+    const e = errorOf({ norm: 'batchnorm' });
     expect(e.field).toBe('model.norm');
-    expect(e.message).toBe(`model.norm: unknown value "layernorm"; valid choices: 'rmsnorm', 'ssnorm'`);
+    expect(e.message).toBe(`model.norm: unknown value "batchnorm"; valid choices: ${Object.keys(NORMS).map((k) => `'${k}'`).join(', ')}`);
   });
 
   it('unknown embedding lists the valid choices', () => {

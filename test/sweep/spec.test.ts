@@ -204,9 +204,9 @@ describe('expandTrials validation', () => {
     expect(e.field).toBe('optimizer.muon.lrr');
     expect(e.message).toContain("in trial 'bad' (set by variant 'bad' at 'optimizer.muon.lrr')");
     expect(e.message).toContain('valid keys here:');
-    e = configError(() => expandTrials(spec({ grid: { 'model.norm': ['rmsnorm', 'layernorm'] } }), '.'));
+    e = configError(() => expandTrials(spec({ grid: { 'model.norm': ['rmsnorm', 'batchnorm'] } }), '.'));
     expect(e.field).toBe('model.norm');
-    expect(e.message).toContain("in trial 'model.norm=layernorm'");
+    expect(e.message).toContain("in trial 'model.norm=batchnorm'");
     expect(e.message).toContain("valid choices: 'rmsnorm', 'ssnorm'");
   });
 
