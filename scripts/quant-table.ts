@@ -1,5 +1,5 @@
 /**
- * The quantization table of a sweep's checkpoints (the README's): for each trial, in the sweep's order,
+ * The quantization table of a sweep's checkpoints (docs/quantization.md's): for each trial, in the sweep's order,
  * `osp quant-eval TRIAL --val --windows N --all --json` (RTN, RTN + FFN Had, QuaRot, GPTQ, GPTQ + FFN Had,
  * QuaRot + GPTQ, llama.cpp Q4_0 plain and residual-rotated), printed as one Markdown table of perplexity
  * ratios to full precision with the 95% interval of the evaluation (paired over windows), plus each

@@ -98,24 +98,17 @@ const fileList = z.union([z.string().min(1).transform((f) => [f]), z.array(z.str
 
 export const DataConfigSchema = z
   .strictObject({
-    /** Where tokens come from: the embedded Brown corpus, .txt files, .jsonl files, or llm.c .bin shards. */
-    source: z.enum(DATA_SOURCES).default('brown'),
-    /** Input files (text, jsonl) or shard paths/patterns (shards); required unless source is 'brown'. */
-    train: fileList.optional(),
-    /**
-     * Validation files; if absent, val is split from train by document, or by position when train is
-     * a single document (required for shards).
-     */
-    val: fileList.optional(),
-    /** Expected fraction of documents held out for val when val is split from train. */
-    valFraction: z.number().gt(0).lt(1).default(0.05),
-    /** Seed of the split by document (changing it gives a different split). */
-    splitSeed: z.number().int().min(0).max(0xffffffff).default(0),
-    /**
-     * Seed of the training data order (the batcher's shuffle); absent = the run's `seed`, so one seed
-     * moves init and data order together, and setting this one separates the two sources of variance.
-     */
-    seed: z.number().int().min(0).max(0xffffffff).optional(),
+    source: z
+      .enum(DATA_SOURCES)
+      .default('brown')
+      .describe("Where tokens come from: 'brown' (the embedded Brown corpus), 'text' (.txt files, one document each), 'jsonl' (a `text` field per line), 'shards' (llm.c .bin shards)."),
+    train: fileList.optional().describe("Input files (text, jsonl) or shard paths/patterns (shards); required unless source is 'brown'."),
+    val: fileList
+      .optional()
+      .describe('Validation files; if absent, val is split from train by document, or by position when train is a single document (required for shards).'),
+    valFraction: z.number().gt(0).lt(1).default(0.05).describe('Expected fraction of documents held out for val when val is split from train.'),
+    splitSeed: z.number().int().min(0).max(0xffffffff).default(0).describe('Seed of the split by document (changing it gives a different split).'),
+    seed: z.number().int().min(0).max(0xffffffff).optional().describe("Seed of the training data order (the batcher's shuffle); absent = the run's `seed`, so one seed moves init and data order together, and setting this one separates the two sources of variance."),
   })
   .superRefine((c, ctx) => {
     // Cross-field rules live in the schema so the config system reports them when it validates the config.

@@ -12,18 +12,11 @@ import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, 
 const beta = z.number().min(0).lt(1);
 
 export const AdamWConfigSchema = z.strictObject({
-  /** Base learning rate; the schedule's factor multiplies it. */
-  lr: z.number().positive().default(3e-4),
-  /** (beta1, beta2). 0.95 for beta2 is the usual LLM choice: faster to forget loss spikes than 0.999. */
-  betas: z.tuple([beta, beta]).default([0.9, 0.95]),
-  eps: z.number().positive().default(1e-8),
-  /** Decoupled weight decay, scaled by lr as in PyTorch: p <- p * (1 - lr * weightDecay). */
-  weightDecay: z.number().min(0).default(0.1),
-  /**
-   * Parameter-name patterns exempt from weight decay (globs, '*' spans dots, or /regex/). Norm
-   * scales are exempt by default: decaying them pulls the gain towards 0 for no regularising benefit.
-   */
-  noDecay: z.array(z.string().min(1)).default(['*norm*', '*layernorm*']),
+  lr: z.number().positive().default(3e-4).describe("Base learning rate; the schedule's factor multiplies it."),
+  betas: z.tuple([beta, beta]).default([0.9, 0.95]).describe('(beta1, beta2). 0.95 for beta2 is the usual LLM choice: faster to forget loss spikes than 0.999.'),
+  eps: z.number().positive().default(1e-8).describe('Added to the root of the second moment (PyTorch: eps).'),
+  weightDecay: z.number().min(0).default(0.1).describe('Decoupled weight decay, scaled by lr as in PyTorch: p <- p * (1 - lr * weightDecay).'),
+  noDecay: z.array(z.string().min(1)).default(['*norm*', '*layernorm*']).describe("Parameter-name patterns exempt from weight decay (globs, '*' spans dots, or /regex/). Norm scales are exempt by default: decaying them pulls the gain towards 0 for no regularising benefit."),
 });
 export type AdamWConfig = z.infer<typeof AdamWConfigSchema>;
 

@@ -16,14 +16,10 @@ import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, 
 const beta = z.number().min(0).lt(1);
 
 export const LionConfigSchema = z.strictObject({
-  /** Base learning rate; typically 3-10x below AdamW's (every coordinate moves by lr). */
-  lr: z.number().positive().default(1e-4),
-  /** (beta1, beta2): beta1 interpolates the update direction, beta2 is the momentum's decay. */
-  betas: z.tuple([beta, beta]).default([0.9, 0.99]),
-  /** Decoupled weight decay, scaled by lr: p <- p * (1 - lr * weightDecay). */
-  weightDecay: z.number().min(0).default(0),
-  /** Parameter-name patterns exempt from weight decay (globs or /regex/); norm parameters by default. */
-  noDecay: z.array(z.string().min(1)).default(['*norm*']),
+  lr: z.number().positive().default(1e-4).describe("Base learning rate; typically 3-10x below AdamW's (every coordinate moves by lr)."),
+  betas: z.tuple([beta, beta]).default([0.9, 0.99]).describe("(beta1, beta2): beta1 interpolates the update direction, beta2 is the momentum's decay."),
+  weightDecay: z.number().min(0).default(0).describe('Decoupled weight decay, scaled by lr: p <- p * (1 - lr * weightDecay).'),
+  noDecay: z.array(z.string().min(1)).default(['*norm*']).describe('Parameter-name patterns exempt from weight decay (globs or /regex/); norm parameters by default.'),
 });
 export type LionConfig = z.infer<typeof LionConfigSchema>;
 

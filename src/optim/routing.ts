@@ -13,20 +13,18 @@ import { OPTIMIZER_NAMES, OPTIMIZERS, type OptimizerName } from './registry.ts';
 export { OPTIMIZER_NAMES, type OptimizerName } from './registry.ts';
 
 export const RoutingRuleSchema = z.strictObject({
-  /** Glob over the parameter name ('*' spans dots, '?' one character) or a /regex/. */
-  match: z.string().min(1),
-  optimizer: z.enum(OPTIMIZER_NAMES),
-});
+  match: z.string().min(1).describe("Glob over the parameter name ('*' spans dots, '?' one character) or a /regex/."),
+  optimizer: z.enum(OPTIMIZER_NAMES).describe('The optimizer of the registry (optim/registry.ts) the matching parameters go to.'),
+}).describe('One rule: parameters whose name matches go to that optimizer.');
 export type RoutingRule = z.infer<typeof RoutingRuleSchema>;
 
 type GroupSchemas = { [K in OptimizerName]: z.ZodPrefault<(typeof OPTIMIZERS)[K]['schema']> };
-const groupSchemas = Object.fromEntries(OPTIMIZER_NAMES.map((n) => [n, (OPTIMIZERS[n].schema as z.ZodObject).prefault({})])) as GroupSchemas;
+const groupSchemas = Object.fromEntries(OPTIMIZER_NAMES.map((n) => [n, (OPTIMIZERS[n].schema as z.ZodObject).prefault({}).describe(OPTIMIZERS[n].doc)])) as GroupSchemas;
 
 /** One section per registered optimizer (its settings), and the routing rules. */
 export const OptimizerConfigSchema = z.strictObject({
   ...groupSchemas,
-  /** Checked in order before the default rule; the first matching rule decides. */
-  routing: z.array(RoutingRuleSchema).default([]),
+  routing: z.array(RoutingRuleSchema).default([]).describe('Checked in order before the default rule; the first matching rule decides.'),
 });
 export type OptimizerConfig = z.infer<typeof OptimizerConfigSchema>;
 

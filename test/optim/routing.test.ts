@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import { EMBEDDINGS } from '../../src/model/embeddings.ts';
 import { createModel } from '../../src/model/transformer.ts';
-import { compilePattern, createOptimizer, type RoutableModel } from '../../src/optim/index.ts';
+import { compilePattern, createOptimizer, OPTIMIZER_NAMES, type RoutableModel } from '../../src/optim/index.ts';
 
 beforeAll(async () => {
   await startBackend('cpu');
@@ -132,10 +132,11 @@ describe('createOptimizer routing', () => {
   it('rejects an unknown optimizer name (listing the valid ones) and unknown keys', () => {
     const params = makeParams();
     const bad = (config: unknown) => () => createOptimizer(config, osp(params));
+    const names = OPTIMIZER_NAMES;
     expect(bad({ routing: [{ match: '*', optimizer: 'sgd' }] })).toThrow(
-      /optimizer\.routing\.0\.optimizer: unknown value "sgd"; valid choices: 'adamw', 'muon'/,
+      `optimizer.routing.0.optimizer: unknown value "sgd"; valid choices: ${names.map((n) => `'${n}'`).join(', ')}`,
     );
-    expect(bad({ adam: {} })).toThrow(/optimizer\.adam: unknown key; valid keys here: adamw, muon, routing/);
+    expect(bad({ adam: {} })).toThrow(`optimizer.adam: unknown key; valid keys here: ${names.join(', ')}, routing`);
     expect(bad({ muon: { lrr: 1 } })).toThrow(/optimizer\.muon\.lrr: unknown key/);
     expect(bad({ routing: [{ match: '*', optimizer: 'adamw', lr: 1 }] })).toThrow(/optimizer\.routing\.0\.lr: unknown key/);
     expect(bad({ routing: [{ match: '/[/', optimizer: 'adamw' }] })).toThrow(/optimizer\.routing\.0\.match: invalid pattern/);
@@ -236,7 +237,7 @@ describe('routing: the model\'s default rules and the groups', () => {
   it("refuses a model rule that names an unregistered optimizer or sends a vector to Muon", () => {
     const params = makeParams(4);
     expect(() => createOptimizer({}, { params, defaultRouting: [{ match: 'lm_head.weight', optimizer: 'sgd' }] })).toThrow(
-      /names optimizer 'sgd', which is not registered \(adamw, muon\)/,
+      `names optimizer 'sgd', which is not registered (${OPTIMIZER_NAMES.join(', ')})`,
     );
     expect(() => createOptimizer({}, { params, defaultRouting: [{ match: 'model.norm.weight', optimizer: 'muon' }] })).toThrow(
       /sends 'model.norm.weight' \(shape \[16\]\) to muon, which only updates 2-D matrices/,

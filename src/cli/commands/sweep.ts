@@ -27,7 +27,7 @@ export const sweep: Command = {
     poll: { type: 'string' },
   },
   help: {
-    SPEC: 'sweep spec JSON: base config, grid and/or variants and/or seeds, metrics (see README: Sweeps)',
+    SPEC: 'sweep spec JSON: base config, grid and/or variants and/or seeds, metrics (see docs/sweeps.md)',
     '--out DIR': 'sweep directory (default runs/<spec name>); one sub-directory per trial',
     '--parallel N': 'trials at once in worker threads (default: the spec\'s parallel, else the number of cores)',
     '--emit slurm': 'write trials/*.json and a job-array script sweep.slurm instead of training',

@@ -61,7 +61,7 @@ export const train: Command = {
     out: { type: 'string' },
   },
   help: {
-    '--config FILE': 'JSON run config (see README: config fields); defaults fill what it omits',
+    '--config FILE': 'JSON run config (every field: docs/config.md); defaults fill what it omits',
     '--set key=value': 'override one field, e.g. --set optimizer.muon.lr=3e-4 (repeatable; JSON values)',
     '--resume RUN_DIR': 'continue RUN_DIR from its newest good checkpoint, on the exact same trajectory',
     '--extend-schedule': 'with --resume and more steps: accept that a decaying lr schedule is stretched (the lr jumps)',
