@@ -57,9 +57,9 @@ const LAYERS = [
   },
 ];
 
-const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** The regex alternative of a member: `name/` for a folder, `name.ts$` for a file. */
-const alt = (m) => (m.endsWith('.ts') ? `${escape(m)}$` : `${m}/`);
+const alt = (m) => (m.endsWith('.ts') ? `${escapeRegExp(m)}$` : `${m}/`);
 
 const layerRules = LAYERS.map((layer, i) => {
   const below = LAYERS.slice(i + 1).flatMap((l) => l.members.map(alt));
@@ -68,7 +68,11 @@ const layerRules = LAYERS.map((layer, i) => {
     severity: 'error',
     comment:
       `${layer.members.length > 1 ? 'each of ' : ''}${layer.members.join(', ')} may import only ${below.length ? 'its own folder and the layers below' : 'its own folder'}` +
-      ` (${LAYERS.slice(i + 1).map((l) => l.members.join('|')).join(' > ') || 'nothing of src'}): ${layer.why}`,
+      ` (${
+        LAYERS.slice(i + 1)
+          .map((l) => l.members.join('|'))
+          .join(' > ') || 'nothing of src'
+      }): ${layer.why}`,
     // $1 is the importing member, so the own folder is allowed and the layer's other members are not.
     from: { path: `^src/(${layer.members.map(alt).join('|')})` },
     to: { path: '^src/', pathNot: `^src/(${['$1', ...below].join('|')})` },
@@ -83,7 +87,7 @@ module.exports = {
       comment:
         'A cycle of runtime imports makes module initialisation order-dependent (ESM: a binding read before it ' +
         'is initialised) and the modules one unit. Cycles through a type-only import are erased at compile ' +
-        'time and not counted here (model/config.ts <-> the norm/embedding registries name each other\'s types); ' +
+        "time and not counted here (model/config.ts <-> the norm/embedding registries name each other's types); " +
         'across folders the layer rules forbid those too.',
       from: {},
       to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },

@@ -59,7 +59,11 @@ function randn(shape: number[], seed: number, std = 1): tf.Tensor {
 function randInts(shape: number[], max: number, seed: number): tf.Tensor {
   const r = new Rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Int32Array.from({ length: n }, () => r.int(max)), shape, 'int32');
+  return tf.tensor(
+    Int32Array.from({ length: n }, () => r.int(max)),
+    shape,
+    'int32',
+  );
 }
 
 interface Timing {
@@ -139,7 +143,10 @@ export async function benchWebgpuKernels(opts: { quick?: boolean } = {}): Promis
     const w = hold(tf.add(randn([d], 2, 0.1), 1));
     const s = hold(tf.tensor1d([1.2]));
     const dy = hold(randn([N, d], 3));
-    for (const [label, weight] of [['[d]', w], ['[1]', s]] as const) {
+    for (const [label, weight] of [
+      ['[d]', w],
+      ['[1]', s],
+    ] as const) {
       rows.push(
         await row(
           `${KERNELS.rmsNorm} weight ${label}`,
@@ -271,7 +278,13 @@ export async function benchWebgpuKernels(opts: { quick?: boolean } = {}): Promis
         const K = ta ? sa[sa.length - 2]! : sa[sa.length - 1]!;
         const outer = [...sa.slice(0, -2), ta ? sa[sa.length - 1]! : sa[sa.length - 2]!, tb ? sb[sb.length - 2]! : sb[sb.length - 1]!];
         const call = () => [tf.matMul(a, b, ta, tb)];
-        const r = await row('BatchMatMul', `[${sa}]${ta ? '^T' : ''} x [${sb}]${tb ? '^T' : ''}`, call, without(KERNELS.batchMatMul, call), t);
+        const r = await row(
+          'BatchMatMul',
+          `[${sa}]${ta ? '^T' : ''} x [${sb}]${tb ? '^T' : ''}`,
+          call,
+          without(KERNELS.batchMatMul, call),
+          t,
+        );
         rows.push({ ...r, flop: 2 * K * outer.reduce((x, y) => x * y, 1) });
       }
     }
@@ -334,6 +347,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const products = rows.filter((r) => r.flop !== undefined);
   if (products.length > 0) {
     console.log('\n| product | ours GFLOP/s | tfjs GFLOP/s |\n|---|---:|---:|');
-    for (const r of products) console.log(`| ${r.shape} | ${(r.flop! / r.fusedMs / 1e6).toFixed(2)} | ${(r.flop! / r.referenceMs / 1e6).toFixed(2)} |`);
+    for (const r of products)
+      console.log(`| ${r.shape} | ${(r.flop! / r.fusedMs / 1e6).toFixed(2)} | ${(r.flop! / r.referenceMs / 1e6).toFixed(2)} |`);
   }
 }

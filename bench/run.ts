@@ -39,7 +39,18 @@ import { readConfigFile } from '../src/config/run.ts';
 import { gptqModel } from '../src/quant/gptq_model.ts';
 import { blockLinearNames, quantizeWeightRtn } from '../src/quant/weights.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
-import { gemmRates, median, muonOverhead, nsCost, opBreakdown, peerRounds, portableGemm, portableStep, throughput, type Row } from './speed.ts';
+import {
+  gemmRates,
+  median,
+  muonOverhead,
+  nsCost,
+  opBreakdown,
+  peerRounds,
+  portableGemm,
+  portableStep,
+  throughput,
+  type Row,
+} from './speed.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -71,7 +82,8 @@ if (sections.has('throughput')) {
   if (!args.backends) {
     rows.push(['(cpu is left out: 30 s and more per step; --backends cpu,... includes it)', '', '']);
     if (!nativeOk) rows.push([`(native unavailable: ${probeNative().detail})`, '', '']);
-    if (!(gpu.available && !gpu.softwareAdapter)) rows.push([`(webgpu left out: ${gpu.available ? 'software adapter' : gpu.detail})`, '', '']);
+    if (!(gpu.available && !gpu.softwareAdapter))
+      rows.push([`(webgpu left out: ${gpu.available ? 'software adapter' : gpu.detail})`, '', '']);
   }
   const stepReps = args.quick ? 3 : 5;
   const tput = await throughput(backends, stepReps, rows);
@@ -110,8 +122,13 @@ if (sections.has('kernels')) {
   if (gpu.available) {
     const k = await benchWebgpuKernels({ quick: args.quick });
     results.webgpuKernels = { adapter: gpu.detail, softwareAdapter: gpu.softwareAdapter, rows: k };
-    rows.push([`fused WGSL kernels vs reference ops (webgpu: ${gpu.detail}${gpu.softwareAdapter ? ', software' : ''})`, 'fused / reference ms', 'speed-up']);
-    for (const r of k) rows.push([`  ${r.kernel} ${r.shape}`, `${r.fusedMs.toFixed(2)} / ${r.referenceMs.toFixed(2)}`, `${r.ratio.toFixed(2)}x`]);
+    rows.push([
+      `fused WGSL kernels vs reference ops (webgpu: ${gpu.detail}${gpu.softwareAdapter ? ', software' : ''})`,
+      'fused / reference ms',
+      'speed-up',
+    ]);
+    for (const r of k)
+      rows.push([`  ${r.kernel} ${r.shape}`, `${r.fusedMs.toFixed(2)} / ${r.referenceMs.toFixed(2)}`, `${r.ratio.toFixed(2)}x`]);
   } else rows.push(['fused WGSL kernels', 'skipped', `webgpu: ${gpu.detail}`]);
 }
 
@@ -178,7 +195,11 @@ async function monitorAndHessian(backend: string): Promise<void> {
         const top5Ms = performance.now() - t0;
         out[method] = { hvpMs, top5Lanczos30Ms: top5Ms, ratioToStep: top5Ms / stepMs, goal: 40 };
         rows.push([`Hessian-vector product (${method})`, `${hvpMs.toFixed(1)} ms`, `${(hvpMs / stepMs).toFixed(2)}x`]);
-        rows.push([`  top-5 eigenvalues, 30 Lanczos steps (${method})`, `${(top5Ms / 1000).toFixed(2)} s`, `${(top5Ms / stepMs).toFixed(1)}x (goal <= 40x)`]);
+        rows.push([
+          `  top-5 eigenvalues, 30 Lanczos steps (${method})`,
+          `${(top5Ms / 1000).toFixed(2)} s`,
+          `${(top5Ms / stepMs).toFixed(1)}x (goal <= 40x)`,
+        ]);
       } catch (e) {
         out[method] = { error: (e as Error).message };
         rows.push([`Hessian (${method})`, 'failed', (e as Error).message.slice(0, 60)]);
@@ -206,7 +227,9 @@ async function gptqCost(backend: string): Promise<void> {
   const stepMs = await time(() => trainStep(model, optimizer, x, y), 3);
   tf.dispose([x, y]);
   optimizer.dispose();
-  const weights = await Promise.all(blockLinearNames(model).map(async (n) => ({ v: model.params.get(n)!, w: (await model.params.get(n)!.data()) as Float32Array })));
+  const weights = await Promise.all(
+    blockLinearNames(model).map(async (n) => ({ v: model.params.get(n)!, w: (await model.params.get(n)!.data()) as Float32Array })),
+  );
   const t0 = performance.now();
   for (const { v, w } of weights) quantizeWeightRtn(w, v.shape[0]!, v.shape[1]!, { bits: 4, clipSearch: true });
   const rtnMs = performance.now() - t0;
@@ -215,7 +238,15 @@ async function gptqCost(backend: string): Promise<void> {
   const gptqMs = performance.now() - t1;
   model.dispose();
   await stopBackend();
-  results.gptq = { backend: info.name, model: 'd=256, 4 layers, intermediate 704', calibrationTokens: 128 * T, gptqMs, rtnMs, stepMs, goalMs: 60_000 };
+  results.gptq = {
+    backend: info.name,
+    model: 'd=256, 4 layers, intermediate 704',
+    calibrationTokens: 128 * T,
+    gptqMs,
+    rtnMs,
+    stepMs,
+    goalMs: 60_000,
+  };
   rows.push([`GPTQ: backend ${info.name}, d=256, 4 layers, 128 x ${T} calibration tokens`, '', '']);
   rows.push(['training step 8x128 (baseline)', `${stepMs.toFixed(1)} ms`, '1.00x']);
   rows.push(['RTN with clip search, all block linears', `${(rtnMs / 1000).toFixed(2)} s`, `${(rtnMs / stepMs).toFixed(1)}x`]);

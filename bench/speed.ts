@@ -51,7 +51,15 @@ const HEADS = 4;
 const V = 256;
 
 function modelConfig(hidden: number) {
-  return resolveModelConfig({ vocabSize: V, hiddenSize: hidden, numLayers: LAYERS, numHeads: HEADS, maxSeqLen: T, norm: 'ssnorm', embedding: 'embproj' });
+  return resolveModelConfig({
+    vocabSize: V,
+    hiddenSize: hidden,
+    numLayers: LAYERS,
+    numHeads: HEADS,
+    maxSeqLen: T,
+    norm: 'ssnorm',
+    embedding: 'embproj',
+  });
 }
 
 /**
@@ -136,7 +144,21 @@ function torchPython(): { python?: string; error?: string } {
 /** One bench/torch_reference.py run (median step of `reps`) for one case and thread setting. */
 function torchRun(python: string, c: SpeedCase, reps: number, setting: [string, string, Record<string, string>]): PeerResult {
   const [name, threads, env] = setting;
-  const args = ['bench/torch_reference.py', '--hidden', String(c.hidden), '--optimizer', c.optimizer, '--steps', String(reps), '--batch', String(B), '--seq', String(T), '--threads', threads];
+  const args = [
+    'bench/torch_reference.py',
+    '--hidden',
+    String(c.hidden),
+    '--optimizer',
+    c.optimizer,
+    '--steps',
+    String(reps),
+    '--batch',
+    String(B),
+    '--seq',
+    String(T),
+    '--threads',
+    threads,
+  ];
   const r = spawnSync(python, args, { encoding: 'utf8', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`bench/torch_reference.py failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
   return { ...JSON.parse(r.stdout.trim().split('\n').pop()!), setting: name } as PeerResult;
@@ -190,14 +212,22 @@ export async function peerRounds(reps: number, rounds: number, rows: Row[]): Pro
     const ratios = rs.map((r) => r.ratio).sort((a, b) => a - b);
     out.push({ case: `d${c.hidden}-${c.optimizer}`, setting: best![0], torch, rounds: rs, ratio: ratios[Math.floor(ratios.length / 2)]! });
   }
-  rows.push([`native vs PyTorch ${out[0]?.torch ?? ''} CPU (bench/torch_reference.py), ${rounds} alternating rounds`, 'tokens/s native / torch', 'median ratio [range]']);
+  rows.push([
+    `native vs PyTorch ${out[0]?.torch ?? ''} CPU (bench/torch_reference.py), ${rounds} alternating rounds`,
+    'tokens/s native / torch',
+    'median ratio [range]',
+  ]);
   for (const p of out) {
     const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const nat = med(p.rounds.map((r) => r.nativeTokensPerSec));
     const tor = med(p.rounds.map((r) => r.torchTokensPerSec));
     const lo = Math.min(...p.rounds.map((r) => r.ratio));
     const hi = Math.max(...p.rounds.map((r) => r.ratio));
-    rows.push([`  ${p.case} (torch: ${p.setting})`, `${nat.toFixed(0)} / ${tor.toFixed(0)}`, `${p.ratio.toFixed(2)}x [${lo.toFixed(2)}-${hi.toFixed(2)}] (goal >= 1.0x)`]);
+    rows.push([
+      `  ${p.case} (torch: ${p.setting})`,
+      `${nat.toFixed(0)} / ${tor.toFixed(0)}`,
+      `${p.ratio.toFixed(2)}x [${lo.toFixed(2)}-${hi.toFixed(2)}] (goal >= 1.0x)`,
+    ]);
   }
   return { results: out };
 }
@@ -249,7 +279,11 @@ export async function gemmRates(reps: number, rows: Row[]): Promise<Record<strin
     const direct = (2 * batch * M * N * K) / (directMs * 1e6);
     out[label] = rate;
     out[`${label} (direct)`] = direct;
-    rows.push([`  ${label}`, `${rate.toFixed(1)} GFLOP/s`, `${(rate / peak).toFixed(2)}x of peak; direct sgemm here ${direct.toFixed(1)} (tf.matMul ${(rate / direct).toFixed(2)}x of it)`]);
+    rows.push([
+      `  ${label}`,
+      `${rate.toFixed(1)} GFLOP/s`,
+      `${(rate / peak).toFixed(2)}x of peak; direct sgemm here ${direct.toFixed(1)} (tf.matMul ${(rate / direct).toFixed(2)}x of it)`,
+    ]);
     tf.dispose([x, y]);
   }
   await stopBackend();
@@ -261,13 +295,24 @@ export async function nsCost(reps: number, rows: Row[]): Promise<Record<string, 
   await startBackend('native');
   const out: Record<string, { ms: number; gflops: number }> = {};
   rows.push(['Newton-Schulz, 5 quintic steps (native)', 'ms / matrix', 'GFLOP/s']);
-  for (const [m, n] of [[128, 128], [352, 128], [128, 352], [256, 256], [704, 256], [256, 704]] as const) {
+  for (const [m, n] of [
+    [128, 128],
+    [352, 128],
+    [128, 352],
+    [256, 256],
+    [704, 256],
+    [256, 704],
+  ] as const) {
     const g = tf.randomNormal([m, n]) as tf.Tensor2D;
-    const ms = await median(async () => {
-      const o = newtonSchulz(g, { steps: 5, coefficients: 'quintic' });
-      await o.data();
-      o.dispose();
-    }, reps * 2, 2);
+    const ms = await median(
+      async () => {
+        const o = newtonSchulz(g, { steps: 5, coefficients: 'quintic' });
+        await o.data();
+        o.dispose();
+      },
+      reps * 2,
+      2,
+    );
     const gflops = newtonSchulzFlops(m, n, 5) / (ms * 1e6);
     out[`${m}x${n}`] = { ms, gflops };
     rows.push([`  ${m} x ${n}`, ms.toFixed(2), gflops.toFixed(1)]);
@@ -303,7 +348,8 @@ export async function muonOverhead(
     const inter = Math.ceil((8 * hidden) / 3 / 32) * 32;
     // Per layer: q, k, v, o (d x d), gate and up (inter x d), down (d x inter); plus EmbProj's two d x d.
     const t = (s: string) => ns[s]?.ms ?? NaN;
-    const predictedMs = LAYERS * (4 * t(`${hidden}x${hidden}`) + 2 * t(`${inter}x${hidden}`) + t(`${hidden}x${inter}`)) + 2 * t(`${hidden}x${hidden}`);
+    const predictedMs =
+      LAYERS * (4 * t(`${hidden}x${hidden}`) + 2 * t(`${inter}x${hidden}`) + t(`${hidden}x${inter}`)) + 2 * t(`${hidden}x${hidden}`);
     out[`d${hidden}`] = { adamwMs, muonMs, overheadMs, predictedMs, ratio: overheadMs / predictedMs };
     rows.push([
       `  Muon over AdamW per step, d=${hidden} (${adamwMs.toFixed(0)} -> ${muonMs.toFixed(0)} ms)`,
@@ -316,7 +362,12 @@ export async function muonOverhead(
 }
 
 /** Share of one training step's kernel time per tfjs kernel (tf.profile), top entries. */
-export async function opBreakdown(backend: ConcreteBackend, c: SpeedCase, rows: Row[], top = 12): Promise<{ name: string; calls: number; ms: number }[]> {
+export async function opBreakdown(
+  backend: ConcreteBackend,
+  c: SpeedCase,
+  rows: Row[],
+  top = 12,
+): Promise<{ name: string; calls: number; ms: number }[]> {
   await startBackend(backend);
   const model = createModel(modelConfig(c.hidden), { seed: 0 });
   const opt = createOptimizer(optimizerConfig(c.optimizer), model);
@@ -341,7 +392,8 @@ export async function opBreakdown(backend: ConcreteBackend, c: SpeedCase, rows: 
   const list = [...agg].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
   const total = list.reduce((s, e) => s + e.ms, 0);
   rows.push([`per-op breakdown of one step (${backend}, d=${c.hidden}, ${c.optimizer})`, `${total.toFixed(0)} ms in kernels`, 'share']);
-  for (const e of list.slice(0, top)) rows.push([`  ${e.name} (${e.calls} calls)`, `${e.ms.toFixed(1)} ms`, `${((100 * e.ms) / total).toFixed(1)} %`]);
+  for (const e of list.slice(0, top))
+    rows.push([`  ${e.name} (${e.calls} calls)`, `${e.ms.toFixed(1)} ms`, `${((100 * e.ms) / total).toFixed(1)} %`]);
   return list;
 }
 
@@ -375,7 +427,11 @@ export interface PortableGemmRow {
  * through the addon (same operands, output reused), in `rounds` alternating rounds of `reps` timed calls
  * each; per shape the median of the per-round ratios. Without OpenBLAS in the build: the portable rates.
  */
-export async function portableGemm(reps: number, rounds: number, rows: Row[]): Promise<{ isa: string; hasOpenBLAS: boolean; shapes: PortableGemmRow[]; geomean: Record<string, number> }> {
+export async function portableGemm(
+  reps: number,
+  rounds: number,
+  rows: Row[],
+): Promise<{ isa: string; hasOpenBLAS: boolean; shapes: PortableGemmRow[]; geomean: Record<string, number> }> {
   const addon = loadNativeAddon();
   const kind0 = addon.gemmKind();
   const hasOpenBLAS = addon.gemmKinds().includes('openblas');
@@ -415,7 +471,11 @@ export async function portableGemm(reps: number, rounds: number, rows: Row[]): P
       const ratios = ms.openblas!.map((t, i) => t / ms.portable![i]!);
       row.openblasGflops = flops / (med(ms.openblas!) * 1e6);
       row.ratio = med(ratios);
-      rows.push([`  ${label}`, `${row.portableGflops.toFixed(1)} / ${row.openblasGflops.toFixed(1)}`, `${row.ratio.toFixed(2)}x [${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}]`]);
+      rows.push([
+        `  ${label}`,
+        `${row.portableGflops.toFixed(1)} / ${row.openblasGflops.toFixed(1)}`,
+        `${row.ratio.toFixed(2)}x [${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}]`,
+      ]);
     } else {
       rows.push([`  ${label}`, row.portableGflops.toFixed(1), '']);
     }
@@ -437,7 +497,11 @@ export async function portableGemm(reps: number, rounds: number, rows: Row[]): P
  * built in), every case of CASES, in `rounds` alternating rounds; per case the median of the per-round
  * ratios (goal: portable native >= 3x wasm).
  */
-export async function portableStep(reps: number, rounds: number, rows: Row[]): Promise<Record<string, { portable: number; wasm: number; openblas?: number; vsWasm: number; vsOpenBLAS?: number }>> {
+export async function portableStep(
+  reps: number,
+  rounds: number,
+  rows: Row[],
+): Promise<Record<string, { portable: number; wasm: number; openblas?: number; vsWasm: number; vsOpenBLAS?: number }>> {
   const addon = loadNativeAddon();
   const kind0 = addon.gemmKind();
   const hasOpenBLAS = addon.gemmKinds().includes('openblas');

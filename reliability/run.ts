@@ -98,7 +98,9 @@ function tinyConfig(steps: number, extra: Record<string, unknown> = {}): Record<
 const osp = (argv: string[]) => spawn(process.execPath, ['bin/osp.mjs', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
 const ospSync = (argv: string[], shell?: string) =>
   shell
-    ? spawnSync('bash', ['-c', `${shell} ${[process.execPath, 'bin/osp.mjs', ...argv].map((a) => `'${a}'`).join(' ')}`], { encoding: 'utf8' })
+    ? spawnSync('bash', ['-c', `${shell} ${[process.execPath, 'bin/osp.mjs', ...argv].map((a) => `'${a}'`).join(' ')}`], {
+        encoding: 'utf8',
+      })
     : spawnSync(process.execPath, ['bin/osp.mjs', ...argv], { encoding: 'utf8' });
 const fileHash = (p: string) => sha256(readFileSync(p));
 
@@ -109,7 +111,9 @@ await promise('1. SIGKILL at random moments; resume continues the exact trajecto
   // A checkpoint every step, so that a good share of the kills land inside a checkpoint write.
   writeFileSync(
     join(dir, 'config.json'),
-    JSON.stringify(tinyConfig(steps, { out: dir, checkpoint: { every: 1, keep: 3 }, logging: { every: 10, console: 'quiet', histogramsEvery: 0 } })),
+    JSON.stringify(
+      tinyConfig(steps, { out: dir, checkpoint: { every: 1, keep: 3 }, logging: { every: 10, console: 'quiet', histogramsEvery: 0 } }),
+    ),
   );
   const t0 = performance.now();
   const ref = ospSync(['train', '--config', join(dir, 'config.json'), '--set', 'name=ref']);
@@ -147,7 +151,8 @@ await promise('1. SIGKILL at random moments; resume continues the exact trajecto
     });
     // A temporary checkpoint directory left behind means the kill interrupted a checkpoint write
     // (the next resume removes it).
-    if (existsSync(join(runDir, 'checkpoints')) && readdirSync(join(runDir, 'checkpoints')).some((n) => n.startsWith('.tmp-'))) duringWrite++;
+    if (existsSync(join(runDir, 'checkpoints')) && readdirSync(join(runDir, 'checkpoints')).some((n) => n.startsWith('.tmp-')))
+      duringWrite++;
     if (fresh) restarts++;
     if (exited === 0) break; // the run finished before this kill
     // Every checkpoint left behind must be complete and verify.
@@ -171,7 +176,9 @@ await promise('1. SIGKILL at random moments; resume continues the exact trajecto
     const b = fileHash(join(runDir, final, f));
     yield a === b ? undefined : `final ${f} differs from the uninterrupted run`;
   }
-  rows[rows.length - 1]!.notes.push(`${duringWrite} kill(s) landed during a checkpoint write; ${restarts} start(s) before any checkpoint existed`);
+  rows[rows.length - 1]!.notes.push(
+    `${duringWrite} kill(s) landed during a checkpoint write; ${restarts} start(s) before any checkpoint existed`,
+  );
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -196,7 +203,8 @@ await promise('2. truncated or bit-flipped checkpoint files are detected; resume
     const lines: string[] = [];
     try {
       const r = await train({ resume: copy, overrides: ['steps=9'], extendSchedule: true, log: (l) => lines.push(l) });
-      if (r.resumedFrom !== previous!.dir) yield `case ${i} (${target}): resumed from ${r.resumedFrom}, not the previous good ${previous!.dir}`;
+      if (r.resumedFrom !== previous!.dir)
+        yield `case ${i} (${target}): resumed from ${r.resumedFrom}, not the previous good ${previous!.dir}`;
       else if (!lines.some((l) => l.includes('skipping checkpoint'))) yield `case ${i}: the fallback was not reported`;
       else yield undefined;
     } catch (e) {
@@ -210,14 +218,19 @@ await promise('2. truncated or bit-flipped checkpoint files are detected; resume
 // 3. Full disk -------------------------------------------------------------------------------
 await promise('3. a checkpoint write that fails for lack of space (file-size limit) leaves the previous one intact', async function* () {
   const dir = tmp('disk');
-  const base = await train({ config: tinyConfig(4, { out: dir, logging: { every: 1, console: 'quiet', tensorboard: false } }), log: quiet });
+  const base = await train({
+    config: tinyConfig(4, { out: dir, logging: { every: 1, console: 'quiet', tensorboard: false } }),
+    log: quiet,
+  });
   const before = listCheckpoints(base.runDir)[0]!;
   const hashes = ['model.safetensors', 'optimizer.safetensors', 'state.json'].map((f) => fileHash(join(before.dir, f)));
   // A file-size limit at half the model file's size (bash counts 1024-byte blocks): the next
   // checkpoint's first large write fails with EFBIG, as on a full disk.
   const limit = Math.floor(readFileSync(join(before.dir, 'model.safetensors')).length / 2048);
   const r = ospSync(['train', '--resume', base.runDir, '--set', 'steps=8', '--extend-schedule'], `ulimit -f ${limit};`);
-  yield r.status === 2 && /could not be written .*EFBIG/.test(r.stderr) ? undefined : `expected a clear EFBIG error and status 2, got ${r.status}: ${r.stderr.trim()}`;
+  yield r.status === 2 && /could not be written .*EFBIG/.test(r.stderr)
+    ? undefined
+    : `expected a clear EFBIG error and status 2, got ${r.status}: ${r.stderr.trim()}`;
   const after = ['model.safetensors', 'optimizer.safetensors', 'state.json'].map((f) => fileHash(join(before.dir, f)));
   yield after.join() === hashes.join() ? undefined : 'the previous checkpoint changed';
   try {
@@ -226,7 +239,9 @@ await promise('3. a checkpoint write that fails for lack of space (file-size lim
   } catch (e) {
     yield `the previous checkpoint no longer loads: ${(e as Error).message}`;
   }
-  yield readdirSync(join(base.runDir, 'checkpoints')).some((n) => n.startsWith('.tmp-')) ? 'a temporary checkpoint directory was left behind' : undefined;
+  yield readdirSync(join(base.runDir, 'checkpoints')).some((n) => n.startsWith('.tmp-'))
+    ? 'a temporary checkpoint directory was left behind'
+    : undefined;
   const resumed = await train({ resume: base.runDir, overrides: ['steps=6'], extendSchedule: true, log: quiet });
   yield resumed.resumedFrom === before.dir ? undefined : `resumed from ${resumed.resumedFrom}`;
   rmSync(dir, { recursive: true, force: true });
@@ -239,14 +254,16 @@ await promise('4. a batch that produces NaN/Inf never changes the weights; the g
   while (poisoned.size < (quick ? 4 : 10)) poisoned.add(1 + Math.floor(rand() * 28));
   let before: Float32Array[] = [];
   const failures: string[] = [];
-  const snapshot = async (ctx: TrainContext) => Promise.all([...ctx.model.params.values()].map(async (p) => Float32Array.from((await p.data()) as Float32Array)));
+  const snapshot = async (ctx: TrainContext) =>
+    Promise.all([...ctx.model.params.values()].map(async (p) => Float32Array.from((await p.data()) as Float32Array)));
   const poison: Callback = {
     name: 'poison',
     async onTrainStart(ctx) {
       before = await snapshot(ctx); // step 1 may be poisoned: compare it with the initial weights
       const loss = ctx.model.loss.bind(ctx.model);
       // The step about to run is ctx.step + 1: poisoned steps give Inf or NaN loss and gradients.
-      ctx.model.loss = (x, y, h) => (poisoned.has(ctx.step + 1) ? (tf.mul(loss(x, y, h), ctx.step % 2 ? NaN : Infinity) as tf.Scalar) : loss(x, y, h));
+      ctx.model.loss = (x, y, h) =>
+        poisoned.has(ctx.step + 1) ? (tf.mul(loss(x, y, h), ctx.step % 2 ? NaN : Infinity) as tf.Scalar) : loss(x, y, h);
     },
     async onStepEnd(ctx) {
       if (poisoned.has(ctx.step)) {
@@ -264,7 +281,12 @@ await promise('4. a batch that produces NaN/Inf never changes the weights; the g
 
 // 5. Malformed input, property-based ---------------------------------------------------------
 /** Runs `fn` on fast-check inputs; only errors of the `clean` classes (or success) are allowed. */
-async function* fuzz<T>(arb: fc.Arbitrary<T>, n: number, fn: (x: T) => unknown, clean: (e: unknown) => boolean): AsyncGenerator<string | undefined> {
+async function* fuzz<T>(
+  arb: fc.Arbitrary<T>,
+  n: number,
+  fn: (x: T) => unknown,
+  clean: (e: unknown) => boolean,
+): AsyncGenerator<string | undefined> {
   for (const x of fc.sample(arb, { numRuns: n, seed: Math.floor(rand() * 2 ** 31) })) {
     const t0 = performance.now();
     try {
@@ -304,14 +326,34 @@ function mutations(input: Uint8Array): fc.Arbitrary<Uint8Array> {
 const jsonValue = fc.jsonValue({ maxDepth: 3 });
 await promise('5a. configs: random JSON and mutated valid configs give only ConfigError', async function* () {
   const valid = tinyConfig(10);
-  const mutated = fc.tuple(fc.constantFrom(...['model', 'optimizer', 'batch', 'schedule', 'data', 'guard', 'steps', 'name', 'model.hiddenSize', 'optimizer.muon.lr', 'optimizer.routing', 'data.train']), jsonValue).map(([path, v]) => {
-    const c = structuredClone(valid) as Record<string, unknown>;
-    const keys = path.split('.');
-    let node = c as Record<string, unknown>;
-    for (const k of keys.slice(0, -1)) node = (node[k] ??= {}) as Record<string, unknown>;
-    node[keys[keys.length - 1]!] = v;
-    return c;
-  });
+  const mutated = fc
+    .tuple(
+      fc.constantFrom(
+        ...[
+          'model',
+          'optimizer',
+          'batch',
+          'schedule',
+          'data',
+          'guard',
+          'steps',
+          'name',
+          'model.hiddenSize',
+          'optimizer.muon.lr',
+          'optimizer.routing',
+          'data.train',
+        ],
+      ),
+      jsonValue,
+    )
+    .map(([path, v]) => {
+      const c = structuredClone(valid) as Record<string, unknown>;
+      const keys = path.split('.');
+      let node = c as Record<string, unknown>;
+      for (const k of keys.slice(0, -1)) node = (node[k] ??= {}) as Record<string, unknown>;
+      node[keys[keys.length - 1]!] = v;
+      return c;
+    });
   yield* fuzz(fc.oneof(jsonValue, mutated), n, (c) => resolveRunConfig(c), isOsp);
 });
 await promise('5b. sweep specs: random and mutated specs give only ConfigError', async function* () {
@@ -319,34 +361,60 @@ await promise('5b. sweep specs: random and mutated specs give only ConfigError',
   const spec = fc.record({
     name: fc.oneof(fc.string(), fc.constant('s')),
     base: fc.oneof(fc.constant(tinyConfig(4)), jsonValue),
-    grid: fc.option(fc.dictionary(fc.constantFrom('seed', 'model.hiddenSize', 'model.widht', '../x', ''), fc.array(jsonValue, { maxLength: 3 }))),
-    variants: fc.option(fc.array(fc.record({ name: fc.oneof(fc.string(), fc.constantFrom('..', 'a/b', 'ok')), set: fc.dictionary(fc.string(), jsonValue) }), { maxLength: 3 })),
+    grid: fc.option(
+      fc.dictionary(fc.constantFrom('seed', 'model.hiddenSize', 'model.widht', '../x', ''), fc.array(jsonValue, { maxLength: 3 })),
+    ),
+    variants: fc.option(
+      fc.array(fc.record({ name: fc.oneof(fc.string(), fc.constantFrom('..', 'a/b', 'ok')), set: fc.dictionary(fc.string(), jsonValue) }), {
+        maxLength: 3,
+      }),
+    ),
   });
   yield* fuzz(spec, quick ? 300 : 1500, (s) => expandTrials(parseConfig(SweepSpecSchema, s, 'sweep'), dir), isOsp);
   rmSync(dir, { recursive: true, force: true });
 });
 await promise('5c. safetensors: mutated files give only FormatError, no unbounded allocation', async function* () {
-  const valid = encodeSafetensors([['a', f32Entry([3, 4], new Float32Array(12).fill(1))], ['b', f32Entry([5], new Float32Array(5))]], { format: 'pt' });
+  const valid = encodeSafetensors(
+    [
+      ['a', f32Entry([3, 4], new Float32Array(12).fill(1))],
+      ['b', f32Entry([5], new Float32Array(5))],
+    ],
+    { format: 'pt' },
+  );
   const heap0 = process.memoryUsage().rss;
   yield* fuzz(mutations(valid), n, (b) => decodeSafetensors(b), isOsp);
   const grew = (process.memoryUsage().rss - heap0) / 2 ** 20;
   yield grew > 512 ? `resident memory grew by ${grew.toFixed(0)} MiB` : undefined;
 });
 await promise('5d. GGUF: mutated files give only FormatError, no unbounded allocation', async function* () {
-  const valid = encodeGguf({ kv: [['general.architecture', str('llama')], ['x', u32(3)]], tensors: [{ name: 't', shape: [2, 32], type: 'Q8_0', data: new Float32Array(64).fill(0.5) }] });
+  const valid = encodeGguf({
+    kv: [
+      ['general.architecture', str('llama')],
+      ['x', u32(3)],
+    ],
+    tensors: [{ name: 't', shape: [2, 32], type: 'Q8_0', data: new Float32Array(64).fill(0.5) }],
+  });
   yield* fuzz(mutations(valid), n, (b) => decodeGguf(b), isOsp);
 });
 await promise('5e. .bin token shards: mutated files give only DataError', async function* () {
   const dir = tmp('shard');
   const good = join(dir, 'good.bin');
-  writeShard(good, Uint16Array.from({ length: 300 }, (_, i) => i % 258));
+  writeShard(
+    good,
+    Uint16Array.from({ length: 300 }, (_, i) => i % 258),
+  );
   const valid = readFileSync(good);
   let i = 0;
-  yield* fuzz(mutations(valid), quick ? 300 : 1500, (b) => {
-    const p = join(dir, `m${i++ % 4}.bin`);
-    writeFileSync(p, b);
-    readShard(p, { vocabSize: 258 });
-  }, isOsp);
+  yield* fuzz(
+    mutations(valid),
+    quick ? 300 : 1500,
+    (b) => {
+      const p = join(dir, `m${i++ % 4}.bin`);
+      writeFileSync(p, b);
+      readShard(p, { vocabSize: 258 });
+    },
+    isOsp,
+  );
   rmSync(dir, { recursive: true, force: true });
 });
 await promise('5f. Hugging Face checkpoint directories: mutated config.json and weights give only clean errors', async function* () {
@@ -364,15 +432,22 @@ await promise('5f. Hugging Face checkpoint directories: mutated config.json and 
   const arb = fc.oneof(
     mutations(config).map((b) => ['config.json', b] as const),
     mutations(weights).map((b) => ['model.safetensors', b] as const),
-    fc.constantFrom(...['num_hidden_layers', 'hidden_size', 'vocab_size', 'num_attention_heads']).chain((k) =>
-      jsonValue.map((v) => ['config.json', Buffer.from(JSON.stringify({ ...JSON.parse(config.toString()), [k]: v }))] as const),
-    ),
+    fc
+      .constantFrom(...['num_hidden_layers', 'hidden_size', 'vocab_size', 'num_attention_heads'])
+      .chain((k) =>
+        jsonValue.map((v) => ['config.json', Buffer.from(JSON.stringify({ ...JSON.parse(config.toString()), [k]: v }))] as const),
+      ),
   );
-  yield* fuzz(arb, quick ? 300 : 1500, ([file, bytes]) => {
-    writeFileSync(join(target, 'config.json'), file === 'config.json' ? bytes : config);
-    writeFileSync(join(target, 'model.safetensors'), file === 'model.safetensors' ? bytes : weights);
-    readHfCheckpoint(target);
-  }, isOsp);
+  yield* fuzz(
+    arb,
+    quick ? 300 : 1500,
+    ([file, bytes]) => {
+      writeFileSync(join(target, 'config.json'), file === 'config.json' ? bytes : config);
+      writeFileSync(join(target, 'model.safetensors'), file === 'model.safetensors' ? bytes : weights);
+      readHfCheckpoint(target);
+    },
+    isOsp,
+  );
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -395,47 +470,55 @@ await promise('6. run and trial names that would escape their directory are reje
     } catch (e) {
       trialRejected = e instanceof OspError;
     }
-    yield runRejected && trialRejected ? undefined : `name ${JSON.stringify(name)} accepted (run: ${!runRejected}, trial: ${!trialRejected})`;
+    yield runRejected && trialRejected
+      ? undefined
+      : `name ${JSON.stringify(name)} accepted (run: ${!runRejected}, trial: ${!trialRejected})`;
   }
 });
 
 // 7. Concurrency -----------------------------------------------------------------------------
-await promise('7. a second sweep or training on one directory is refused; a stale lock from a killed process is cleared', async function* () {
-  const dir = tmp('lock');
-  // Two trainings.
-  const first = await train({ config: tinyConfig(2, { out: dir }), log: quiet });
-  const running = train({ resume: first.runDir, overrides: ['steps=30'], extendSchedule: true, log: quiet });
-  const second = await train({ resume: first.runDir, overrides: ['steps=31'], extendSchedule: true, log: quiet }).then(
-    () => 'the second training was not refused',
-    (e: Error) => (/already running/.test(e.message) ? undefined : `unexpected error: ${e.message}`),
-  );
-  yield second;
-  await running;
-  // Two sweeps.
-  const specPath = join(dir, 'spec.json');
-  writeFileSync(specPath, JSON.stringify({ name: 's', base: tinyConfig(2), variants: [{ name: 'a', set: {} }] }));
-  const sweep = runSweep({ spec: specPath, out: join(dir, 'sweep'), parallel: 1, log: quiet });
-  yield await runSweep({ spec: specPath, out: join(dir, 'sweep'), parallel: 1, log: quiet }).then(
-    () => 'the second sweep was not refused',
-    (e: Error) => (/already running/.test(e.message) ? undefined : `unexpected error: ${e.message}`),
-  );
-  await sweep;
-  // A training killed while it holds the lock: the next resume clears the stale lock and runs.
-  const child = osp(['train', '--resume', first.runDir, '--set', 'steps=200', '--extend-schedule']);
-  // Kill it once it holds the lock (startup takes a second or more).
-  for (let waited = 0; waited < 30_000 && !existsSync(join(first.runDir, '.lock')); waited += 100) await new Promise((r) => setTimeout(r, 100));
-  const held = existsSync(join(first.runDir, '.lock'));
-  child.kill('SIGKILL');
-  await new Promise((r) => child.on('exit', r));
-  const lines: string[] = [];
-  try {
-    await train({ resume: first.runDir, overrides: ['steps=32'], extendSchedule: true, log: (l) => lines.push(l) });
-    yield held && lines.some((l) => /stale|not running|cleared/i.test(l)) ? undefined : `stale lock not reported (held before kill: ${held}): ${lines.join(' | ')}`;
-  } catch (e) {
-    yield `resume after a killed training failed: ${(e as Error).message}`;
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+await promise(
+  '7. a second sweep or training on one directory is refused; a stale lock from a killed process is cleared',
+  async function* () {
+    const dir = tmp('lock');
+    // Two trainings.
+    const first = await train({ config: tinyConfig(2, { out: dir }), log: quiet });
+    const running = train({ resume: first.runDir, overrides: ['steps=30'], extendSchedule: true, log: quiet });
+    const second = await train({ resume: first.runDir, overrides: ['steps=31'], extendSchedule: true, log: quiet }).then(
+      () => 'the second training was not refused',
+      (e: Error) => (/already running/.test(e.message) ? undefined : `unexpected error: ${e.message}`),
+    );
+    yield second;
+    await running;
+    // Two sweeps.
+    const specPath = join(dir, 'spec.json');
+    writeFileSync(specPath, JSON.stringify({ name: 's', base: tinyConfig(2), variants: [{ name: 'a', set: {} }] }));
+    const sweep = runSweep({ spec: specPath, out: join(dir, 'sweep'), parallel: 1, log: quiet });
+    yield await runSweep({ spec: specPath, out: join(dir, 'sweep'), parallel: 1, log: quiet }).then(
+      () => 'the second sweep was not refused',
+      (e: Error) => (/already running/.test(e.message) ? undefined : `unexpected error: ${e.message}`),
+    );
+    await sweep;
+    // A training killed while it holds the lock: the next resume clears the stale lock and runs.
+    const child = osp(['train', '--resume', first.runDir, '--set', 'steps=200', '--extend-schedule']);
+    // Kill it once it holds the lock (startup takes a second or more).
+    for (let waited = 0; waited < 30_000 && !existsSync(join(first.runDir, '.lock')); waited += 100)
+      await new Promise((r) => setTimeout(r, 100));
+    const held = existsSync(join(first.runDir, '.lock'));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    const lines: string[] = [];
+    try {
+      await train({ resume: first.runDir, overrides: ['steps=32'], extendSchedule: true, log: (l) => lines.push(l) });
+      yield held && lines.some((l) => /stale|not running|cleared/i.test(l))
+        ? undefined
+        : `stale lock not reported (held before kill: ${held}): ${lines.join(' | ')}`;
+    } catch (e) {
+      yield `resume after a killed training failed: ${(e as Error).message}`;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  },
+);
 
 // Report -------------------------------------------------------------------------------------
 const table = [
@@ -446,7 +529,9 @@ const table = [
   '',
   '| promise | cases tried | failures | notes |',
   '|---|---|---|---|',
-  ...rows.map((r) => `| ${r.promise} | ${r.tried} | ${r.failures} | ${r.notes.join('; ').replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 400)} |`),
+  ...rows.map(
+    (r) => `| ${r.promise} | ${r.tried} | ${r.failures} | ${r.notes.join('; ').replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 400)} |`,
+  ),
   '',
   'TensorBoard event files are written, never read, by osp-lab, so there is no reader to attack; the writer is',
   'checked by an independent decoder in test/io/tfevents.test.ts.',

@@ -21,7 +21,8 @@ const strict = process.argv.includes('--strict');
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'kernels', 'native');
 const addonPath = join(dir, 'build', 'Release', 'osp_native.node');
-const HELP = 'install a C++ compiler, make and python3 (Debian/Ubuntu: apt-get install g++ make python3; macOS: xcode-select --install), then run `npm run build:native`';
+const HELP =
+  'install a C++ compiler, make and python3 (Debian/Ubuntu: apt-get install g++ make python3; macOS: xcode-select --install), then run `npm run build:native`';
 const FASTER =
   'installing OpenBLAS makes its matrix products faster (Debian/Ubuntu: apt-get install libopenblas-dev; macOS: brew install openblas; then `npm run build:native`)';
 
@@ -33,9 +34,18 @@ function give(why) {
 const want = process.env.OSP_NATIVE_BLAS ?? 'auto';
 if (!['auto', 'openblas', 'none'].includes(want)) give(`OSP_NATIVE_BLAS must be auto, openblas or none, got '${want}'`);
 
-const headers = ['/usr/include/cblas.h', '/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h', '/usr/include/openblas/cblas.h', '/usr/local/include/cblas.h', '/opt/homebrew/opt/openblas/include/cblas.h', '/usr/local/opt/openblas/include/cblas.h'];
+const headers = [
+  '/usr/include/cblas.h',
+  '/usr/include/x86_64-linux-gnu/cblas.h',
+  '/usr/include/aarch64-linux-gnu/cblas.h',
+  '/usr/include/openblas/cblas.h',
+  '/usr/local/include/cblas.h',
+  '/opt/homebrew/opt/openblas/include/cblas.h',
+  '/usr/local/opt/openblas/include/cblas.h',
+];
 const cblas = want === 'none' ? undefined : headers.find(existsSync);
-if (want === 'openblas' && !cblas) give(`OSP_NATIVE_BLAS=openblas, but no cblas.h was found (looked in ${headers.join(', ')}); unset it to build the portable GEMM`);
+if (want === 'openblas' && !cblas)
+  give(`OSP_NATIVE_BLAS=openblas, but no cblas.h was found (looked in ${headers.join(', ')}); unset it to build the portable GEMM`);
 
 // node-gyp: the one npm runs scripts with, else the copy bundled with npm next to this node.
 const candidates = [

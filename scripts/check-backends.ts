@@ -17,8 +17,16 @@ for (const name of ['cpu', 'wasm', 'webgpu', 'tensorflow'] as ConcreteBackend[])
     const model = createModel({ hiddenSize: 64, numLayers: 2, maxSeqLen: 64, norm: 'ssnorm', embedding: 'embproj' }, { seed: 0 });
     const opt = createOptimizer({}, model);
     const ids = Array.from({ length: 4 }, (_, b) => Array.from({ length: 65 }, (_, t) => (b * 31 + t * 7) % 256));
-    const x = tf.tensor2d(ids.map((r) => r.slice(0, 64)), undefined, 'int32');
-    const y = tf.tensor2d(ids.map((r) => r.slice(1)), undefined, 'int32');
+    const x = tf.tensor2d(
+      ids.map((r) => r.slice(0, 64)),
+      undefined,
+      'int32',
+    );
+    const y = tf.tensor2d(
+      ids.map((r) => r.slice(1)),
+      undefined,
+      'int32',
+    );
     await trainStep(model, opt, x, y); // warm-up: kernels compile, caches fill
     const t0 = performance.now();
     const loss = await trainStep(model, opt, x, y);

@@ -40,14 +40,26 @@ const results: { trial: string; kurtosis: number | null; r: Result }[] = [];
 for (const trial of trials) {
   const dir = join(sweepDir, trial);
   const t0 = performance.now();
-  const cmd = ['bin/osp.mjs', 'quant-eval', dir, '--val', '--windows', windows, '--all', '--json', ...(args.backend ? ['--backend', args.backend] : [])];
+  const cmd = [
+    'bin/osp.mjs',
+    'quant-eval',
+    dir,
+    '--val',
+    '--windows',
+    windows,
+    '--all',
+    '--json',
+    ...(args.backend ? ['--backend', args.backend] : []),
+  ];
   const p = spawnSync(process.execPath, cmd, { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (p.status !== 0) {
     console.error(`${trial}: osp quant-eval failed (${p.status}):\n${p.stderr}`);
     process.exit(1);
   }
   const summaryFile = join(dir, 'summary.json');
-  const summary = existsSync(summaryFile) ? (JSON.parse(readFileSync(summaryFile, 'utf8')) as { monitors?: { outliers?: { ospKurtosis?: number } } }) : {};
+  const summary = existsSync(summaryFile)
+    ? (JSON.parse(readFileSync(summaryFile, 'utf8')) as { monitors?: { outliers?: { ospKurtosis?: number } } })
+    : {};
   results.push({ trial, kurtosis: summary.monitors?.outliers?.ospKurtosis ?? null, r: JSON.parse(p.stdout) as Result });
   console.error(`${trial}: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }
@@ -55,11 +67,24 @@ if (args.json) writeFileSync(args.json, JSON.stringify(results, null, 2) + '\n')
 
 const first = results[0]!.r;
 const ratio = (g: Result['variants'][number]['gap']) =>
-  g.lossStderr === null ? g.perplexityRatio.toFixed(3) : `${g.perplexityRatio.toFixed(3)} +- ${(g.perplexityRatio * (Math.exp(1.96 * g.lossStderr) - 1)).toFixed(3)}`;
+  g.lossStderr === null
+    ? g.perplexityRatio.toFixed(3)
+    : `${g.perplexityRatio.toFixed(3)} +- ${(g.perplexityRatio * (Math.exp(1.96 * g.lossStderr) - 1)).toFixed(3)}`;
 const ggufName = (g: Result['gguf'][number]) => `llama.cpp ${g.type.toUpperCase()}${g.rotate ? ' rotated' : ''}`;
-const head = ['config', 'excess kurtosis', '16-bit PPL', ...first.variants.map((v) => v.name.replace(/^W4A4KV4 /, '')), ...first.gguf.map(ggufName)];
+const head = [
+  'config',
+  'excess kurtosis',
+  '16-bit PPL',
+  ...first.variants.map((v) => v.name.replace(/^W4A4KV4 /, '')),
+  ...first.gguf.map(ggufName),
+];
 console.log(`| ${head.join(' | ')} |`);
-console.log(`|---|${head.slice(1).map(() => '---:').join('|')}|`);
+console.log(
+  `|---|${head
+    .slice(1)
+    .map(() => '---:')
+    .join('|')}|`,
+);
 for (const { trial, kurtosis, r } of results) {
   const cells = [
     trial,

@@ -183,7 +183,13 @@ function writeBatches(dir: string, config: RunConfig): { batches: string; monito
   const held = evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen: T, maxBatches: 1, bos })[0]!;
   const batches = join(dir, 'batches.safetensors');
   const monitor = join(dir, 'monitor.safetensors');
-  writeFileSync(batches, encodeSafetensors([['inputs', i32Entry([n, B, T], inputs)], ['targets', i32Entry([n, B, T], targets)]]));
+  writeFileSync(
+    batches,
+    encodeSafetensors([
+      ['inputs', i32Entry([n, B, T], inputs)],
+      ['targets', i32Entry([n, B, T], targets)],
+    ]),
+  );
   writeFileSync(monitor, encodeSafetensors([['inputs', i32Entry([config.monitor.batchSize, T], held.inputs)]]));
   return { batches, monitor };
 }
@@ -203,7 +209,8 @@ class Recorder implements Callback {
 
   async onTrainStart(ctx: TrainContext): Promise<void> {
     const names = [...ctx.model.params.keys()];
-    if (names.join() !== [...this.init.keys()].join()) throw new Error(`parameter names differ: ${names.join()} vs ${[...this.init.keys()].join()}`);
+    if (names.join() !== [...this.init.keys()].join())
+      throw new Error(`parameter names differ: ${names.join()} vs ${[...this.init.keys()].join()}`);
     let max = 0;
     for (const [name, p] of ctx.model.params) {
       const v = (await p.data()) as Float32Array;
@@ -449,11 +456,16 @@ async function compare(
 
   // PyTorch, on the resolved config osp-lab recorded in its run directory.
   const torchArgs = [
-    '--train-batches', batches,
-    '--init', initDir,
-    '--run-config', join(summary.runDir, 'config.json'),
-    '--monitor-batch', monitor,
-    '--log-every', String(Math.max(1, Math.round(opts.steps / 6))),
+    '--train-batches',
+    batches,
+    '--init',
+    initDir,
+    '--run-config',
+    join(summary.runDir, 'config.json'),
+    '--monitor-batch',
+    monitor,
+    '--log-every',
+    String(Math.max(1, Math.round(opts.steps / 6))),
   ];
   const { result: tj, side: torch } = runTorch(opts.python, opts.threads, torchArgs, join(work, 'torch.json'));
   const control = opts.control
@@ -462,7 +474,8 @@ async function compare(
 
   // Same routing and decay flags on both sides; same schedule.
   const routingDiffs: string[] = [];
-  for (const [n, w] of Object.entries(recorder.assignment)) if (tj.assignment[n] !== w) routingDiffs.push(`${n}: ${w} vs ${tj.assignment[n]}`);
+  for (const [n, w] of Object.entries(recorder.assignment))
+    if (tj.assignment[n] !== w) routingDiffs.push(`${n}: ${w} vs ${tj.assignment[n]}`);
   for (const [n, d] of Object.entries(recorder.decays)) if (tj.decays[n] !== d) routingDiffs.push(`${n} decay: ${d} vs ${tj.decays[n]}`);
   const lrMismatch = ospLab.lrFactor.findIndex((f, i) => Math.abs(f - torch.lrFactor[i]!) > 1e-12);
   if (lrMismatch >= 0) routingDiffs.push(`lr factor differs from step ${lrMismatch + 1}`);
@@ -542,7 +555,15 @@ async function main(): Promise<void> {
   const threads = int('torch-threads', values['torch-threads']!, 1);
   const backend = values.backend ?? (probeNative().available ? 'native' : 'cpu');
   for (const name of configs) {
-    await compare(name, { steps, seed, backend, out: resolve(values.out!), python: values.python!, threads, control: !values['no-control'] });
+    await compare(name, {
+      steps,
+      seed,
+      backend,
+      out: resolve(values.out!),
+      python: values.python!,
+      threads,
+      control: !values['no-control'],
+    });
   }
 }
 

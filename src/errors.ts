@@ -41,10 +41,7 @@ export class ShapeError extends OspError {}
 /** Throws a ConfigError listing the valid choices when `value` is not one of them. */
 export function checkChoice<T extends string>(field: string, value: unknown, choices: readonly T[]): T {
   if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
-    throw new ConfigError(
-      field,
-      `unknown value ${JSON.stringify(value)}; valid choices: ${choices.map((c) => `'${c}'`).join(', ')}`,
-    );
+    throw new ConfigError(field, `unknown value ${JSON.stringify(value)}; valid choices: ${choices.map((c) => `'${c}'`).join(', ')}`);
   }
   return value as T;
 }

@@ -34,11 +34,7 @@ export { KERNELS, hasKernel, withReferenceOps, setKernelsEnabled } from './ops/d
 export { registerSoftmaxGradient, softmaxGradReference } from './ops/softmax_grad.ts';
 export { trainStep } from './train/step.ts';
 export { Rng } from './utils/rng.ts';
-export {
-  evaluateCheckpoint,
-  type EvaluateCheckpointOptions,
-  type EvaluateCheckpointResult,
-} from './eval/evaluate_run.ts';
+export { evaluateCheckpoint, type EvaluateCheckpointOptions, type EvaluateCheckpointResult } from './eval/evaluate_run.ts';
 export {
   quantEvalCheckpoint,
   quantEvalRows,

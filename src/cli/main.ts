@@ -32,7 +32,9 @@ function usage(): string {
   const cols = Math.max(40, process.stdout.columns || 80);
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   for (const [name, c] of Object.entries(COMMANDS)) {
-    wrap(c.summary, cols - width - 4).forEach((l, i) => lines.push(i === 0 ? `  ${name.padEnd(width)}  ${l}` : `${' '.repeat(width + 4)}${l}`));
+    wrap(c.summary, cols - width - 4).forEach((l, i) =>
+      lines.push(i === 0 ? `  ${name.padEnd(width)}  ${l}` : `${' '.repeat(width + 4)}${l}`),
+    );
   }
   lines.push('', "'osp <command> --help': a command's options; 'osp --version': the version");
   return lines.join('\n');

@@ -38,8 +38,10 @@ export interface ConfigField {
 const SAFE = Number.MAX_SAFE_INTEGER;
 
 function bounds(n: Node): string {
-  const lo = n.exclusiveMinimum !== undefined ? ['(', n.exclusiveMinimum] : n.minimum !== undefined && n.minimum > -SAFE ? ['[', n.minimum] : null;
-  const hi = n.exclusiveMaximum !== undefined ? [')', n.exclusiveMaximum] : n.maximum !== undefined && n.maximum < SAFE ? [']', n.maximum] : null;
+  const lo =
+    n.exclusiveMinimum !== undefined ? ['(', n.exclusiveMinimum] : n.minimum !== undefined && n.minimum > -SAFE ? ['[', n.minimum] : null;
+  const hi =
+    n.exclusiveMaximum !== undefined ? [')', n.exclusiveMaximum] : n.maximum !== undefined && n.maximum < SAFE ? [']', n.maximum] : null;
   if (lo && hi) return ` in ${lo[0]}${lo[1]}, ${hi[1]}${hi[0]}`;
   if (lo) return ` ${lo[0] === '(' ? '>' : '>='} ${lo[1]}`;
   if (hi) return ` ${hi[0] === ')' ? '<' : '<='} ${hi[1]}`;

@@ -166,10 +166,7 @@ export class Batcher {
   /** Restores a cursor from state(); the batcher must have been built with the same dataset and options. */
   setState(state: BatcherState): void {
     if (!(Number.isInteger(state.epoch) && state.epoch >= 0)) {
-      throw new DataError(
-        this.dataset.name,
-        `batcher cursor: expected a non-negative integer epoch, found ${state.epoch}`,
-      );
+      throw new DataError(this.dataset.name, `batcher cursor: expected a non-negative integer epoch, found ${state.epoch}`);
     }
     if (!(Number.isInteger(state.index) && state.index >= 0 && state.index < this.windows)) {
       throw new DataError(

@@ -51,9 +51,7 @@ function readBrown(): readonly Document[] {
   if (names.length === 0) {
     throw new DataError(dir, 'expected Brown sample files named like ca01 .. cr09, found none');
   }
-  return Object.freeze(
-    names.map((id) => Object.freeze({ id, text: brownToText(readFileSync(join(dir, id), 'utf8')) })),
-  );
+  return Object.freeze(names.map((id) => Object.freeze({ id, text: brownToText(readFileSync(join(dir, id), 'utf8')) })));
 }
 
 /** A token of tagged Brown text: the word and its part-of-speech tag (e.g. `nn-tl`, `np$`, `.`). */
@@ -72,7 +70,11 @@ export function brownToText(raw: string): string {
   for (const block of raw.split(/\n[ \t]*\n/)) {
     let body: Tagged[] = [];
     for (const line of block.split('\n')) {
-      const tokens = line.trim().split(/\s+/).filter((t) => t !== '').map(splitTag);
+      const tokens = line
+        .trim()
+        .split(/\s+/)
+        .filter((t) => t !== '')
+        .map(splitTag);
       if (tokens.length === 0) continue;
       if (tokens.every((t) => t.tag.endsWith('-hl'))) {
         // A headline inside a block (e.g. 'Merger proposed' before the next story's first sentence).
@@ -158,10 +160,7 @@ export interface SplitOptions {
  * @example
  *   const { train, val } = splitDocuments(loadBrown(), { valFraction: 0.05, seed: 0 });
  */
-export function splitDocuments(
-  docs: readonly Document[],
-  opts: SplitOptions = {},
-): { train: Document[]; val: Document[] } {
+export function splitDocuments(docs: readonly Document[], opts: SplitOptions = {}): { train: Document[]; val: Document[] } {
   const { valFraction = 0.05, seed = 0, source = 'documents' } = opts;
   if (!(Number.isFinite(valFraction) && valFraction > 0 && valFraction < 1)) {
     throw new ConfigError('valFraction', `expected a number strictly between 0 and 1, found ${valFraction}`);
@@ -172,14 +171,12 @@ export function splitDocuments(
   if (docs.length < 2) {
     throw new DataError(
       source,
-      `splitting by document needs at least 2 documents, found ${docs.length}; ` +
-        'add documents or give a separate validation set',
+      `splitting by document needs at least 2 documents, found ${docs.length}; ` + 'add documents or give a separate validation set',
     );
   }
   const scores = docs.map((d) => hashId(d.id, seed) / 2 ** 32);
   const inVal = scores.map((s) => s < valFraction);
-  const argBy = (better: (a: number, b: number) => boolean) =>
-    scores.reduce((best, s, i) => (better(s, scores[best]!) ? i : best), 0);
+  const argBy = (better: (a: number, b: number) => boolean) => scores.reduce((best, s, i) => (better(s, scores[best]!) ? i : best), 0);
   if (!inVal.includes(true)) inVal[argBy((a, b) => a < b)] = true;
   if (!inVal.includes(false)) inVal[argBy((a, b) => a > b)] = false;
   return { train: docs.filter((_, i) => !inVal[i]), val: docs.filter((_, i) => inVal[i]) };

@@ -31,7 +31,13 @@ export class TokenDataset {
    *   TokenDataset.fromDocuments('notes', readTextFile('notes.txt'));
    */
   static fromDocuments(name: string, docs: readonly Document[], tokenizer: Tokenizer = byteTokenizer): TokenDataset {
-    return new TokenDataset(name, tokenizeDocuments(docs.map((d) => d.text), tokenizer));
+    return new TokenDataset(
+      name,
+      tokenizeDocuments(
+        docs.map((d) => d.text),
+        tokenizer,
+      ),
+    );
   }
 
   /**
@@ -77,7 +83,10 @@ function expandPattern(pattern: string): string[] {
   }
   if (!/[*?]/.test(name)) return [pattern];
   const re = new RegExp(
-    `^${name.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`,
+    `^${name
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')
+      .replace(/\?/g, '[^/]')}$`,
   );
   let entries: string[];
   try {
@@ -94,21 +103,50 @@ const DATA_SOURCES = ['brown', 'text', 'jsonl', 'shards'] as const;
 
 /** The `data` section of a config. */
 /** One file (a string) or a list of files: `"train": "a.txt"` means `["a.txt"]`. */
-const fileList = z.union([z.string().min(1).transform((f) => [f]), z.array(z.string().min(1)).min(1)]);
+const fileList = z.union([
+  z
+    .string()
+    .min(1)
+    .transform((f) => [f]),
+  z.array(z.string().min(1)).min(1),
+]);
 
 export const DataConfigSchema = z
   .strictObject({
     source: z
       .enum(DATA_SOURCES)
       .default('brown')
-      .describe("Where tokens come from: 'brown' (the embedded Brown corpus), 'text' (.txt files, one document each), 'jsonl' (a `text` field per line), 'shards' (llm.c .bin shards)."),
+      .describe(
+        "Where tokens come from: 'brown' (the embedded Brown corpus), 'text' (.txt files, one document each), 'jsonl' (a `text` field per line), 'shards' (llm.c .bin shards).",
+      ),
     train: fileList.optional().describe("Input files (text, jsonl) or shard paths/patterns (shards); required unless source is 'brown'."),
     val: fileList
       .optional()
-      .describe('Validation files; if absent, val is split from train by document, or by position when train is a single document (required for shards).'),
-    valFraction: z.number().gt(0).lt(1).default(0.05).describe('Expected fraction of documents held out for val when val is split from train.'),
-    splitSeed: z.number().int().min(0).max(0xffffffff).default(0).describe('Seed of the split by document (changing it gives a different split).'),
-    seed: z.number().int().min(0).max(0xffffffff).optional().describe("Seed of the training data order (the batcher's shuffle); absent = the run's `seed`, so one seed moves init and data order together, and setting this one separates the two sources of variance."),
+      .describe(
+        'Validation files; if absent, val is split from train by document, or by position when train is a single document (required for shards).',
+      ),
+    valFraction: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .default(0.05)
+      .describe('Expected fraction of documents held out for val when val is split from train.'),
+    splitSeed: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .default(0)
+      .describe('Seed of the split by document (changing it gives a different split).'),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .optional()
+      .describe(
+        "Seed of the training data order (the batcher's shuffle); absent = the run's `seed`, so one seed moves init and data order together, and setting this one separates the two sources of variance.",
+      ),
   })
   .superRefine((c, ctx) => {
     // Cross-field rules live in the schema so the config system reports them when it validates the config.
@@ -118,8 +156,7 @@ export const DataConfigSchema = z
           ctx.addIssue({
             code: 'custom',
             path: [key],
-            message:
-              "not used with source 'brown' (the embedded corpus); remove it or set source to 'text', 'jsonl' or 'shards'",
+            message: "not used with source 'brown' (the embedded corpus); remove it or set source to 'text', 'jsonl' or 'shards'",
           });
         }
       }
@@ -135,9 +172,7 @@ export const DataConfigSchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['val'],
-          message:
-            "required when source is 'shards' (shards hold no document boundaries to split by), " +
-            'e.g. ["out/data_val_*.bin"]',
+          message: "required when source is 'shards' (shards hold no document boundaries to split by), " + 'e.g. ["out/data_val_*.bin"]',
         });
       }
     }

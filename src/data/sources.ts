@@ -4,17 +4,7 @@
  * `osp data prepare`. Every problem with a file is a DataError that names the file (and the line, for
  * JSONL) and says what was expected and what was found.
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { ConfigError, DataError } from '../errors.ts';
 import { splitDocuments, type Document } from './brown.ts';
@@ -42,10 +32,7 @@ export function decodeUtf8(path: string, bytes: Uint8Array): string {
   } catch {
     const at = firstInvalidUtf8(bytes);
     const where = at < 0 ? '' : ` at byte ${at} (0x${bytes[at]!.toString(16).padStart(2, '0')})`;
-    throw new DataError(
-      path,
-      `expected UTF-8 text, found an invalid byte sequence${where}; re-encode the file as UTF-8`,
-    );
+    throw new DataError(path, `expected UTF-8 text, found an invalid byte sequence${where}; re-encode the file as UTF-8`);
   }
 }
 
@@ -258,7 +245,7 @@ function writeAtomic(path: string, parts: readonly Uint8Array[]): void {
     fd = openSync(tmp, 'w');
     for (const part of parts) {
       // writeSync may write less than asked for large buffers; loop until all bytes are out.
-      for (let off = 0; off < part.length; ) off += writeSync(fd, part, off, part.length - off);
+      for (let off = 0; off < part.length;) off += writeSync(fd, part, off, part.length - off);
     }
     fsyncSync(fd);
     closeSync(fd);
@@ -325,10 +312,7 @@ export function readDocuments(inputs: readonly string[]): Document[] {
     const ext = extname(path).toLowerCase();
     const reader = READERS[ext];
     if (!reader) {
-      throw new DataError(
-        path,
-        `unsupported file type '${ext || '(no extension)'}'; supported: ${Object.keys(READERS).join(', ')}`,
-      );
+      throw new DataError(path, `unsupported file type '${ext || '(no extension)'}'; supported: ${Object.keys(READERS).join(', ')}`);
     }
     return reader(path);
   });
@@ -383,7 +367,10 @@ export function prepareShards(inputs: readonly string[], outDir: string, opts: P
   for (const name of stale) rmSync(join(outDir, name));
 
   const written: ShardInfo[] = [];
-  for (const [split, splitDocs] of [['val', val], ['train', train]] as const) {
+  for (const [split, splitDocs] of [
+    ['val', val],
+    ['train', train],
+  ] as const) {
     const tokens = tokenizeDocuments(splitDocs.map((d) => d.text));
     for (let start = 0, index = 0; start < tokens.length; start += shardTokens, index++) {
       const path = join(outDir, `${prefix}_${split}_${String(index).padStart(6, '0')}.bin`);

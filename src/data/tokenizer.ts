@@ -48,9 +48,7 @@ export class ByteTokenizer implements Tokenizer {
       const id = ids[i]!;
       if (id === this.bos || id === this.eos) continue;
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new RangeError(
-          `token id at position ${i}: expected an integer in [0, ${this.vocabSize}), found ${id}`,
-        );
+        throw new RangeError(`token id at position ${i}: expected an integer in [0, ${this.vocabSize}), found ${id}`);
       }
       bytes[n++] = id;
     }

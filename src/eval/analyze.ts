@@ -70,7 +70,10 @@ export function textBatch(path: string, B: number, T: number, bos?: number): { i
   const span = bos === undefined ? T + 1 : T;
   const need = B * span;
   if (bytes.length < need) {
-    throw new DataError(path, `--batch ${B} --seq ${T} needs ${need} bytes (B x ${bos === undefined ? '(T+1)' : 'T, rows start with BOS'}), the file has ${bytes.length}`);
+    throw new DataError(
+      path,
+      `--batch ${B} --seq ${T} needs ${need} bytes (B x ${bos === undefined ? '(T+1)' : 'T, rows start with BOS'}), the file has ${bytes.length}`,
+    );
   }
   const inputs = new Int32Array(B * T);
   const targets = new Int32Array(B * T);
@@ -95,7 +98,10 @@ export function textBatch(path: string, B: number, T: number, bos?: number): { i
 
 export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResult> {
   if (o.hessian?.outlierWindow !== undefined && o.hessian.outlierWindow > o.hessian.lanczos) {
-    throw new ConfigError('--outlier-window', `${o.hessian.outlierWindow} exceeds --lanczos ${o.hessian.lanczos}: the rule can only look at computed Ritz values`);
+    throw new ConfigError(
+      '--outlier-window',
+      `${o.hessian.outlierWindow} exceeds --lanczos ${o.hessian.lanczos}: the rule can only look at computed Ritz values`,
+    );
   }
   if (o.hessian && o.hessian.topk > o.hessian.lanczos) {
     throw new ConfigError('--topk', `${o.hessian.topk} eigenvalues need at least as many Lanczos steps; --lanczos is ${o.hessian.lanczos}`);

@@ -20,9 +20,7 @@ export async function evaluateTokens(model: Transformer, tokens: Uint16Array, bo
   let nats = 0;
   let count = 0;
   for (const w of textWindows(tokens, model.config.maxSeqLen, bos)) {
-    const loss = tf.tidy(() =>
-      model.loss(tf.tensor2d(w.inputs, [1, w.seqLen], 'int32'), tf.tensor2d(w.targets, [1, w.seqLen], 'int32')),
-    );
+    const loss = tf.tidy(() => model.loss(tf.tensor2d(w.inputs, [1, w.seqLen], 'int32'), tf.tensor2d(w.targets, [1, w.seqLen], 'int32')));
     nats += (await loss.data())[0]! * w.seqLen;
     loss.dispose();
     count += w.seqLen;

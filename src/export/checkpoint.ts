@@ -27,12 +27,16 @@ export function checkpointWeights(path: string): {
   for (const spec of paramSpecs(config)) {
     const t = checkpoint.model.get(spec.name);
     if (!t || t.shape.join(',') !== spec.shape.join(',')) {
-      throw new OspError(`${dir}/model.safetensors: parameter '${spec.name}' is missing or has the wrong shape for the checkpoint's config`);
+      throw new OspError(
+        `${dir}/model.safetensors: parameter '${spec.name}' is missing or has the wrong shape for the checkpoint's config`,
+      );
     }
     const data = toFloat32(t);
     const bad = data.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) {
-      throw new OspError(`${dir}/model.safetensors: parameter '${spec.name}' holds a non-finite value (${data[bad]}) at index ${bad}; nothing exported`);
+      throw new OspError(
+        `${dir}/model.safetensors: parameter '${spec.name}' holds a non-finite value (${data[bad]}) at index ${bad}; nothing exported`,
+      );
     }
     weights.set(spec.name, { shape: spec.shape, data });
   }

@@ -68,8 +68,16 @@ export function llamaGguf(config: ModelConfig, weights: Weights, type: GgufExpor
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}`;
     vec(`blk.${i}.attn_norm.weight`, `${p}.input_layernorm.weight`);
-    mat(`blk.${i}.attn_q.weight`, `${p}.self_attn.q_proj.weight`, permuteForLlamaCpp(get(`${p}.self_attn.q_proj.weight`).data, c.numHeads, c.headDim, c.hiddenSize));
-    mat(`blk.${i}.attn_k.weight`, `${p}.self_attn.k_proj.weight`, permuteForLlamaCpp(get(`${p}.self_attn.k_proj.weight`).data, c.numKvHeads, c.headDim, c.hiddenSize));
+    mat(
+      `blk.${i}.attn_q.weight`,
+      `${p}.self_attn.q_proj.weight`,
+      permuteForLlamaCpp(get(`${p}.self_attn.q_proj.weight`).data, c.numHeads, c.headDim, c.hiddenSize),
+    );
+    mat(
+      `blk.${i}.attn_k.weight`,
+      `${p}.self_attn.k_proj.weight`,
+      permuteForLlamaCpp(get(`${p}.self_attn.k_proj.weight`).data, c.numKvHeads, c.headDim, c.hiddenSize),
+    );
     mat(`blk.${i}.attn_v.weight`, `${p}.self_attn.v_proj.weight`);
     mat(`blk.${i}.attn_output.weight`, `${p}.self_attn.o_proj.weight`);
     vec(`blk.${i}.ffn_norm.weight`, `${p}.post_attention_layernorm.weight`);
@@ -105,7 +113,13 @@ export function llamaGguf(config: ModelConfig, weights: Weights, type: GgufExpor
     ['tokenizer.ggml.pre', str('qwen2')],
     ['tokenizer.ggml.tokens', arr('string', vocab.slice(0, c.vocabSize))],
     // 1 = normal, 3 = control (BOS/EOS).
-    ['tokenizer.ggml.token_type', arr('i32', vocab.slice(0, c.vocabSize).map((_, id) => (id < 256 ? 1 : 3)))],
+    [
+      'tokenizer.ggml.token_type',
+      arr(
+        'i32',
+        vocab.slice(0, c.vocabSize).map((_, id) => (id < 256 ? 1 : 3)),
+      ),
+    ],
     ['tokenizer.ggml.merges', arr('string', [])],
     ['tokenizer.ggml.bos_token_id', u32(256)],
     ['tokenizer.ggml.eos_token_id', u32(257)],

@@ -73,11 +73,7 @@ function tokenizerJson(): Record<string, unknown> {
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: BOS_TOKEN, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: BOS_TOKEN, type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
+      pair: [{ SpecialToken: { id: BOS_TOKEN, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
       special_tokens: { [BOS_TOKEN]: { id: BOS_TOKEN, ids: [BOS_ID], tokens: [BOS_TOKEN] } },
     },
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
@@ -118,10 +114,7 @@ export function writeHfCheckpoint(dir: string, config: ModelConfig, weights: Wei
   const files: [string, Uint8Array | string][] = [
     ['model.safetensors', encodeSafetensors(entries, { format: 'pt' })],
     ['config.json', JSON.stringify(hfConfig(config, dtype), null, 2) + '\n'],
-    [
-      'generation_config.json',
-      JSON.stringify({ _from_model_config: true, bos_token_id: BOS_ID, eos_token_id: EOS_ID }, null, 2) + '\n',
-    ],
+    ['generation_config.json', JSON.stringify({ _from_model_config: true, bos_token_id: BOS_ID, eos_token_id: EOS_ID }, null, 2) + '\n'],
     ['tokenizer.json', JSON.stringify(tokenizerJson()) + '\n'],
     [
       'tokenizer_config.json',

@@ -48,7 +48,7 @@ function exportedModel(o: ExportOptions): { step: number; config: ModelConfig; w
 export async function exportCheckpoint(o: ExportOptions): Promise<string[]> {
   const format = checkChoice('--format', o.format, EXPORT_FORMATS);
   if (format === 'hf') {
-    if (o.type !== undefined) throw new OspError("--type applies to --format gguf; for hf use --dtype f32|f16|bf16");
+    if (o.type !== undefined) throw new OspError('--type applies to --format gguf; for hf use --dtype f32|f16|bf16');
     const dtype = checkChoice('--dtype', o.dtype ?? 'f32', HF_DTYPES);
     const f = exportedModel(o);
     return writeHfCheckpoint(o.out, f.config, f.weights, dtype);

@@ -215,9 +215,7 @@ function clearIfStale(path: string, onStale: ((message: string) => void) | undef
       }
       reason = `removed stale lock ${path}: ${holder} on host ${info.host} sent no heartbeat for ${Math.round(age / 1000)} s`;
     } else if (isAlive(info.pid)) {
-      throw new OspError(
-        `already running: ${holder}; wait for it or stop it (if pid ${info.pid} is something else, remove ${path})`,
-      );
+      throw new OspError(`already running: ${holder}; wait for it or stop it (if pid ${info.pid} is something else, remove ${path})`);
     } else {
       reason = `removed stale lock ${path}: ${holder} is no longer running`;
     }

@@ -60,9 +60,7 @@ export function encodePng(width: number, height: number, pixels: Uint8Array, cha
   }
   const stride = width * channels;
   if (pixels.length !== stride * height) {
-    throw new ShapeError(
-      `encodePng: ${width} x ${height} x ${channels} needs ${stride * height} bytes, got ${pixels.length}`,
-    );
+    throw new ShapeError(`encodePng: ${width} x ${height} x ${channels} needs ${stride * height} bytes, got ${pixels.length}`);
   }
   const ihdr = new Uint8Array(13);
   const v = new DataView(ihdr.buffer);
@@ -108,7 +106,10 @@ const GLYPH_DATA =
 const GLYPHS: Map<string, number[]> = (() => {
   const m = new Map<string, number[]>();
   for (let i = 0; i + 8 <= GLYPH_DATA.length; i += 8) {
-    m.set(GLYPH_DATA[i]!, [...GLYPH_DATA.slice(i + 1, i + 8)].map((c) => parseInt(c, 32)));
+    m.set(
+      GLYPH_DATA[i]!,
+      [...GLYPH_DATA.slice(i + 1, i + 8)].map((c) => parseInt(c, 32)),
+    );
   }
   return m;
 })();
@@ -143,7 +144,8 @@ export class Raster {
   }
 
   rect(x: number, y: number, w: number, h: number, c: Rgb): void {
-    for (let yy = Math.round(y); yy < Math.round(y + h); yy++) for (let xx = Math.round(x); xx < Math.round(x + w); xx++) this.set(xx, yy, c);
+    for (let yy = Math.round(y); yy < Math.round(y + h); yy++)
+      for (let xx = Math.round(x); xx < Math.round(x + w); xx++) this.set(xx, yy, c);
   }
 
   /** A 1-pixel line (Bresenham). */
@@ -223,7 +225,11 @@ export function tickText(v: number): string {
   if (!Number.isFinite(v)) return String(v).toLowerCase();
   if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a < 1e-2 || a >= 1e4) return v.toExponential(2).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  if (a < 1e-2 || a >= 1e4)
+    return v
+      .toExponential(2)
+      .replace(/\.?0+e/, 'e')
+      .replace('e+', 'e');
   return String(Number(v.toPrecision(3)));
 }
 
@@ -296,7 +302,8 @@ export function heatmapFigurePng(
   if (lo === Infinity) [lo, hi] = [1, 1];
   const logLo = Math.log10(lo);
   const span = Math.log10(hi) - logLo;
-  const colour = (v: number): Rgb => (v > 0 && Number.isFinite(v) ? viridisRgb(span > 0 ? (Math.log10(v) - logLo) / span : 0.5) : NOT_DRAWABLE);
+  const colour = (v: number): Rgb =>
+    v > 0 && Number.isFinite(v) ? viridisRgb(span > 0 ? (Math.log10(v) - logLo) / span : 0.5) : NOT_DRAWABLE;
 
   const cw = opts.cellWidth ?? Math.min(8, Math.max(1, Math.ceil(400 / d)));
   const ch = opts.cellHeight ?? 20;

@@ -15,20 +15,7 @@ import { FormatError, OspError, ShapeError } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
 
 /** Element types of the safetensors format, by their header name. */
-export type SafetensorsDtype =
-  | 'F64'
-  | 'F32'
-  | 'F16'
-  | 'BF16'
-  | 'I64'
-  | 'I32'
-  | 'I16'
-  | 'I8'
-  | 'U8'
-  | 'U16'
-  | 'U32'
-  | 'U64'
-  | 'BOOL';
+export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'U16' | 'U32' | 'U64' | 'BOOL';
 
 /** Bytes per element of each dtype. */
 export const DTYPE_SIZES: Readonly<Record<SafetensorsDtype, number>> = {
@@ -134,10 +121,7 @@ export function floatEntry(shape: number[], values: ArrayLike<number>, dtype: 'F
  * @example
  *   const bytes = encodeSafetensors([['w', f32Entry([2], new Float32Array([1, 2]))]], { step: '10' });
  */
-export function encodeSafetensors(
-  tensors: Iterable<[string, TensorEntry]>,
-  metadata: Record<string, string> = {},
-): Uint8Array {
+export function encodeSafetensors(tensors: Iterable<[string, TensorEntry]>, metadata: Record<string, string> = {}): Uint8Array {
   // The JSON text is assembled by hand: JSON.stringify of an object would move integer-like
   // names ("0", "12") to the front and so lose the caller's order.
   const parts: string[] = [];
@@ -160,16 +144,12 @@ export function encodeSafetensors(
     seen.add(name);
     const size = DTYPE_SIZES[t.dtype];
     if (size === undefined) {
-      throw new OspError(
-        `safetensors: tensor '${name}' has unknown dtype '${t.dtype}'; valid: ${SAFETENSORS_DTYPES.join(', ')}`,
-      );
+      throw new OspError(`safetensors: tensor '${name}' has unknown dtype '${t.dtype}'; valid: ${SAFETENSORS_DTYPES.join(', ')}`);
     }
     checkShape(t.shape, `safetensors tensor '${name}'`);
     const expected = numelOf(t.shape) * size;
     if (t.data.length !== expected) {
-      throw new ShapeError(
-        `safetensors tensor '${name}': shape [${t.shape}] of ${t.dtype} needs ${expected} bytes, got ${t.data.length}`,
-      );
+      throw new ShapeError(`safetensors tensor '${name}': shape [${t.shape}] of ${t.dtype} needs ${expected} bytes, got ${t.data.length}`);
     }
     const offsets = `[${offset},${offset + expected}]`;
     parts.push(`${JSON.stringify(name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":${offsets}}`);
@@ -216,11 +196,7 @@ function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
  *
  * @example const { tensors, metadata } = decodeSafetensors(bytes, 'ckpt.safetensors');
  */
-export function decodeSafetensors(
-  bytes: Uint8Array,
-  file = '<buffer>',
-  options: DecodeOptions = {},
-): SafetensorsContents {
+export function decodeSafetensors(bytes: Uint8Array, file = '<buffer>', options: DecodeOptions = {}): SafetensorsContents {
   const fail = (msg: string): never => {
     throw new FormatError(file, msg);
   };
@@ -293,11 +269,7 @@ export function decodeSafetensors(
       fail(`${where}: expected shape to be an array of non-negative integers, found ${describe(shape)}`);
     }
     const offs = obj.data_offsets;
-    if (
-      !Array.isArray(offs) ||
-      offs.length !== 2 ||
-      !offs.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)
-    ) {
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
       fail(`${where}: expected data_offsets to be two non-negative integers [begin, end], found ${describe(offs)}`);
     }
     const [begin, end] = offs as [number, number];

@@ -208,10 +208,7 @@ export class EventWriter {
       .varint(1, DT_STRING)
       .message(2, new ProtoWriter().message(2, new ProtoWriter().varint(1, 1)))
       .string(8, markdown);
-    this.writeValue(
-      step,
-      new ProtoWriter().string(1, this.checkTag(tag)).message(8, tensor).message(9, pluginMetadata('text')),
-    );
+    this.writeValue(step, new ProtoWriter().string(1, this.checkTag(tag)).message(8, tensor).message(9, pluginMetadata('text')));
   }
 
   /**
@@ -223,9 +220,7 @@ export class EventWriter {
     this.checkTag(tag);
     const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
     if (png.length < 33 || !sig.every((b, i) => png[i] === b)) {
-      throw new OspError(
-        `EventWriter.image('${tag}'): expected PNG bytes (signature 89 50 4E 47 ...), found something else`,
-      );
+      throw new OspError(`EventWriter.image('${tag}'): expected PNG bytes (signature 89 50 4E 47 ...), found something else`);
     }
     const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
     const w = view.getUint32(16);
@@ -325,10 +320,7 @@ export class EventWriter {
   sessionStart(step: number, msg = 'resumed'): void {
     if (this.closed) throw new OspError(`EventWriter: ${this.path} is closed`);
     if (!Number.isSafeInteger(step)) throw new OspError(`EventWriter: step must be an integer, got ${step}`);
-    const event = new ProtoWriter()
-      .double(1, this.now())
-      .varint(2, step)
-      .message(7, new ProtoWriter().varint(1, 1).string(3, msg));
+    const event = new ProtoWriter().double(1, this.now()).varint(2, step).message(7, new ProtoWriter().varint(1, 1).string(3, msg));
     const record = frameRecord(event.finish());
     this.chunks.push(record);
     this.buffered += record.length;
@@ -344,10 +336,7 @@ export class EventWriter {
   private writeValue(step: number, value: ProtoWriter): void {
     if (this.closed) throw new OspError(`EventWriter: ${this.path} is closed`);
     if (!Number.isSafeInteger(step)) throw new OspError(`EventWriter: step must be an integer, got ${step}`);
-    const event = new ProtoWriter()
-      .double(1, this.now())
-      .varint(2, step)
-      .message(5, new ProtoWriter().message(1, value));
+    const event = new ProtoWriter().double(1, this.now()).varint(2, step).message(5, new ProtoWriter().message(1, value));
     const record = frameRecord(event.finish());
     this.chunks.push(record);
     this.buffered += record.length;

@@ -99,7 +99,8 @@ export async function hessianOperator(
   const vars = names.map((name) => params.get(name)!);
   vars.forEach((v, i) => {
     if (!v.trainable) throw new ConfigError('select', `parameter '${names[i]}' is not trainable; tfjs gives it no gradient`);
-    if (v.dtype !== 'float32') throw new ConfigError('select', `parameter '${names[i]}' is ${v.dtype}; only float32 parameters have a Hessian`);
+    if (v.dtype !== 'float32')
+      throw new ConfigError('select', `parameter '${names[i]}' is ${v.dtype}; only float32 parameters have a Hessian`);
   });
   const sizes = vars.map((v) => v.size);
   const ctx: HvpContext = { lossFn, vars, dim: sizes.reduce((a, b) => a + b, 0), eps };

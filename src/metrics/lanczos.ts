@@ -84,7 +84,8 @@ export async function analyzeSpectrum(op: LinearOperator, opts: AnalyzeOptions =
   const seed = opts.seed ?? 0;
   checkInt('topk', topk, 1);
   checkInt('lanczosSteps', m, 1);
-  if (topk > m) throw new ConfigError('topk', `k = ${topk} must be <= m = ${m}, the number of Lanczos steps; raise lanczosSteps or lower topk`);
+  if (topk > m)
+    throw new ConfigError('topk', `k = ${topk} must be <= m = ${m}, the number of Lanczos steps; raise lanczosSteps or lower topk`);
   // Past ~m/2 the Ritz values are unconverged interior values; near zero they make huge, meaningless
   // ratios lambda_j / lambda_{j+1}, so the rule does not look that far by default.
   const K = opts.outlierK ?? Math.max(1, Math.min(Math.floor(m / 2), Math.max(2 * topk, 10)));

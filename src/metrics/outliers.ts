@@ -189,7 +189,6 @@ export async function outlierStats(x: tf.Tensor, opts: OutlierOptions = {}): Pro
   };
 }
 
-
 /**
  * The same statistics as `outlierStats`, written plainly in float64 JS over a row-major [n, d] array: the
  * oracle for the tensor path (and usable on host data directly).
@@ -400,7 +399,7 @@ export function heatmapPng(
       const rgb = v > 0 ? viridis(span > 0 ? (Math.log10(v) - logLo) / span : 0.5) : INVALID_RGB;
       for (let p = 0; p < cw; p++) line.set(rgb, (i * cw + p) * 3);
     }
-    for (let y = 0; y < ch; y++) pixels.set(line, ((l * ch + y) * width) * 3);
+    for (let y = 0; y < ch; y++) pixels.set(line, (l * ch + y) * width * 3);
   });
   return { png: encodePng(width, height, pixels, 3), width, height, range: [lo, hi] };
 }

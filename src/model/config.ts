@@ -17,14 +17,22 @@ export const ModelConfigSchema = z.strictObject({
   numHeads: int(1).default(4).describe('Attention (query) heads.'),
   numKvHeads: int(1).optional().describe('Key/value heads (grouped-query attention); defaults to numHeads (plain multi-head attention).'),
   headDim: int(2).optional().describe('Per-head width; defaults to hiddenSize / numHeads.'),
-  intermediateSize: int(1).optional().describe("SwiGLU inner width; defaults to 8/3 * hiddenSize rounded up to a multiple of 32 (Llama's rule)."),
+  intermediateSize: int(1)
+    .optional()
+    .describe("SwiGLU inner width; defaults to 8/3 * hiddenSize rounded up to a multiple of 32 (Llama's rule)."),
   maxSeqLen: int(1).default(256).describe('Longest sequence the model accepts (RoPE tables are built for it).'),
   ropeTheta: z.number().positive().default(10000).describe('RoPE base (Hugging Face rotate_half convention).'),
   normEps: z.number().positive().default(1e-6).describe("Epsilon inside every norm's rsqrt (OSP's SSNorm uses 1e-6)."),
-  norm: z.enum(Object.keys(NORMS) as [keyof typeof NORMS, ...(keyof typeof NORMS)[]]).default('rmsnorm').describe("Every norm in the model: a name of the norm registry (model/norms.ts), e.g. 'rmsnorm' (Llama) or 'ssnorm' (OSP)."),
+  norm: z
+    .enum(Object.keys(NORMS) as [keyof typeof NORMS, ...(keyof typeof NORMS)[]])
+    .default('rmsnorm')
+    .describe("Every norm in the model: a name of the norm registry (model/norms.ts), e.g. 'rmsnorm' (Llama) or 'ssnorm' (OSP)."),
   embedding: z
     .enum(Object.keys(EMBEDDINGS) as [keyof typeof EMBEDDINGS, ...(keyof typeof EMBEDDINGS)[]])
-    .default('plain').describe("A name of the embedding registry (model/embeddings.ts): 'plain', or 'embproj' (OSP: d x d projections after the embedding and before the head)."),
+    .default('plain')
+    .describe(
+      "A name of the embedding registry (model/embeddings.ts): 'plain', or 'embproj' (OSP: d x d projections after the embedding and before the head).",
+    ),
   tieEmbeddings: z.boolean().default(false).describe('Share the token embedding with the LM head (lm_head.weight is then absent).'),
   initStd: z.number().positive().default(0.02).describe('Std of the normal init of embedding and linear weights.'),
 });

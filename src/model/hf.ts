@@ -31,14 +31,16 @@ export function modelConfigFromHf(dir: string): ModelConfig {
   if (j.model_type !== 'llama' || !Array.isArray(archs) || !archs.includes('LlamaForCausalLM')) {
     throw new FormatError(path, `expected a LlamaForCausalLM (model_type 'llama'), found model_type ${JSON.stringify(j.model_type)}`);
   }
-  if (j.hidden_act !== undefined && j.hidden_act !== 'silu') throw new FormatError(path, `hidden_act must be 'silu', found ${JSON.stringify(j.hidden_act)}`);
+  if (j.hidden_act !== undefined && j.hidden_act !== 'silu')
+    throw new FormatError(path, `hidden_act must be 'silu', found ${JSON.stringify(j.hidden_act)}`);
   for (const key of ['attention_bias', 'mlp_bias']) {
     if (j[key] === true) throw new FormatError(path, `${key} = true is not supported (osp-lab's Llama has no biases)`);
   }
   if (j.rope_scaling !== undefined && j.rope_scaling !== null) throw new FormatError(path, 'rope_scaling is not supported (expected null)');
   const num = (key: string, fallback?: number) => {
     const v = j[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new FormatError(path, `'${key}' must be a number, found ${JSON.stringify(j[key])}`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new FormatError(path, `'${key}' must be a number, found ${JSON.stringify(j[key])}`);
     return v;
   };
   const heads = num('num_attention_heads');
@@ -105,7 +107,20 @@ export function readHfCheckpoint(dir: string): { config: ModelConfig; weights: W
  * names each difference with the `--set` that would fix it.
  */
 export function checkInitFrom(run: ModelConfig, hf: ModelConfig, dir: string): void {
-  const fields = ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'intermediateSize', 'ropeTheta', 'normEps', 'tieEmbeddings', 'norm', 'embedding'] as const;
+  const fields = [
+    'vocabSize',
+    'hiddenSize',
+    'numLayers',
+    'numHeads',
+    'numKvHeads',
+    'headDim',
+    'intermediateSize',
+    'ropeTheta',
+    'normEps',
+    'tieEmbeddings',
+    'norm',
+    'embedding',
+  ] as const;
   const diff = fields.filter((f) => run[f] !== hf[f]);
   if (diff.length > 0) {
     throw new ConfigError(
@@ -116,6 +131,9 @@ export function checkInitFrom(run: ModelConfig, hf: ModelConfig, dir: string): v
     );
   }
   if (run.maxSeqLen > hf.maxSeqLen) {
-    throw new ConfigError('--init-from', `model.maxSeqLen ${run.maxSeqLen} exceeds the checkpoint's max_position_embeddings ${hf.maxSeqLen}`);
+    throw new ConfigError(
+      '--init-from',
+      `model.maxSeqLen ${run.maxSeqLen} exceeds the checkpoint's max_position_embeddings ${hf.maxSeqLen}`,
+    );
   }
 }

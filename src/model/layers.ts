@@ -31,14 +31,7 @@ export interface BlockHooks {
 }
 
 /** SwiGLU MLP: down(silu(gate x) * up x). x: [N, d]. */
-export function swiglu(
-  x: tf.Tensor2D,
-  gate: tf.Tensor,
-  up: tf.Tensor,
-  down: tf.Tensor,
-  hooks?: BlockHooks,
-  layer = 0,
-): tf.Tensor2D {
+export function swiglu(x: tf.Tensor2D, gate: tf.Tensor, up: tf.Tensor, down: tf.Tensor, hooks?: BlockHooks, layer = 0): tf.Tensor2D {
   const xin = hooks?.linearInput ? hooks.linearInput(x, 'gate_up', layer) : x;
   let h = tf.mul(silu(linear(xin, gate)), linear(xin, up)) as tf.Tensor2D;
   if (hooks?.linearInput) h = hooks.linearInput(h, 'down', layer);

@@ -29,7 +29,13 @@ export interface AdamWUpdated {
 }
 
 /** Reference in plain tfjs ops, and the oracle for kernels. */
-export function adamwUpdateReference(param: tf.Tensor, grad: tf.Tensor, expAvg: tf.Tensor, expAvgSq: tf.Tensor, a: AdamWUpdateAttrs): AdamWUpdated {
+export function adamwUpdateReference(
+  param: tf.Tensor,
+  grad: tf.Tensor,
+  expAvg: tf.Tensor,
+  expAvgSq: tf.Tensor,
+  a: AdamWUpdateAttrs,
+): AdamWUpdated {
   return tf.tidy(() => {
     const m = tf.add(tf.mul(expAvg, a.beta1), tf.mul(grad, 1 - a.beta1));
     const v = tf.add(tf.mul(expAvgSq, a.beta2), tf.mul(tf.square(grad), 1 - a.beta2));
@@ -45,8 +51,18 @@ export function adamwUpdateReference(param: tf.Tensor, grad: tf.Tensor, expAvg: 
  * @example
  *   const u = adamwUpdate(p, g, m, v, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1 - lr * 0.1, bc1, bc2Sqrt });
  */
-export function adamwUpdate(param: tf.Tensor, grad: tf.Tensor, expAvg: tf.Tensor, expAvgSq: tf.Tensor, attrs: AdamWUpdateAttrs): AdamWUpdated {
-  for (const [name, t] of [['grad', grad], ['expAvg', expAvg], ['expAvgSq', expAvgSq]] as const) {
+export function adamwUpdate(
+  param: tf.Tensor,
+  grad: tf.Tensor,
+  expAvg: tf.Tensor,
+  expAvgSq: tf.Tensor,
+  attrs: AdamWUpdateAttrs,
+): AdamWUpdated {
+  for (const [name, t] of [
+    ['grad', grad],
+    ['expAvg', expAvg],
+    ['expAvgSq', expAvgSq],
+  ] as const) {
     if (t.shape.length !== param.shape.length || t.shape.some((d, i) => d !== param.shape[i])) {
       throw new ShapeError(`adamwUpdate: ${name} has shape [${t.shape}], the parameter [${param.shape}]`);
     }

@@ -76,12 +76,7 @@ export function newtonSchulz(g: tf.Tensor2D, opts: NewtonSchulzOptions): tf.Tens
 }
 
 /** Plain-tfjs reference: X = G / (scale*||G||_F + eps), then X <- aX + (bA + cA^2) X with A = X X^T. */
-export function newtonSchulzReference(
-  g: tf.Tensor2D,
-  tuples: readonly NsTuple[],
-  normScale: number,
-  normEps: number,
-): tf.Tensor2D {
+export function newtonSchulzReference(g: tf.Tensor2D, tuples: readonly NsTuple[], normScale: number, normEps: number): tf.Tensor2D {
   return tf.tidy(() => {
     // Work on the wide orientation so A = X X^T is the smaller (rows x rows) Gram matrix.
     const transposed = g.shape[0] > g.shape[1];

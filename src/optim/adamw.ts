@@ -7,16 +7,36 @@ import { z } from 'zod';
 import { parseConfig } from '../utils/parse_config.ts';
 import { OspError } from '../errors.ts';
 import { adamwUpdate } from '../ops/adamw_update.ts';
-import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, type GroupOptimizer, type OptimizerModule } from './optimizer.ts';
+import {
+  assignState,
+  checkLrFactor,
+  checkStateDict,
+  compilePattern,
+  pairGrads,
+  type GroupOptimizer,
+  type OptimizerModule,
+} from './optimizer.ts';
 
 const beta = z.number().min(0).lt(1);
 
 export const AdamWConfigSchema = z.strictObject({
   lr: z.number().positive().default(3e-4).describe("Base learning rate; the schedule's factor multiplies it."),
-  betas: z.tuple([beta, beta]).default([0.9, 0.95]).describe('(beta1, beta2). 0.95 for beta2 is the usual LLM choice: faster to forget loss spikes than 0.999.'),
+  betas: z
+    .tuple([beta, beta])
+    .default([0.9, 0.95])
+    .describe('(beta1, beta2). 0.95 for beta2 is the usual LLM choice: faster to forget loss spikes than 0.999.'),
   eps: z.number().positive().default(1e-8).describe('Added to the root of the second moment (PyTorch: eps).'),
-  weightDecay: z.number().min(0).default(0.1).describe('Decoupled weight decay, scaled by lr as in PyTorch: p <- p * (1 - lr * weightDecay).'),
-  noDecay: z.array(z.string().min(1)).default(['*norm*', '*layernorm*']).describe("Parameter-name patterns exempt from weight decay (globs, '*' spans dots, or /regex/). Norm scales are exempt by default: decaying them pulls the gain towards 0 for no regularising benefit."),
+  weightDecay: z
+    .number()
+    .min(0)
+    .default(0.1)
+    .describe('Decoupled weight decay, scaled by lr as in PyTorch: p <- p * (1 - lr * weightDecay).'),
+  noDecay: z
+    .array(z.string().min(1))
+    .default(['*norm*', '*layernorm*'])
+    .describe(
+      "Parameter-name patterns exempt from weight decay (globs, '*' spans dots, or /regex/). Norm scales are exempt by default: decaying them pulls the gain towards 0 for no regularising benefit.",
+    ),
 });
 export type AdamWConfig = z.infer<typeof AdamWConfigSchema>;
 
@@ -60,7 +80,11 @@ export class AdamW implements GroupOptimizer {
   }
 
   step(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lrFactor: number): void {
-    const { betas: [b1, b2], eps, weightDecay } = this.config;
+    const {
+      betas: [b1, b2],
+      eps,
+      weightDecay,
+    } = this.config;
     checkLrFactor(this.name, lrFactor);
     const lr = this.config.lr * lrFactor;
     for (const [name, p, g] of pairGrads(this.name, this.shapes, params, grads)) {

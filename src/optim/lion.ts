@@ -11,15 +11,29 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseConfig } from '../utils/parse_config.ts';
-import { assignState, checkLrFactor, checkStateDict, compilePattern, pairGrads, type GroupOptimizer, type OptimizerModule } from './optimizer.ts';
+import {
+  assignState,
+  checkLrFactor,
+  checkStateDict,
+  compilePattern,
+  pairGrads,
+  type GroupOptimizer,
+  type OptimizerModule,
+} from './optimizer.ts';
 
 const beta = z.number().min(0).lt(1);
 
 export const LionConfigSchema = z.strictObject({
   lr: z.number().positive().default(1e-4).describe("Base learning rate; typically 3-10x below AdamW's (every coordinate moves by lr)."),
-  betas: z.tuple([beta, beta]).default([0.9, 0.99]).describe("(beta1, beta2): beta1 interpolates the update direction, beta2 is the momentum's decay."),
+  betas: z
+    .tuple([beta, beta])
+    .default([0.9, 0.99])
+    .describe("(beta1, beta2): beta1 interpolates the update direction, beta2 is the momentum's decay."),
   weightDecay: z.number().min(0).default(0).describe('Decoupled weight decay, scaled by lr: p <- p * (1 - lr * weightDecay).'),
-  noDecay: z.array(z.string().min(1)).default(['*norm*']).describe('Parameter-name patterns exempt from weight decay (globs or /regex/); norm parameters by default.'),
+  noDecay: z
+    .array(z.string().min(1))
+    .default(['*norm*'])
+    .describe('Parameter-name patterns exempt from weight decay (globs or /regex/); norm parameters by default.'),
 });
 export type LionConfig = z.infer<typeof LionConfigSchema>;
 
@@ -48,7 +62,10 @@ export class Lion implements GroupOptimizer {
   }
 
   step(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lrFactor: number): void {
-    const { betas: [b1, b2], weightDecay } = this.config;
+    const {
+      betas: [b1, b2],
+      weightDecay,
+    } = this.config;
     checkLrFactor(this.name, lrFactor);
     const lr = this.config.lr * lrFactor;
     for (const [name, p, g] of pairGrads(this.name, this.shapes, params, grads)) {

@@ -8,21 +8,40 @@ import { z } from 'zod';
 import { parseConfig } from '../utils/parse_config.ts';
 import { ShapeError } from '../errors.ts';
 import { newtonSchulz, NS_COEFFICIENT_KINDS } from '../ops/newton_schulz.ts';
-import { assignState, checkLrFactor, checkStateDict, pairGrads, shapeText, type GroupOptimizer, type OptimizerModule } from './optimizer.ts';
+import {
+  assignState,
+  checkLrFactor,
+  checkStateDict,
+  pairGrads,
+  shapeText,
+  type GroupOptimizer,
+  type OptimizerModule,
+} from './optimizer.ts';
 
 export const MUON_SCALES = ['moonlight', 'keller'] as const;
 export type MuonScale = (typeof MUON_SCALES)[number];
 
 export const MuonConfigSchema = z.strictObject({
-  lr: z.number().positive().default(1e-3).describe("Base learning rate. Typical: 1e-3..5e-4 with 'moonlight' (OSP: 5e-4), ~0.02 with 'keller'."),
+  lr: z
+    .number()
+    .positive()
+    .default(1e-3)
+    .describe("Base learning rate. Typical: 1e-3..5e-4 with 'moonlight' (OSP: 5e-4), ~0.02 with 'keller'."),
   momentum: z.number().min(0).lt(1).default(0.95).describe('Momentum coefficient mu of the buffer M <- mu M + g.'),
   nesterov: z.boolean().default(true).describe('Nesterov look-ahead u = g + mu*M (true) or plain momentum u = M (false).'),
   nsSteps: z.number().int().min(1).max(100).default(5).describe('Newton-Schulz iterations orthogonalising the update.'),
   nsCoefficients: z
     .enum(NS_COEFFICIENT_KINDS)
     .default('quintic')
-    .describe("Newton-Schulz polynomial: 'quintic' (3.4445, -4.7750, 2.0315), 'polar_express' (per-step coefficients), 'convergent' (2, -1.5, 0.5)."),
-  scale: z.enum(MUON_SCALES).default('moonlight').describe("'moonlight' (OSP): update RMS matched to AdamW's, so AdamW's lr and wd carry over; 'keller': Keller Jordan's original sqrt(max(1, rows/cols)) scale."),
+    .describe(
+      "Newton-Schulz polynomial: 'quintic' (3.4445, -4.7750, 2.0315), 'polar_express' (per-step coefficients), 'convergent' (2, -1.5, 0.5).",
+    ),
+  scale: z
+    .enum(MUON_SCALES)
+    .default('moonlight')
+    .describe(
+      "'moonlight' (OSP): update RMS matched to AdamW's, so AdamW's lr and wd carry over; 'keller': Keller Jordan's original sqrt(max(1, rows/cols)) scale.",
+    ),
   weightDecay: z.number().min(0).default(0.01).describe('Decoupled weight decay, multiplied by lr in both scale modes.'),
 });
 export type MuonConfig = z.infer<typeof MuonConfigSchema>;

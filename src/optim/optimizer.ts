@@ -60,9 +60,7 @@ export function compilePattern(pattern: string): (name: string) => boolean {
     const re = new RegExp(pattern.slice(1, -1));
     return (name) => re.test(name);
   }
-  const body = [...pattern]
-    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
-    .join('');
+  const body = [...pattern].map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
   const re = new RegExp(`^${body}$`, 's');
   return (name) => re.test(name);
 }

@@ -12,14 +12,18 @@ import { OPTIMIZER_NAMES, OPTIMIZERS, type OptimizerName } from './registry.ts';
 
 export { OPTIMIZER_NAMES, type OptimizerName } from './registry.ts';
 
-export const RoutingRuleSchema = z.strictObject({
-  match: z.string().min(1).describe("Glob over the parameter name ('*' spans dots, '?' one character) or a /regex/."),
-  optimizer: z.enum(OPTIMIZER_NAMES).describe('The optimizer of the registry (optim/registry.ts) the matching parameters go to.'),
-}).describe('One rule: parameters whose name matches go to that optimizer.');
+export const RoutingRuleSchema = z
+  .strictObject({
+    match: z.string().min(1).describe("Glob over the parameter name ('*' spans dots, '?' one character) or a /regex/."),
+    optimizer: z.enum(OPTIMIZER_NAMES).describe('The optimizer of the registry (optim/registry.ts) the matching parameters go to.'),
+  })
+  .describe('One rule: parameters whose name matches go to that optimizer.');
 export type RoutingRule = z.infer<typeof RoutingRuleSchema>;
 
 type GroupSchemas = { [K in OptimizerName]: z.ZodPrefault<(typeof OPTIMIZERS)[K]['schema']> };
-const groupSchemas = Object.fromEntries(OPTIMIZER_NAMES.map((n) => [n, (OPTIMIZERS[n].schema as z.ZodObject).prefault({}).describe(OPTIMIZERS[n].doc)])) as GroupSchemas;
+const groupSchemas = Object.fromEntries(
+  OPTIMIZER_NAMES.map((n) => [n, (OPTIMIZERS[n].schema as z.ZodObject).prefault({}).describe(OPTIMIZERS[n].doc)]),
+) as GroupSchemas;
 
 /** One section per registered optimizer (its settings), and the routing rules. */
 export const OptimizerConfigSchema = z.strictObject({
@@ -79,7 +83,9 @@ export function assignOptimizers(
   });
   const fromModel = (modelRules ?? []).map((rule) => {
     if (!(OPTIMIZER_NAMES as readonly string[]).includes(rule.optimizer)) {
-      throw new OspError(`model routing rule '${rule.match}' names optimizer '${rule.optimizer}', which is not registered (${OPTIMIZER_NAMES.join(', ')})`);
+      throw new OspError(
+        `model routing rule '${rule.match}' names optimizer '${rule.optimizer}', which is not registered (${OPTIMIZER_NAMES.join(', ')})`,
+      );
     }
     return { matches: compilePattern(rule.match), optimizer: rule.optimizer as OptimizerName, match: rule.match };
   });
@@ -89,7 +95,9 @@ export function assignOptimizers(
     if (i < 0) {
       const m = fromModel.find((r) => r.matches(name));
       if (m && OPTIMIZERS[m.optimizer].matricesOnly && shape.length !== 2) {
-        throw new OspError(`model routing rule '${m.match}' sends '${name}' (shape ${shapeText(shape)}) to ${m.optimizer}, which only updates 2-D matrices`);
+        throw new OspError(
+          `model routing rule '${m.match}' sends '${name}' (shape ${shapeText(shape)}) to ${m.optimizer}, which only updates 2-D matrices`,
+        );
       }
       assignment.set(name, m?.optimizer ?? defaultRoute(name, shape));
       continue;
@@ -106,7 +114,10 @@ export function assignOptimizers(
   }
   const unused = compiled.findIndex((matches) => ![...shapes.keys()].some(matches));
   if (unused >= 0) {
-    const examples = [...shapes.keys()].slice(0, 4).map((n) => `'${n}'`).join(', ');
+    const examples = [...shapes.keys()]
+      .slice(0, 4)
+      .map((n) => `'${n}'`)
+      .join(', ');
     throw new ConfigError(
       `optimizer.routing.${unused}.match`,
       `'${rules[unused]!.match}' matches no parameter; names look like ${examples}`,

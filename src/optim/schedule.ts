@@ -10,11 +10,21 @@ import { ConfigError } from '../errors.ts';
 export const SCHEDULE_KINDS = ['constant', 'cosine', 'wsd'] as const;
 
 export const ScheduleConfigSchema = z.strictObject({
-  kind: z.enum(SCHEDULE_KINDS).default('cosine').describe("'constant', 'cosine' (to minLrRatio over totalSteps) or 'wsd' (warmup-stable-decay: constant, then a linear decay over the last decayFraction)."),
+  kind: z
+    .enum(SCHEDULE_KINDS)
+    .default('cosine')
+    .describe(
+      "'constant', 'cosine' (to minLrRatio over totalSteps) or 'wsd' (warmup-stable-decay: constant, then a linear decay over the last decayFraction).",
+    ),
   warmupSteps: z.number().int().min(0).default(0).describe('Linear warmup: factor (step+1)/warmupSteps for the first warmupSteps steps.'),
   totalSteps: z.number().int().positive().optional().describe("Length of the run; required by 'cosine' and 'wsd'."),
   minLrRatio: z.number().min(0).max(1).default(0.1).describe("Final factor of 'cosine' and 'wsd'."),
-  decayFraction: z.number().gt(0).max(1).default(0.2).describe("'wsd' only: the last decayFraction of totalSteps decay linearly to minLrRatio."),
+  decayFraction: z
+    .number()
+    .gt(0)
+    .max(1)
+    .default(0.2)
+    .describe("'wsd' only: the last decayFraction of totalSteps decay linearly to minLrRatio."),
 });
 export type ScheduleConfig = z.infer<typeof ScheduleConfigSchema>;
 

@@ -43,17 +43,27 @@ export function calibrationFromRunData(data: unknown, vocabSize: number, seqLen:
  * non-overlapping, 8 to a batch; a stream shorter than one window is an error naming `source`.
  * With `bos` every row starts with it, as the run's training rows (textWindows' convention).
  */
-export function calibrationFromTokens(tokens: Uint16Array, seqLen: number, windows: number, source: string, bos?: number): QuantEvalBatch[] {
+export function calibrationFromTokens(
+  tokens: Uint16Array,
+  seqLen: number,
+  windows: number,
+  source: string,
+  bos?: number,
+): QuantEvalBatch[] {
   if (bos !== undefined) {
     const full = textWindows(tokens, seqLen, bos).filter((w) => w.seqLen === seqLen);
     if (full.length < 1) {
-      throw new OspError(`${source}: GPTQ calibration needs at least ${seqLen} tokens (one window of maxSeqLen), the text has ${tokens.length - 1}`);
+      throw new OspError(
+        `${source}: GPTQ calibration needs at least ${seqLen} tokens (one window of maxSeqLen), the text has ${tokens.length - 1}`,
+      );
     }
     return packBatches(full.slice(0, windows), BATCH);
   }
   const available = Math.floor((tokens.length - 1) / seqLen);
   if (available < 1) {
-    throw new OspError(`${source}: GPTQ calibration needs at least ${seqLen + 1} tokens (one window of maxSeqLen), the text has ${tokens.length}`);
+    throw new OspError(
+      `${source}: GPTQ calibration needs at least ${seqLen + 1} tokens (one window of maxSeqLen), the text has ${tokens.length}`,
+    );
   }
   const n = Math.min(windows, available);
   const out: QuantEvalBatch[] = [];

@@ -33,25 +33,52 @@ function oneOrMore<const T extends readonly [string, ...string[]]>(values: T) {
 }
 
 export const GptqConfigSchema = z.strictObject({
-  dampPercent: z.number().min(0).max(1).default(0.01).describe("Damping added to the Hessian diagonal, as a fraction of its mean (GPTQ's percdamp)."),
+  dampPercent: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.01)
+    .describe("Damping added to the Hessian diagonal, as a fraction of its mean (GPTQ's percdamp)."),
   blockSize: z.number().int().min(1).default(128).describe('Columns per lazy-update block (speed only; the result does not depend on it).'),
   actOrder: z.boolean().default(false).describe("Quantize columns by decreasing Hessian diagonal (GPTQ's act-order / desc_act)."),
-  calibrationWindows: z.number().int().min(1).default(128).describe('Calibration windows of maxSeqLen tokens from the training data (GPTQ and QuaRot use 128).'),
+  calibrationWindows: z
+    .number()
+    .int()
+    .min(1)
+    .default(128)
+    .describe('Calibration windows of maxSeqLen tokens from the training data (GPTQ and QuaRot use 128).'),
 });
 
 export const QuantConfigSchema = z.strictObject({
   w: z.literal(BITS).default(4).describe('Weight bits of the block linear layers; 16 = full precision (off).'),
   a: z.literal(BITS).default(4).describe('Activation bits at the inputs of the block linear layers; 16 = off.'),
   kv: z.literal(BITS).default(4).describe('KV-cache bits (keys after RoPE, values); 16 = off.'),
-  groupSize: z.number().int().min(1).optional().describe("Weight group size along the input dimension; absent = one scale per output channel (OSP's setting)."),
+  groupSize: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("Weight group size along the input dimension; absent = one scale per output channel (OSP's setting)."),
   clipSearch: z.boolean().default(true).describe("MSE clip search for the weight scales (QuaRot's grid 100, maxshrink 0.8, norm 2.4)."),
-  method: oneOrMore(QUANT_METHODS).default(['rtn']).describe('Weight quantizer(s): round-to-nearest, or GPTQ on calibration windows of the training data.'),
-  rotate: oneOrMore(QUANT_ROTATIONS).default(['none']).describe('Rotation(s) applied before quantizing: none, ffn, ffn-block, quarot (see QUANT_ROTATIONS).'),
-  qkRotate: z.boolean().default(true).describe('Rotate queries and keys per head by a Hadamard matrix after RoPE and quantize the rotated keys, as the OSP paper, QuaRot and SpinQuant do (scores are unchanged in full precision). Only matters when kv < 16.'),
+  method: oneOrMore(QUANT_METHODS)
+    .default(['rtn'])
+    .describe('Weight quantizer(s): round-to-nearest, or GPTQ on calibration windows of the training data.'),
+  rotate: oneOrMore(QUANT_ROTATIONS)
+    .default(['none'])
+    .describe('Rotation(s) applied before quantizing: none, ffn, ffn-block, quarot (see QUANT_ROTATIONS).'),
+  qkRotate: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Rotate queries and keys per head by a Hadamard matrix after RoPE and quantize the rotated keys, as the OSP paper, QuaRot and SpinQuant do (scores are unchanged in full precision). Only matters when kv < 16.',
+    ),
   zeroInRange: z.boolean().default(true).describe("Activation and KV ranges include 0 (QuaRot's convention); false = plain min/max."),
   gptq: GptqConfigSchema.prefault({}).describe("GPTQ's settings (method 'gptq')."),
   quarotSeed: z.number().int().min(0).default(0).describe("Seed of QuaRot's random Hadamard signs."),
-  had: z.boolean().optional().describe("osp-lab < 0.2: true = also evaluate rotate 'ffn-block'. Kept so that older run configs still load."),
+  had: z
+    .boolean()
+    .optional()
+    .describe("osp-lab < 0.2: true = also evaluate rotate 'ffn-block'. Kept so that older run configs still load."),
 });
 
 export type QuantConfigInput = z.input<typeof QuantConfigSchema>;

@@ -178,9 +178,15 @@ export async function quantEval(
       const loss = weightedMean(q.losses, q.tokens);
       const quant = { loss, perplexity: Math.exp(loss) };
       const seconds = (performance.now() - t0) / 1000;
-      const gap = { loss: quant.loss - fp.loss, perplexityRatio: quant.perplexity / fp.perplexity, lossStderr: gapStderr(q.losses, fpBatches.losses, q.tokens) };
+      const gap = {
+        loss: quant.loss - fp.loss,
+        perplexityRatio: quant.perplexity / fp.perplexity,
+        lossStderr: gapStderr(q.losses, fpBatches.losses, q.tokens),
+      };
       results.push({ ...v, quant, gap, seconds });
-      opts.log?.(`${v.name}: ppl ${quant.perplexity.toFixed(3)} (x${(quant.perplexity / fp.perplexity).toFixed(3)}), ${seconds.toFixed(1)} s`);
+      opts.log?.(
+        `${v.name}: ppl ${quant.perplexity.toFixed(3)} (x${(quant.perplexity / fp.perplexity).toFixed(3)}), ${seconds.toFixed(1)} s`,
+      );
     } finally {
       work.dispose();
     }

@@ -209,13 +209,7 @@ export function inverseCholeskyUpper(h: Float64Array, n: number): Float64Array {
  *   accumulateHessian(h, inputs, tokens, 256);
  *   const { dequantized } = gptqQuantize(w, 704, 256, h, { bits: 4 });
  */
-export function gptqQuantize(
-  w: Float32Array,
-  rows: number,
-  cols: number,
-  hessian: Float64Array,
-  opts: GptqOptions,
-): GptqResult {
+export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessian: Float64Array, opts: GptqOptions): GptqResult {
   if (opts.bits !== 4 && opts.bits !== 8) {
     throw new ConfigError('bits', `GPTQ supports 4 or 8 bits, got ${String(opts.bits)}`);
   }
@@ -304,7 +298,7 @@ export function gptqQuantize(
   const errBuf = new Float64Array(rows * blockSize);
   const groupBuf = dynamicGroups ? new Float32Array(rows * gs) : undefined;
 
-  for (let b1 = 0; b1 < n; ) {
+  for (let b1 = 0; b1 < n;) {
     let b2 = Math.min(b1 + blockSize, n);
     if (dynamicGroups) {
       // Cut blocks at group starts so that a group's first column starts a block: all earlier updates,

@@ -45,11 +45,7 @@ class Captured extends Error {}
  *
  * @example await gptqModel(work, calibrationBatches, { bits: 4, clipSearch: true });
  */
-export async function gptqModel(
-  model: Transformer,
-  calibration: readonly QuantEvalBatch[],
-  opts: GptqModelOptions,
-): Promise<void> {
+export async function gptqModel(model: Transformer, calibration: readonly QuantEvalBatch[], opts: GptqModelOptions): Promise<void> {
   if (calibration.length === 0) {
     throw new ConfigError('quant.gptq.calibrationWindows', 'GPTQ needs at least one calibration batch');
   }

@@ -257,7 +257,9 @@ function assertSupported(n: number): void {
   const { below, above } = nearestHadamardOrders(n);
   const p = twoPart(n);
   const why =
-    n % 4 !== 0 ? 'a Hadamard order above 2 must be a multiple of 4' : `${n} = ${p} * ${n / p} and no core ${n / p} * 2^j, 2^j <= ${p}, is reachable`;
+    n % 4 !== 0
+      ? 'a Hadamard order above 2 must be a multiple of 4'
+      : `${n} = ${p} * ${n / p} and no core ${n / p} * 2^j, 2^j <= ${p}, is reachable`;
   throw new ConfigError(
     'hadamard.width',
     `no known Hadamard matrix of order ${n} (${why}; constructions here: Sylvester 2^k, Paley I q+1, ` +

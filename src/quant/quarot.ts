@@ -43,7 +43,14 @@ import { paramSpecs, type Transformer } from '../model/transformer.ts';
 import { Rng } from '../utils/rng.ts';
 import { foldToLlama, modelWeights, type Weights } from '../model/fold.ts';
 import { fwht } from './hadamard.ts';
-import { applyHadamard, exactHadamard, exactHadamardOrderSupported, exactHadamardPlan, hadamardRotateExact, nearestHadamardOrders } from './hadamard_exact.ts';
+import {
+  applyHadamard,
+  exactHadamard,
+  exactHadamardOrderSupported,
+  exactHadamardPlan,
+  hadamardRotateExact,
+  nearestHadamardOrders,
+} from './hadamard_exact.ts';
 
 /** Parameters by name in float64 ([out, in] layout, row-major). */
 export type Weights64 = Map<string, { shape: number[]; data: Float64Array }>;
@@ -189,7 +196,11 @@ export function quarotRotate(config: ModelConfig, weights: Weights, opts: Quarot
   };
   for (let i = 0; i < fc.numLayers; i++) {
     const p = `model.layers.${i}`;
-    foldNorm(`${p}.input_layernorm.weight`, [`${p}.self_attn.q_proj.weight`, `${p}.self_attn.k_proj.weight`, `${p}.self_attn.v_proj.weight`]);
+    foldNorm(`${p}.input_layernorm.weight`, [
+      `${p}.self_attn.q_proj.weight`,
+      `${p}.self_attn.k_proj.weight`,
+      `${p}.self_attn.v_proj.weight`,
+    ]);
     foldNorm(`${p}.post_attention_layernorm.weight`, [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`]);
   }
   foldNorm('model.norm.weight', tied ? [] : ['lm_head.weight']);
@@ -327,15 +338,22 @@ function checkParams(config: ModelConfig, weights: Weights, what: string): void 
   for (const s of specs) {
     expected.add(s.name);
     const w = weights.get(s.name);
-    if (!w) throw new OspError(`${what}: missing parameter '${s.name}' (model.norm '${config.norm}', model.embedding '${config.embedding}', model.tieEmbeddings ${config.tieEmbeddings})`);
+    if (!w)
+      throw new OspError(
+        `${what}: missing parameter '${s.name}' (model.norm '${config.norm}', model.embedding '${config.embedding}', model.tieEmbeddings ${config.tieEmbeddings})`,
+      );
     const size = s.shape.reduce((a, b) => a * b, 1);
     if (w.shape.join(',') !== s.shape.join(',') || w.data.length !== size) {
-      throw new ShapeError(`${what}: parameter '${s.name}' has shape [${w.shape}] (${w.data.length} values), the config implies [${s.shape}]`);
+      throw new ShapeError(
+        `${what}: parameter '${s.name}' has shape [${w.shape}] (${w.data.length} values), the config implies [${s.shape}]`,
+      );
     }
   }
   for (const name of weights.keys()) {
     if (!expected.has(name)) {
-      throw new OspError(`${what}: unexpected parameter '${name}' for this config; QuaRot folds only the parameters of osp-lab's Llama (no biases)`);
+      throw new OspError(
+        `${what}: unexpected parameter '${name}' for this config; QuaRot folds only the parameters of osp-lab's Llama (no biases)`,
+      );
     }
   }
 }

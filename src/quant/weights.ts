@@ -143,10 +143,7 @@ export function blockLinearNames(model: Transformer): string[] {
  *   const q = await quantizeModelWeights(model, { bits: 4, clipSearch: true });
  *   const loss = await withWeights(model, q, () => evaluate(model));
  */
-export async function quantizeModelWeights(
-  model: Transformer,
-  opts: ModelWeightQuantOptions,
-): Promise<Map<string, Float32Array>> {
+export async function quantizeModelWeights(model: Transformer, opts: ModelWeightQuantOptions): Promise<Map<string, Float32Array>> {
   if (opts.bits !== 4 && opts.bits !== 8 && opts.bits !== 16) {
     throw new ConfigError('bits', `weight quantization supports 4, 8 or 16 (off) bits, got ${String(opts.bits)}`);
   }
@@ -160,8 +157,7 @@ export async function quantizeModelWeights(
     let w = (await v.data()) as Float32Array;
     if (isDown && opts.rotateDown) w = rotateDownProj(w, rows, cols);
     if (opts.bits !== 16) {
-      w = quantizeWeightRtn(w, rows, cols, { bits: opts.bits, groupSize: opts.groupSize, clipSearch: opts.clipSearch })
-        .dequantized;
+      w = quantizeWeightRtn(w, rows, cols, { bits: opts.bits, groupSize: opts.groupSize, clipSearch: opts.clipSearch }).dequantized;
     }
     out.set(name, w);
   }
@@ -176,11 +172,7 @@ export async function quantizeModelWeights(
  * @param weights parameter name -> values in the parameter's layout and size
  * @example const loss = await withWeights(model, quantized, () => meanLoss(model, batches));
  */
-export async function withWeights<T>(
-  model: Transformer,
-  weights: ReadonlyMap<string, Float32Array>,
-  fn: () => T | Promise<T>,
-): Promise<T> {
+export async function withWeights<T>(model: Transformer, weights: ReadonlyMap<string, Float32Array>, fn: () => T | Promise<T>): Promise<T> {
   for (const [name, values] of weights) {
     const v = model.params.get(name);
     if (!v) throw new OspError(`withWeights: model has no parameter '${name}'`);

@@ -150,7 +150,14 @@ export function compareStats(
     const va = values(a, m.get);
     const vb = values(b, m.get);
     if (va.length === 0 && vb.length === 0) continue;
-    rows.push({ key: m.key, header: m.header, short: m.short, a: describeSample(va), b: describeSample(vb), difference: welchInterval(va, vb) });
+    rows.push({
+      key: m.key,
+      header: m.header,
+      short: m.short,
+      a: describeSample(va),
+      b: describeSample(vb),
+      difference: welchInterval(va, vb),
+    });
   }
   return rows;
 }

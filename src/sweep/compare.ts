@@ -101,7 +101,7 @@ export function formatComparison(c: Comparison): string[] {
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...body.map(line),
     '',
-    'A, B: mean (n seeds). 95% interval: Welch\'s t-interval of B - A, with the',
+    "A, B: mean (n seeds). 95% interval: Welch's t-interval of B - A, with the",
     'Welch-Satterthwaite degrees of freedom (dof); n/a with a single seed on either',
     'side. * the interval excludes 0.',
   ];

@@ -73,7 +73,9 @@ export function emitSlurm(sweepDir: string, trials: readonly Trial[], opts: Slur
   // A backslash anywhere in --output makes Slurm ignore the %A/%a patterns (every task would then
   // write one file), and no quoting brings a newline through an #SBATCH line.
   if (/[\\\n\r]/.test(dir)) {
-    throw new OspError(`emitSlurm: the sweep directory ${JSON.stringify(dir)} contains a backslash or line break, which Slurm's --output cannot express; use another directory`);
+    throw new OspError(
+      `emitSlurm: the sweep directory ${JSON.stringify(dir)} contains a backslash or line break, which Slurm's --output cannot express; use another directory`,
+    );
   }
   const sbatch = (option: string, value: string | number): string => `#SBATCH --${option}=${sbatchQuote(String(value), option)}`;
   const lines = [
@@ -146,7 +148,7 @@ function trialConfigPath(sweepDir: string, name: string): string {
  * itself, which is closed, escaped and reopened (`'it'\''s'`).
  */
 export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9._\/=:@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+  return /^[A-Za-z0-9._/=:@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 /**
@@ -156,5 +158,5 @@ export function shellQuote(s: string): string {
  */
 function sbatchQuote(s: string, option: string): string {
   if (/[\n\r]/.test(s)) throw new OspError(`emitSlurm: --${option} value ${JSON.stringify(s)} contains a line break`);
-  return /^[A-Za-z0-9._\/=:@%+-]+$/.test(s) ? s : `"${s.replace(/[\\"'#]/g, (c) => `\\${c}`)}"`;
+  return /^[A-Za-z0-9._/=:@%+-]+$/.test(s) ? s : `"${s.replace(/[\\"'#]/g, (c) => `\\${c}`)}"`;
 }

@@ -79,9 +79,7 @@ function floorsOf(trials: readonly TrialReport[]): SweepReport['floors'] {
         ? {
             hiddenSize,
             // Identical values (the usual case) are reported as they are, not as a mean with rounding noise.
-            gaussianFloor: measured.every((v) => v === measured[0])
-              ? measured[0]!
-              : measured.reduce((a, b) => a + b, 0) / measured.length,
+            gaussianFloor: measured.every((v) => v === measured[0]) ? measured[0]! : measured.reduce((a, b) => a + b, 0) / measured.length,
             source: 'measured' as const,
           }
         : // Without a monitor the same estimator is run here on Gaussian samples (cheap: 20000 tokens).
@@ -123,7 +121,7 @@ export function writeReport(sweepDir: string, opts: ReportOptions = {}): { files
     files.push(join(root, 'trend.json'), join(root, 'trend.md'));
   }
   const mdPath = join(root, 'report.md');
-  const trendLink = trendSpec ? '\nOutlier emergence, trends and the paper\'s targets: [trend.md](trend.md)\n' : '';
+  const trendLink = trendSpec ? "\nOutlier emergence, trends and the paper's targets: [trend.md](trend.md)\n" : '';
   writeFileAtomicSync(mdPath, renderMarkdown(report, extra) + trendLink);
   if (opts.print) for (const line of [...consoleTable(report, extra), ...trendConsoleLines(trends)]) opts.print(line);
   return { files: [jsonPath, mdPath, ...files], report };

@@ -106,11 +106,27 @@ export function buildPlots(trials: readonly TrialResult[], report: SweepReport):
   const step = metricLabel('step');
   plots.push([
     'loss.svg',
-    lineChart({ title: 'Training loss', xLabel: step, yLabel: metricLabel('train/loss'), yScale: 'auto', xFromZero: true, series: series('train/loss'), ...caption }),
+    lineChart({
+      title: 'Training loss',
+      xLabel: step,
+      yLabel: metricLabel('train/loss'),
+      yScale: 'auto',
+      xFromZero: true,
+      series: series('train/loss'),
+      ...caption,
+    }),
   ]);
   plots.push([
     'val_loss.svg',
-    lineChart({ title: 'Validation loss', xLabel: step, yLabel: metricLabel('eval/loss'), yScale: 'auto', xFromZero: true, series: series('eval/loss'), ...caption }),
+    lineChart({
+      title: 'Validation loss',
+      xLabel: step,
+      yLabel: metricLabel('eval/loss'),
+      yScale: 'auto',
+      xFromZero: true,
+      series: series('eval/loss'),
+      ...caption,
+    }),
   ]);
   plots.push([
     'kurtosis.svg',
@@ -145,7 +161,10 @@ export function buildPlots(trials: readonly TrialResult[], report: SweepReport):
   ] as const) {
     const s = series(key);
     if (s.length === 0) continue;
-    plots.push([file, lineChart({ title, xLabel: step, yLabel: metricLabel(key), yScale: 'auto', xFromZero: true, series: s, ...caption })]);
+    plots.push([
+      file,
+      lineChart({ title, xLabel: step, yLabel: metricLabel(key), yScale: 'auto', xFromZero: true, series: s, ...caption }),
+    ]);
   }
   plots.push(['quant_gap.svg', seeded ? quantGapMeanChart(report, finished) : quantGapChart(reports, label)]);
   // The first quantization variant measured during training, against step and against the 16-bit loss
@@ -156,7 +175,16 @@ export function buildPlots(trials: readonly TrialResult[], report: SweepReport):
     const ratioLabel = metricLabel(ratioKey);
     plots.push([
       'quant_gap_steps.svg',
-      lineChart({ title: `${ratioLabel} during training`, xLabel: step, yLabel: ratioLabel, yScale: 'auto', xFromZero: true, series: series(ratioKey), hLines: [{ y: 1, label: 'no gap' }], ...caption }),
+      lineChart({
+        title: `${ratioLabel} during training`,
+        xLabel: step,
+        yLabel: ratioLabel,
+        yScale: 'auto',
+        xFromZero: true,
+        series: series(ratioKey),
+        hLines: [{ y: 1, label: 'no gap' }],
+        ...caption,
+      }),
     ]);
     // Seeds reach different losses, so no mean curve here: one line per trial, its seeds labelled.
     plots.push([
@@ -166,7 +194,9 @@ export function buildPlots(trials: readonly TrialResult[], report: SweepReport):
         xLabel: metricLabel('quant/fp_loss'),
         yLabel: ratioLabel,
         yScale: 'auto',
-        series: measured(trials.map((t) => ({ name: t.name, short: label.get(t.name) ?? t.name, points: metricPoints(t, ratioKey, 'quant/fp_loss') }))),
+        series: measured(
+          trials.map((t) => ({ name: t.name, short: label.get(t.name) ?? t.name, points: metricPoints(t, ratioKey, 'quant/fp_loss') })),
+        ),
         hLines: [{ y: 1, label: 'no gap' }],
       }),
     ]);
@@ -222,7 +252,14 @@ function quantGapMeanChart(report: SweepReport, finished: ReadonlySet<string>): 
       bars.push(s.ci95 !== null ? { ...bar, err: s.ci95 } : bar);
     }
   }
-  return barChart({ ...quantGapTitles(tags), yScale: 'auto', base: 1, bars, hLines: [{ y: 1, label: 'no gap' }], caption: ERROR_BAR_CAPTION });
+  return barChart({
+    ...quantGapTitles(tags),
+    yScale: 'auto',
+    base: 1,
+    bars,
+    hLines: [{ y: 1, label: 'no gap' }],
+    caption: ERROR_BAR_CAPTION,
+  });
 }
 
 /**

@@ -86,8 +86,7 @@ export function readMetricsJsonl(file: string): { rows: MetricsRow[]; truncatedL
       }
       throw new DataError(
         file,
-        `line ${i + 1}: not valid JSON (${(e as Error).message}); only a truncated last line is skipped, ` +
-          `repair or delete this one`,
+        `line ${i + 1}: not valid JSON (${(e as Error).message}); only a truncated last line is skipped, ` + `repair or delete this one`,
       );
     }
     if (!isObject(value) || typeof value.step !== 'number' || !Number.isFinite(value.step)) {
@@ -119,7 +118,8 @@ export function sweepTrendSpec(sweepDir: string): TrendSpec | undefined {
   const v = readJson(file);
   if (!isObject(v) || v.trend === undefined) return undefined;
   const parsed = TrendSpecSchema.safeParse(v.trend);
-  if (!parsed.success) throw new DataError(file, `"trend": expected {"pairs": [["A", "B"], ...]}: ${parsed.error.issues[0]?.message ?? ''}`);
+  if (!parsed.success)
+    throw new DataError(file, `"trend": expected {"pairs": [["A", "B"], ...]}: ${parsed.error.issues[0]?.message ?? ''}`);
   return parsed.data;
 }
 /** The trial order the sweep runner recorded (sweep.json `trials`), or undefined without one. */

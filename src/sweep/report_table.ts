@@ -125,11 +125,21 @@ export function reportMeasures(trials: readonly TrialReport[], extra: readonly s
   } else {
     if (tags.length === 1) {
       const tag = tags[0]!;
-      out.push({ key: `quant/${tag}/perplexity`, header: `${quantTagName(tag)} PPL`, short: `${shortNames.get(tag)!} PPL`, get: (t) => t.quant[tag]?.perplexity });
+      out.push({
+        key: `quant/${tag}/perplexity`,
+        header: `${quantTagName(tag)} PPL`,
+        short: `${shortNames.get(tag)!} PPL`,
+        get: (t) => t.quant[tag]?.perplexity,
+      });
     }
     out.push({ key: 'quant/fp_perplexity', header: '16-bit PPL', short: '16b PPL', get: (t) => fpPerplexity(t, tags) });
     for (const tag of tags) {
-      out.push({ key: `quant/${tag}/ppl_ratio`, header: `${quantTagName(tag)} / 16-bit`, short: `${shortNames.get(tag)!}/16b`, get: (t) => t.quant[tag]?.pplRatio });
+      out.push({
+        key: `quant/${tag}/ppl_ratio`,
+        header: `${quantTagName(tag)} / 16-bit`,
+        short: `${shortNames.get(tag)!}/16b`,
+        get: (t) => t.quant[tag]?.pplRatio,
+      });
     }
   }
   out.push(
@@ -342,7 +352,11 @@ function fitTable(rows: readonly ConsoleRow[], columns: readonly Column[], width
   const pad = (s: string, w: number, right: boolean) => (right ? s.padStart(w) : s.padEnd(w));
   const render = (block: Column[]): string[] => {
     const ws = block.map(widthOf);
-    const row = (get: (c: Column) => string) => block.map((c, j) => pad(get(c), ws[j]!, c.numeric)).join('  ').trimEnd();
+    const row = (get: (c: Column) => string) =>
+      block
+        .map((c, j) => pad(get(c), ws[j]!, c.numeric))
+        .join('  ')
+        .trimEnd();
     return [row((c) => c.short), ws.map((w) => '-'.repeat(w)).join('  '), ...rows.map((_, i) => row((c) => c.cells[i]!))];
   };
   const table: string[] = [];
@@ -426,8 +440,8 @@ export function aggregatedMarkdownTable(report: SweepReport, extra: readonly str
 function aggregatedSection(report: SweepReport, extra: readonly string[]): string[] {
   const lines = ['## Mean over seeds', '', ...aggregatedMarkdownTable(report, extra), ''];
   lines.push(
-    'Each cell: the mean over the configuration\'s finished seeds \u00B1 the half-width of its 95% confidence ' +
-      'interval (Student\'s t with n \u2212 1 degrees of freedom); a single finished seed shows its value alone, ' +
+    "Each cell: the mean over the configuration's finished seeds \u00B1 the half-width of its 95% confidence " +
+      "interval (Student's t with n \u2212 1 degrees of freedom); a single finished seed shows its value alone, " +
       '"(n=2)" marks a column fewer finished seeds measured. Per configuration, report.json (`configurations`) ' +
       'has n, mean, standard deviation and the interval of every column; `osp sweep report DIR --compare A,B` ' +
       'gives the difference of two configurations with its interval.',
@@ -486,7 +500,7 @@ export function renderMarkdown(report: SweepReport, extra: readonly string[]): s
   }
   if (report.floors.length > 0 || below.length > 0 || belowMean.length > 0) lines.push('');
   lines.push(
-    'Excess kurtosis: the OSP paper\'s estimator at the last outlier-monitor measurement. 16-bit PPL: full ' +
+    "Excess kurtosis: the OSP paper's estimator at the last outlier-monitor measurement. 16-bit PPL: full " +
       'precision on the batches of the quantization evaluation; each "/ 16-bit" column is the perplexity of one ' +
       'quantization variant (bit widths, weight quantizer, rotation) divided by it. Val loss and bits/byte: the ' +
       'last evaluation. "-": not measured (monitor, quantization or Hessian probe off, or a variant the trial ' +

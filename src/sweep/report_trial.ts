@@ -288,10 +288,7 @@ export function summarizeTrial(t: TrialResult, extraMetrics: readonly string[] =
     gaussianFloor: pick(numAt(s, 'monitors.outliers.gaussianFloor'), lastValue(rows, 'outliers/gaussian_floor')),
     layerKurtosis: layerKurtosis.every((v) => v === null) ? [] : layerKurtosis,
     quant: quantResults(t),
-    hessianEig1: pick(
-      Array.isArray(topk) && typeof topk[0] === 'number' ? topk[0] : undefined,
-      lastValue(rows, 'hessian/eig_1'),
-    ),
+    hessianEig1: pick(Array.isArray(topk) && typeof topk[0] === 'number' ? topk[0] : undefined, lastValue(rows, 'hessian/eig_1')),
     hessianStep: pick(numAt(s, 'monitors.hessian.step'), lastValue(rows, 'hessian/measured_at_step')),
     extra: Object.fromEntries(extraMetrics.map((m) => [m, pick(lastValue(rows, m))])),
     truncatedMetricsLine: t.truncatedMetricsLine,

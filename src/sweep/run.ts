@@ -60,7 +60,10 @@ export function prepareSweep(o: SweepOptions): {
 } {
   const spec = loadSweepSpec(o.spec);
   const trials = expandTrials(spec, dirname(resolve(o.spec)));
-  checkTrendPairs(spec.trend, trials.map((t) => t.name));
+  checkTrendPairs(
+    spec.trend,
+    trials.map((t) => t.name),
+  );
   const sweepDir = resolve(o.out ?? join('runs', spec.name));
   const parallel = o.parallel ?? spec.parallel ?? availableParallelism();
   if (!Number.isInteger(parallel) || parallel < 1) throw new OspError(`--parallel must be a positive integer, got ${parallel}`);
@@ -73,7 +76,11 @@ function checkTrendPairs(trend: TrendSpec | undefined, names: readonly string[])
   const known = [...new Set(names.map((n) => configurationOf(n).configuration))];
   trend.pairs.forEach((pair, i) =>
     pair.forEach((c, j) => {
-      if (!known.includes(c)) throw new ConfigError(`sweep.trend.pairs.${i}.${j}`, `'${c}' is not a configuration of this sweep; its configurations are ${known.join(', ')}`);
+      if (!known.includes(c))
+        throw new ConfigError(
+          `sweep.trend.pairs.${i}.${j}`,
+          `'${c}' is not a configuration of this sweep; its configurations are ${known.join(', ')}`,
+        );
     }),
   );
 }
@@ -92,7 +99,14 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const result: SweepResult = { sweepDir, finished: [], skipped: [], failed: [], report: [] };
   try {
     writeTrialConfigs(sweepDir, trials);
-    writeFileAtomicSync(join(sweepDir, 'sweep.json'), sweepRecord(o.spec, trials.map((t) => t.name), trend));
+    writeFileAtomicSync(
+      join(sweepDir, 'sweep.json'),
+      sweepRecord(
+        o.spec,
+        trials.map((t) => t.name),
+        trend,
+      ),
+    );
     const plan = trialPlan(sweepDir, trials);
     const queue = plan.filter((p) => {
       if (p.action === 'skip') result.skipped.push(p.trial.name);
@@ -144,7 +158,14 @@ export function emitSweep(o: SweepOptions & { emit: 'slurm' | 'list' }): string[
   writeTrialConfigs(sweepDir, trials);
   // sweep.json too, so that `osp sweep report DIR` after the cluster ran knows the trial order, the
   // trials still to come and the trend pairs.
-  writeFileAtomicSync(join(sweepDir, 'sweep.json'), sweepRecord(o.spec, trials.map((t) => t.name), trend));
+  writeFileAtomicSync(
+    join(sweepDir, 'sweep.json'),
+    sweepRecord(
+      o.spec,
+      trials.map((t) => t.name),
+      trend,
+    ),
+  );
   if (o.emit === 'list') return emitList(sweepDir, trials);
   const path = join(sweepDir, 'sweep.slurm');
   writeFileAtomicSync(path, emitSlurm(sweepDir, trials));

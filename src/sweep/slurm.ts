@@ -137,7 +137,10 @@ export function sweepStatus(sweepDir: string): string[] {
   const record = readSlurmRecord(dir);
   const states = trialStates(dir, record);
   const width = Math.max(5, ...record.trials.map((t) => t.length));
-  const lines = [`slurm job ${record.jobs.map((j) => j.jobId).join(', ')}: ${stateCounts(states)}`, `  ${'trial'.padEnd(width)}  state      step`];
+  const lines = [
+    `slurm job ${record.jobs.map((j) => j.jobId).join(', ')}: ${stateCounts(states)}`,
+    `  ${'trial'.padEnd(width)}  state      step`,
+  ];
   for (const [name, state] of states) lines.push(`  ${name.padEnd(width)}  ${state.padEnd(9)}  ${lastStep(join(dir, name)) ?? '-'}`);
   return lines;
 }
@@ -207,7 +210,9 @@ export async function runSweepSlurm(o: SlurmSweepOptions): Promise<SlurmSweepRes
       log(`sweep ${name}: all ${names.length} trials finished already`);
       jobId = previous?.jobs.at(-1)?.jobId ?? '';
     } else {
-      jobId = slurmCommand('sbatch', ['--parsable', `--array=${compactRanges(tasks)}`, script]).trim().split(';')[0]!;
+      jobId = slurmCommand('sbatch', ['--parsable', `--array=${compactRanges(tasks)}`, script])
+        .trim()
+        .split(';')[0]!;
       if (!/^\d+$/.test(jobId)) throw new OspError(`sbatch answered '${jobId}', not a job id`);
       const record: SlurmRecord = {
         trials: names,
@@ -251,7 +256,9 @@ export async function runSweepSlurm(o: SlurmSweepOptions): Promise<SlurmSweepRes
   const failed = [...states].filter(([, s]) => s === 'failed').map(([n]) => n);
   if (failed.length > 0) {
     for (const n of failed) log(`[${n}] FAILED; the end of its log:\n${failedLogTail(sweepDir, record, n)}`);
-    throw new OspError(`${failed.length} trial(s) failed: ${failed.join(', ')}; resubmit them with osp sweep SPEC --executor slurm --retry-failed`);
+    throw new OspError(
+      `${failed.length} trial(s) failed: ${failed.join(', ')}; resubmit them with osp sweep SPEC --executor slurm --retry-failed`,
+    );
   }
   return { sweepDir, jobId, states, report };
 }
@@ -260,7 +267,7 @@ export async function runSweepSlurm(o: SlurmSweepOptions): Promise<SlurmSweepRes
 export function compactRanges(values: readonly number[]): string {
   const v = [...new Set(values)].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let i = 0; i < v.length; ) {
+  for (let i = 0; i < v.length;) {
     let j = i;
     while (j + 1 < v.length && v[j + 1] === v[j]! + 1) j++;
     parts.push(i === j ? `${v[i]}` : `${v[i]}-${v[j]}`);

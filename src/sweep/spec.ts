@@ -137,7 +137,10 @@ export function expandTrials(spec: SweepSpec, specDir: string): Trial[] {
     });
     // With `seeds` the sweep owns the run's seed: another value for it would be overwritten silently.
     if (gridKeys.includes('seed')) {
-      throw new ConfigError('sweep.grid.seed', '"seed" is set by "seeds"; remove the grid key or the "seeds" list (for the data order alone, sweep data.seed)');
+      throw new ConfigError(
+        'sweep.grid.seed',
+        '"seed" is set by "seeds"; remove the grid key or the "seeds" list (for the data order alone, sweep data.seed)',
+      );
     }
     variants.forEach((v, i) => {
       if (Object.hasOwn(v.set, 'seed')) {
@@ -227,10 +230,7 @@ function checkConfigPath(field: string, path: string): void {
     throw new ConfigError(field, `'${path}' is not a dotted config path (e.g. optimizer.muon.lr)`);
   }
   if (RESERVED_PATHS.includes(path)) {
-    throw new ConfigError(
-      field,
-      `'${path}' is set by the sweep itself (the trial name, and the sweep directory as out); remove it`,
-    );
+    throw new ConfigError(field, `'${path}' is set by the sweep itself (the trial name, and the sweep directory as out); remove it`);
   }
 }
 

@@ -111,7 +111,9 @@ export function barChart(opts: BarChartOptions): string {
   // and 1.001 twice over), the same number of decimals for every bar.
   const tickDecimals = Math.max(...yAxis.ticks.map((t) => (t.label.includes('.') ? t.label.length - t.label.indexOf('.') - 1 : 0)));
   const barText = (v: number) =>
-    kind === 'linear' && Math.abs(v) < 1e4 && yAxis.ticks.every((t) => !t.label.includes('e')) ? v.toFixed(tickDecimals + 1) : formatValue(v);
+    kind === 'linear' && Math.abs(v) < 1e4 && yAxis.ticks.every((t) => !t.label.includes('e'))
+      ? v.toFixed(tickDecimals + 1)
+      : formatValue(v);
 
   const out = header(width, height, opts.title);
   out.push(...yAxisSvg(yAxis, f, opts.yLabel));

@@ -105,8 +105,7 @@ export function lineChart(opts: LineChartOptions): string {
   const legendH = legend.place === 'below' ? legend.rows * LEGEND_ROW + 10 : 0;
   const notesH = (notes.length + captions.length) * NOTE_ROW + (notes.length + captions.length > 0 ? 6 : 0);
   const baseH = opts.height ?? 420;
-  const height =
-    legend.place === 'right' ? Math.max(baseH, TOP + legend.rows * LEGEND_ROW + 60) + notesH : baseH + legendH + notesH;
+  const height = legend.place === 'right' ? Math.max(baseH, TOP + legend.rows * LEGEND_ROW + 60) + notesH : baseH + legendH + notesH;
   const legendX = width - 8 - legend.entryW;
   const f: Frame = {
     x0: LEFT,

@@ -18,18 +18,7 @@ export type YScale = Scale | 'auto';
  * Colour-blind-safe categorical palette (Okabe-Ito, without its yellow, which vanishes on white, plus
  * a few Tableau colours); beyond it, hues spaced by the golden angle stay distinct from each other.
  */
-const PALETTE = [
-  '#0072B2',
-  '#D55E00',
-  '#009E73',
-  '#CC79A7',
-  '#56B4E9',
-  '#E69F00',
-  '#000000',
-  '#8C564B',
-  '#7F7F7F',
-  '#BCBD22',
-];
+const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#56B4E9', '#E69F00', '#000000', '#8C564B', '#7F7F7F', '#BCBD22'];
 
 /**
  * The colour of series i: the palette first, then golden-angle hues.
@@ -41,6 +30,10 @@ export function seriesColor(i: number): string {
   return `hsl(${hue}, 65%, 42%)`;
 }
 
+/** The characters XML 1.0 forbids in a document: C0 controls other than tab, newline, carriage return; U+FFFE, U+FFFF. */
+// eslint-disable-next-line no-control-regex -- matching these control characters is the point of the pattern
+const XML_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
+
 /**
  * Escapes text for XML character data and attribute values (double- or single-quoted). Characters XML
  * 1.0 forbids (C0 controls other than tab, newline, carriage return) become U+FFFD, so a stray byte in
@@ -49,7 +42,7 @@ export function seriesColor(i: number): string {
  */
 export function escapeXml(text: string): string {
   return text
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '\uFFFD')
+    .replace(XML_FORBIDDEN, '\uFFFD')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
@@ -193,8 +186,7 @@ export function noDataSvg(f: Frame): string {
 export function notesSvg(notes: readonly string[], bottom: number): string[] {
   return notes.map(
     (n, i) =>
-      `<text class="log-note" x="${LEFT}" y="${px(bottom - (notes.length - 1 - i) * NOTE_ROW)}" fill="${GREY}">` +
-      `${escapeXml(n)}</text>`,
+      `<text class="log-note" x="${LEFT}" y="${px(bottom - (notes.length - 1 - i) * NOTE_ROW)}" fill="${GREY}">` + `${escapeXml(n)}</text>`,
   );
 }
 

@@ -79,10 +79,12 @@ const METRIC_LABELS: Record<TrendMetric, string> = {
 /** The quantization tag the gap is read from: plain RTN (the paper's W4A4KV4 RTN row) when measured. */
 export function gapTag(trials: readonly TrialResult[]): string | undefined {
   const tags = new Set<string>();
-  for (const t of trials) for (const row of t.metrics) for (const k of Object.keys(row)) {
-    const m = /^quant\/(.+)\/ppl_ratio$/.exec(k);
-    if (m) tags.add(m[1]!);
-  }
+  for (const t of trials)
+    for (const row of t.metrics)
+      for (const k of Object.keys(row)) {
+        const m = /^quant\/(.+)\/ppl_ratio$/.exec(k);
+        if (m) tags.add(m[1]!);
+      }
   const sorted = sortQuantTags(tags);
   return sorted.find((t) => /^w4a4kv4_rtn$/.test(t)) ?? sorted.find((t) => /_rtn$/.test(t)) ?? sorted[0];
 }
@@ -225,25 +227,39 @@ function lastGapStderr(trials: readonly TrialResult[], tag: string | undefined):
   return values.length > 0 ? values.reduce((x, y) => x + y, 0) / values.length : null;
 }
 
-const fmt = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : Number(v.toPrecision(digits)).toString());
+const fmt = (v: number | null | undefined, digits = 3): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '-' : Number(v.toPrecision(digits)).toString();
 
 /** "mean [lo, hi]" of a Stat. */
 export function formatStat(s: Stat, digits = 3): string {
   if (s.mean === null) return '-';
-  return s.ci95 === null ? `${fmt(s.mean, digits)} (n=${s.n})` : `${fmt(s.mean, digits)} [${fmt(s.ci95[0], digits)}, ${fmt(s.ci95[1], digits)}]`;
+  return s.ci95 === null
+    ? `${fmt(s.mean, digits)} (n=${s.n})`
+    : `${fmt(s.mean, digits)} [${fmt(s.ci95[0], digits)}, ${fmt(s.ci95[1], digits)}]`;
 }
 
 /** A token count in few characters: 950k, 1.23M, 4.5B, 3.1T, then powers of ten (2.8e25). */
 function tokensText(x: number): string {
   if (x >= 1e15) return x.toExponential(1).replace('e+', 'e');
-  return x >= 1e12 ? `${fmt(x / 1e12)}T` : x >= 1e9 ? `${fmt(x / 1e9)}B` : x >= 1e6 ? `${fmt(x / 1e6)}M` : x >= 1e3 ? `${fmt(x / 1e3)}k` : String(Math.round(x));
+  return x >= 1e12
+    ? `${fmt(x / 1e12)}T`
+    : x >= 1e9
+      ? `${fmt(x / 1e9)}B`
+      : x >= 1e6
+        ? `${fmt(x / 1e6)}M`
+        : x >= 1e3
+          ? `${fmt(x / 1e3)}k`
+          : String(Math.round(x));
 }
 
 function extrapolationText(e: Extrapolation, what: string): string {
   const s = e.log10Tokens;
   const never = e.never > 0 ? `; ${e.never} of ${e.seeds} seed${e.seeds === 1 ? '' : 's'} never reach it (the trend points away)` : '';
   if (s.mean === null) return `${what}: not reached on any seed's trend${never}`;
-  const at = s.ci95 === null ? tokensText(10 ** s.mean) : `${tokensText(10 ** s.mean)} tokens [${tokensText(10 ** s.ci95[0])}, ${tokensText(10 ** s.ci95[1])}]`;
+  const at =
+    s.ci95 === null
+      ? tokensText(10 ** s.mean)
+      : `${tokensText(10 ** s.mean)} tokens [${tokensText(10 ** s.ci95[0])}, ${tokensText(10 ** s.ci95[1])}]`;
   return `${what} at ${at}${s.ci95 === null ? ` tokens (n=${s.n})` : ''}${never}`;
 }
 
@@ -404,7 +420,9 @@ export function sweepTrends(
   return spec.pairs.map(([a, b]) => {
     for (const name of [a, b]) {
       if (!byConfiguration.has(name)) {
-        throw new OspError(`trend: unknown configuration '${name}'; the sweep's configurations are ${[...byConfiguration.keys()].join(', ') || '(none yet)'}`);
+        throw new OspError(
+          `trend: unknown configuration '${name}'; the sweep's configurations are ${[...byConfiguration.keys()].join(', ') || '(none yet)'}`,
+        );
       }
     }
     return pairTrend(byConfiguration.get(a)!, byConfiguration.get(b)!, a, b);
@@ -427,11 +445,18 @@ export function renderTrendMarkdown(trends: readonly PairTrend[]): string {
       p.evalStderr.a !== null && p.evalStderr.b !== null
         ? ` The evaluation's standard error of a loss gap (same windows, paired): ${fmt(p.evalStderr.a, 2)} and ${fmt(p.evalStderr.b, 2)} nats.`
         : '';
-    lines.push(`## ${p.a} vs ${p.b}`, '', `${p.seedsA} and ${p.seedsB} finished seeds; gap from \`${p.tag ?? 'not measured'}\`.${precision}`, '');
+    lines.push(
+      `## ${p.a} vs ${p.b}`,
+      '',
+      `${p.seedsA} and ${p.seedsB} finished seeds; gap from \`${p.tag ?? 'not measured'}\`.${precision}`,
+      '',
+    );
     lines.push(`| metric | ${p.a} | slope/decade | ${p.b} | slope/decade |`, '|---|---|---|---|---|');
     p.metricsA.forEach((ma, i) => {
       const mb = p.metricsB[i]!;
-      lines.push(`| ${cell(ma.label)} | ${formatStat(ma.last)} | ${formatStat(ma.slope, 2)} | ${formatStat(mb.last)} | ${formatStat(mb.slope, 2)} |`);
+      lines.push(
+        `| ${cell(ma.label)} | ${formatStat(ma.last)} | ${formatStat(ma.slope, 2)} | ${formatStat(mb.last)} | ${formatStat(mb.slope, 2)} |`,
+      );
     });
     lines.push('', '| target | met | measured |', '|---|---|---|');
     for (const t of p.targets) {

@@ -41,9 +41,7 @@ export class MetricsRecorder {
 
   /** What recordAt/recordImageAt recorded, by step in increasing order. */
   byStep(): { step: number; values: [string, number][]; images: [string, ImageMetric][] }[] {
-    return [...this.at]
-      .sort(([a], [b]) => a - b)
-      .map(([step, s]) => ({ step, values: [...s.values], images: [...s.imgs] }));
+    return [...this.at].sort(([a], [b]) => a - b).map(([step, s]) => ({ step, values: [...s.values], images: [...s.imgs] }));
   }
 
   /** A distribution (e.g. per-channel RMS of a layer) shown as a histogram. */

@@ -39,14 +39,20 @@ export function checkResume(saved: RunConfig, config: RunConfig, step: number, e
     );
   }
   if (config.steps < step) {
-    throw new ConfigError('steps', `${config.steps} is below the checkpoint's step ${step}; a resumed run can only continue (set steps above ${step})`);
+    throw new ConfigError(
+      'steps',
+      `${config.steps} is below the checkpoint's step ${step}; a resumed run can only continue (set steps above ${step})`,
+    );
   }
   if (config.steps === step && plain) {
     // Killed after its last checkpoint, before summary.json: resuming only completes the run.
     return [`the checkpoint is at the run's last step ${step}: nothing to train, writing the run's summary`];
   }
   if (config.steps === step) {
-    throw new ConfigError('steps', `the run is already complete at step ${step}; to train further, resume with --set steps=N (N > ${step})`);
+    throw new ConfigError(
+      'steps',
+      `the run is already complete at step ${step}; to train further, resume with --set steps=N (N > ${step})`,
+    );
   }
   const before = createSchedule(saved.schedule)(step);
   const after = createSchedule(config.schedule)(step);

@@ -176,7 +176,8 @@ function checkQuantSection(config: RunConfig): void {
 }
 
 function planRun(opts: TrainOptions, log: (line: string) => void): PlannedRun {
-  if (opts.resume && opts.initFrom) throw new ConfigError('--init-from', 'cannot be combined with --resume (a resumed run continues from its own checkpoint)');
+  if (opts.resume && opts.initFrom)
+    throw new ConfigError('--init-from', 'cannot be combined with --resume (a resumed run continues from its own checkpoint)');
   if (!opts.resume) {
     const input = applyOverrides(opts.config ?? {}, opts.overrides ?? []);
     const config = resolveRunConfig(input);
@@ -268,15 +269,33 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
   const { size, seqLen } = config.batch;
   const bos = rowBos(config);
   const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.data.seed ?? config.seed, bos });
-  const valBatches = evalBatches(data.val, { batchSize: size, seqLen, maxBatches: config.eval.batches, purpose: 'evaluation (batch.size)', bos });
+  const valBatches = evalBatches(data.val, {
+    batchSize: size,
+    seqLen,
+    maxBatches: config.eval.batches,
+    purpose: 'evaluation (batch.size)',
+    bos,
+  });
   // The monitors' fixed batches are checked here too, before any backend starts.
   const held =
     config.monitor.every > 0
-      ? evalBatches(data.val, { batchSize: config.monitor.batchSize, seqLen, maxBatches: 1, purpose: 'the outlier monitor (monitor.batchSize)', bos })[0]!
+      ? evalBatches(data.val, {
+          batchSize: config.monitor.batchSize,
+          seqLen,
+          maxBatches: 1,
+          purpose: 'the outlier monitor (monitor.batchSize)',
+          bos,
+        })[0]!
       : undefined;
   const hessianBatch =
     config.hessian.every > 0
-      ? evalBatches(data.train, { batchSize: config.hessian.batchSize, seqLen, maxBatches: 1, purpose: 'the Hessian probe (hessian.batchSize)', bos })[0]!
+      ? evalBatches(data.train, {
+          batchSize: config.hessian.batchSize,
+          seqLen,
+          maxBatches: 1,
+          purpose: 'the Hessian probe (hessian.batchSize)',
+          bos,
+        })[0]!
       : undefined;
   // GPTQ's calibration windows: the first training windows, unshuffled (never the validation text).
   const gptqCalibration =
@@ -289,10 +308,19 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
           bos,
         })
       : [];
-  const baselineLoss = unigramCrossEntropy(data.train.tokens, valBatches.map((b) => b.targets), config.model.vocabSize);
+  const baselineLoss = unigramCrossEntropy(
+    data.train.tokens,
+    valBatches.map((b) => b.targets),
+    config.model.vocabSize,
+  );
   let baselineBytes = 0;
   let baselineTokens = 0;
-  for (const b of valBatches) for (const t of b.targets) (baselineTokens++, t < 256 && baselineBytes++);
+  for (const b of valBatches) {
+    for (const t of b.targets) {
+      baselineTokens++;
+      if (t < 256) baselineBytes++;
+    }
+  }
 
   const backend: BackendInfo = await startBackend(config.backend);
   log(backendLine(backend));
@@ -375,9 +403,7 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
           seed: config.seed,
           data: batcher.state(),
           trainer: t.state,
-          callbacks: Object.fromEntries(
-            t.callbacks.filter((cb) => cb.stateDict).map((cb) => [cb.name, cb.stateDict!()]),
-          ),
+          callbacks: Object.fromEntries(t.callbacks.filter((cb) => cb.stateDict).map((cb) => [cb.name, cb.stateDict!()])),
           config,
         }),
     });

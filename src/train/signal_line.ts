@@ -61,7 +61,11 @@ export function signalOfSummary(monitors: Record<string, unknown>): Signal {
     s.floor = o.gaussianFloor;
   }
   const q = monitors.quant as
-    | { variants?: { tag: string; gap: { perplexityRatio: number } }[]; config?: { w: number; a: number; kv: number; had?: boolean }; gap?: { perplexityRatio: number } }
+    | {
+        variants?: { tag: string; gap: { perplexityRatio: number } }[];
+        config?: { w: number; a: number; kv: number; had?: boolean };
+        gap?: { perplexityRatio: number };
+      }
     | null
     | undefined;
   if (q?.variants?.length) s.quant = q.variants.map((v) => ({ tag: v.tag, ratio: v.gap.perplexityRatio }));

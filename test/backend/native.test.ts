@@ -66,10 +66,24 @@ async function expectSame(f: () => tf.Tensor | tf.Tensor[], tol = 1e-6): Promise
 }
 
 const rng = new Rng(2024);
-const rand = (shape: number[], scale = 1) => tf.tensor(Array.from(rng.normals(shape.reduce((a, d) => a * d, 1), scale)), shape);
+const rand = (shape: number[], scale = 1) =>
+  tf.tensor(
+    Array.from(
+      rng.normals(
+        shape.reduce((a, d) => a * d, 1),
+        scale,
+      ),
+    ),
+    shape,
+  );
 /** Random values, fixed per call site so that both backends see the same numbers. */
 const fixed = (shape: number[], scale = 1, positive = false) => {
-  const v = Array.from(rng.normals(shape.reduce((a, d) => a * d, 1), scale)).map((x) => (positive ? Math.abs(x) + 0.1 : x));
+  const v = Array.from(
+    rng.normals(
+      shape.reduce((a, d) => a * d, 1),
+      scale,
+    ),
+  ).map((x) => (positive ? Math.abs(x) + 0.1 : x));
   return () => tf.tensor(v, shape);
 };
 
@@ -96,12 +110,30 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
 
   describe('matMul: every transpose combination, broadcast batches, odd sizes', () => {
     const cases: [number[], number[]][] = [
-      [[7, 13], [13, 5]],
-      [[1, 1], [1, 1]],
-      [[33, 65], [65, 17]],
-      [[3, 7, 13], [3, 13, 5]],
-      [[5, 3, 8], [8, 4]], // a batch against one matrix
-      [[4, 0], [0, 3]], // K = 0 gives zeros
+      [
+        [7, 13],
+        [13, 5],
+      ],
+      [
+        [1, 1],
+        [1, 1],
+      ],
+      [
+        [33, 65],
+        [65, 17],
+      ],
+      [
+        [3, 7, 13],
+        [3, 13, 5],
+      ],
+      [
+        [5, 3, 8],
+        [8, 4],
+      ], // a batch against one matrix
+      [
+        [4, 0],
+        [0, 3],
+      ], // K = 0 gives zeros
     ];
     for (const [sa, sb] of cases) {
       for (const ta of [false, true]) {
@@ -118,7 +150,12 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
 
     it('broadcast batch dimensions follow numpy: [2, 1] x [3] -> [2, 3] (tfjs cpu differs: it cycles flat indices)', async () => {
       // Oracle: the same product with both batches tiled out explicitly, on the cpu backend.
-      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      for (const [ta, tb] of [
+        [false, false],
+        [true, false],
+        [false, true],
+        [true, true],
+      ] as const) {
         const a = fixed(ta ? [2, 1, 9, 4] : [2, 1, 4, 9]);
         const b = fixed(tb ? [3, 6, 9] : [3, 9, 6]);
         await tf.setBackend('cpu');
@@ -157,13 +194,25 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
 
   describe('elementwise', () => {
     const shapes: [number[], number[]][] = [
-      [[2, 3, 5], [2, 3, 5]],
+      [
+        [2, 3, 5],
+        [2, 3, 5],
+      ],
       [[2, 3, 5], [5]],
       [[2, 3, 5], []],
       [[], [4, 3]],
-      [[2, 1, 5], [3, 1]],
-      [[1, 3, 1], [2, 1, 7]],
-      [[4, 1], [1, 6]],
+      [
+        [2, 1, 5],
+        [3, 1],
+      ],
+      [
+        [1, 3, 1],
+        [2, 1, 7],
+      ],
+      [
+        [4, 1],
+        [1, 6],
+      ],
       [[0, 3], [3]],
       [[70000], [70000]], // above the size split over threads
       [[300, 257], [257]],
@@ -235,10 +284,22 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
     });
 
     it('transpose with every permutation of rank 3 and some of rank 5', async () => {
-      const perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+      const perms = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+      ];
       for (const p of perms) await expectSame(() => tf.transpose(x(), p));
       const y = fixed([2, 3, 1, 4, 5]);
-      for (const p of [[4, 3, 2, 1, 0], [0, 2, 1, 4, 3], [3, 0, 4, 1, 2]]) await expectSame(() => tf.transpose(y(), p));
+      for (const p of [
+        [4, 3, 2, 1, 0],
+        [0, 2, 1, 4, 3],
+        [3, 0, 4, 1, 2],
+      ])
+        await expectSame(() => tf.transpose(y(), p));
     });
 
     it('slice (one cut dimension natively, more via tfjs), splitV and concat, float32 and int32', async () => {
@@ -289,7 +350,8 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
   });
 
   describe('the output pool (recycled Float32Arrays) never hands out an array anything can still see', () => {
-    const storage = (t: tf.Tensor) => (tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(t.dataId).values;
+    const storage = (t: tf.Tensor) =>
+      (tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(t.dataId).values;
 
     it('recycles a disposed output of the same size (the point of the pool)', async () => {
       await tf.setBackend('native');
@@ -355,7 +417,11 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
       await expectSame(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a, b, 1e-6), dy())))([x(), w()]), 1e-5);
     }
     const logits = fixed([2048, 300], 3);
-    const targets = () => tf.tensor1d(Array.from({ length: 2048 }, (_, i) => (i * 37) % 300), 'int32');
+    const targets = () =>
+      tf.tensor1d(
+        Array.from({ length: 2048 }, (_, i) => (i * 37) % 300),
+        'int32',
+      );
     await expectSame(() => tf.grad((l: tf.Tensor) => crossEntropy(l as tf.Tensor2D, targets()))(logits()), 1e-5);
   });
 
@@ -378,7 +444,9 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
     const { loadNativeAddon } = await import('../../src/backend/native/addon.ts');
     const addon = loadNativeAddon();
     const out = new Float32Array(4);
-    expect(() => addon.gemm(new Float32Array(3), new Float32Array(4), out, 1, 2, 2, 2, 0, 0, new Int32Array(1), new Int32Array(1))).toThrow(/outside its operand/);
+    expect(() => addon.gemm(new Float32Array(3), new Float32Array(4), out, 1, 2, 2, 2, 0, 0, new Int32Array(1), new Int32Array(1))).toThrow(
+      /outside its operand/,
+    );
     expect(() => addon.unary(0, new Float32Array(4), new Float32Array(3), 0)).toThrow(/length 3, expected 4/);
     expect(() => addon.crossEntropy(new Float32Array(4), Int32Array.from([0, 7]), new Float32Array(2), 2, 2)).toThrow(/target 7 outside/);
   });
@@ -391,7 +459,9 @@ describe('native backend without its kernel pack', () => {
       encoding: 'utf8',
       env: { ...process.env, OSP_NATIVE_ADDON: '/nonexistent/osp_native.node' },
     });
-    expect(r.stdout).toMatch(/backend 'native' is unavailable: the native kernel pack is not built \(\/nonexistent\/osp_native.node is missing\)/);
+    expect(r.stdout).toMatch(
+      /backend 'native' is unavailable: the native kernel pack is not built \(\/nonexistent\/osp_native.node is missing\)/,
+    );
     expect(r.stdout).toMatch(/apt-get install g\+\+ make python3/);
     expect(r.stdout).toMatch(/npm run build:native/);
     expect(r.stdout).toMatch(/apt-get install libopenblas-dev/);

@@ -198,8 +198,12 @@ describe.skipIf(skipNative)('portable GEMM (kernels/native/gemm.cc) against floa
   });
 
   it('refuses leading dimensions and operands too small for the sizes, and unknown GEMMs', () => {
-    expect(() => addon.gemmPortable(new Float32Array(6), new Float32Array(6), new Float32Array(4), 2, 2, 3, 0, 0, 2, 2, 2, 1, 0, 0)).toThrow(/leading dimensions/);
-    expect(() => addon.gemmPortable(new Float32Array(5), new Float32Array(6), new Float32Array(4), 2, 2, 3, 0, 0, 3, 2, 2, 1, 0, 0)).toThrow(/shorter/);
+    expect(() =>
+      addon.gemmPortable(new Float32Array(6), new Float32Array(6), new Float32Array(4), 2, 2, 3, 0, 0, 2, 2, 2, 1, 0, 0),
+    ).toThrow(/leading dimensions/);
+    expect(() =>
+      addon.gemmPortable(new Float32Array(5), new Float32Array(6), new Float32Array(4), 2, 2, 3, 0, 0, 3, 2, 2, 1, 0, 0),
+    ).toThrow(/shorter/);
     expect(() => addon.setGemm('mkl' as GemmKind)).toThrow(/unknown GEMM 'mkl'/);
     expect(() => addon.setGemm('portable', 'sse9' as 'auto')).toThrow(/not available/);
     if (!addon.gemmKinds().includes('openblas')) expect(() => addon.setGemm('openblas')).toThrow(/no OpenBLAS/);
@@ -284,7 +288,12 @@ describe.skipIf(skipNative)('native backend with the portable GEMM selected, aga
     return worst;
   }
   const fixed = (shape: number[], scale = 1) => {
-    const v = Float32Array.from(rng.normals(shape.reduce((a, d) => a * d, 1), scale));
+    const v = Float32Array.from(
+      rng.normals(
+        shape.reduce((a, d) => a * d, 1),
+        scale,
+      ),
+    );
     return () => tf.tensor(v, shape);
   };
 
@@ -331,7 +340,15 @@ describe.skipIf(skipNative)('native backend with the portable GEMM selected, aga
   });
 
   it("a d=64 model's loss and gradients agree with cpu", async () => {
-    const config = resolveModelConfig({ vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: 4, maxSeqLen: 32, norm: 'ssnorm', embedding: 'embproj' });
+    const config = resolveModelConfig({
+      vocabSize: 64,
+      hiddenSize: 64,
+      numLayers: 2,
+      numHeads: 4,
+      maxSeqLen: 32,
+      norm: 'ssnorm',
+      embedding: 'embproj',
+    });
     const tokens = Int32Array.from({ length: 4 * 32 }, (_, i) => (i * 7 + 3) % 64);
     const targets = Int32Array.from({ length: 4 * 32 }, (_, i) => (i * 5 + 1) % 64);
     const results: Float32Array[][] = [];
@@ -343,7 +360,10 @@ describe.skipIf(skipNative)('native backend with the portable GEMM selected, aga
       const vars = [...model.params.values()];
       const { value, grads } = tf.variableGrads(() => model.loss(x, y), vars);
       // In the model's parameter order (tfjs's variable names differ between the two models).
-      results.push([(await value.data()) as Float32Array, ...(await Promise.all(vars.map(async (v) => (await grads[v.name]!.data()) as Float32Array)))]);
+      results.push([
+        (await value.data()) as Float32Array,
+        ...(await Promise.all(vars.map(async (v) => (await grads[v.name]!.data()) as Float32Array))),
+      ]);
       tf.dispose([x, y, value, ...Object.values(grads)]);
       model.dispose();
     }
@@ -365,7 +385,10 @@ describe.skipIf(skipNative)('native backend with the portable GEMM selected, aga
 describe.skipIf(skipNative)('OSP_NATIVE_GEMM', () => {
   it('portable, set before the process starts, selects the portable GEMM when the addon loads', () => {
     const code = `import('./src/backend/index.ts').then((m) => m.startBackend('native')).then((i) => console.log('detail: ' + i.detail), (e) => console.log('error: ' + e.message))`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { encoding: 'utf8', env: { ...process.env, OSP_NATIVE_GEMM: 'portable' } });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+      encoding: 'utf8',
+      env: { ...process.env, OSP_NATIVE_GEMM: 'portable' },
+    });
     expect(r.stdout).toMatch(/detail: native kernels over portable (AVX2|generic) GEMM/);
   });
 
@@ -382,7 +405,9 @@ describe.skipIf(skipNative)('OSP_NATIVE_GEMM', () => {
         selectGemm(addon, 'openblas');
         expect(addon.gemmKind()).toBe('openblas');
       } else {
-        expect(() => selectGemm(addon, 'openblas')).toThrow(/OSP_NATIVE_GEMM=openblas, but this build of the kernel pack has only portable: .*libopenblas-dev/);
+        expect(() => selectGemm(addon, 'openblas')).toThrow(
+          /OSP_NATIVE_GEMM=openblas, but this build of the kernel pack has only portable: .*libopenblas-dev/,
+        );
       }
     } finally {
       addon.setGemm(kind0);

@@ -33,12 +33,30 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 describe('wasm BatchMatMul wrapper', () => {
   const cases: [number[], number[]][] = [
-    [[7, 5], [5, 3]],
-    [[33, 17], [17, 65]],
-    [[3, 5, 4], [3, 4, 6]],
-    [[2, 3, 9, 4], [2, 3, 4, 7]],
-    [[2, 2, 5, 4], [1, 4, 6]], // broadcast batch: falls back to the batched kernel
-    [[1, 6, 3], [1, 3, 2]],
+    [
+      [7, 5],
+      [5, 3],
+    ],
+    [
+      [33, 17],
+      [17, 65],
+    ],
+    [
+      [3, 5, 4],
+      [3, 4, 6],
+    ],
+    [
+      [2, 3, 9, 4],
+      [2, 3, 4, 7],
+    ],
+    [
+      [2, 2, 5, 4],
+      [1, 4, 6],
+    ], // broadcast batch: falls back to the batched kernel
+    [
+      [1, 6, 3],
+      [1, 3, 2],
+    ],
   ];
   for (const [sa, sb] of cases) {
     for (const ta of [false, true]) {
@@ -47,9 +65,7 @@ describe('wasm BatchMatMul wrapper', () => {
           const swap = (s: number[], t: boolean) => (t ? [...s.slice(0, -2), s[s.length - 1]!, s[s.length - 2]!] : s);
           const A = swap(sa, ta);
           const B = swap(sb, tb);
-          const { cpu, wasm } = await onBoth(() =>
-            tf.matMul(tf.tensor(values(A, 1), A), tf.tensor(values(B, 2), B), ta, tb),
-          );
+          const { cpu, wasm } = await onBoth(() => tf.matMul(tf.tensor(values(A, 1), A), tf.tensor(values(B, 2), B), ta, tb));
           expect(maxAbsDiff(cpu, wasm)).toBeLessThan(1e-5);
         });
       }

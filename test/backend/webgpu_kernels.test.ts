@@ -14,7 +14,7 @@ import { CAUSAL_ATTENTION, registerWebGPUKernels } from '../../src/backend/webgp
 import { ShapeError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
 import { channelMoments, channelMomentsReference } from '../../src/ops/channel_moments.ts';
-import { crossEntropy, crossEntropyBackwardReference, crossEntropyReference, crossEntropyRowsReference } from '../../src/ops/cross_entropy.ts';
+import { crossEntropy, crossEntropyBackwardReference, crossEntropyRowsReference } from '../../src/ops/cross_entropy.ts';
 import { hasKernel, KERNELS, setKernelsEnabled, type KernelName } from '../../src/ops/dispatch.ts';
 import { newtonSchulz, newtonSchulzReference, nsSchedule, type NsCoefficientKind } from '../../src/ops/newton_schulz.ts';
 import { rmsNorm, rmsNormBackwardReference, rmsNormReference } from '../../src/ops/rms_norm.ts';
@@ -140,7 +140,14 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     expect(Number.isNaN(v![1]!) && Number.isNaN(v![230]!)).toBe(true);
   });
 
-  const rmsShapes: number[][] = [[1, 1], [7, 3], [7, 33], [2, 3, 65], [1, 257], [7, 1000]];
+  const rmsShapes: number[][] = [
+    [1, 1],
+    [7, 3],
+    [7, 33],
+    [2, 3, 65],
+    [1, 257],
+    [7, 1000],
+  ];
   for (const shape of rmsShapes) {
     const d = shape[shape.length - 1]!;
     for (const wd of d === 1 ? [1] : [d, 1]) {
@@ -173,7 +180,14 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
   }
 
   // V = 1 is left out: the reference's tf.oneHot needs depth >= 2.
-  const ceShapes: [number, number][] = [[1, 2], [7, 3], [7, 33], [1, 257], [7, 1000], [3, 65]];
+  const ceShapes: [number, number][] = [
+    [1, 2],
+    [7, 3],
+    [7, 33],
+    [1, 257],
+    [7, 1000],
+    [3, 65],
+  ];
   for (const [n, v] of ceShapes) {
     it(`OspCrossEntropy and OspCrossEntropyGrad, logits [${n}, ${v}]`, async () => {
       const ls = randn(n * v, 10 + v, 3);
@@ -216,7 +230,9 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
       });
       const ins = [ps, gs, ms, vs].map((a) => tf.tensor(a, shape));
       await poison(n, n, n);
-      const out = tf.engine().runKernel(KERNELS.adamwUpdate, { param: ins[0]!, grad: ins[1]!, expAvg: ins[2]!, expAvgSq: ins[3]! }, { ...attrs }) as tf.Tensor[];
+      const out = tf
+        .engine()
+        .runKernel(KERNELS.adamwUpdate, { param: ins[0]!, grad: ins[1]!, expAvg: ins[2]!, expAvgSq: ins[3]! }, { ...attrs }) as tf.Tensor[];
       out.forEach((t) => expect(t.shape).toEqual(shape));
       const got = await values(out);
       ['param', 'expAvg', 'expAvgSq'].forEach((name, i) => expect(relErr(got[i]!, refs[i]!), name).toBeLessThan(1e-5));
@@ -230,7 +246,15 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
   // orders differ by ~1e-6 after 5 steps: measured 0.8e-6 to 1.5e-6 (quintic) and 0.9e-6 to 3.2e-6
   // (Polar Express) on these shapes. 1e-4 leaves a 30x margin and still catches any indexing or
   // epilogue error (those give O(1) errors).
-  const nsShapes: [number, number][] = [[5, 9], [9, 5], [33, 17], [17, 33], [64, 64], [65, 130], [130, 65]];
+  const nsShapes: [number, number][] = [
+    [5, 9],
+    [9, 5],
+    [33, 17],
+    [17, 33],
+    [64, 64],
+    [65, 130],
+    [130, 65],
+  ];
   for (const [m, n] of nsShapes) {
     for (const kind of ['quintic', 'polar_express'] as NsCoefficientKind[]) {
       it(`OspNewtonSchulz, [${m}, ${n}], ${kind}`, async () => {
@@ -249,7 +273,14 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     }
   }
 
-  const momentShapes: [number, number][] = [[1, 1], [7, 3], [7, 33], [65, 257], [1, 1000], [300, 5]];
+  const momentShapes: [number, number][] = [
+    [1, 1],
+    [7, 3],
+    [7, 33],
+    [65, 257],
+    [1, 1000],
+    [300, 5],
+  ];
   for (const [n, d] of momentShapes) {
     it(`OspChannelMoments, x [${n}, ${d}]`, async () => {
       const xs = randn(n * d, 40 + n * d);
@@ -269,7 +300,13 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     });
   }
 
-  const softmaxShapes: number[][] = [[1, 1], [7, 3], [2, 3, 33], [4, 257], [7, 1000]];
+  const softmaxShapes: number[][] = [
+    [1, 1],
+    [7, 3],
+    [2, 3, 33],
+    [4, 257],
+    [7, 1000],
+  ];
   for (const shape of softmaxShapes) {
     it(`OspSoftmaxGrad, [${shape}]`, async () => {
       const n = numel(shape);
@@ -310,7 +347,7 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
       const ref = new Float64Array(B * H * T * hd);
       for (let b = 0; b < B; b++) {
         for (let h = 0; h < H; h++) {
-          const kv = ((b * Hkv + Math.floor(h / (H / Hkv))) * T) * hd;
+          const kv = (b * Hkv + Math.floor(h / (H / Hkv))) * T * hd;
           for (let i = 0; i < T; i++) {
             const qo = ((b * H + h) * T + i) * hd;
             const sc = Array.from({ length: i + 1 }, (_, j) => {
@@ -405,7 +442,16 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
 
   const stored = (rows: number, cols: number, t: boolean) => (t ? [cols, rows] : [rows, cols]);
   // Odd sizes around the 32 x 32 tile and the 8 x 8 lane block, and whole tiles (64, 96, 32).
-  const mmSizes: [number, number, number][] = [[1, 1, 1], [3, 17, 33], [65, 130, 3], [33, 65, 17], [130, 33, 65], [1, 130, 1], [64, 96, 32], [17, 3, 130]];
+  const mmSizes: [number, number, number][] = [
+    [1, 1, 1],
+    [3, 17, 33],
+    [65, 130, 3],
+    [33, 65, 17],
+    [130, 33, 65],
+    [1, 130, 1],
+    [64, 96, 32],
+    [17, 3, 130],
+  ];
   for (const ta of [false, true]) {
     for (const tb of [false, true]) {
       it(`BatchMatMul rank 2, transposeA ${ta}, transposeB ${tb}, sizes 1..130`, async () => {
@@ -429,7 +475,16 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
   }
 
   it('BatchMatMul with K = 0 gives zeros, empty outputs stay empty', async () => {
-    for (const [sa, sb] of [[[5, 0], [0, 7]], [[2, 3, 0], [2, 0, 4]]] as const) {
+    for (const [sa, sb] of [
+      [
+        [5, 0],
+        [0, 7],
+      ],
+      [
+        [2, 3, 0],
+        [2, 0, 4],
+      ],
+    ] as const) {
       await poison(numel([...sa.slice(0, -1), sb[sb.length - 1]!]));
       const out = tf.matMul(tf.zeros([...sa]), tf.zeros([...sb]));
       const [got] = await values(out);
@@ -514,15 +569,21 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
   const rejectsBadShapes = () => {
     const x = tf.zeros([4, 8]);
     expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(ShapeError);
-    expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(/weight must be \[8\] or \[1\]/);
-    expect(() => tf.engine().runKernel(KERNELS.crossEntropy, { logits: x, targets: tf.zeros([3], 'int32') }, {})).toThrow(/targets must be \[4\]/);
+    expect(() => tf.engine().runKernel(KERNELS.rmsNorm, { x, weight: tf.zeros([3]) }, { eps: 1e-6 })).toThrow(
+      /weight must be \[8\] or \[1\]/,
+    );
+    expect(() => tf.engine().runKernel(KERNELS.crossEntropy, { logits: x, targets: tf.zeros([3], 'int32') }, {})).toThrow(
+      /targets must be \[4\]/,
+    );
     expect(() => tf.engine().runKernel(KERNELS.crossEntropy, { logits: x, targets: tf.zeros([4]) }, {})).toThrow(/targets must be int32/);
-    expect(() =>
-      tf.engine().runKernel(KERNELS.adamwUpdate, { param: x, grad: tf.zeros([4, 7]), expAvg: x, expAvgSq: x }, {}),
-    ).toThrow(/grad has shape \[4, 7\]/);
+    expect(() => tf.engine().runKernel(KERNELS.adamwUpdate, { param: x, grad: tf.zeros([4, 7]), expAvg: x, expAvgSq: x }, {})).toThrow(
+      /grad has shape \[4, 7\]/,
+    );
     expect(() => tf.engine().runKernel(KERNELS.channelMoments, { x: tf.zeros([8]) }, {})).toThrow(/x must be 2-D/);
     expect(() =>
-      tf.engine().runKernel(CAUSAL_ATTENTION, { q: tf.zeros([1, 4, 5, 8]), k: tf.zeros([1, 3, 5, 8]), v: tf.zeros([1, 3, 5, 8]) }, { scale: 1 }),
+      tf
+        .engine()
+        .runKernel(CAUSAL_ATTENTION, { q: tf.zeros([1, 4, 5, 8]), k: tf.zeros([1, 3, 5, 8]), v: tf.zeros([1, 3, 5, 8]) }, { scale: 1 }),
     ).toThrow(/k must be \[1, Hkv, 5, 8\] with Hkv dividing 4/);
     expect(() =>
       tf.engine().runKernel(KERNELS.newtonSchulz, { x }, { steps: 2, a: [1], b: [1], c: [1], normScale: 1, normEps: 1e-7 }),
@@ -607,13 +668,28 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
         }
       },
     };
-    const extra = { steps: 20, eval: { every: 20, batches: 1 }, checkpoint: { every: 20, keep: 1 }, logging: { every: 1, histogramsEvery: 20, console: 'quiet' } };
+    const extra = {
+      steps: 20,
+      eval: { every: 20, batches: 1 },
+      checkpoint: { every: 20, keep: 1 },
+      logging: { every: 1, histogramsEvery: 20, console: 'quiet' },
+    };
     const quiet = () => {};
     const cpu = await train({ config: tinyRun(tempDir(), { ...extra, backend: 'cpu' }), log: quiet });
     const gpu = await train({ config: tinyRun(tempDir(), { ...extra, backend: 'webgpu' }), callbacks: [probe], log: quiet });
     expect(gpu.backend.name).toBe('webgpu');
     expect(enabled).toBe(true);
-    const programs = ['rms_norm', 'rms_norm_grad_dx', 'rms_norm_grad_dw', 'cross_entropy', 'cross_entropy_grad', 'adamw_param', 'ns_matmul', 'channel_moments_rows', 'softmax_grad'];
+    const programs = [
+      'rms_norm',
+      'rms_norm_grad_dx',
+      'rms_norm_grad_dw',
+      'cross_entropy',
+      'cross_entropy_grad',
+      'adamw_param',
+      'ns_matmul',
+      'channel_moments_rows',
+      'softmax_grad',
+    ];
     // On a software adapter the model's matrix products run batch_matmul.wgsl as well.
     if (softwareMatMul) programs.push('batch_matmul');
     for (const program of programs) {

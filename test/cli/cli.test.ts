@@ -51,7 +51,11 @@ describe('osp', () => {
     expect(b.stderr).toMatch(/^osp train: unknown option '--bogus'; valid options: --config VALUE, --set VALUE, --resume VALUE/);
     const c = osp('train', '--set', 'model.norm=batchnorm', '--out', tempDir());
     expect(c.code).toBe(2);
-    expect(c.stderr.trim()).toBe(`osp train: model.norm: unknown value "batchnorm"; valid choices: ${Object.keys(NORMS).map((k) => `'${k}'`).join(', ')}`);
+    expect(c.stderr.trim()).toBe(
+      `osp train: model.norm: unknown value "batchnorm"; valid choices: ${Object.keys(NORMS)
+        .map((k) => `'${k}'`)
+        .join(', ')}`,
+    );
   });
 
   it('train, then eval a checkpoint on a text file; the loss matches a float64 re-computation', () => {
@@ -74,8 +78,17 @@ describe('osp', () => {
     const weights = decodeSafetensors(readFileSync(join(dir, 'tiny/checkpoints/step_00000004/model.safetensors'))).tensors;
     const w = new Map([...weights].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
     const c: Llama64Config = {
-      vocabSize: 258, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8,
-      intermediateSize: 96, ropeTheta: 10000, normEps: 1e-6, embproj: true, tie: false,
+      vocabSize: 258,
+      hiddenSize: 32,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 8,
+      intermediateSize: 96,
+      ropeTheta: 10000,
+      normEps: 1e-6,
+      embproj: true,
+      tie: false,
     };
     const tokens = [256, ...Buffer.from(text)];
     let nats = 0;
@@ -89,7 +102,9 @@ describe('osp', () => {
 
   it('data prepare writes shards that training reads', () => {
     const dir = tempDir();
-    const docs = Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `Document ${i}: ${'lorem ipsum dolor sit amet '.repeat(8)}` }));
+    const docs = Array.from({ length: 40 }, (_, i) =>
+      JSON.stringify({ text: `Document ${i}: ${'lorem ipsum dolor sit amet '.repeat(8)}` }),
+    );
     writeFileSync(join(dir, 'docs.jsonl'), docs.join('\n') + '\n');
     const p = osp('data', 'prepare', join(dir, 'docs.jsonl'), '--out', join(dir, 'shards'), '--val-fraction', '0.2');
     expect(p.code, p.stderr).toBe(0);

@@ -17,11 +17,13 @@ describe('the config reference (docs/config.md)', () => {
   });
 
   it('describes every field', () => {
-    const missing = configFields().filter((f) => f.description.trim() === '').map((f) => f.path);
+    const missing = configFields()
+      .filter((f) => f.description.trim() === '')
+      .map((f) => f.path);
     expect(missing).toEqual([]);
   });
 
-  it("lists each default as validation fills it in, and every field of the resolved empty config", () => {
+  it('lists each default as validation fills it in, and every field of the resolved empty config', () => {
     const resolved = resolveRunConfig({});
     const fields = configFields();
     for (const f of fields.filter((x) => x.default !== '')) {

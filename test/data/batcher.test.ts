@@ -4,7 +4,11 @@ import { TokenDataset } from '../../src/data/dataset.ts';
 import { ConfigError, DataError } from '../../src/errors.ts';
 
 /** A stream whose token at position i is i, so every row says where it came from. */
-const counting = (n: number, name = 'counting') => new TokenDataset(name, Uint16Array.from({ length: n }, (_, i) => i));
+const counting = (n: number, name = 'counting') =>
+  new TokenDataset(
+    name,
+    Uint16Array.from({ length: n }, (_, i) => i),
+  );
 
 /** Start position in the stream of each row of a batch (inputs[row, 0] = start, by construction). */
 const rowStarts = (b: Batch) => Array.from({ length: b.batchSize }, (_, r) => b.inputs[r * b.seqLen]!);
@@ -50,7 +54,11 @@ describe('Batcher', () => {
     // Two epochs differ in order, and the order depends on the seed.
     expect(epochs[1]).not.toEqual(epochs[0]);
     const other = new Batcher(data, { ...opts, seed: 43 });
-    expect(Array.from({ length: 3 }, () => rowStarts(other.next())).flat().slice(0, 13)).not.toEqual(epochs[0]);
+    expect(
+      Array.from({ length: 3 }, () => rowStarts(other.next()))
+        .flat()
+        .slice(0, 13),
+    ).not.toEqual(epochs[0]);
   });
 
   it('is deterministic for a seed', () => {

@@ -74,11 +74,9 @@ describe('loadBrown', () => {
 describe('brownToText', () => {
   it('splits paragraphs and headlines and spaces punctuation', () => {
     const raw =
-      '\n\n\tHe/pps said/vbd ,/, ``/`` Go/vb (/( now/rb )/) !/. \'\'/\'\'\nShe/pps left/vbd ./.\n\n\n' +
-      'Merger/nn-hl proposed/vbn-hl \nIt/pps is/bez \'/\' odd/jj \'/\' ;/. ;/. and/or/cc 1/2\'\'/nn Why/wrb ?/. ?/.\n';
-    expect(brownToText(raw)).toBe(
-      'He said, "Go (now)!" She left.\n\nMerger proposed\n\nIt is \'odd\'; and/or 1/2" Why?',
-    );
+      "\n\n\tHe/pps said/vbd ,/, ``/`` Go/vb (/( now/rb )/) !/. ''/''\nShe/pps left/vbd ./.\n\n\n" +
+      "Merger/nn-hl proposed/vbn-hl \nIt/pps is/bez '/' odd/jj '/' ;/. ;/. and/or/cc 1/2''/nn Why/wrb ?/. ?/.\n";
+    expect(brownToText(raw)).toBe('He said, "Go (now)!" She left.\n\nMerger proposed\n\nIt is \'odd\'; and/or 1/2" Why?');
   });
 });
 
@@ -132,9 +130,7 @@ describe('splitDocuments', () => {
 
   it('rejects fewer than 2 documents and bad options', () => {
     expect(() => splitDocuments(docsOf(['only']), { source: 'notes.txt' })).toThrow(DataError);
-    expect(() => splitDocuments(docsOf(['only']), { source: 'notes.txt' })).toThrow(
-      /notes\.txt: .*at least 2 documents, found 1/,
-    );
+    expect(() => splitDocuments(docsOf(['only']), { source: 'notes.txt' })).toThrow(/notes\.txt: .*at least 2 documents, found 1/);
     expect(() => splitDocuments(many, { valFraction: 0 })).toThrow(ConfigError);
     expect(() => splitDocuments(many, { valFraction: 1 })).toThrow(/valFraction/);
     expect(() => splitDocuments(many, { seed: -1 })).toThrow(/seed/);

@@ -2,14 +2,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  firstInvalidUtf8,
-  prepareShards,
-  readJsonl,
-  readShard,
-  readTextFile,
-  writeShard,
-} from '../../src/data/sources.ts';
+import { firstInvalidUtf8, prepareShards, readJsonl, readShard, readTextFile, writeShard } from '../../src/data/sources.ts';
 import { splitDocuments } from '../../src/data/brown.ts';
 import { byteTokenizer, tokenizeDocuments } from '../../src/data/tokenizer.ts';
 import { ConfigError, DataError } from '../../src/errors.ts';
@@ -183,9 +176,7 @@ describe('shards', () => {
 
   it('wrong magic says expected 20240520 and what was found', () => {
     const path = file('magic.bin', shardBytes(12345, 1, 0, 0));
-    expect(dataError(() => readShard(path)).message).toBe(
-      `${path}: bad magic number: expected 20240520 (llm.c token shard), found 12345`,
-    );
+    expect(dataError(() => readShard(path)).message).toBe(`${path}: bad magic number: expected 20240520 (llm.c token shard), found 12345`);
   });
 
   it('unsupported version', () => {

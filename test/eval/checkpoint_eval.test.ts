@@ -45,8 +45,17 @@ describe('evaluateCheckpoint', () => {
     const weights = decodeSafetensors(readFileSync(join(r.checkpoint, 'model.safetensors'))).tensors;
     const w = new Map([...weights].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
     const c: Llama64Config = {
-      vocabSize: 258, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8,
-      intermediateSize: 96, ropeTheta: 10000, normEps: 1e-6, embproj: true, tie: false,
+      vocabSize: 258,
+      hiddenSize: 32,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 8,
+      intermediateSize: 96,
+      ropeTheta: 10000,
+      normEps: 1e-6,
+      embproj: true,
+      tie: false,
     };
     const tokens = [256, ...Buffer.from(TEXT)];
     let nats = 0;
@@ -65,16 +74,22 @@ describe('evaluateCheckpoint', () => {
   });
 
   it('fails on a missing text file before loading anything', async () => {
-    await expect(evaluateCheckpoint({ checkpoint: join(dir, 'no-such-run'), text: join(dir, 'none.txt') })).rejects.toThrow(/none\.txt: text file/);
+    await expect(evaluateCheckpoint({ checkpoint: join(dir, 'no-such-run'), text: join(dir, 'none.txt') })).rejects.toThrow(
+      /none\.txt: text file/,
+    );
   });
 });
 
 describe('quantEvalCheckpoint', () => {
-  it('16 bits everywhere: the quantized loss is the full-precision loss, which is evaluateCheckpoint\'s', async () => {
+  it("16 bits everywhere: the quantized loss is the full-precision loss, which is evaluateCheckpoint's", async () => {
     const ev = await evaluateCheckpoint({ checkpoint: runDir, text: textPath, backend: 'cpu' });
     const logs: string[] = [];
     const r = await quantEvalCheckpoint({
-      checkpoint: runDir, text: textPath, quant: { w: 16, a: 16, kv: 16 }, backend: 'cpu', log: (l) => logs.push(l),
+      checkpoint: runDir,
+      text: textPath,
+      quant: { w: 16, a: 16, kv: 16 },
+      backend: 'cpu',
+      log: (l) => logs.push(l),
     });
     expect(r.checkpoint).toBe(ev.checkpoint);
     expect(r.step).toBe(4);
@@ -88,7 +103,7 @@ describe('quantEvalCheckpoint', () => {
     expect(logs[0]).toMatch(/^W16A16KV16 RTN: ppl /);
   });
 
-  it('windows: N evaluates the first N windows; val: the run\'s validation split', async () => {
+  it("windows: N evaluates the first N windows; val: the run's validation split", async () => {
     const r = await quantEvalCheckpoint({ checkpoint: runDir, val: true, windows: 2, backend: 'cpu' });
     expect(r.text).toBe("the run's validation split");
     expect(r.tokens).toBe(2 * 32); // maxSeqLen 32
@@ -99,7 +114,13 @@ describe('quantEvalCheckpoint', () => {
     const r = await quantEvalCheckpoint({ checkpoint: runDir, text: textPath, quant: { rotate: ['none', 'ffn'] }, backend: 'cpu' });
     const rows = quantEvalRows(r);
     expect(rows.map((x) => x.setting)).toEqual(['full precision', 'W4A4KV4 RTN', 'W4A4KV4 RTN + FFN Had']);
-    expect(rows[0]).toEqual({ setting: 'full precision', loss: r.fp.loss, perplexity: r.fp.perplexity, perplexityRatio: 1, ratioHalfWidth: null });
+    expect(rows[0]).toEqual({
+      setting: 'full precision',
+      loss: r.fp.loss,
+      perplexity: r.fp.perplexity,
+      perplexityRatio: 1,
+      ratioHalfWidth: null,
+    });
     for (const [i, v] of r.variants.entries()) {
       expect(rows[i + 1]!.perplexityRatio).toBeCloseTo(v.quant.perplexity / r.fp.perplexity, 10);
       // 95% interval of the ratio exp(gap) from the paired loss gap's standard error.
@@ -129,7 +150,9 @@ describe('quantEvalCheckpoint', () => {
     const missing = join(dir, 'no-such-run');
     await expect(quantEvalCheckpoint({ checkpoint: missing })).rejects.toThrow(OspError);
     await expect(quantEvalCheckpoint({ checkpoint: missing, text: textPath, val: true })).rejects.toThrow(/not both/);
-    await expect(quantEvalCheckpoint({ checkpoint: missing, text: textPath, windows: 0 })).rejects.toThrow(/windows: expected a positive integer/);
+    await expect(quantEvalCheckpoint({ checkpoint: missing, text: textPath, windows: 0 })).rejects.toThrow(
+      /windows: expected a positive integer/,
+    );
     await expect(quantEvalCheckpoint({ checkpoint: missing, text: textPath, quant: { w: 5 as 4 } })).rejects.toThrow(/quant\.w/);
     const gguf = quantEvalCheckpoint({ checkpoint: missing, text: textPath, gguf: ['q3'] });
     await expect(gguf).rejects.toThrow(ConfigError);

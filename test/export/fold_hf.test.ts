@@ -138,7 +138,11 @@ describe('Hugging Face export and import', () => {
 describe('osp train --init-from', () => {
   it('starts from the exported weights', async () => {
     const out = tempDir();
-    const base = tinyRun(out, { steps: 4, schedule: { kind: 'constant' }, model: { hiddenSize: 32, numLayers: 2, numHeads: 4, maxSeqLen: 32 } });
+    const base = tinyRun(out, {
+      steps: 4,
+      schedule: { kind: 'constant' },
+      model: { hiddenSize: 32, numLayers: 2, numHeads: 4, maxSeqLen: 32 },
+    });
     const src = await train({ config: { ...base, name: 'src' }, log: () => {} });
     // Export the trained source as HF, then start a new run from it.
     const { openCheckpoint } = await import('../../src/train/checkpoint.ts');

@@ -22,8 +22,7 @@ import { tempDir, tinyRun } from '../helpers/run.ts';
 const osp = (...args: string[]) => spawnSync(process.execPath, ['bin/osp.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
 
 const TEXT =
-  'It was a bright cold day in April, and the clocks were striking thirteen. The hallway smelt of ' +
-  'boiled cabbage and old rag mats.';
+  'It was a bright cold day in April, and the clocks were striking thirteen. The hallway smelt of ' + 'boiled cabbage and old rag mats.';
 /** More text for the top-1 statistics (each under the 128-token context). */
 const MORE = [
   'The committee said the city would have to find new money for the schools before the end of the year.',
@@ -175,7 +174,14 @@ describe('osp export', () => {
 });
 
 /** The variants of `--method rtn,gptq --rotate none,ffn,quarot` (and `--all`), in their order. */
-const PAPER_TABLE = ['W4A4KV4 RTN', 'W4A4KV4 RTN + FFN Had', 'W4A4KV4 QuaRot', 'W4A4KV4 GPTQ', 'W4A4KV4 GPTQ + FFN Had', 'W4A4KV4 QuaRot + GPTQ'];
+const PAPER_TABLE = [
+  'W4A4KV4 RTN',
+  'W4A4KV4 RTN + FFN Had',
+  'W4A4KV4 QuaRot',
+  'W4A4KV4 GPTQ',
+  'W4A4KV4 GPTQ + FFN Had',
+  'W4A4KV4 QuaRot + GPTQ',
+];
 
 describe('osp quant-eval', () => {
   interface Variant {
@@ -236,7 +242,18 @@ describe('osp quant-eval', () => {
   });
 
   it("every variant of the paper's table, and llama.cpp's own perplexity of the GGUF exports", () => {
-    const r = run('--method', 'rtn,gptq', '--rotate', 'none,ffn,quarot', '--gguf', 'f32,q4_0', '--calib', join(dir, 'long.txt'), '--calib-windows', '4');
+    const r = run(
+      '--method',
+      'rtn,gptq',
+      '--rotate',
+      'none,ffn,quarot',
+      '--gguf',
+      'f32,q4_0',
+      '--calib',
+      join(dir, 'long.txt'),
+      '--calib-windows',
+      '4',
+    );
     expect(r.variants.map((v) => v.name)).toEqual(PAPER_TABLE);
     for (const v of r.variants) {
       expect(Number.isFinite(v.quant.loss)).toBe(true);
@@ -286,12 +303,15 @@ describe('osp export --rotate', () => {
     // Rotated: every norm weight is 1, and the q_proj weight differs from the plain export's.
     expect([...weights.get('model.layers.0.input_layernorm.weight')!.data].every((g) => g === 1)).toBe(true);
     const plain = foldedCheckpoint(runDir);
-    expect(weights.get('model.layers.0.self_attn.q_proj.weight')!.data).not.toEqual(plain.weights.get('model.layers.0.self_attn.q_proj.weight')!.data);
+    expect(weights.get('model.layers.0.self_attn.q_proj.weight')!.data).not.toEqual(
+      plain.weights.get('model.layers.0.self_attn.q_proj.weight')!.data,
+    );
     const model = new Transformer(config, new Rng(0));
     for (const [name, p] of model.params) p.assign(tf.tensor(weights.get(name)!.data, p.shape));
     const toks = [256, ...Buffer.from(TEXT)];
-    const loss = tf.tidy(() =>
-      model.loss(tf.tensor2d([toks.slice(0, -1)], undefined, 'int32'), tf.tensor2d([toks.slice(1)], undefined, 'int32')).dataSync()[0]!,
+    const loss = tf.tidy(
+      () =>
+        model.loss(tf.tensor2d([toks.slice(0, -1)], undefined, 'int32'), tf.tensor2d([toks.slice(1)], undefined, 'int32')).dataSync()[0]!,
     );
     model.dispose();
     expect(Math.abs(loss - ours.loss) / ours.loss).toBeLessThan(1e-4);

@@ -8,7 +8,10 @@ export function consoleColumns(lines: string[]): Map<string, string[]> {
     for (let j = i + 1; j < lines.length && lines[j] !== ''; j++) rows.push(lines[j]!);
     for (const m of lines[i]!.matchAll(/-+/g)) {
       const [from, to] = [m.index!, m.index! + m[0].length];
-      out.set(header.slice(from, to).trim(), rows.map((r) => r.slice(from, to).trim()));
+      out.set(
+        header.slice(from, to).trim(),
+        rows.map((r) => r.slice(from, to).trim()),
+      );
     }
   }
   return out;

@@ -86,7 +86,8 @@ export function llama64(c: Llama64Config, w: Weights, tokens: number[][]): Llama
   const d = c.hiddenSize;
   const hd = c.headDim;
   const hidden = new Map<string, Float64Array>();
-  const nrm = (v: Float64Array, prefix: string) => norm(v, N, d, W(`${prefix}.weight`), c.normEps, c.layerNorm === true, w.get(`${prefix}.bias`));
+  const nrm = (v: Float64Array, prefix: string) =>
+    norm(v, N, d, W(`${prefix}.weight`), c.normEps, c.layerNorm === true, w.get(`${prefix}.bias`));
   const E = W('model.embed_tokens.weight');
   let x: Float64Array = new Float64Array(N * d);
   tokens.flat().forEach((tok, r) => x.set(E.subarray(tok * d, tok * d + d), r * d));

@@ -34,7 +34,12 @@ export async function copyModel(model: Transformer, config: Parameters<typeof cr
 }
 
 /** Multiplies the entries of a [out, in] matrix (or a vector) whose (row, column) `pick` accepts by `factor`. */
-export async function scaleEntries(m: Transformer, name: string, factor: number, pick: (row: number, col: number) => boolean): Promise<void> {
+export async function scaleEntries(
+  m: Transformer,
+  name: string,
+  factor: number,
+  pick: (row: number, col: number) => boolean,
+): Promise<void> {
   const v = m.params.get(name)!;
   const [rows, cols] = v.shape.length === 2 ? (v.shape as [number, number]) : [1, v.shape[0]!];
   const values = ((await v.data()) as Float32Array).slice();

@@ -58,4 +58,3 @@ export function pluginName(value: Message): string | undefined {
   const meta = getMessage(value, 9);
   return meta && getString(getMessage(meta, 1)!, 1);
 }
-

@@ -3,14 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OspError } from '../../src/errors.ts';
-import {
-  type AtomicStage,
-  atomicFaults,
-  sha256,
-  sha256File,
-  writeFileAtomic,
-  writeFileAtomicSync,
-} from '../../src/io/atomic.ts';
+import { type AtomicStage, atomicFaults, sha256, sha256File, writeFileAtomic, writeFileAtomicSync } from '../../src/io/atomic.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {

@@ -38,7 +38,6 @@ import {
 import { rng } from '../helpers/prng.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 
-
 /** Standard normal samples (Box-Muller), for realistic weights. */
 function gaussians(r: () => number, n: number, scale = 1): Float32Array {
   const out = new Float32Array(n);
@@ -99,8 +98,7 @@ class Buf {
 }
 
 /** "GGUF" | version | tensor_count | kv_count: the 24-byte header. */
-const head = (nTensors: bigint | number, nKv: bigint | number, version = 3) =>
-  new Buf().ascii('GGUF').u32(version).u64(nTensors).u64(nKv);
+const head = (nTensors: bigint | number, nKv: bigint | number, version = 3) => new Buf().ascii('GGUF').u32(version).u64(nTensors).u64(nKv);
 
 /** A tensor info entry; dims are given as in the file: innermost first. */
 function info(b: Buf, name: string, dims: (bigint | number)[], type: number, offset: bigint | number): Buf {
@@ -299,14 +297,27 @@ describe('GGUF round trips', () => {
   it('round-trips a large vocabulary (a header far beyond the first buffer)', () => {
     const tokens = Array.from({ length: 20000 }, (_, i) => `tok${i}-${'x'.repeat(i % 17)}`);
     const scores = Float32Array.from({ length: 20000 }, (_, i) => -i / 7);
-    const bytes = encodeGguf({ kv: [['tokenizer.ggml.tokens', arr('string', tokens)], ['s', arr('f32', scores)]] });
+    const bytes = encodeGguf({
+      kv: [
+        ['tokenizer.ggml.tokens', arr('string', tokens)],
+        ['s', arr('f32', scores)],
+      ],
+    });
     const back = decodeGguf(bytes);
     expect(back.kv.get('tokenizer.ggml.tokens')!.value).toEqual(tokens);
     expect(back.kv.get('s')!.value).toEqual(Array.from(scores));
   });
 
   it('rounds FLOAT32 values to float32 and keeps FLOAT64 exact', () => {
-    const back = decodeGguf(encodeGguf({ kv: [['a', f32(0.1)], ['b', f64(0.1)], ['c', arr('f32', [1 / 3])]] }));
+    const back = decodeGguf(
+      encodeGguf({
+        kv: [
+          ['a', f32(0.1)],
+          ['b', f64(0.1)],
+          ['c', arr('f32', [1 / 3])],
+        ],
+      }),
+    );
     expect(back.kv.get('a')!.value).toBe(Math.fround(0.1));
     expect(back.kv.get('b')!.value).toBe(0.1);
     expect(back.kv.get('c')!.value).toEqual([Math.fround(1 / 3)]);
@@ -458,9 +469,7 @@ describe('GGUF round trips', () => {
     expect(back.kv.get('general.architecture')!.value).toBe('llama');
     expect([...tensorToFloat32(back.tensors[0]!)]).toEqual(new Array(32).fill(0.5));
     await expect(readGgufFile(join(dir, 'missing.gguf'))).rejects.toThrow(FormatError);
-    await expect(readGgufFile(join(dir, 'missing.gguf'))).rejects.toThrow(
-      /missing\.gguf: expected a GGUF file: file not found \(ENOENT\)/,
-    );
+    await expect(readGgufFile(join(dir, 'missing.gguf'))).rejects.toThrow(/missing\.gguf: expected a GGUF file: file not found \(ENOENT\)/);
   });
 });
 
@@ -470,8 +479,8 @@ describe('Q8_0 and Q4_0 blocks computed by hand', () => {
     // fp16 0x2400 (exponent 9, mantissa 0), bytes 00 24. x / d = 7.9375 k: k = ±8 gives ±63.5, a tie.
     const x = new Float32Array(32).map((_, j) => ((j - 16) * 127) / 1024);
     const codes = [
-      -127, -119, -111, -103, -95, -87, -79, -71, -64, -56, -48, -40, -32, -24, -16, -8, 0, 8, 16, 24, 32, 40, 48, 56,
-      64, 71, 79, 87, 95, 103, 111, 119,
+      -127, -119, -111, -103, -95, -87, -79, -71, -64, -56, -48, -40, -32, -24, -16, -8, 0, 8, 16, 24, 32, 40, 48, 56, 64, 71, 79, 87, 95,
+      103, 111, 119,
     ];
     const q = quantizeQ8_0(x);
     expect([...q]).toEqual([0x00, 0x24, ...codes.map((c) => c & 0xff)]);
@@ -578,27 +587,19 @@ describe('GGUF encoder errors', () => {
     expect(() => encodeGguf({ tensors: [t({ type: 'Q8_0', shape: [2, 48], data: new Float32Array(96) })] })).toThrow(
       /tensor 'w'.*Q8_0 quantizes the innermost dim in blocks of 32; shape \[2,48\] has innermost dim 48/,
     );
-    expect(() => encodeGguf({ tensors: [t({ type: 'Q4_0', shape: [48, 2], data: new Float32Array(96) })] })).toThrow(
-      ShapeError,
-    );
-    expect(() => encodeGguf({ tensors: [t({ data: new Float32Array(31) })] })).toThrow(
-      /needs a Float32Array of 32 values, got 31/,
-    );
+    expect(() => encodeGguf({ tensors: [t({ type: 'Q4_0', shape: [48, 2], data: new Float32Array(96) })] })).toThrow(ShapeError);
+    expect(() => encodeGguf({ tensors: [t({ data: new Float32Array(31) })] })).toThrow(/needs a Float32Array of 32 values, got 31/);
     expect(() => encodeGguf({ tensors: [t({ shape: [] })] })).toThrow(/1 to 4 dims/);
     expect(() => encodeGguf({ tensors: [t({ shape: [1, 1, 1, 1, 32] })] })).toThrow(/1 to 4 dims/);
-    expect(() => encodeGguf({ tensors: [t({ shape: [0] , data: new Float32Array(0) })] })).toThrow(/>= 1/);
+    expect(() => encodeGguf({ tensors: [t({ shape: [0], data: new Float32Array(0) })] })).toThrow(/>= 1/);
     expect(() => encodeGguf({ tensors: [t(), t()] })).toThrow(/duplicate tensor name 'w'/);
     expect(() => encodeGguf({ tensors: [t({ name: 'x'.repeat(64) })] })).toThrow(/shorter than 64 bytes/);
     expect(() => encodeGguf({ tensors: [t({ name: '' })] })).toThrow(/non-empty/);
-    expect(() => encodeGguf({ tensors: [t({ type: 'Q4_K' as GgmlType })] })).toThrow(
-      /unknown type 'Q4_K'; valid: F32, F16/,
-    );
+    expect(() => encodeGguf({ tensors: [t({ type: 'Q4_K' as GgmlType })] })).toThrow(/unknown type 'Q4_K'; valid: F32, F16/);
   });
 
   it('rejects bad keys, values and alignments', () => {
-    expect(() => encodeGguf({ kv: [['a', u32(-1)]] })).toThrow(
-      /metadata 'a': UINT32 value must be an integer in \[0, 4294967295\]/,
-    );
+    expect(() => encodeGguf({ kv: [['a', u32(-1)]] })).toThrow(/metadata 'a': UINT32 value must be an integer in \[0, 4294967295\]/);
     expect(() => encodeGguf({ kv: [['a', u8(1.5)]] })).toThrow(OspError);
     expect(() => encodeGguf({ kv: [['a', i8(128)]] })).toThrow(/INT8/);
     expect(() => encodeGguf({ kv: [['a', arr('i32', [1, 2 ** 31])]] })).toThrow(/metadata 'a'\[1\]: INT32/);
@@ -607,7 +608,14 @@ describe('GGUF encoder errors', () => {
     expect(() => encodeGguf({ kv: [['a', nope]] })).toThrow(/typed value/);
     expect(() => encodeGguf({ kv: [['a', 5 as unknown as GgufValue]] })).toThrow(/typed value/);
     expect(() => encodeGguf({ kv: [['a', str('\ud800')]] })).toThrow(/lone UTF-16 surrogate/);
-    expect(() => encodeGguf({ kv: [['a', u8(1)], ['a', u8(2)]] })).toThrow(/duplicate metadata key 'a'/);
+    expect(() =>
+      encodeGguf({
+        kv: [
+          ['a', u8(1)],
+          ['a', u8(2)],
+        ],
+      }),
+    ).toThrow(/duplicate metadata key 'a'/);
     expect(() => encodeGguf({ kv: [['', u8(1)]] })).toThrow(/non-empty/);
     expect(() => encodeGguf({ alignment: 48 })).toThrow(/power of two/);
     expect(() => encodeGguf({ alignment: 0 })).toThrow(/power of two/);
@@ -648,7 +656,10 @@ describe('GGUF decoder validation', () => {
 
   it('absurd counts fail fast without allocating', () => {
     const t0 = performance.now();
-    rejects(head(2n ** 60n, 0).zeros(64).build(), 
+    rejects(
+      head(2n ** 60n, 0)
+        .zeros(64)
+        .build(),
       /tensor_count 1152921504606846976 is impossible: each tensor info takes at least 32 bytes and only 64 bytes/,
     );
     rejects(head(0, 2n ** 60n).build(), /kv_count 1152921504606846976 is impossible/);
@@ -656,31 +667,52 @@ describe('GGUF decoder validation', () => {
     // Each count alone could fit, both together cannot.
     rejects(head(1, 2).zeros(40).build(), /together need more than the 40 bytes/);
     // A key of length 2^62.
-    rejects(head(0, 1).u64(2n ** 62n).u32(0).raw(1).build(), 
+    rejects(
+      head(0, 1)
+        .u64(2n ** 62n)
+        .u32(0)
+        .raw(1)
+        .build(),
       /the key of KV #0: string length 4611686018427387904 extends past the end of the file \(5 bytes left at byte 32/,
     );
     // A string value of length 2^62, and an array claiming 2^60 items.
-    rejects(head(0, 1).s('k').u32(8).u64(2n ** 62n).zeros(8).build(), 
+    rejects(
+      head(0, 1)
+        .s('k')
+        .u32(8)
+        .u64(2n ** 62n)
+        .zeros(8)
+        .build(),
       /KV 'k': string length 4611686018427387904 extends past the end/,
     );
-    rejects(head(0, 1).s('k').u32(9).u32(4).u64(2n ** 60n).zeros(16).build(), 
+    rejects(
+      head(0, 1)
+        .s('k')
+        .u32(9)
+        .u32(4)
+        .u64(2n ** 60n)
+        .zeros(16)
+        .build(),
       /KV 'k': array of 1152921504606846976 UINT32 items needs at least 4611686018427387904 bytes, but only 16 remain/,
     );
-    rejects(head(0, 1).s('k').u32(9).u32(9).u64(2n ** 40n).zeros(16).build(), 
+    rejects(
+      head(0, 1)
+        .s('k')
+        .u32(9)
+        .u32(9)
+        .u64(2n ** 40n)
+        .zeros(16)
+        .build(),
       /array of 1099511627776 ARRAY items/,
     );
     expect(performance.now() - t0).toBeLessThan(1000);
   });
 
   it('bad values: unknown types, deep nesting, UTF-8, BOOL bytes, duplicate keys', () => {
-    rejects(head(0, 1).s('k').u32(13).zeros(8).build(), 
-      /KV 'k': unknown value type 13; valid types: UINT8 0, INT8 1, .*FLOAT64 12/,
-    );
+    rejects(head(0, 1).s('k').u32(13).zeros(8).build(), /KV 'k': unknown value type 13; valid types: UINT8 0, INT8 1, .*FLOAT64 12/);
     rejects(head(0, 1).s('k').u32(9).u32(77).u64(0).build(), /KV 'k': unknown array item type 77/);
     // Items of a nested array are typed too.
-    rejects(head(0, 1).s('k').u32(9).u32(9).u64(1).u32(20).u64(0).build(), 
-      /KV 'k'\[0\]: unknown array item type 20/,
-    );
+    rejects(head(0, 1).s('k').u32(9).u32(9).u64(1).u32(20).u64(0).build(), /KV 'k'\[0\]: unknown array item type 20/);
     // 8 levels of ARRAY of ARRAY are fine, 9 are not.
     const nested = (levels: number) => {
       const b = head(0, 1).s('k').u32(9);
@@ -697,11 +729,10 @@ describe('GGUF decoder validation', () => {
   });
 
   it('general.alignment must be a UINT32 power of two', () => {
-    rejects(head(0, 1).s('general.alignment').u32(5).i32(64).build(), 
-      /KV 'general.alignment': expected type UINT32, found INT32/,
-    );
+    rejects(head(0, 1).s('general.alignment').u32(5).i32(64).build(), /KV 'general.alignment': expected type UINT32, found INT32/);
     for (const a of [0, 48, 3]) {
-      rejects(head(0, 1).s('general.alignment').u32(4).u32(a).build(), 
+      rejects(
+        head(0, 1).s('general.alignment').u32(4).u32(a).build(),
         new RegExp(`KV 'general.alignment': expected a power of two, found ${a}$`),
       );
     }
@@ -715,42 +746,45 @@ describe('GGUF decoder validation', () => {
   it('bad tensor infos: names, n_dims, dims, types', () => {
     rejects(oneTensor('x'.repeat(64), [4], F32, 0), /tensor #0 'x+': name is 64 bytes; expected fewer than 64/);
     expect(decodeGguf(oneTensor('x'.repeat(63), [4], F32, 0)).tensors[0]!.name).toHaveLength(63);
-    const dup = info(info(head(2, 0), 'a', [4], F32, 0), 'a', [4], F32, 32).padTo(32).zeros(64).build();
+    const dup = info(info(head(2, 0), 'a', [4], F32, 0), 'a', [4], F32, 32)
+      .padTo(32)
+      .zeros(64)
+      .build();
     rejects(dup, /duplicate tensor name 'a' \(tensor #1\)/);
     rejects(oneTensor('t', [], F32, 0), /tensor 't': expected n_dims in 1..4, found 0/);
     rejects(oneTensor('t', [1, 1, 1, 1, 1], F32, 0), /expected n_dims in 1..4, found 5/);
     rejects(oneTensor('t', [4, 0], F32, 0), /tensor 't': dim 1 is 0; expected every dim >= 1/);
     rejects(oneTensor('t', [2n ** 63n], F32, 0), /dim 0 is 9223372036854775808, which is negative/);
-    rejects(oneTensor('t', [2n ** 32n, 2n ** 32n], F32, 0), 
-      /tensor 't': the product of dims \[4294967296,4294967296...\] overflows int64/,
-    );
-    rejects(oneTensor('t', [2n ** 40n], F32, 0), 
+    rejects(oneTensor('t', [2n ** 32n, 2n ** 32n], F32, 0), /tensor 't': the product of dims \[4294967296,4294967296...\] overflows int64/);
+    rejects(
+      oneTensor('t', [2n ** 40n], F32, 0),
       /tensor 't': shape \[1099511627776\] of F32 needs 4398046511104 bytes, more than the whole file \(\d+\)/,
     );
     // 2^61 F32 values: 2^63 bytes, which overflows nothing in bigint but is not in the file.
     rejects(oneTensor('t', [2n ** 31n, 2n ** 30n], F32, 0), /more than the whole file/);
-    rejects(oneTensor('t', [32], 99, 0), 
-      /tensor 't': unknown ggml type 99; supported: F32 0, F16 1, Q4_0 2, Q8_0 8, BF16 30/,
-    );
+    rejects(oneTensor('t', [32], 99, 0), /tensor 't': unknown ggml type 99; supported: F32 0, F16 1, Q4_0 2, Q8_0 8, BF16 30/);
     rejects(oneTensor('t', [256], 12, 0), /ggml type 12 \(Q4_K\) is not supported; supported: F32 0/);
-    rejects(oneTensor('t', [48, 2], GGML_TYPE.Q8_0, 0), 
-      /tensor 't': Q8_0 rows must be whole blocks of 32, but the innermost dim is 48/,
-    );
+    rejects(oneTensor('t', [48, 2], GGML_TYPE.Q8_0, 0), /tensor 't': Q8_0 rows must be whole blocks of 32, but the innermost dim is 48/);
     // n_dims 4 but the file ends in dim 2 (the 32 bytes the count check wants are there).
-    rejects(head(1, 0).s('t').u32(4).u64(4).u64(1).zeros(3).build(), 
+    rejects(
+      head(1, 0).s('t').u32(4).u64(4).u64(1).zeros(3).build(),
       /unexpected end of file reading dim 2 of tensor 't' at byte 53: need 8 bytes, 3 left/,
     );
   });
 
   it('bad offsets: unaligned, past the end, overlapping, not packed', () => {
     rejects(oneTensor('t', [4], F32, 4), /tensor 't': offset 4 is not a multiple of the alignment 32/);
-    rejects(oneTensor('t', [4], F32, 128), 
+    rejects(
+      oneTensor('t', [4], F32, 128),
       /tensor 't': data \[128, 144\) extends past the end of the data section \(128 bytes from byte 64\)/,
     );
     rejects(oneTensor('t', [4], F32, 2n ** 64n - 32n), /extends past the end of the data section/);
     rejects(oneTensor('t', [4], F32, 0, 15), /data \[0, 16\) extends past the end of the data section \(15 bytes/);
     const two = (offA: number, offB: number, dimsA = [4]) =>
-      info(info(head(2, 0), 'a', dimsA, F32, offA), 'b', [4], F32, offB).padTo(32).zeros(256).build();
+      info(info(head(2, 0), 'a', dimsA, F32, offA), 'b', [4], F32, offB)
+        .padTo(32)
+        .zeros(256)
+        .build();
     rejects(two(0, 0), /tensor '(a|b)' \[0, 16\) overlaps tensor '(a|b)' \[0, 16\)/);
     rejects(two(0, 32, [16]), /tensor 'b' \[32, 48\) overlaps tensor 'a' \[0, 64\)/);
     rejects(two(0, 64), /tensor 'b': offset 64, expected 32 \(tensors must be packed in info order/);

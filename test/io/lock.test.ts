@@ -95,7 +95,10 @@ describe('acquireLock', () => {
   it('clears a lock whose process is dead and says so through onStale', () => {
     const dir = tempDir();
     const pid = deadPid();
-    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid, host: hostname(), started: '2024-01-01T00:00:00.000Z', what: 'osp sweep old' }));
+    writeFileSync(
+      join(dir, LOCK_FILE),
+      JSON.stringify({ pid, host: hostname(), started: '2024-01-01T00:00:00.000Z', what: 'osp sweep old' }),
+    );
     const messages: string[] = [];
     const lock = take(dir, 'osp sweep new', (m) => messages.push(m));
     expect(messages).toEqual([

@@ -180,7 +180,13 @@ describe('figure font', () => {
 
 describe('heatmapFigurePng', () => {
   const rows = [0, 1, 2].map((l) => Float64Array.from({ length: 32 }, (_, i) => (i === 5 && l === 1 ? 50 : 0.5 + ((i + l) % 4) * 0.25)));
-  const fig = heatmapFigurePng(rows, { title: 'channel rms, step 7', rowLabels: ['embed', '0', 'final'], xLabel: 'channel', yLabel: 'layer', colorLabel: 'rms' });
+  const fig = heatmapFigurePng(rows, {
+    title: 'channel rms, step 7',
+    rowLabels: ['embed', '0', 'final'],
+    xLabel: 'channel',
+    yLabel: 'layer',
+    colorLabel: 'rms',
+  });
   const img = decodeFigure(fig.png);
 
   it('is a valid RGB PNG larger than its cells, with the value range', () => {
@@ -207,7 +213,7 @@ describe('heatmapFigurePng', () => {
     expect(bottomCount).toBeGreaterThan(10);
   });
 
-  it('writes the title, row labels, axis titles, channel ticks and the colour bar\'s min and max', () => {
+  it("writes the title, row labels, axis titles, channel ticks and the colour bar's min and max", () => {
     for (const text of ['channel rms, step 7', 'embed', 'final', 'channel', '0', '20', '50', '0.5']) {
       expect(containsText(img, text), text).toBe(true);
     }

@@ -16,9 +16,7 @@ describe('ProtoWriter', () => {
   it('encodes varints byte-exactly (protobuf encoding guide examples)', () => {
     expect([...new ProtoWriter().varint(1, 150).finish()]).toEqual([0x08, 0x96, 0x01]);
     expect([...new ProtoWriter().varint(1, 1).finish()]).toEqual([0x08, 0x01]);
-    expect([...new ProtoWriter().string(2, 'testing').finish()]).toEqual([
-      0x12, 0x07, 0x74, 0x65, 0x73, 0x74, 0x69, 0x6e, 0x67,
-    ]);
+    expect([...new ProtoWriter().string(2, 'testing').finish()]).toEqual([0x12, 0x07, 0x74, 0x65, 0x73, 0x74, 0x69, 0x6e, 0x67]);
     // -1 as int64: ten bytes, all ones
     expect([...new ProtoWriter().varint(1, -1).finish()]).toEqual([0x08, ...Array(9).fill(0xff), 0x01]);
   });

@@ -20,7 +20,6 @@ import {
 import { rng } from '../helpers/prng.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 
-
 const enc = new TextEncoder();
 
 /** u64 LE length | header text (space-padded to 8 unless pad=false) | data: for hand-built files. */
@@ -58,8 +57,7 @@ function formatError(bytes: Uint8Array): FormatError {
   throw new Error('expected a FormatError, but decoding succeeded');
 }
 
-const entry = (dtype: string, shape: unknown, offsets: unknown) =>
-  JSON.stringify({ dtype, shape, data_offsets: offsets });
+const entry = (dtype: string, shape: unknown, offsets: unknown) => JSON.stringify({ dtype, shape, data_offsets: offsets });
 
 const tempDir = scratchDirs('osp-st-');
 
@@ -155,7 +153,12 @@ describe('safetensors encode/decode', () => {
 
   it('rejects bad inputs to the encoder', () => {
     const e = f32Entry([1], new Float32Array([0]));
-    expect(() => encodeSafetensors([['a', e], ['a', e]])).toThrow(/duplicate tensor name 'a'/);
+    expect(() =>
+      encodeSafetensors([
+        ['a', e],
+        ['a', e],
+      ]),
+    ).toThrow(/duplicate tensor name 'a'/);
     expect(() => encodeSafetensors([['', e]])).toThrow(/empty/);
     expect(() => encodeSafetensors([['__metadata__', e]])).toThrow(/reserved/);
     expect(() => encodeSafetensors([['a', { dtype: 'F32', shape: [2], data: new Uint8Array(4) }]])).toThrow(ShapeError);
@@ -176,7 +179,11 @@ describe('safetensors validation', () => {
     ['header length over the limit', () => withLength(100_000_001n, new Uint8Array(16)), /<= 100000000 bytes, found 100000001/],
     ['header length 2^60', () => withLength(2n ** 60n, enc.encode('{}')), /found 1152921504606846976/],
     ['header length 2^64 - 1', () => withLength(2n ** 64n - 1n, enc.encode('{}')), /found 18446744073709551615/],
-    ['header beyond the file end', () => withLength(64n, enc.encode('{"a":1}')), /header length 64 extends beyond the end of the file \(7 bytes/],
+    [
+      'header beyond the file end',
+      () => withLength(64n, enc.encode('{"a":1}')),
+      /header length 64 extends beyond the end of the file \(7 bytes/,
+    ],
     ['header not UTF-8', () => craft(new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d])), /not valid UTF-8/],
     ['header starting with a space', () => craft(' {}'), /start with '\{', found byte 0x20/],
     ['header that is an array', () => craft('[]'), /start with '\{', found byte 0x5b/],
@@ -191,22 +198,54 @@ describe('safetensors validation', () => {
       /tensor 'w': expected exactly the keys dtype, shape, data_offsets; found unexpected extra/,
     ],
     ['entry missing a key', () => craft(`{"w":{"dtype":"F32","shape":[1]}}`, f4), /tensor 'w'.*missing data_offsets/],
-    ['unknown dtype', () => craft(`{"w":${entry('F8', [1], [0, 1])}}`, new Uint8Array(1)), /tensor 'w': unknown dtype string "F8"; valid dtypes: F64, F32, F16, BF16, I64, I32, I16, I8, U8, U16, U32, U64, BOOL/],
+    [
+      'unknown dtype',
+      () => craft(`{"w":${entry('F8', [1], [0, 1])}}`, new Uint8Array(1)),
+      /tensor 'w': unknown dtype string "F8"; valid dtypes: F64, F32, F16, BF16, I64, I32, I16, I8, U8, U16, U32, U64, BOOL/,
+    ],
     ['dtype not a string', () => craft(`{"w":${entry(4 as unknown as string, [1], [0, 4])}}`, f4), /tensor 'w': unknown dtype number 4/],
     ['dtype from Object.prototype', () => craft(`{"w":${entry('toString', [1], [0, 4])}}`, f4), /unknown dtype/],
-    ['shape not an array', () => craft(`{"w":${entry('F32', 1, [0, 4])}}`, f4), /tensor 'w': expected shape to be an array of non-negative integers, found number 1/],
+    [
+      'shape not an array',
+      () => craft(`{"w":${entry('F32', 1, [0, 4])}}`, f4),
+      /tensor 'w': expected shape to be an array of non-negative integers, found number 1/,
+    ],
     ['negative shape', () => craft(`{"w":${entry('F32', [-1], [0, 4])}}`, f4), /tensor 'w': expected shape.*\[-1\]/],
     ['fractional shape', () => craft(`{"w":${entry('F32', [1.5], [0, 4])}}`, f4), /tensor 'w': expected shape/],
     ['string in shape', () => craft(`{"w":${entry('F32', ['1'], [0, 4])}}`, f4), /tensor 'w': expected shape/],
-    ['unsafe integer in shape', () => craft(`{"w":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,4]}}`, f4), /tensor 'w': expected shape/],
-    ['offsets not an array', () => craft(`{"w":${entry('F32', [1], 'x')}}`, f4), /tensor 'w': expected data_offsets to be two non-negative integers/],
+    [
+      'unsafe integer in shape',
+      () => craft(`{"w":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,4]}}`, f4),
+      /tensor 'w': expected shape/,
+    ],
+    [
+      'offsets not an array',
+      () => craft(`{"w":${entry('F32', [1], 'x')}}`, f4),
+      /tensor 'w': expected data_offsets to be two non-negative integers/,
+    ],
     ['three offsets', () => craft(`{"w":${entry('F32', [1], [0, 4, 8])}}`, f4), /tensor 'w': expected data_offsets to be two/],
     ['negative offset', () => craft(`{"w":${entry('F32', [1], [-4, 0])}}`, f4), /tensor 'w': expected data_offsets/],
     ['fractional offset', () => craft(`{"w":${entry('F32', [1], [0, 4.5])}}`, f4), /tensor 'w': expected data_offsets/],
-    ['begin > end', () => craft(`{"w":${entry('F32', [0], [4, 0])}}`, f4), /tensor 'w': expected data_offsets begin <= end, found \[4, 0\]/],
-    ['span != numel * size', () => craft(`{"w":${entry('F32', [2], [0, 4])}}`, f4), /tensor 'w': shape \[2\] of F32 needs 8 bytes, but data_offsets \[0, 4\] span 4/],
-    ['huge shape whose product overflows', () => craft(`{"w":${entry('F32', [2 ** 40, 2 ** 40], [0, 4])}}`, f4), /tensor 'w'.*needs 4835703278458516698824704 bytes/],
-    ['offsets beyond the buffer', () => craft(`{"w":${entry('F32', [2], [0, 8])}}`, f4), /tensor 'w': data_offsets \[0, 8\] extend beyond the data buffer \(4 bytes\)/],
+    [
+      'begin > end',
+      () => craft(`{"w":${entry('F32', [0], [4, 0])}}`, f4),
+      /tensor 'w': expected data_offsets begin <= end, found \[4, 0\]/,
+    ],
+    [
+      'span != numel * size',
+      () => craft(`{"w":${entry('F32', [2], [0, 4])}}`, f4),
+      /tensor 'w': shape \[2\] of F32 needs 8 bytes, but data_offsets \[0, 4\] span 4/,
+    ],
+    [
+      'huge shape whose product overflows',
+      () => craft(`{"w":${entry('F32', [2 ** 40, 2 ** 40], [0, 4])}}`, f4),
+      /tensor 'w'.*needs 4835703278458516698824704 bytes/,
+    ],
+    [
+      'offsets beyond the buffer',
+      () => craft(`{"w":${entry('F32', [2], [0, 8])}}`, f4),
+      /tensor 'w': data_offsets \[0, 8\] extend beyond the data buffer \(4 bytes\)/,
+    ],
     [
       'overlapping tensors',
       () => craft(`{"a":${entry('F32', [2], [0, 8])},"b":${entry('F32', [2], [4, 12])}}`, new Uint8Array(12)),
@@ -218,10 +257,18 @@ describe('safetensors validation', () => {
       /hole of 4 bytes.*\[4, 8\] before tensor 'b'/,
     ],
     ['a hole at the start', () => craft(`{"a":${entry('F32', [1], [4, 8])}}`, new Uint8Array(8)), /hole of 4 bytes.*before tensor 'a'/],
-    ['trailing bytes', () => craft(`{"a":${entry('F32', [1], [0, 4])}}`, new Uint8Array(8)), /cover the data buffer exactly \(8 bytes\), found 4 trailing bytes/],
+    [
+      'trailing bytes',
+      () => craft(`{"a":${entry('F32', [1], [0, 4])}}`, new Uint8Array(8)),
+      /cover the data buffer exactly \(8 bytes\), found 4 trailing bytes/,
+    ],
     ['data but no tensors', () => craft('{}', new Uint8Array(8)), /found 8 trailing bytes/],
     ['metadata that is an array', () => craft('{"__metadata__":["pt"]}'), /expected __metadata__ to be an object of strings, found array/],
-    ['metadata with a number', () => craft('{"__metadata__":{"format":"pt","step":3}}'), /expected __metadata__\['step'\] to be a string, found number 3/],
+    [
+      'metadata with a number',
+      () => craft('{"__metadata__":{"format":"pt","step":3}}'),
+      /expected __metadata__\['step'\] to be a string, found number 3/,
+    ],
     ['metadata null', () => craft('{"__metadata__":null}'), /__metadata__.*found null/],
     ['empty tensor name', () => craft(`{"":${entry('F32', [1], [0, 4])}}`, f4), /tensor name is empty/],
   ];
@@ -321,7 +368,7 @@ function halfValue(h: number): number {
   const e = (h >> 10) & 0x1f;
   const m = h & 0x3ff;
   if (e === 31) return m ? NaN : sign * Infinity;
-  return sign * (e === 0 ? m / 1024 * 2 ** -14 : (1 + m / 1024) * 2 ** (e - 15));
+  return sign * (e === 0 ? (m / 1024) * 2 ** -14 : (1 + m / 1024) * 2 ** (e - 15));
 }
 
 /** bfloat16 bits -> value: the top half of a float32. */
@@ -411,7 +458,12 @@ describe('float conversions', () => {
       const m = bits16(fromFloat32(mids, dtype));
       const lo = bits16(fromFloat32(below, dtype));
       const hi = bits16(fromFloat32(above, dtype));
-      const neg = bits16(fromFloat32(mids.map((x) => -x), dtype));
+      const neg = bits16(
+        fromFloat32(
+          mids.map((x) => -x),
+          dtype,
+        ),
+      );
       for (let h = 0; h < top; h++) {
         const even = h % 2 === 0 ? h : h + 1;
         if (m[h] !== even || lo[h] !== h || hi[h] !== h + 1 || neg[h] !== (even | 0x8000)) {

@@ -1,9 +1,8 @@
-import { readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OspError } from '../../src/errors.ts';
-import { maskedCrc32c } from '../../src/io/crc32c.ts';
-import { crc32cBitwise, maskedBitwise, pluginName, readEvents, values } from '../helpers/tfevents_read.ts';
+import { pluginName, readEvents, values } from '../helpers/tfevents_read.ts';
 import { encodePng } from '../../src/io/png.ts';
 import { EventWriter } from '../../src/io/tfevents.ts';
 import {
@@ -132,7 +131,7 @@ describe('EventWriter records', () => {
     const w = writer(tempDir());
     // Deterministic pseudo-normal values plus non-finite ones that must be skipped.
     let s = 42;
-    const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
     const vals: number[] = [];
     for (let i = 0; i < 5000; i++) vals.push(Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd()) * 3 + 1);
     const withBad = [...vals, NaN, Infinity, -Infinity];
@@ -149,8 +148,14 @@ describe('EventWriter records', () => {
     expect(min).toBe(Math.min(...f32));
     expect(max).toBe(Math.max(...f32));
     expect(getDouble(h, 3)).toBe(5000);
-    expect(getDouble(h, 4)).toBeCloseTo(f32.reduce((a, b) => a + b, 0), 6);
-    expect(getDouble(h, 5)).toBeCloseTo(f32.reduce((a, b) => a + b * b, 0), 4);
+    expect(getDouble(h, 4)).toBeCloseTo(
+      f32.reduce((a, b) => a + b, 0),
+      6,
+    );
+    expect(getDouble(h, 5)).toBeCloseTo(
+      f32.reduce((a, b) => a + b * b, 0),
+      4,
+    );
     const limits = getDoubles(h, 6);
     const counts = getDoubles(h, 7);
     expect(limits).toHaveLength(30);
@@ -179,7 +184,9 @@ describe('EventWriter records', () => {
     w.histogram('huge', [-1.7e308, 1.7e308, 0], 4, 4);
     w.histogram('tiny', [1, 1 + 2 ** -52, 1 + 2 ** -51, 1 + 2 ** -51], 5, 30);
     w.close();
-    const [c, e, n, hg, tiny] = readEvents(w.path).slice(1).map((ev) => getMessage(values(ev)[0]!, 5)!);
+    const [c, e, n, hg, tiny] = readEvents(w.path)
+      .slice(1)
+      .map((ev) => getMessage(values(ev)[0]!, 5)!);
     // Edges closer than float resolution collapse: what remains is strictly increasing.
     const tl = getDoubles(tiny!, 6);
     for (let i = 1; i < tl.length; i++) expect(tl[i]!).toBeGreaterThan(tl[i - 1]!);

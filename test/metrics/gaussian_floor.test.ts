@@ -42,7 +42,9 @@ describe('Gaussian floor', () => {
       expect(gaussianFloor(d)).toBe(t!.value);
     }
     // Decreasing with width, as 1/d-like noise in the 4th moment shrinks.
-    const ds = Object.keys(GAUSSIAN_FLOOR_TABLE).map(Number).sort((a, b) => a - b);
+    const ds = Object.keys(GAUSSIAN_FLOOR_TABLE)
+      .map(Number)
+      .sort((a, b) => a - b);
     for (let i = 1; i < ds.length; i++) expect(GAUSSIAN_FLOOR_TABLE[ds[i]!]!.value).toBeLessThan(GAUSSIAN_FLOOR_TABLE[ds[i - 1]!]!.value);
   });
 

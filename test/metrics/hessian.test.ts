@@ -79,7 +79,14 @@ function analyticProblem() {
   const hv = (v: Float64Array): Float64Array => {
     const f32 = (x: Float64Array) => Float64Array.from(Float32Array.from(x));
     const [a, b, x, z, s] = [f32(init.a), f32(init.b), f32(init.x), f32(init.z), f32(init.s)];
-    const parts = { w: v.subarray(0, 6), a: v.subarray(6, 10), b: v.subarray(10, 14), x: v.subarray(14, 19), z: v.subarray(19, 24), s: v.subarray(24, 28) };
+    const parts = {
+      w: v.subarray(0, 6),
+      a: v.subarray(6, 10),
+      b: v.subarray(10, 14),
+      x: v.subarray(14, 19),
+      z: v.subarray(19, 24),
+      s: v.subarray(24, 28),
+    };
     const out = new Float64Array(28);
     const ab = dot(a, b);
     const bva = dot(b, parts.a);
@@ -136,7 +143,8 @@ describe('Hessian-vector products on a function with a known Hessian', () => {
     const full = new Float64Array(28);
     full.set(vb, 14);
     const refBlock = prob.hv(full).subarray(14);
-    const err = async (eps: number) => relErr(await (await hessianOperator(prob.lossFn, prob.params, { method: 'fd', eps, select })).apply(vb), refBlock);
+    const err = async (eps: number) =>
+      relErr(await (await hessianOperator(prob.lossFn, prob.params, { method: 'fd', eps, select })).apply(vb), refBlock);
     const e1 = await err(0.4);
     const e2 = await err(0.2);
     expect(e1).toBeGreaterThan(1e-4);
@@ -164,7 +172,9 @@ describe('Hessian-vector products on a function with a known Hessian', () => {
   it('rejects bad options with ConfigErrors', async () => {
     await expect(hessianOperator(prob.lossFn, prob.params, { select: () => false })).rejects.toThrow(ConfigError);
     await expect(hessianOperator(prob.lossFn, prob.params, { eps: 0 })).rejects.toThrow(ConfigError);
-    await expect(hessianOperator(prob.lossFn, prob.params, { method: 'newton' as 'fd' })).rejects.toThrow("valid choices: 'exact', 'fd', 'auto'");
+    await expect(hessianOperator(prob.lossFn, prob.params, { method: 'newton' as 'fd' })).rejects.toThrow(
+      "valid choices: 'exact', 'fd', 'auto'",
+    );
     const op = await hessianOperator(prob.lossFn, prob.params, { method: 'fd' });
     await expect(op.apply(new Float64Array(3))).rejects.toThrow('expected 28');
   });
@@ -210,7 +220,14 @@ describe('losses tfjs cannot differentiate twice', () => {
       save([t]);
       return {
         value: tf.sum(tf.pow(t, 3)),
-        gradFunc: (dy, [s]) => tf.mul(dy, tf.tensor(Array.from(s!.dataSync(), (u) => 3 * u * u), s!.shape)),
+        gradFunc: (dy, [s]) =>
+          tf.mul(
+            dy,
+            tf.tensor(
+              Array.from(s!.dataSync(), (u) => 3 * u * u),
+              s!.shape,
+            ),
+          ),
       };
     });
     const params = new Map([['x', x]]);
@@ -236,7 +253,14 @@ describe('losses tfjs cannot differentiate twice', () => {
       save([t]);
       return {
         value: tf.mul(c, tf.sum(tf.pow(t, 3))),
-        gradFunc: (dy, [s]) => tf.mul(dy, tf.tensor(Array.from(s!.dataSync(), (u) => 3 * c * u * u), s!.shape)),
+        gradFunc: (dy, [s]) =>
+          tf.mul(
+            dy,
+            tf.tensor(
+              Array.from(s!.dataSync(), (u) => 3 * c * u * u),
+              s!.shape,
+            ),
+          ),
       };
     });
     const params = new Map([['x', x]]);
@@ -253,22 +277,37 @@ describe('losses tfjs cannot differentiate twice', () => {
     const x = tf.variable(tf.tensor1d([0.2, 0.1, -0.4]), true);
     const params = new Map([['x', x]]);
     const lossFn = () => tf.logSumExp(x) as tf.Scalar;
-    await expect((await hessianOperator(lossFn, params, { method: 'exact' })).apply(Float64Array.of(1, 0, 0))).rejects.toThrow(
-      'Equal',
-    );
+    await expect((await hessianOperator(lossFn, params, { method: 'exact' })).apply(Float64Array.of(1, 0, 0))).rejects.toThrow('Equal');
     const auto = await hessianOperator(lossFn, params);
     expect(auto.method).toBe('fd');
     x.dispose();
   });
 });
 
-const TINY = { vocabSize: 13, hiddenSize: 8, numLayers: 1, numHeads: 2, intermediateSize: 12, maxSeqLen: 8, norm: 'ssnorm', embedding: 'embproj' };
+const TINY = {
+  vocabSize: 13,
+  hiddenSize: 8,
+  numLayers: 1,
+  numHeads: 2,
+  intermediateSize: 12,
+  maxSeqLen: 8,
+  norm: 'ssnorm',
+  embedding: 'embproj',
+};
 
 function tinyProblem(seed = 4) {
   const model = createModel(TINY, { seed });
   const seq = tokens(2, 7, TINY.vocabSize, 5);
-  const inputs = tf.tensor2d(seq.map((r) => r.slice(0, 6)), undefined, 'int32');
-  const targets = tf.tensor2d(seq.map((r) => r.slice(1)), undefined, 'int32');
+  const inputs = tf.tensor2d(
+    seq.map((r) => r.slice(0, 6)),
+    undefined,
+    'int32',
+  );
+  const targets = tf.tensor2d(
+    seq.map((r) => r.slice(1)),
+    undefined,
+    'int32',
+  );
   return {
     model,
     lossFn: modelLossFn(model, inputs, targets),
@@ -326,7 +365,11 @@ describe('tiny transformer (cpu)', () => {
   it('select restricts the operator to the chosen block of H', async () => {
     const select = (n: string) => n.startsWith('model.layers.0.mlp.');
     const block = await hessianOperator(tiny.lossFn, model.params, { method: 'exact', select });
-    expect(block.names).toEqual(['model.layers.0.mlp.gate_proj.weight', 'model.layers.0.mlp.up_proj.weight', 'model.layers.0.mlp.down_proj.weight']);
+    expect(block.names).toEqual([
+      'model.layers.0.mlp.gate_proj.weight',
+      'model.layers.0.mlp.up_proj.weight',
+      'model.layers.0.mlp.down_proj.weight',
+    ]);
     expect(block.dim).toBe(3 * 8 * 12);
     expect(block.sizes).toEqual([96, 96, 96]);
     // H_SS v_S equals the S rows of the full H applied to v_S padded with zeros.

@@ -166,7 +166,8 @@ describe('tridiagonalEigen', () => {
       expect(Math.abs(values[n - k]! - (2 - 2 * Math.cos((k * Math.PI) / (n + 1))))).toBeLessThan(1e-12);
     }
     // The eigenvectors are orthonormal.
-    for (const i of [0, 7, 199]) for (const j of [0, 7, 199]) expect(Math.abs(dot(vectors[i]!, vectors[j]!) - (i === j ? 1 : 0))).toBeLessThan(1e-12);
+    for (const i of [0, 7, 199])
+      for (const j of [0, 7, 199]) expect(Math.abs(dot(vectors[i]!, vectors[j]!) - (i === j ? 1 : 0))).toBeLessThan(1e-12);
   });
 
   it('handles a diagonal matrix with repeated values (orthonormal eigenvectors)', () => {

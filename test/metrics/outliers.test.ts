@@ -195,11 +195,7 @@ describe('statistics on cpu', () => {
   });
 
   it('heatmapPng: a valid PNG of the right size with log-scaled colours', () => {
-    const rows = [
-      Float64Array.from([1, 10, 100, 1000, 0]),
-      Float64Array.from([1, 1, 1, 1, 1]),
-      Float64Array.from([1000, 100, 10, 1, NaN]),
-    ];
+    const rows = [Float64Array.from([1, 10, 100, 1000, 0]), Float64Array.from([1, 1, 1, 1, 1]), Float64Array.from([1000, 100, 10, 1, NaN])];
     const { png, width, height, range } = heatmapPng(rows, { cellWidth: 4, cellHeight: 8 });
     expect([width, height]).toEqual([20, 24]);
     expect(range).toEqual([1, 1000]);

@@ -33,7 +33,11 @@ describe('model config', () => {
   it('unknown norm lists the valid choices', () => {
     const e = errorOf({ norm: 'batchnorm' });
     expect(e.field).toBe('model.norm');
-    expect(e.message).toBe(`model.norm: unknown value "batchnorm"; valid choices: ${Object.keys(NORMS).map((k) => `'${k}'`).join(', ')}`);
+    expect(e.message).toBe(
+      `model.norm: unknown value "batchnorm"; valid choices: ${Object.keys(NORMS)
+        .map((k) => `'${k}'`)
+        .join(', ')}`,
+    );
   });
 
   it('unknown embedding lists the valid choices', () => {

@@ -77,10 +77,7 @@ describe('forward pass vs float64 oracle', () => {
 
 describe('parameters', () => {
   it('use Hugging Face Llama names and [out, in] shapes, plus the documented OSP extras', () => {
-    const model = createModel(
-      { ...tiny, norm: 'ssnorm', embedding: 'embproj', numKvHeads: 2, intermediateSize: 24 },
-      { seed: 0 },
-    );
+    const model = createModel({ ...tiny, norm: 'ssnorm', embedding: 'embproj', numKvHeads: 2, intermediateSize: 24 }, { seed: 0 });
     const shapes = Object.fromEntries([...model.params].map(([n, p]) => [n, p.shape]));
     expect(shapes).toEqual({
       'model.embed_tokens.weight': [19, 16],

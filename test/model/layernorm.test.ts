@@ -60,9 +60,17 @@ describe('LayerNorm norm module', () => {
     const w = Float32Array.from(rng.normals(d, 0.5)).map((v) => v + 1);
     const b = Float32Array.from(rng.normals(d, 0.5));
     const r = Float32Array.from(rng.normals(N * d, 1));
-    const params = new Map([['n.weight', tf.tensor1d(w)], ['n.bias', tf.tensor1d(b)]]);
+    const params = new Map([
+      ['n.weight', tf.tensor1d(w)],
+      ['n.bias', tf.tensor1d(b)],
+    ]);
     const grad = tf.grad((xt: tf.Tensor) =>
-      tf.sum(tf.mul(NORMS.layernorm_bias.forward(xt as tf.Tensor2D, (n) => params.get(n)!, 'n', eps), tf.tensor2d(r, [N, d]))),
+      tf.sum(
+        tf.mul(
+          NORMS.layernorm_bias.forward(xt as tf.Tensor2D, (n) => params.get(n)!, 'n', eps),
+          tf.tensor2d(r, [N, d]),
+        ),
+      ),
     )(tf.tensor2d(x, [N, d]));
     const got = grad.dataSync();
     const want = new Float64Array(N * d);

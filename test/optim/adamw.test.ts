@@ -38,13 +38,34 @@ const shapes: Record<string, number[]> = {
 
 function setup(seed: number) {
   const next = rng(seed);
-  const init = new Map(Object.entries(shapes).map(([n, s]) => [n, randn(s.reduce((a, b) => a * b, 1), next)]));
+  const init = new Map(
+    Object.entries(shapes).map(([n, s]) => [
+      n,
+      randn(
+        s.reduce((a, b) => a * b, 1),
+        next,
+      ),
+    ]),
+  );
   const params = new Map([...init].map(([n, d]) => [n, tf.variable(tf.tensor(Float32Array.from(d), shapes[n]))]));
   const refs = new Map(
     [...init].map(([n, d]) => [n, { p: Float64Array.from(d), m: new Float64Array(d.length), v: new Float64Array(d.length), t: 0 }]),
   );
   const gradSeq = (k: number) =>
-    Array.from({ length: k }, () => new Map(Object.entries(shapes).map(([n, s]) => [n, randn(s.reduce((a, b) => a * b, 1), next, 0.5)])));
+    Array.from(
+      { length: k },
+      () =>
+        new Map(
+          Object.entries(shapes).map(([n, s]) => [
+            n,
+            randn(
+              s.reduce((a, b) => a * b, 1),
+              next,
+              0.5,
+            ),
+          ]),
+        ),
+    );
   return { params, refs, gradSeq };
 }
 
@@ -109,7 +130,9 @@ describe('AdamW', () => {
     expect(Array.from(params.get(frozen)!.dataSync())).toEqual(held);
     const state = opt.stateDict();
     expect(state.get(`adamw/${frozen}/step`)!.dataSync()[0]).toBe(1);
-    expect(Array.from(state.get(`adamw/${frozen}/exp_avg`)!.dataSync())).toEqual(Array.from(heldState.get(`adamw/${frozen}/exp_avg`)!.dataSync()));
+    expect(Array.from(state.get(`adamw/${frozen}/exp_avg`)!.dataSync())).toEqual(
+      Array.from(heldState.get(`adamw/${frozen}/exp_avg`)!.dataSync()),
+    );
     expect(state.get('adamw/model.norm.weight/step')!.dataSync()[0]).toBe(3);
     // When it gets a gradient again, its update is the oracle's second step (t = 2, not 4).
     const ref = refs.get(frozen)!;

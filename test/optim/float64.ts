@@ -120,13 +120,25 @@ export function newtonSchulz64(g: Mat, tuples: [number, number, number][], normS
   const tall = g.m > g.n;
   let x = tall ? transpose(g) : mat(g.m, g.n, Float64Array.from(g.d));
   const scale = frobenius(x) * normScale + normEps;
-  x = mat(x.m, x.n, x.d.map((v) => v / scale));
+  x = mat(
+    x.m,
+    x.n,
+    x.d.map((v) => v / scale),
+  );
   for (const [a, b, c] of tuples) {
     const A = matmul(x, transpose(x));
     const AA = matmul(A, A);
-    const B = mat(A.m, A.n, A.d.map((v, i) => b * v + c * AA.d[i]!));
+    const B = mat(
+      A.m,
+      A.n,
+      A.d.map((v, i) => b * v + c * AA.d[i]!),
+    );
     const BX = matmul(B, x);
-    x = mat(x.m, x.n, x.d.map((v, i) => a * v + BX.d[i]!));
+    x = mat(
+      x.m,
+      x.n,
+      x.d.map((v, i) => a * v + BX.d[i]!),
+    );
   }
   return tall ? transpose(x) : x;
 }

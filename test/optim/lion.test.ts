@@ -24,7 +24,24 @@ const shapes: [string, number[]][] = [
 ];
 
 function makeParams(rng: Rng): Map<string, tf.Variable> {
-  return new Map(shapes.map(([n, s], i) => [n, tf.variable(tf.tensor(Float32Array.from(rng.normals(s.reduce((a, b) => a * b, 1), 1)), s), true, `lion_${n}_${i}_${Math.random()}`)]));
+  return new Map(
+    shapes.map(([n, s], i) => [
+      n,
+      tf.variable(
+        tf.tensor(
+          Float32Array.from(
+            rng.normals(
+              s.reduce((a, b) => a * b, 1),
+              1,
+            ),
+          ),
+          s,
+        ),
+        true,
+        `lion_${n}_${i}_${Math.random()}`,
+      ),
+    ]),
+  );
 }
 
 describe('Lion', () => {
@@ -101,7 +118,9 @@ describe('Lion', () => {
     });
     const { runDir } = await train({ config, log: quiet });
     const rows = readMetrics(runDir).filter((r) => r['train/loss'] !== undefined);
-    expect(rows.every((r) => r['train/lr/lion'] !== undefined && r['train/lr/adamw'] === undefined && r['train/lr/muon'] === undefined)).toBe(true);
+    expect(
+      rows.every((r) => r['train/lr/lion'] !== undefined && r['train/lr/adamw'] === undefined && r['train/lr/muon'] === undefined),
+    ).toBe(true);
     expect(rows.some((r) => r['update/lion_rms'] !== undefined)).toBe(true);
     const first = rows[0]!['train/loss']!;
     const last = rows.at(-1)!['train/loss']!;

@@ -22,7 +22,11 @@ function refStep(
   o: { lr: number; mu: number; nesterov: boolean; scale: 'moonlight' | 'keller'; wd: number },
 ): void {
   for (let i = 0; i < g.length; i++) mBuf[i] = o.mu * mBuf[i]! + g[i]!;
-  const u = mat(rows, cols, g.map((gi, i) => (o.nesterov ? gi + o.mu * mBuf[i]! : mBuf[i]!)));
+  const u = mat(
+    rows,
+    cols,
+    g.map((gi, i) => (o.nesterov ? gi + o.mu * mBuf[i]! : mBuf[i]!)),
+  );
   const orth = newtonSchulz64(u, QUINTIC).d;
   for (let i = 0; i < p.length; i++) {
     if (o.scale === 'moonlight') p[i] -= o.lr * (0.2 * Math.sqrt(Math.max(rows, cols)) * orth[i]! + o.wd * p[i]!);
@@ -58,7 +62,9 @@ describe('Muon', () => {
       scale: 'moonlight',
       weightDecay: 0.01,
     });
-    expect(() => new Muon({ scale: 'adam' }, new Map())).toThrow(/optimizer\.muon\.scale: unknown value "adam"; valid choices: 'moonlight', 'keller'/);
+    expect(() => new Muon({ scale: 'adam' }, new Map())).toThrow(
+      /optimizer\.muon\.scale: unknown value "adam"; valid choices: 'moonlight', 'keller'/,
+    );
   });
 
   for (const scale of ['moonlight', 'keller'] as const)

@@ -125,7 +125,9 @@ describe('createOptimizer routing', () => {
   it('rejects a rule that matches no parameter, listing some names', () => {
     const params = makeParams();
     const make = () => createOptimizer({ routing: [{ match: 'model.layer.*', optimizer: 'adamw' }] }, osp(params));
-    expect(make).toThrow(/optimizer\.routing\.0\.match: 'model\.layer\.\*' matches no parameter; names look like 'model\.embed_tokens\.weight'/);
+    expect(make).toThrow(
+      /optimizer\.routing\.0\.match: 'model\.layer\.\*' matches no parameter; names look like 'model\.embed_tokens\.weight'/,
+    );
     disposeAll(params);
   });
 
@@ -205,7 +207,7 @@ describe('RoutedOptimizer', () => {
   });
 });
 
-describe('routing: the model\'s default rules and the groups', () => {
+describe("routing: the model's default rules and the groups", () => {
   it("an EmbProj model's own rules send its projections to Muon; the bare parameter map falls to the generic rule", () => {
     const model = createModel({ hiddenSize: 16, numLayers: 1, numHeads: 2, vocabSize: 40, embedding: 'embproj' }, { seed: 0 });
     const withRules = createOptimizer({}, model);
@@ -234,7 +236,7 @@ describe('routing: the model\'s default rules and the groups', () => {
     disposeAll(params);
   });
 
-  it("refuses a model rule that names an unregistered optimizer or sends a vector to Muon", () => {
+  it('refuses a model rule that names an unregistered optimizer or sends a vector to Muon', () => {
     const params = makeParams(4);
     expect(() => createOptimizer({}, { params, defaultRouting: [{ match: 'lm_head.weight', optimizer: 'sgd' }] })).toThrow(
       `names optimizer 'sgd', which is not registered (${OPTIMIZER_NAMES.join(', ')})`,

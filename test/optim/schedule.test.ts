@@ -45,7 +45,9 @@ describe('lrFactor', () => {
     expect(() => createSchedule({ kind: 'cosine' })).toThrow(ConfigError);
     expect(() => createSchedule({ kind: 'wsd' })).toThrow(/^schedule\.totalSteps: required by kind 'wsd'/);
     expect(() => createSchedule({ kind: 'cosine', warmupSteps: 20, totalSteps: 10 })).toThrow(/schedule\.warmupSteps/);
-    expect(() => createSchedule({ kind: 'linear' })).toThrow(/schedule\.kind: unknown value "linear"; valid choices: 'constant', 'cosine', 'wsd'/);
+    expect(() => createSchedule({ kind: 'linear' })).toThrow(
+      /schedule\.kind: unknown value "linear"; valid choices: 'constant', 'cosine', 'wsd'/,
+    );
     expect(() => createSchedule({ kind: 'constant', warmup: 5 })).toThrow(/schedule\.warmup: unknown key/);
     expect(createSchedule({ kind: 'constant' })(7)).toBe(1); // constant needs no totalSteps
   });

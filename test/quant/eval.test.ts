@@ -13,13 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../src/backend/index.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { fakeQuantPerGroupAsym, fakeQuantPerTokenAsym } from '../../src/quant/activations.ts';
-import {
-  quantEval,
-  quantHooks,
-  resolveQuantConfig,
-  type QuantConfigInput,
-  type QuantEvalBatch,
-} from '../../src/quant/eval.ts';
+import { quantEval, quantHooks, resolveQuantConfig, type QuantConfigInput, type QuantEvalBatch } from '../../src/quant/eval.ts';
 import { hadamardRotate } from '../../src/quant/hadamard.ts';
 import { qkRotation } from '../../src/quant/quarot.ts';
 import { blockLinearNames, quantizeModelWeights, withWeights } from '../../src/quant/weights.ts';
@@ -31,7 +25,6 @@ import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } fro
 
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, maxSeqLen: 16 };
 const V = TINY.vocabSize;
-
 
 async function snapshot(model: Transformer): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
@@ -243,11 +236,15 @@ describe('quantEval on a tiny trained model', () => {
         const plain = await downPathErrors(m, data[0]!, false);
         const had = await downPathErrors(m, data[0]!, true);
         for (let l = 0; l < TINY.numLayers; l++) expect(had[l], `layer ${l}`).toBeLessThan(plain[l]!);
-        report.push(`down_proj output rel. error${m === planted ? ' (planted)' : ''}: no Had ${plain.map((e) => e.toFixed(4))}, Had ${had.map((e) => e.toFixed(4))}`);
+        report.push(
+          `down_proj output rel. error${m === planted ? ' (planted)' : ''}: no Had ${plain.map((e) => e.toFixed(4))}, Had ${had.map((e) => e.toFixed(4))}`,
+        );
       }
       // The loss with only down_proj's input quantized (4 bits), on the planted model: Had lowers the gap.
       const downOnlyGap = async (had: boolean) => {
-        const hooks = quantHooks(resolveQuantConfig({ w: 16, a: 4, kv: 16 }), planted.config, { downRotate: had ? hadamardRotate : undefined });
+        const hooks = quantHooks(resolveQuantConfig({ w: 16, a: 4, kv: 16 }), planted.config, {
+          downRotate: had ? hadamardRotate : undefined,
+        });
         const onlyDown: BlockHooks = { linearInput: (h, site, l) => (site === 'down' ? hooks.linearInput!(h, site, l) : h) };
         const swapped = await quantizeModelWeights(planted, { bits: 16, rotateDown: had });
         const loss = async (hk?: BlockHooks) => {
@@ -262,7 +259,9 @@ describe('quantEval on a tiny trained model', () => {
       const [gapNoHad, gapHad] = [await downOnlyGap(false), await downOnlyGap(true)];
       expect(gapNoHad).toBeGreaterThan(0);
       expect(gapHad).toBeLessThan(gapNoHad);
-      report.push(`planted, only down_proj's input at 4 bits: loss gap no Had ${gapNoHad.toExponential(3)}, Had ${gapHad.toExponential(3)}`);
+      report.push(
+        `planted, only down_proj's input at 4 bits: loss gap no Had ${gapNoHad.toExponential(3)}, Had ${gapHad.toExponential(3)}`,
+      );
       // End to end (every site at 4 bits) the planted outlier is a real problem; the report shows how Had fares.
       const plainGap = (await run({ w: 16, a: 4, kv: 16 })).gap.loss;
       const plantedNoHad = await run({ w: 16, a: 4, kv: 16 }, planted, ' (planted down input channel)');

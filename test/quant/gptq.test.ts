@@ -259,9 +259,7 @@ describe('gptqQuantize', () => {
             break;
           }
           checked++;
-          expect(Math.abs(got.dequantized[i]! - want.dequantized[i]!)).toBeLessThanOrEqual(
-            1e-6 * Math.abs(want.dequantized[i]!),
-          );
+          expect(Math.abs(got.dequantized[i]! - want.dequantized[i]!)).toBeLessThanOrEqual(1e-6 * Math.abs(want.dequantized[i]!));
         }
         if (!diverged) {
           for (let g = 0; g < groups; g++) {

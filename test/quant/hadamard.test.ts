@@ -6,13 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend, type ConcreteBackend } from '../../src/backend/index.ts';
 import { ConfigError } from '../../src/errors.ts';
-import {
-  blockHadamardMatrix,
-  hadamardBlockSize,
-  hadamardMatrix,
-  hadamardRotate,
-  rotateDownProj,
-} from '../../src/quant/hadamard.ts';
+import { blockHadamardMatrix, hadamardBlockSize, hadamardMatrix, hadamardRotate, rotateDownProj } from '../../src/quant/hadamard.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { testBackends } from '../helpers/backends.ts';
 import { orthogonalityError } from '../helpers/model.ts';

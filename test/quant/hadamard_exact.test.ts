@@ -85,7 +85,14 @@ function kronOracle(a: ArrayLike<number>, na: number, b: ArrayLike<number>, nb: 
 }
 
 /** Float64 Y = X M / sqrt(n) (M^T with transpose) for X [rows, n], M [n, n]; returns max |Y - got| / max |Y|. */
-function relErrorVsDense(x: ArrayLike<number>, rows: number, n: number, m: Float64Array, got: ArrayLike<number>, transpose: boolean): number {
+function relErrorVsDense(
+  x: ArrayLike<number>,
+  rows: number,
+  n: number,
+  m: Float64Array,
+  got: ArrayLike<number>,
+  transpose: boolean,
+): number {
   const s = 1 / Math.sqrt(n);
   let worst = 0;
   let scale = 0;
@@ -115,9 +122,9 @@ function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** The multiples of 4 up to 1024 with no construction here (documented in hadamard_exact.ts). */
 const UNSUPPORTED_TO_1024 = [
-  92, 116, 156, 172, 184, 188, 232, 236, 260, 268, 292, 324, 356, 372, 376, 404, 412, 428, 436, 452, 472, 476, 508, 520,
-  532, 536, 584, 596, 604, 612, 652, 668, 712, 716, 732, 756, 764, 772, 808, 836, 852, 856, 872, 876, 892, 904, 932, 940,
-  944, 952, 956, 964, 980, 988, 996, 1004, 1012, 1016,
+  92, 116, 156, 172, 184, 188, 232, 236, 260, 268, 292, 324, 356, 372, 376, 404, 412, 428, 436, 452, 472, 476, 508, 520, 532, 536, 584, 596,
+  604, 612, 652, 668, 712, 716, 732, 756, 764, 772, 808, 836, 852, 856, 872, 876, 892, 904, 932, 940, 944, 952, 956, 964, 980, 988, 996,
+  1004, 1012, 1016,
 ];
 
 describe('which orders are supported', () => {
@@ -152,9 +159,8 @@ describe('which orders are supported', () => {
     const widths = [];
     for (let n = 256; n <= 512; n++) if (exactHadamardOrderSupported(n)) widths.push(n);
     expect(widths).toEqual([
-      256, 264, 272, 276, 280, 284, 288, 296, 300, 304, 308, 312, 316, 320, 328, 332, 336, 340, 344, 348, 352, 360, 364,
-      368, 380, 384, 388, 392, 396, 400, 408, 416, 420, 424, 432, 440, 444, 448, 456, 460, 464, 468, 480, 484, 488, 492,
-      496, 500, 504, 512,
+      256, 264, 272, 276, 280, 284, 288, 296, 300, 304, 308, 312, 316, 320, 328, 332, 336, 340, 344, 348, 352, 360, 364, 368, 380, 384, 388,
+      392, 396, 400, 408, 416, 420, 424, 432, 440, 444, 448, 456, 460, 464, 468, 480, 484, 488, 492, 496, 500, 504, 512,
     ]);
     expect(exactHadamardPlan(352)).toEqual({ n: 352, pow2: 8, core: 44, coreFactors: [44] });
     expect(exactHadamardPlan(384)).toEqual({ n: 384, pow2: 32, core: 12, coreFactors: [12] });

@@ -50,7 +50,6 @@ function randomizeNorms(model: Transformer, seed: number, keepFinal = false): vo
   }
 }
 
-
 const to64 = (w: Weights | NonNullable<QuarotResult['weights64']>): W64 =>
   new Map([...w].map(([name, v]) => [name, Float64Array.from(v.data)]));
 
@@ -59,7 +58,10 @@ function normWeightsAllOne(r: QuarotResult): void {
   expect(norms.length).toBe(2 * r.config.numLayers + 1);
   for (const [name, w] of norms) {
     expect(w.shape, name).toEqual([r.config.hiddenSize]);
-    expect(w.data.every((v) => v === 1), name).toBe(true);
+    expect(
+      w.data.every((v) => v === 1),
+      name,
+    ).toBe(true);
   }
 }
 
@@ -309,7 +311,9 @@ describe('errors', () => {
     };
     expect(fieldOf(() => quarotRotate({ ...c, norm: 'layernorm' } as unknown as ModelConfig, w, { seed: 0 }))).toBe('model.norm');
     expect(() => quarotRotate({ ...c, norm: 'layernorm' } as unknown as ModelConfig, w, { seed: 0 })).toThrow(/layernorm/);
-    expect(fieldOf(() => quarotRotate({ ...c, embedding: 'learned_pos' } as unknown as ModelConfig, w, { seed: 0 }))).toBe('model.embedding');
+    expect(fieldOf(() => quarotRotate({ ...c, embedding: 'learned_pos' } as unknown as ModelConfig, w, { seed: 0 }))).toBe(
+      'model.embedding',
+    );
     // Hidden width 6: no Hadamard matrix of that order.
     const odd = createModel({ ...tiny, hiddenSize: 6, numHeads: 3 }, { seed: 1 });
     expect(fieldOf(() => quarotRotate(odd.config, new Map(), { seed: 0 }))).toBe('model.hiddenSize');

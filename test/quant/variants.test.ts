@@ -21,9 +21,6 @@ import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } fro
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, maxSeqLen: 16 };
 const V = TINY.vocabSize;
 
-
-
-
 let model: Transformer;
 let data: QuantEvalBatch[];
 let calib: QuantEvalBatch[];
@@ -80,7 +77,9 @@ describe('variants: tags and names', () => {
   it('a width without an exact Hadamard matrix is a ConfigError naming the field and the nearest widths', async () => {
     const odd = createModel({ ...TINY, intermediateSize: 172 }, { seed: 1 });
     try {
-      await expect(quantEval(odd, data, { rotate: 'ffn' })).rejects.toThrow(/model\.intermediateSize.*172.*nearest supported widths: 168 and 176/);
+      await expect(quantEval(odd, data, { rotate: 'ffn' })).rejects.toThrow(
+        /model\.intermediateSize.*172.*nearest supported widths: 168 and 176/,
+      );
       // The block-diagonal rotation of osp-lab < 0.2 works at any width.
       const r = await quantEval(odd, data, { rotate: 'ffn-block', w: 16, a: 16, kv: 16 });
       expect(Math.abs(r.variants[0]!.gap.loss)).toBeLessThan(1e-5);
@@ -92,7 +91,12 @@ describe('variants: tags and names', () => {
 
 describe('packed evaluation', () => {
   it('packBatches keeps every row in order, packs only equal lengths, and at most 16 rows', () => {
-    const win = (T: number, first: number) => ({ inputs: Int32Array.from({ length: T }, (_, i) => first + i), targets: new Int32Array(T), batchSize: 1, seqLen: T });
+    const win = (T: number, first: number) => ({
+      inputs: Int32Array.from({ length: T }, (_, i) => first + i),
+      targets: new Int32Array(T),
+      batchSize: 1,
+      seqLen: T,
+    });
     const windows = [...Array.from({ length: 20 }, (_, i) => win(8, i * 8)), win(5, 999)];
     const packed = packBatches(windows);
     expect(packed.map((b) => [b.batchSize, b.seqLen])).toEqual([
@@ -103,7 +107,7 @@ describe('packed evaluation', () => {
     expect([...packed.flatMap((b) => [...b.inputs])]).toEqual(windows.flatMap((w) => [...w.inputs]));
   });
 
-  it("the full-precision loss of windows of mixed lengths equals model.loss window by window (token-weighted)", async () => {
+  it('the full-precision loss of windows of mixed lengths equals model.loss window by window (token-weighted)', async () => {
     const windows = [...chainBatches(V, 20, 1, 16, 5), ...chainBatches(V, 1, 1, 7, 6)];
     let nats = 0;
     let count = 0;
@@ -228,7 +232,8 @@ describe('GPTQ over the model', () => {
       const xv = (await x.data()) as Float32Array;
       x.dispose();
       const n = xv.length / d;
-      for (let t = 0; t < n; t++) for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) want[i * d + j]! += xv[t * d + i]! * xv[t * d + j]!;
+      for (let t = 0; t < n; t++)
+        for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) want[i * d + j]! += xv[t * d + i]! * xv[t * d + j]!;
     }
     let err = 0;
     let norm = 0;

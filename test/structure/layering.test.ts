@@ -16,10 +16,14 @@ const config = require('../../.dependency-cruiser.cjs') as {
 
 describe('layering', () => {
   it('dependency-cruiser finds no violation in src/', () => {
-    const r = spawnSync(process.execPath, ['node_modules/.bin/depcruise', 'src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err-long'], {
-      encoding: 'utf8',
-      timeout: 110_000,
-    });
+    const r = spawnSync(
+      process.execPath,
+      ['node_modules/.bin/depcruise', 'src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err-long'],
+      {
+        encoding: 'utf8',
+        timeout: 110_000,
+      },
+    );
     expect(r.error).toBeUndefined();
     expect(r.status, `depcruise found violations:\n${r.stdout}${r.stderr}`).toBe(0);
   });

@@ -17,7 +17,10 @@ const tempDir = scratchDirs('osp-emergence-');
 const PRESET = 'configs/sweeps/outlier-emergence.json';
 
 /** The preset shrunk to a smoke test: every measurement still runs, twice, on 2 seeds. */
-function smokeSpec(dir: string, edit: (spec: Record<string, any>) => void = () => {}): string {
+/** The part of a sweep spec the tests edit (the rest passes through untouched). */
+type SpecJson = { trend: { pairs: string[][] }; [key: string]: unknown };
+
+function smokeSpec(dir: string, edit: (spec: SpecJson) => void = () => {}): string {
   const spec = JSON.parse(readFileSync(PRESET, 'utf8'));
   Object.assign(spec.base, {
     steps: 2,
@@ -36,30 +39,34 @@ function smokeSpec(dir: string, edit: (spec: Record<string, any>) => void = () =
 
 describe('outlier-emergence preset', () => {
   // The preset trains on the native backend (as `npm run emergence` does); without the kernel pack it skips.
-  it.skipIf(!has.native)('runs end to end at 2 steps x 2 seeds and writes the trend verdict of every pair', async () => {
-    const dir = tempDir();
-    const out = join(dir, 'sweep');
-    const preset = JSON.parse(readFileSync(PRESET, 'utf8'));
-    const r = await runSweep({ spec: smokeSpec(dir), out, parallel: 2, log: () => {} });
-    expect(r.failed).toEqual([]);
-    expect(r.finished.length).toBe(preset.variants.length * 2);
-    const trends = JSON.parse(readFileSync(join(out, 'trend.json'), 'utf8')) as PairTrend[];
-    expect(trends.map((t) => [t.a, t.b])).toEqual(preset.trend.pairs);
-    for (const t of trends) {
-      expect([t.seedsA, t.seedsB]).toEqual([2, 2]);
-      expect(t.tag).toBe('w4a4kv4_rtn');
-      expect(t.targets.length).toBe(8);
-      // Steps 1 and 2 both measure; step 1 (the initialization) is left out of the trend, so each seed
-      // contributes its step-2 value (and no slope: a line needs two points).
-      const gap = t.metricsA.find((m) => m.metric === 'gap')!;
-      expect(gap.last.n).toBe(2);
-      expect(gap.slope.n).toBe(0);
-    }
-    const md = readFileSync(join(out, 'trend.md'), 'utf8');
-    for (const [a, b] of preset.trend.pairs) expect(md).toContain(`## ${a} vs ${b}`);
-    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('](trend.md)');
-    for (const f of ['kurtosis.svg', 'max_median.svg', 'quant_gap.svg']) expect(existsSync(join(out, f)), f).toBe(true);
-  }, 600_000);
+  it.skipIf(!has.native)(
+    'runs end to end at 2 steps x 2 seeds and writes the trend verdict of every pair',
+    async () => {
+      const dir = tempDir();
+      const out = join(dir, 'sweep');
+      const preset = JSON.parse(readFileSync(PRESET, 'utf8'));
+      const r = await runSweep({ spec: smokeSpec(dir), out, parallel: 2, log: () => {} });
+      expect(r.failed).toEqual([]);
+      expect(r.finished.length).toBe(preset.variants.length * 2);
+      const trends = JSON.parse(readFileSync(join(out, 'trend.json'), 'utf8')) as PairTrend[];
+      expect(trends.map((t) => [t.a, t.b])).toEqual(preset.trend.pairs);
+      for (const t of trends) {
+        expect([t.seedsA, t.seedsB]).toEqual([2, 2]);
+        expect(t.tag).toBe('w4a4kv4_rtn');
+        expect(t.targets.length).toBe(8);
+        // Steps 1 and 2 both measure; step 1 (the initialization) is left out of the trend, so each seed
+        // contributes its step-2 value (and no slope: a line needs two points).
+        const gap = t.metricsA.find((m) => m.metric === 'gap')!;
+        expect(gap.last.n).toBe(2);
+        expect(gap.slope.n).toBe(0);
+      }
+      const md = readFileSync(join(out, 'trend.md'), 'utf8');
+      for (const [a, b] of preset.trend.pairs) expect(md).toContain(`## ${a} vs ${b}`);
+      expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('](trend.md)');
+      for (const f of ['kurtosis.svg', 'max_median.svg', 'quant_gap.svg']) expect(existsSync(join(out, f)), f).toBe(true);
+    },
+    600_000,
+  );
 
   it('a trend pair naming no configuration is a ConfigError before anything is written', async () => {
     const dir = tempDir();

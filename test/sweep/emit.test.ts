@@ -11,8 +11,18 @@ import { scratchDirs } from '../helpers/scratch.ts';
 const tempDir = scratchDirs('osp-emit-');
 
 const TRIALS: Trial[] = [
-  { name: 'osp__optimizer.muon.lr=0.01', config: { name: 'osp__optimizer.muon.lr=0.01', steps: 10, optimizer: { muon: { lr: 0.01 } } }, variant: 'osp', point: { 'optimizer.muon.lr': 0.01 } },
-  { name: 'osp__optimizer.muon.lr=0.02', config: { name: 'osp__optimizer.muon.lr=0.02', steps: 10, optimizer: { muon: { lr: 0.02 } } }, variant: 'osp', point: { 'optimizer.muon.lr': 0.02 } },
+  {
+    name: 'osp__optimizer.muon.lr=0.01',
+    config: { name: 'osp__optimizer.muon.lr=0.01', steps: 10, optimizer: { muon: { lr: 0.01 } } },
+    variant: 'osp',
+    point: { 'optimizer.muon.lr': 0.01 },
+  },
+  {
+    name: 'osp__optimizer.muon.lr=0.02',
+    config: { name: 'osp__optimizer.muon.lr=0.02', steps: 10, optimizer: { muon: { lr: 0.02 } } },
+    variant: 'osp',
+    point: { 'optimizer.muon.lr': 0.02 },
+  },
   { name: 'adam', config: { name: 'adam', steps: 10 }, variant: 'adam', point: {} },
 ];
 
@@ -31,7 +41,11 @@ function bash(args: string[], env: Record<string, string> = {}): { status: numbe
 }
 
 /** The arguments the fake npx received. */
-const argsOf = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('ARG:')).map((l) => l.slice(4));
+const argsOf = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('ARG:'))
+    .map((l) => l.slice(4));
 
 /** Sweep directories with a space, a single quote, a double quote, '$' and '#' in them. */
 function oddDir(): string {
@@ -141,7 +155,7 @@ describe('emitSlurm', () => {
     const dir = tempDir();
     const script = join(dir, 'sweep.slurm');
     writeFileSync(script, emitSlurm(dir, TRIALS));
-    let r = bash([script], { SLURM_ARRAY_TASK_ID: '3' });
+    const r = bash([script], { SLURM_ARRAY_TASK_ID: '3' });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('no trial for array task 3 (the sweep has 3)');
     expect(argsOf(r.stdout)).toEqual([]);
@@ -185,7 +199,10 @@ describe('emitList', () => {
     writeFileSync(join(bin, 'npx'), '#!/bin/sh\necho "ran: $*"\nexit 3\n');
     chmodSync(join(bin, 'npx'), 0o755);
     mkdirSync(join(dir, 'adam', 'checkpoints'), { recursive: true });
-    const r = spawnSync('bash', ['-c', emitList(dir, TRIALS)[2]!], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    const r = spawnSync('bash', ['-c', emitList(dir, TRIALS)[2]!], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    });
     expect(r.status).toBe(3);
     expect(r.stdout.trim().split('\n')).toEqual([`ran: osp train --resume ${join(dir, 'adam')}`]);
     expect(existsSync(join(dir, 'adam', 'checkpoints'))).toBe(true);
@@ -193,8 +210,11 @@ describe('emitList', () => {
 });
 
 describe('shellQuote', () => {
-  it.each(['plain', 'a b', "it's", '"q"', '$HOME', '`id`', 'a\\b', '*', '', 'x=1', '-n', 'new\nline'])('%j survives bash as one word', (s) => {
-    const r = spawnSync('bash', ['-c', `printf '%s' ${shellQuote(s)}`], { encoding: 'utf8' });
-    expect(r.stdout).toBe(s);
-  });
+  it.each(['plain', 'a b', "it's", '"q"', '$HOME', '`id`', 'a\\b', '*', '', 'x=1', '-n', 'new\nline'])(
+    '%j survives bash as one word',
+    (s) => {
+      const r = spawnSync('bash', ['-c', `printf '%s' ${shellQuote(s)}`], { encoding: 'utf8' });
+      expect(r.stdout).toBe(s);
+    },
+  );
 });

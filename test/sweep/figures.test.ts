@@ -15,7 +15,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { chooseScale } from '../../src/sweep/axes.ts';
 import { quantVariants, resolveQuantConfig } from '../../src/quant/config.ts';
-import { commonQuantBits, compactNumber, formatColumn, metricLabel, shortLabels, shortQuantName, sortQuantTags } from '../../src/sweep/labels.ts';
+import {
+  commonQuantBits,
+  compactNumber,
+  formatColumn,
+  metricLabel,
+  shortLabels,
+  shortQuantName,
+  sortQuantTags,
+} from '../../src/sweep/labels.ts';
 import { writeReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';
 import { barChart, lineChart } from '../../src/sweep/svg.ts';
@@ -60,7 +68,10 @@ function buildSweep(): string {
     mkdirSync(dir, { recursive: true });
     const variantSet =
       t.variant === 'adam'
-        ? { model: { ...MODEL, norm: 'rmsnorm', embedding: 'plain' }, optimizer: { adamw: { lr: t.lr }, routing: [{ match: '*', optimizer: 'adamw' }] } }
+        ? {
+            model: { ...MODEL, norm: 'rmsnorm', embedding: 'plain' },
+            optimizer: { adamw: { lr: t.lr }, routing: [{ match: '*', optimizer: 'adamw' }] },
+          }
         : { model: { ...MODEL, norm: 'ssnorm', embedding: 'embproj' }, optimizer: { adamw: { lr: t.lr } } };
     const input = { name: t.name, out: sweep, steps: STEPS, batch: { size: 2, seqLen: 32 }, ...variantSet };
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ input, resolved: resolveRunConfig(input) }));
@@ -89,7 +100,11 @@ function buildSweep(): string {
       if (Object.keys(row).length > 1) rows.push(row);
     }
     writeFileSync(join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));
-    const summary = { name: t.name, steps: STEPS, eval: { loss: [...rows].reverse().find((r) => 'eval/loss' in r)!['eval/loss'], bitsPerByte: 4 } };
+    const summary = {
+      name: t.name,
+      steps: STEPS,
+      eval: { loss: [...rows].reverse().find((r) => 'eval/loss' in r)!['eval/loss'], bitsPerByte: 4 },
+    };
     writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary));
   });
   writeFileSync(join(sweep, 'sweep.json'), JSON.stringify({ spec: '/x/spec.json', trials: TRIALS.map((t) => t.name) }));
@@ -133,7 +148,12 @@ function buildEmergenceSweep(): string {
 // Reading the SVG back (the output is well-formed XML: svg.test.ts parses it strictly).
 
 const unescape = (s: string) =>
-  s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&');
 
 function polylines(svg: string): { name: string; points: number }[] {
   return [...svg.matchAll(/<polyline class="series" data-name="([^"]*)"[^>]* points="([^"]*)"/g)].map((m) => ({
@@ -357,8 +377,22 @@ describe('values a log axis cannot show are never dropped silently', () => {
       yLabel: 'k',
       logY: true,
       series: [
-        { name: 'a', points: [[0, 0], [10, 5], [20, 50]] },
-        { name: 'b', points: [[0, 0.5], [10, NaN], [20, 500]] },
+        {
+          name: 'a',
+          points: [
+            [0, 0],
+            [10, 5],
+            [20, 50],
+          ],
+        },
+        {
+          name: 'b',
+          points: [
+            [0, 0.5],
+            [10, NaN],
+            [20, 500],
+          ],
+        },
       ],
     });
     expect(polylines(svg)).toEqual([
@@ -373,7 +407,16 @@ describe('values a log axis cannot show are never dropped silently', () => {
   });
 
   it('bar chart: a zero on a log axis is marked with its value and a note', () => {
-    const svg = barChart({ title: 't', yLabel: 'r', logY: true, bars: [{ label: 'x', value: 0 }, { label: 'y', value: 40 }, { label: 'z', value: 2 }] });
+    const svg = barChart({
+      title: 't',
+      yLabel: 'r',
+      logY: true,
+      bars: [
+        { label: 'x', value: 0 },
+        { label: 'y', value: 40 },
+        { label: 'z', value: 2 },
+      ],
+    });
     expect(svg).toMatch(/<text class="bar-missing" data-label="x"[^>]*>0<\/text>/);
     expect(svg).toContain('class="log-dropped"');
     expect(svg).toMatch(/class="log-note"[^>]*>[^<]*1 value [^<]*log axis/);
@@ -384,7 +427,21 @@ describe('values a log axis cannot show are never dropped silently', () => {
     expect(chooseScale([0.2, 1250])).toBe('log');
     expect(chooseScale([0, 0.2, 1250])).toBe('linear');
     expect(chooseScale([1, 30])).toBe('linear');
-    const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', yScale: 'auto', series: [{ name: 'a', points: [[0, 0.2], [1, 1250]] }] });
+    const svg = lineChart({
+      title: 't',
+      xLabel: 'x',
+      yLabel: 'y',
+      yScale: 'auto',
+      series: [
+        {
+          name: 'a',
+          points: [
+            [0, 0.2],
+            [1, 1250],
+          ],
+        },
+      ],
+    });
     expect(svg).toContain('log scale');
     expect(svg).not.toContain('log-note');
   });
@@ -393,10 +450,9 @@ describe('values a log axis cannot show are never dropped silently', () => {
 describe('labels', () => {
   it('shortLabels keeps what differs, abbreviates keys, and leaves other names whole', () => {
     expect(shortLabels(['adam__optimizer.adamw.lr=0.003', 'adam__optimizer.adamw.lr=0.01'])).toEqual(['lr=3e-3', 'lr=0.01']);
-    expect(shortLabels(['x__optimizer.muon.lr=0.01__optimizer.adamw.lr=0.1', 'x__optimizer.muon.lr=0.02__optimizer.adamw.lr=0.2'])).toEqual([
-      'muon.lr=0.01, adamw.lr=0.1',
-      'muon.lr=0.02, adamw.lr=0.2',
-    ]);
+    expect(shortLabels(['x__optimizer.muon.lr=0.01__optimizer.adamw.lr=0.1', 'x__optimizer.muon.lr=0.02__optimizer.adamw.lr=0.2'])).toEqual(
+      ['muon.lr=0.01, adamw.lr=0.1', 'muon.lr=0.02, adamw.lr=0.2'],
+    );
     expect(shortLabels(['adam', 'osp', 'a<b&c'])).toEqual(['adam', 'osp', 'a<b&c']);
     expect(shortLabels(['osp__model.norm=ssnorm', 'adam__model.norm=ssnorm'])).toEqual(['osp', 'adam']);
   });
@@ -466,7 +522,9 @@ describe('labels', () => {
     expect(shortQuantName('w4a4kv4_had', { bits: true })).toBe('W4A4KV4Had');
     expect(short('custom')).toBe('custom');
     // Distinct tags of one bit width get distinct short names.
-    const tags = quantVariants(resolveQuantConfig({ method: ['rtn', 'gptq'], rotate: ['none', 'ffn', 'ffn-block', 'quarot'] })).map((v) => v.tag);
+    const tags = quantVariants(resolveQuantConfig({ method: ['rtn', 'gptq'], rotate: ['none', 'ffn', 'ffn-block', 'quarot'] })).map(
+      (v) => v.tag,
+    );
     expect(new Set([...tags, 'w4a4kv4', 'w4a4kv4_had'].map(short)).size).toBe(tags.length + 2);
     expect(commonQuantBits(tags)).toBe('W4A4KV4');
     expect(commonQuantBits(['w4a4kv4_rtn', 'w8a8kv8_rtn'])).toBeUndefined();
@@ -487,14 +545,27 @@ describe('emergence figures: worst-layer outliers, and the gap against step and 
 
   it('are written only when measured (the six-trial sweep above has one quantization step and no worst-layer metrics)', () => {
     expect(report.plots).toEqual([
-      'loss.svg', 'val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg', 'max_median.svg', 'max_abs.svg',
-      'quant_gap.svg', 'quant_gap_steps.svg', 'quant_gap_vs_loss.svg',
+      'loss.svg',
+      'val_loss.svg',
+      'kurtosis.svg',
+      'kurtosis_layers.svg',
+      'max_median.svg',
+      'max_abs.svg',
+      'quant_gap.svg',
+      'quant_gap_steps.svg',
+      'quant_gap_vs_loss.svg',
     ]);
   });
 
   it('draw every trial with all its measurements, on axes that name the metric', () => {
     for (const f of ['max_median.svg', 'max_abs.svg', 'quant_gap_steps.svg', 'quant_gap_vs_loss.svg']) {
-      expect(polylines(read(f)).map((p) => [p.name, p.points]), f).toEqual([['adam', 3], ['osp', 3]]);
+      expect(
+        polylines(read(f)).map((p) => [p.name, p.points]),
+        f,
+      ).toEqual([
+        ['adam', 3],
+        ['osp', 3],
+      ]);
     }
     expect(axisLabel(read('max_median.svg'), 'y')).toBe('max / median |activation|, worst layer');
     expect(axisLabel(read('quant_gap_steps.svg'), 'x')).toBe('training step');

@@ -209,7 +209,12 @@ function buildSweep(): string {
 // SVG inspection by regexes over the (well-formed, see svg.test.ts) output.
 
 const unescape = (s: string) =>
-  s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&');
 
 function viewBox(svg: string): [number, number, number, number] {
   const m = /<svg [^>]*viewBox="([^"]+)"/.exec(svg);
@@ -268,7 +273,18 @@ describe('writeReport', () => {
     const sweep = buildSweep();
     const { files, report } = writeReport(sweep, { title: 'OSP ablation (tiny)', metrics: ['train/grad_norm', 'nope/x'] });
     // The gap is measured at two steps here (50 and 100), so it is also drawn against step and against loss.
-    const names = ['report.json', 'report.md', 'loss.svg', 'val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg', 'quant_gap.svg', 'quant_gap_steps.svg', 'quant_gap_vs_loss.svg', 'hessian.svg'];
+    const names = [
+      'report.json',
+      'report.md',
+      'loss.svg',
+      'val_loss.svg',
+      'kurtosis.svg',
+      'kurtosis_layers.svg',
+      'quant_gap.svg',
+      'quant_gap_steps.svg',
+      'quant_gap_vs_loss.svg',
+      'hessian.svg',
+    ];
     expect([...files].sort()).toEqual(names.map((n) => join(sweep, n)).sort());
     for (const f of files) expect(existsSync(f)).toBe(true);
 
@@ -279,7 +295,16 @@ describe('writeReport', () => {
     expect(json.trials.map((t) => t.name)).toEqual(['osp', 'adam', UNFINISHED]);
     expect(json.pending).toEqual(['later']);
     expect(json.floors).toEqual([{ hiddenSize: 64, gaussianFloor: FLOOR, source: 'measured' }]);
-    expect(json.plots).toEqual(['loss.svg', 'val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg', 'quant_gap.svg', 'quant_gap_steps.svg', 'quant_gap_vs_loss.svg', 'hessian.svg']);
+    expect(json.plots).toEqual([
+      'loss.svg',
+      'val_loss.svg',
+      'kurtosis.svg',
+      'kurtosis_layers.svg',
+      'quant_gap.svg',
+      'quant_gap_steps.svg',
+      'quant_gap_vs_loss.svg',
+      'hessian.svg',
+    ]);
 
     const [osp, adam, killed] = json.trials;
     // Parameters of a 2-layer model, counted by hand: 9 per block (2 norms + 7 matrices), embedding,
@@ -357,7 +382,12 @@ describe('writeReport', () => {
     writeReport(sweep, { metrics: ['train/grad_norm', 'nope/x'] });
     const md = readFileSync(join(sweep, 'report.md'), 'utf8');
     const lines = md.split('\n');
-    expect(lines[0]).toBe(`# Sweep ${sweep.split('/').at(-1)!.replace(/[_*[\]\\`|#]/g, '\\$&')}`);
+    expect(lines[0]).toBe(
+      `# Sweep ${sweep
+        .split('/')
+        .at(-1)!
+        .replace(/[_*[\]\\`|#]/g, '\\$&')}`,
+    );
     // Two tags of osp-lab < 0.2 (old-shape summary.json): one ratio column each, plain before FFN Had,
     // and no perplexity column (that is kept only when the report has a single tag).
     expect(lines).toContain(
@@ -619,13 +649,17 @@ function quantRow(fpPerplexity: number, ratios: Record<string, number>): Row {
   return row;
 }
 
-
 const QUAROT_GPTQ = { method: ['rtn', 'gptq'], rotate: ['none', 'quarot'] } satisfies QuantConfigInput;
 
 describe('quantization variants in the report', () => {
   it('one ratio column per tag, in canonical order; summary.json (new shape) wins for its tags', () => {
     const sweep = tempDir();
-    const cfg = { steps: 100, model: { ...MODEL, norm: 'ssnorm', embedding: 'embproj' }, batch: BATCH, quant: { every: 50, ...QUAROT_GPTQ } };
+    const cfg = {
+      steps: 100,
+      model: { ...MODEL, norm: 'ssnorm', embedding: 'embproj' },
+      batch: BATCH,
+      quant: { every: 50, ...QUAROT_GPTQ },
+    };
     const final = { w4a4kv4_rtn: 1.25, w4a4kv4_rtn_quarot: 1.125, w4a4kv4_gptq: 1.5, w4a4kv4_gptq_quarot: 1.05 };
     writeTrial(
       sweep,
@@ -635,7 +669,11 @@ describe('quantization variants in the report', () => {
         // Step 50 also measured the FFN Had variant (a config changed on resume): only the metrics have it.
         { step: 50, 'train/loss': 3, ...quantRow(12, { w4a4kv4_rtn_ffnhad: 3, w4a4kv4_rtn: 4 }) },
         // Logged in another order than the canonical one, and with values summary.json overrides.
-        { step: 100, 'train/loss': 2.5, ...quantRow(15, { w4a4kv4_gptq_quarot: 9, w4a4kv4_rtn_quarot: 8, w4a4kv4_gptq: 7, w4a4kv4_rtn: 6 }) },
+        {
+          step: 100,
+          'train/loss': 2.5,
+          ...quantRow(15, { w4a4kv4_gptq_quarot: 9, w4a4kv4_rtn_quarot: 8, w4a4kv4_gptq: 7, w4a4kv4_rtn: 6 }),
+        },
       ],
       {
         name: 'osp',
@@ -651,9 +689,13 @@ describe('quantization variants in the report', () => {
     const { report } = writeReport(sweep);
 
     const [adam, osp] = report.trials;
-    expect(Object.keys(osp!.quant).sort()).toEqual(
-      ['w4a4kv4_gptq', 'w4a4kv4_gptq_quarot', 'w4a4kv4_rtn', 'w4a4kv4_rtn_ffnhad', 'w4a4kv4_rtn_quarot'],
-    );
+    expect(Object.keys(osp!.quant).sort()).toEqual([
+      'w4a4kv4_gptq',
+      'w4a4kv4_gptq_quarot',
+      'w4a4kv4_rtn',
+      'w4a4kv4_rtn_ffnhad',
+      'w4a4kv4_rtn_quarot',
+    ]);
     expect(osp!.quant.w4a4kv4_gptq_quarot).toMatchObject({ step: 100, fpPerplexity: 16, perplexity: 16 * 1.05, pplRatio: 1.05 });
     expect(osp!.quant.w4a4kv4_gptq_quarot!.fpLoss).toBeCloseTo(Math.log(16), 12);
     expect(osp!.quant.w4a4kv4_rtn).toMatchObject({ step: 100, fpPerplexity: 16, perplexity: 20, pplRatio: 1.25 });
@@ -698,19 +740,13 @@ describe('quantization variants in the report', () => {
   it('reads old-shape summary.json next to new runs: legacy tags first, each summary wins for its own tag', () => {
     const sweep = tempDir();
     const base = { steps: 100, model: MODEL, batch: BATCH };
-    writeTrial(
-      sweep,
-      'v01',
-      { ...base, quant: { every: 100 } },
-      [{ step: 100, 'train/loss': 3, ...quantRow(10, { w4a4kv4: 99 }) }],
-      {
-        name: 'v01',
-        steps: 100,
-        monitors: {
-          quant: legacyQuantSummary(12.5, 25, false),
-        },
+    writeTrial(sweep, 'v01', { ...base, quant: { every: 100 } }, [{ step: 100, 'train/loss': 3, ...quantRow(10, { w4a4kv4: 99 }) }], {
+      name: 'v01',
+      steps: 100,
+      monitors: {
+        quant: legacyQuantSummary(12.5, 25, false),
       },
-    );
+    });
     const quant = { method: 'gptq', rotate: 'quarot' } satisfies QuantConfigInput;
     writeTrial(sweep, 'v02', { ...base, quant: { every: 100, ...quant } }, [{ step: 100, 'train/loss': 3 }], {
       name: 'v02',
@@ -732,7 +768,11 @@ describe('quantization variants in the report', () => {
       '| 16-bit PPL | W4A4KV4 v0.1 RTN (keys unrotated, min/max ranges) / 16-bit | W4A4KV4 RTN / 16-bit | ' +
         'W4A4KV4 QuaRot + GPTQ / 16-bit | val loss |',
     );
-    const quantCells = (name: string) => lines.find((l) => l.startsWith(`| ${name} `))!.split(' | ').slice(5, 9);
+    const quantCells = (name: string) =>
+      lines
+        .find((l) => l.startsWith(`| ${name} `))!
+        .split(' | ')
+        .slice(5, 9);
     expect(quantCells('v01')).toEqual(['12.5', '2', '-', '-']);
     expect(quantCells('v02')).toEqual(['10', '-', '-', '1.25']);
     expect(quantCells('v03')).toEqual(['-', '-', '2.5', '-']);
@@ -743,7 +783,10 @@ describe('quantization variants in the report', () => {
     const sweep = tempDir();
     const quant = { method: 'gptq', rotate: 'quarot' } satisfies QuantConfigInput;
     const cfg = { steps: 100, model: MODEL, batch: BATCH, quant: { every: 100, ...quant } };
-    for (const [name, r] of [['a', 1.25], ['b', 1.5]] as const) {
+    for (const [name, r] of [
+      ['a', 1.25],
+      ['b', 1.5],
+    ] as const) {
       writeTrial(sweep, name, cfg, [{ step: 100, 'train/loss': 3 }], {
         name,
         steps: 100,
@@ -772,7 +815,11 @@ describe('quantization variants in the report', () => {
     const quant = { method: ['rtn', 'gptq'], rotate: ['none', 'ffn', 'quarot'] } satisfies QuantConfigInput;
     const tags = quantVariants(resolveQuantConfig(quant)).map((v) => v.tag);
     expect(tags).toHaveLength(6);
-    const trials = [['adam', 0.003], ['osp', 0.003], ['osp', 0.01]] as const;
+    const trials = [
+      ['adam', 0.003],
+      ['osp', 0.003],
+      ['osp', 0.01],
+    ] as const;
     trials.forEach(([variant, lr], i) => {
       const name = `${variant}__optimizer.adamw.lr=${lr}`;
       const ratios = Object.fromEntries(tags.map((t, j) => [t, 1 + (i + 1) * 0.01 + j * 0.1]));

@@ -11,14 +11,22 @@ import { runSweep } from '../../src/sweep/run.ts';
 import { tempDir, tinyRun } from '../helpers/run.ts';
 
 function writeSpec(dir: string): string {
-  const base = tinyRun(dir, { steps: 4, schedule: { kind: 'constant' }, monitor: { every: 2, batchSize: 2 }, quant: { every: 4, batches: 1 } });
+  const base = tinyRun(dir, {
+    steps: 4,
+    schedule: { kind: 'constant' },
+    monitor: { every: 2, batchSize: 2 },
+    quant: { every: 4, batches: 1 },
+  });
   delete base.name;
   delete base.out;
   const spec = {
     name: 'mini',
     base,
     variants: [
-      { name: 'adam', set: { 'model.norm': 'rmsnorm', 'model.embedding': 'plain', 'optimizer.routing': [{ match: '*', optimizer: 'adamw' }] } },
+      {
+        name: 'adam',
+        set: { 'model.norm': 'rmsnorm', 'model.embedding': 'plain', 'optimizer.routing': [{ match: '*', optimizer: 'adamw' }] },
+      },
       { name: 'osp', set: { 'model.norm': 'ssnorm', 'model.embedding': 'embproj' } },
     ],
     grid: { seed: [1, 2] },
@@ -97,7 +105,12 @@ describe('osp sweep', () => {
 describe('osp sweep with seeds', () => {
   it('runs every trial once per seed with that seed, and reports the mean over seeds', async () => {
     const dir = tempDir();
-    const base = tinyRun(dir, { steps: 2, schedule: { kind: 'constant' }, eval: { every: 2, batches: 1 }, checkpoint: { every: 0, keep: 1 } });
+    const base = tinyRun(dir, {
+      steps: 2,
+      schedule: { kind: 'constant' },
+      eval: { every: 2, batches: 1 },
+      checkpoint: { every: 0, keep: 1 },
+    });
     delete base.name;
     delete base.out;
     const path = join(dir, 'spec.json');

@@ -94,14 +94,29 @@ function closedForm(xs: number[]): { mean: number; std: number; hw: number } {
   return { mean, std, hw: (T975[(xs.length - 1) as 1 | 2] * std) / Math.sqrt(xs.length) };
 }
 
-
-const unescape = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
-const points = (attr: string) => attr.trim().split(/\s+/).map((p) => p.split(',').map(Number) as [number, number]);
+const unescape = (s: string) =>
+  s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&');
+const points = (attr: string) =>
+  attr
+    .trim()
+    .split(/\s+/)
+    .map((p) => p.split(',').map(Number) as [number, number]);
 function polylines(svg: string): { name: string; points: [number, number][] }[] {
-  return [...svg.matchAll(/<polyline class="series" data-name="([^"]*)"[^>]* points="([^"]*)"/g)].map((m) => ({ name: unescape(m[1]!), points: points(m[2]!) }));
+  return [...svg.matchAll(/<polyline class="series" data-name="([^"]*)"[^>]* points="([^"]*)"/g)].map((m) => ({
+    name: unescape(m[1]!),
+    points: points(m[2]!),
+  }));
 }
 function bands(svg: string): { name: string; points: [number, number][] }[] {
-  return [...svg.matchAll(/<polygon class="band" data-name="([^"]*)" points="([^"]*)"/g)].map((m) => ({ name: unescape(m[1]!), points: points(m[2]!) }));
+  return [...svg.matchAll(/<polygon class="band" data-name="([^"]*)" points="([^"]*)"/g)].map((m) => ({
+    name: unescape(m[1]!),
+    points: points(m[2]!),
+  }));
 }
 
 describe('configurations of a multi-seed sweep', () => {
@@ -121,11 +136,24 @@ describe('configurations of a multi-seed sweep', () => {
     expect(json).toEqual(JSON.parse(JSON.stringify(report)));
     expect(json.configurations.map((c: { name: string }) => c.name)).toEqual(['adam', 'osp']);
     const [adam, osp] = json.configurations;
-    expect(adam).toMatchObject({ name: 'adam', variant: 'adam', grid: {}, seeds: [0, 1, 2], finished: 3, finishedSeeds: [0, 1, 2], gaussianFloor: FLOOR });
+    expect(adam).toMatchObject({
+      name: 'adam',
+      variant: 'adam',
+      grid: {},
+      seeds: [0, 1, 2],
+      finished: 3,
+      finishedSeeds: [0, 1, 2],
+      gaussianFloor: FLOOR,
+    });
     expect(adam.trials).toEqual(['adam__seed=0', 'adam__seed=1', 'adam__seed=2']);
     expect(osp).toMatchObject({ seeds: [0, 1, 2], finished: 2, finishedSeeds: [0, 1] });
     expect(json.trials.map((t: { configuration: string; seed: number }) => [t.configuration, t.seed])).toEqual([
-      ['adam', 0], ['adam', 1], ['adam', 2], ['osp', 0], ['osp', 1], ['osp', 2],
+      ['adam', 0],
+      ['adam', 1],
+      ['adam', 2],
+      ['osp', 0],
+      ['osp', 1],
+      ['osp', 2],
     ]);
     expect(Object.keys(adam.stats)).toEqual([
       'outliers/osp_kurtosis',
@@ -144,12 +172,30 @@ describe('configurations of a multi-seed sweep', () => {
       expect(stat.ci95[1]).toBeCloseTo(c.mean + c.hw, 9);
     };
     const fin = (runs: SeedRun[]) => runs.filter((r) => r.finished !== false);
-    for (const [conf, runs] of [[adam, ADAM_RUNS], [osp, OSP_RUNS]] as const) {
-      check(conf.stats['outliers/osp_kurtosis'], fin(runs).map((r) => r.kurtosis));
-      check(conf.stats['eval/loss'], fin(runs).map((r) => r.valLoss));
-      check(conf.stats['eval/bits_per_byte'], fin(runs).map((r) => r.valLoss / Math.LN2));
-      check(conf.stats['quant/w4a4kv4_rtn/ppl_ratio'], fin(runs).map((r) => r.ratio));
-      check(conf.stats['quant/w4a4kv4_rtn/perplexity'], fin(runs).map((r) => 10 * r.ratio));
+    for (const [conf, runs] of [
+      [adam, ADAM_RUNS],
+      [osp, OSP_RUNS],
+    ] as const) {
+      check(
+        conf.stats['outliers/osp_kurtosis'],
+        fin(runs).map((r) => r.kurtosis),
+      );
+      check(
+        conf.stats['eval/loss'],
+        fin(runs).map((r) => r.valLoss),
+      );
+      check(
+        conf.stats['eval/bits_per_byte'],
+        fin(runs).map((r) => r.valLoss / Math.LN2),
+      );
+      check(
+        conf.stats['quant/w4a4kv4_rtn/ppl_ratio'],
+        fin(runs).map((r) => r.ratio),
+      );
+      check(
+        conf.stats['quant/w4a4kv4_rtn/perplexity'],
+        fin(runs).map((r) => 10 * r.ratio),
+      );
     }
     // adam's kurtosis 1, 2, 3: mean 2, std 1, 2 +- 4.303 / sqrt(3).
     expect(adam.stats['outliers/osp_kurtosis'].ci95[1]).toBeCloseTo(2 + 4.3027 / Math.sqrt(3), 3);
@@ -176,21 +222,29 @@ describe('configurations of a multi-seed sweep', () => {
       return `${c.mean.toFixed(decimals)} \u00B1 ${c.hw.toFixed(decimals)}`;
     };
     expect(pm([1, 2, 3], 1)).toBe('2.0 \u00B1 2.5');
-    const adamRow = `| adam | 3 | rmsnorm | plain | adamw | ${pm([1, 2, 3], 1)} | ${pm([10.2, 10.4, 10.6], 2)} | 10 \u00B1 0 | ` +
-      `${pm([1.02, 1.04, 1.06], 3)} | ${pm([2.5, 2.6, 2.7], 2)} | ${pm([2.5, 2.6, 2.7].map((v) => v / Math.LN2), 2)} |`;
+    const adamRow =
+      `| adam | 3 | rmsnorm | plain | adamw | ${pm([1, 2, 3], 1)} | ${pm([10.2, 10.4, 10.6], 2)} | 10 \u00B1 0 | ` +
+      `${pm([1.02, 1.04, 1.06], 3)} | ${pm([2.5, 2.6, 2.7], 2)} | ${pm(
+        [2.5, 2.6, 2.7].map((v) => v / Math.LN2),
+        2,
+      )} |`;
     expect(lines.find((l) => l.startsWith('| adam |'))).toBe(adamRow);
     // osp: the two finished seeds only, 2 of 3; with 1 dof the interval is wide.
     const ospRow = lines.find((l) => l.startsWith('| osp | 2 of 3 |'))!;
     expect(ospRow).toContain(`| ${pm([0.1, 0.14], 2)} |`);
     expect(ospRow).toContain(`| ${pm([1.1, 1.2], 2)} |`);
     expect(md).toContain('Left out of the means (unfinished or not started): osp (2 of 3 seeds finished).');
-    expect(md).toContain("Each cell: the mean over the configuration's finished seeds \u00B1 the half-width of its 95% confidence interval");
+    expect(md).toContain(
+      "Each cell: the mean over the configuration's finished seeds \u00B1 the half-width of its 95% confidence interval",
+    );
     // The per-trial table keeps every trial, the unfinished one marked, with the seed as a column.
     expect(lines[per + 2]).toMatch(/^\| trial \| seed \| norm \|/);
     expect(lines).toContain('| adam\\_\\_seed=1 | 1 | rmsnorm | plain | adamw | 2 | 10.4 | 10 | 1.04 | 2.6 | 3.751 |');
     expect(lines.some((l) => l.startsWith('| osp\\_\\_seed=2 (unfinished: step 20 of 30) | 2 |'))).toBe(true);
     // osp's mean kurtosis (0.12) is below the floor, its interval is not entirely.
-    expect(md).toMatch(/Mean below the floor \(osp\): on average over their seeds [^\n]*below floor \(sub-Gaussian\), not "at the floor"\./);
+    expect(md).toMatch(
+      /Mean below the floor \(osp\): on average over their seeds [^\n]*below floor \(sub-Gaussian\), not "at the floor"\./,
+    );
     expect(md).toContain('(mean over seeds, band \u00B1 one standard deviation)](loss.svg)');
     expect(md).toContain('(mean over seeds, error bar: 95% confidence interval)](quant_gap.svg)');
   });
@@ -262,8 +316,14 @@ describe('configurations of a multi-seed sweep', () => {
 
     for (const f of ['val_loss.svg', 'kurtosis.svg', 'kurtosis_layers.svg']) {
       const svg = readFileSync(join(sweep, f), 'utf8');
-      expect(polylines(svg).map((l) => l.name), f).toEqual(['adam', 'osp']);
-      expect(bands(svg).map((x) => x.name), f).toEqual(['adam', 'osp']);
+      expect(
+        polylines(svg).map((l) => l.name),
+        f,
+      ).toEqual(['adam', 'osp']);
+      expect(
+        bands(svg).map((x) => x.name),
+        f,
+      ).toEqual(['adam', 'osp']);
     }
     // Legend: the configuration's label, with its finished seeds when not all.
     expect(loss).toContain('>osp (2 of 3 seeds)</text>');
@@ -279,7 +339,9 @@ describe('configurations of a multi-seed sweep', () => {
     expect(bars.map(([l]) => l)).toEqual(['adam', 'osp']);
     expect(bars[0]![1]).toBeCloseTo(1.04, 12);
     expect(bars[1]![1]).toBeCloseTo(1.15, 12);
-    const errs = [...svg.matchAll(/<g class="error-bar" data-label="([^"]*)" data-lo="([^"]*)" data-hi="([^"]*)"/g)].map((m) => [m[1], Number(m[2]), Number(m[3])] as const);
+    const errs = [...svg.matchAll(/<g class="error-bar" data-label="([^"]*)" data-lo="([^"]*)" data-hi="([^"]*)"/g)].map(
+      (m) => [m[1], Number(m[2]), Number(m[3])] as const,
+    );
     expect(errs.map(([l]) => l)).toEqual(['adam', 'osp']);
     const c = closedForm([1.02, 1.04, 1.06]);
     expect(errs[0]![1]).toBeCloseTo(c.mean - c.hw, 9);
@@ -303,21 +365,34 @@ describe('configurations of a multi-seed sweep', () => {
       expect(svg, f).not.toContain('class="caption"');
     }
     // Still one configuration per trial in report.json, for --compare.
-    expect(report.configurations.map((c) => [c.name, c.finished, c.stats['eval/loss']!.n])).toEqual([['adam', 1, 1], ['osp', 1, 1]]);
+    expect(report.configurations.map((c) => [c.name, c.finished, c.stats['eval/loss']!.n])).toEqual([
+      ['adam', 1, 1],
+      ['osp', 1, 1],
+    ]);
   });
 
   it('meanCurve averages the x values every curve has', () => {
     const m = meanCurve([
-      [[1, 2], [2, 4], [3, 9]],
-      [[1, 4], [2, 8]],
+      [
+        [1, 2],
+        [2, 4],
+        [3, 9],
+      ],
+      [
+        [1, 4],
+        [2, 8],
+      ],
     ]);
-    expect(m.points).toEqual([[1, 3], [2, 6]]);
+    expect(m.points).toEqual([
+      [1, 3],
+      [2, 6],
+    ]);
     expect(m.band[0]![1]).toBeCloseTo(3 - Math.SQRT2, 12);
     expect(m.band[1]![2]).toBeCloseTo(6 + 2 * Math.SQRT2, 12);
     expect(meanCurve([[[1, 2]]])).toEqual({ points: [[1, 2]], band: [] });
   });
 
-  it('formatStat: mean ± half-width at the half-width\'s precision', () => {
+  it("formatStat: mean ± half-width at the half-width's precision", () => {
     const stat = (mean: number, hw: number) => ({ n: 3, mean, std: 1, ci95: [mean - hw, mean + hw] as [number, number] });
     expect(formatStat(stat(1.03456, 0.01234))).toBe('1.035 \u00B1 0.012');
     expect(formatStat(stat(1251, 314))).toBe('1250 \u00B1 310');

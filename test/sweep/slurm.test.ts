@@ -43,7 +43,14 @@ function spec(dir: string, extra: Record<string, unknown> = {}, base: Record<str
 
 /** Each trial's last training loss, by trial name. */
 function finalLosses(sweepDir: string, names: string[]): Map<string, number> {
-  return new Map(names.map((n) => [n, readMetrics(join(sweepDir, n)).filter((r) => 'train/loss' in r).at(-1)!['train/loss']!]));
+  return new Map(
+    names.map((n) => [
+      n,
+      readMetrics(join(sweepDir, n))
+        .filter((r) => 'train/loss' in r)
+        .at(-1)!['train/loss']!,
+    ]),
+  );
 }
 
 describe('slurm executor: no cluster needed', () => {
@@ -68,7 +75,7 @@ describe('slurm executor: no cluster needed', () => {
     const path = spec(dir, { grid: { 'optimizer.muon.lr': [0.01] } });
     for (const [args, msg] of [
       [['--detach'], '--detach goes with --executor slurm'],
-      [['--executor', 'pbs'], "--executor must be slurm"],
+      [['--executor', 'pbs'], '--executor must be slurm'],
       [['--executor', 'slurm', '--emit', 'slurm'], 'either --emit or --executor'],
       [['--executor', 'slurm', '--cpus', '0'], '--cpus must be an integer >= 1'],
     ] as const) {
@@ -102,7 +109,10 @@ describe.skipIf(!has.slurm)('slurm executor on a real cluster', () => {
     expect(JSON.parse(readFileSync(join(dir, 'local', 'sweep.json'), 'utf8')).trials).toEqual(names);
     expect(finalLosses(join(dir, 'slurm'), names)).toEqual(finalLosses(join(dir, 'local'), names));
     // The same report table (the sweep directories' names aside).
-    const table = (d: string) => readFileSync(join(dir, d, 'report.md'), 'utf8').split('\n').filter((l) => l.startsWith('|'));
+    const table = (d: string) =>
+      readFileSync(join(dir, d, 'report.md'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('|'));
     expect(table('slurm')).toEqual(table('local'));
     // Submitting a finished sweep again submits nothing.
     const again = osp('sweep', path, '--out', join(dir, 'slurm'), '--executor', 'slurm', '--poll', '1');
@@ -126,10 +136,14 @@ describe.skipIf(!has.slurm)('slurm executor on a real cluster', () => {
     await waitFor('training reached step 12', () => lastStep() >= 12);
     expect(spawnSync('scontrol', ['requeue', `${jobId}_0`]).status).toBe(0);
     // A requeued job waits for a begin time; let it start at once.
-    await waitFor('the task is pending again', () => /PENDING/.test(spawnSync('squeue', ['-h', '-r', '-j', jobId, '-o', '%T'], { encoding: 'utf8' }).stdout));
+    await waitFor('the task is pending again', () =>
+      /PENDING/.test(spawnSync('squeue', ['-h', '-r', '-j', jobId, '-o', '%T'], { encoding: 'utf8' }).stdout),
+    );
     spawnSync('scontrol', ['update', `jobid=${jobId}_0`, 'StartTime=now']);
     await waitFor('the trial finished', () => existsSync(join(run, 'summary.json')));
-    const steps = readMetrics(run).filter((row) => 'train/loss' in row).map((row) => row.step);
+    const steps = readMetrics(run)
+      .filter((row) => 'train/loss' in row)
+      .map((row) => row.step);
     expect(steps).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
     const log = readFileSync(join(out, `slurm-${jobId}_0.out`), 'utf8');
     expect(log).toContain('SIGTERM: finishing this step and saving a checkpoint');

@@ -26,7 +26,10 @@ function configError(fn: () => unknown): ConfigError {
 
 describe('expandTrials', () => {
   it('grid only: the cartesian product in key order, first key slowest, named key=value', () => {
-    const trials = expandTrials(spec({ grid: { 'optimizer.muon.lr': [0.01, 0.02], 'model.norm': ['rmsnorm', 'ssnorm'], seed: [1, 2, 3] } }), '.');
+    const trials = expandTrials(
+      spec({ grid: { 'optimizer.muon.lr': [0.01, 0.02], 'model.norm': ['rmsnorm', 'ssnorm'], seed: [1, 2, 3] } }),
+      '.',
+    );
     expect(trials).toHaveLength(12);
     expect(trials[0]!.name).toBe('optimizer.muon.lr=0.01__model.norm=rmsnorm__seed=1');
     expect(trials[1]!.name).toBe('optimizer.muon.lr=0.01__model.norm=rmsnorm__seed=2');
@@ -39,7 +42,13 @@ describe('expandTrials', () => {
 
   it('variants only: one trial per variant, named after it', () => {
     const trials = expandTrials(
-      spec({ variants: [{ name: 'osp', set: { 'model.norm': 'ssnorm' } }, { name: 'adam', set: { 'model.norm': 'rmsnorm' } }, { name: 'baseline' }] }),
+      spec({
+        variants: [
+          { name: 'osp', set: { 'model.norm': 'ssnorm' } },
+          { name: 'adam', set: { 'model.norm': 'rmsnorm' } },
+          { name: 'baseline' },
+        ],
+      }),
       '.',
     );
     expect(trials.map((t) => t.name)).toEqual(['osp', 'adam', 'baseline']);
@@ -51,7 +60,10 @@ describe('expandTrials', () => {
   it('variants x grid: variant outermost, named <variant>__<key>=<value>', () => {
     const trials = expandTrials(
       spec({
-        variants: [{ name: 'osp', set: { 'model.norm': 'ssnorm' } }, { name: 'adam', set: { 'model.embedding': 'plain' } }],
+        variants: [
+          { name: 'osp', set: { 'model.norm': 'ssnorm' } },
+          { name: 'adam', set: { 'model.embedding': 'plain' } },
+        ],
         grid: { 'optimizer.muon.lr': [0.01, 0.001, 3e-4] },
       }),
       '.',
@@ -76,7 +88,12 @@ describe('expandTrials', () => {
     const [t] = expandTrials(
       spec({
         base: { ...BASE, optimizer: { adamw: { lr: 0.003 } } },
-        variants: [{ name: 'v', set: { 'optimizer.adamw.betas': [0.9, 0.99], 'guard.clipGradNorm': 0, 'logging.tensorboard': false, 'data.source': 'brown' } }],
+        variants: [
+          {
+            name: 'v',
+            set: { 'optimizer.adamw.betas': [0.9, 0.99], 'guard.clipGradNorm': 0, 'logging.tensorboard': false, 'data.source': 'brown' },
+          },
+        ],
         grid: { 'optimizer.muon.lr': [0.02] },
       }),
       '.',
@@ -96,7 +113,10 @@ describe('expandTrials', () => {
 
   it('a grid value overrides the same path set by a variant (base, then variant, then grid)', () => {
     const trials = expandTrials(spec({ variants: [{ name: 'v', set: { seed: 7, steps: 20 } }], grid: { seed: [1, 2] } }), '.');
-    expect(trials.map((t) => [t.config.seed, t.config.steps])).toEqual([[1, 20], [2, 20]]);
+    expect(trials.map((t) => [t.config.seed, t.config.steps])).toEqual([
+      [1, 20],
+      [2, 20],
+    ]);
   });
 
   it('sanitises grid values in names to [A-Za-z0-9._=-]', () => {
@@ -119,7 +139,16 @@ describe('expandTrials', () => {
     mkdirSync(join(dir, 'sweeps', 'configs'), { recursive: true });
     writeFileSync(join(dir, 'sweeps', 'configs', 'base.json'), JSON.stringify({ ...BASE, seed: 42 }));
     const specPath = join(dir, 'sweeps', 'lr.json');
-    writeFileSync(specPath, JSON.stringify({ name: 'lr', base: 'configs/base.json', grid: { 'optimizer.muon.lr': [0.01, 0.02] }, metrics: ['outliers/osp_kurtosis'], parallel: 2 }));
+    writeFileSync(
+      specPath,
+      JSON.stringify({
+        name: 'lr',
+        base: 'configs/base.json',
+        grid: { 'optimizer.muon.lr': [0.01, 0.02] },
+        metrics: ['outliers/osp_kurtosis'],
+        parallel: 2,
+      }),
+    );
     const s = loadSweepSpec(specPath);
     expect(s).toMatchObject({ name: 'lr', metrics: ['outliers/osp_kurtosis'], parallel: 2 });
     const trials = expandTrials(s, join(dir, 'sweeps'));
@@ -225,8 +254,12 @@ describe('expandTrials validation', () => {
 
   it('grid or variants setting name or out, and malformed paths', () => {
     expect(configError(() => expandTrials(spec({ grid: { name: ['a', 'b'] } }), '.')).message).toContain('set by the sweep itself');
-    expect(configError(() => expandTrials(spec({ variants: [{ name: 'v', set: { out: '/tmp' } }] }), '.')).field).toBe('sweep.variants.0.set.out');
-    expect(configError(() => expandTrials(spec({ grid: { 'model..norm': ['ssnorm'] } }), '.')).message).toContain('not a dotted config path');
+    expect(configError(() => expandTrials(spec({ variants: [{ name: 'v', set: { out: '/tmp' } }] }), '.')).field).toBe(
+      'sweep.variants.0.set.out',
+    );
+    expect(configError(() => expandTrials(spec({ grid: { 'model..norm': ['ssnorm'] } }), '.')).message).toContain(
+      'not a dotted config path',
+    );
     expect(configError(() => expandTrials(spec({ grid: { 'a=b': [1] } }), '.')).message).toContain('not a dotted config path');
     const e = configError(() => expandTrials(spec({ grid: { '__proto__.x': [1] } }), '.'));
     expect(e.field).toBe('sweep.grid.__proto__.x');
@@ -234,7 +267,17 @@ describe('expandTrials validation', () => {
   });
 
   it('duplicate trial names name both sources', () => {
-    let e = configError(() => expandTrials(spec({ variants: [{ name: 'osp', set: { seed: 1 } }, { name: 'osp', set: { seed: 2 } }] }), '.'));
+    let e = configError(() =>
+      expandTrials(
+        spec({
+          variants: [
+            { name: 'osp', set: { seed: 1 } },
+            { name: 'osp', set: { seed: 2 } },
+          ],
+        }),
+        '.',
+      ),
+    );
     expect(e.message).toContain("two trials would both be named 'osp'");
     expect(e.message).toContain("variant 'osp' (sweep.variants.0) and variant 'osp' (sweep.variants.1)");
     // 1 and "1" differ as values but not as names; "a b" and "a_b" collide after sanitising.
@@ -269,7 +312,9 @@ describe('expandTrials validation', () => {
 
   it(`more than ${MAX_TRIALS} trials is refused before expanding`, () => {
     const values = (n: number) => Array.from({ length: n }, (_, i) => i);
-    const e = configError(() => expandTrials(spec({ variants: [{ name: 'a' }, { name: 'b' }], grid: { seed: values(30), steps: values(20) } }), '.'));
+    const e = configError(() =>
+      expandTrials(spec({ variants: [{ name: 'a' }, { name: 'b' }], grid: { seed: values(30), steps: values(20) } }), '.'),
+    );
     expect(e.field).toBe('sweep.grid');
     expect(e.message).toContain('1200 trials (2 variants x 30 seed x 20 steps) is more than the limit of 1000');
     // Exactly the limit is fine (and every trial is validated).
@@ -282,7 +327,10 @@ describe('seeds', () => {
   it('every variant x grid point once per seed, seeds innermost, named __seed=N, config.seed set', () => {
     const trials = expandTrials(
       spec({
-        variants: [{ name: 'adam', set: { 'model.norm': 'rmsnorm' } }, { name: 'osp', set: { 'model.norm': 'ssnorm' } }],
+        variants: [
+          { name: 'adam', set: { 'model.norm': 'rmsnorm' } },
+          { name: 'osp', set: { 'model.norm': 'ssnorm' } },
+        ],
         grid: { 'optimizer.muon.lr': [0.01, 0.02] },
         seeds: [0, 1, 2],
       }),
@@ -303,7 +351,12 @@ describe('seeds', () => {
       'osp__optimizer.muon.lr=0.02__seed=2',
     ]);
     const t = trials[10]!;
-    expect(t.config).toMatchObject({ name: 'osp__optimizer.muon.lr=0.02__seed=1', seed: 1, model: { norm: 'ssnorm' }, optimizer: { muon: { lr: 0.02 } } });
+    expect(t.config).toMatchObject({
+      name: 'osp__optimizer.muon.lr=0.02__seed=1',
+      seed: 1,
+      model: { norm: 'ssnorm' },
+      optimizer: { muon: { lr: 0.02 } },
+    });
     expect(t.point).toEqual({ 'optimizer.muon.lr': 0.02, seed: 1 });
     expect(t.seed).toBe(1);
     expect(t.variant).toBe('osp');
@@ -358,7 +411,12 @@ describe('seeds', () => {
 
   it('the trial limit counts the seeds', () => {
     const values = (n: number) => Array.from({ length: n }, (_, i) => i);
-    const e = configError(() => expandTrials(spec({ variants: [{ name: 'a' }, { name: 'b' }], grid: { steps: values(30).map((i) => i + 1) }, seeds: values(20) }), '.'));
+    const e = configError(() =>
+      expandTrials(
+        spec({ variants: [{ name: 'a' }, { name: 'b' }], grid: { steps: values(30).map((i) => i + 1) }, seeds: values(20) }),
+        '.',
+      ),
+    );
     expect(e.field).toBe('sweep.grid');
     expect(e.message).toContain('1200 trials (2 variants x 30 steps x 20 seeds) is more than the limit of 1000');
     expect(configError(() => expandTrials(spec({ seeds: values(1001) }), '.')).message).toContain('1001 trials (1001 seeds)');

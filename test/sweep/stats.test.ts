@@ -5,7 +5,16 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { describeSample, halfWidth, normalCdf, normalQuantile, regularizedBeta, tCdf, tQuantile, welchInterval } from '../../src/sweep/stats.ts';
+import {
+  describeSample,
+  halfWidth,
+  normalCdf,
+  normalQuantile,
+  regularizedBeta,
+  tCdf,
+  tQuantile,
+  welchInterval,
+} from '../../src/sweep/stats.ts';
 
 /**
  * P(0 < T < t) / P(0 < T) for Student's t with v dof, by Simpson's rule after x = sqrt(v) tan(theta):
@@ -94,7 +103,12 @@ describe('tQuantile', () => {
       }),
       { numRuns: 50 },
     );
-    for (const [t, v] of [[1, 1], [2.5, 3], [-0.7, 5.5]] as const) expect(tCdf(t, v)).toBeCloseTo(tCdfByQuadrature(t, v), 8);
+    for (const [t, v] of [
+      [1, 1],
+      [2.5, 3],
+      [-0.7, 5.5],
+    ] as const)
+      expect(tCdf(t, v)).toBeCloseTo(tCdfByQuadrature(t, v), 8);
     // Cauchy (1 dof): the CDF is 1/2 + atan(t)/pi.
     expect(tCdf(3, 1)).toBeCloseTo(0.5 + Math.atan(3) / Math.PI, 13);
     expect(regularizedBeta(0.3, 1, 1)).toBeCloseTo(0.3, 14);
@@ -150,7 +164,7 @@ describe('welchInterval', () => {
     const d = welchInterval([1, 2, 3, 4], [3, 4, 5, 6]);
     expect(d.diff).toBe(2);
     expect(d.dof).toBeCloseTo(6, 12);
-    const se = Math.sqrt((5 / 3) / 4 + (5 / 3) / 4);
+    const se = Math.sqrt(5 / 3 / 4 + 5 / 3 / 4);
     expect(d.ci95![1] - 2).toBeCloseTo(2.446911851144969 * se, 8); // t(0.975; 6) = 2.447
   });
 

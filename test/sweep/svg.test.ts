@@ -25,8 +25,7 @@ function decode(s: string): string {
 }
 
 function parseXml(src: string): El {
-  const token =
-    /<\/([A-Za-z][\w:.-]*)\s*>|<([A-Za-z][\w:.-]*)((?:\s+[\w:.-]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>|([^<]+)/y;
+  const token = /<\/([A-Za-z][\w:.-]*)\s*>|<([A-Za-z][\w:.-]*)((?:\s+[\w:.-]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>|([^<]+)/y;
   const attr = /([\w:.-]+)\s*=\s*(?:"([^"<]*)"|'([^'<]*)')/g;
   const root: El = { name: '#document', attrs: {}, children: [], text: '' };
   const stack: El[] = [root];
@@ -76,8 +75,8 @@ function viewBox(svg: El): [number, number, number, number] {
 }
 
 function polylinePoints(el: El): [number, number][] {
-  return el.attrs.points!
-    .trim()
+  return el.attrs
+    .points!.trim()
     .split(/\s+/)
     .map((p) => {
       const [x, y] = p.split(',').map(Number);
@@ -107,9 +106,33 @@ function yTicks(svg: El): { value: number; y: number; label: string }[] {
 
 describe('lineChart', () => {
   const series = [
-    { name: 'adam', points: [[0, 5], [10, 4], [20, 3.5], [30, 3.1]] as [number, number][] },
-    { name: 'muon', points: [[0, 5.2], [10, 3.9], [20, 3.2], [30, 2.9]] as [number, number][] },
-    { name: 'osp', points: [[0, 5.1], [10, 3.8], [20, 3.0], [30, 2.7]] as [number, number][] },
+    {
+      name: 'adam',
+      points: [
+        [0, 5],
+        [10, 4],
+        [20, 3.5],
+        [30, 3.1],
+      ] as [number, number][],
+    },
+    {
+      name: 'muon',
+      points: [
+        [0, 5.2],
+        [10, 3.9],
+        [20, 3.2],
+        [30, 2.9],
+      ] as [number, number][],
+    },
+    {
+      name: 'osp',
+      points: [
+        [0, 5.1],
+        [10, 3.8],
+        [20, 3.0],
+        [30, 2.7],
+      ] as [number, number][],
+    },
   ];
 
   it('draws one polyline per series, with distinct colours, finite coordinates inside the viewBox, and a legend', () => {
@@ -128,9 +151,7 @@ describe('lineChart', () => {
     const legend = all(svg, hasClass('legend-entry'));
     expect(legend.map((g) => g.attrs['data-name'])).toEqual(['adam', 'muon', 'osp']);
     // Legend swatches carry the series' colours, in order.
-    expect(legend.map((g) => g.children.find((c) => c.name === 'line')!.attrs.stroke)).toEqual(
-      lines.map((l) => l.attrs.stroke),
-    );
+    expect(legend.map((g) => g.children.find((c) => c.name === 'line')!.attrs.stroke)).toEqual(lines.map((l) => l.attrs.stroke));
     expect(textOf(all(svg, hasClass('title'))[0]!)).toBe('Loss');
     expect(textOf(all(svg, (e) => hasClass('axis-label')(e) && hasClass('x')(e))[0]!)).toBe('step');
     expect(textOf(all(svg, (e) => hasClass('axis-label')(e) && hasClass('y')(e))[0]!)).toBe('loss');
@@ -165,7 +186,19 @@ describe('lineChart', () => {
         title: 't',
         xLabel: 'x',
         yLabel: 'y',
-        series: [{ name: 'a', points: [[0, 1], [1, NaN], [2, Infinity], [NaN, 3], [4, -Infinity], [5, 2]] }],
+        series: [
+          {
+            name: 'a',
+            points: [
+              [0, 1],
+              [1, NaN],
+              [2, Infinity],
+              [NaN, 3],
+              [4, -Infinity],
+              [5, 2],
+            ],
+          },
+        ],
       }),
     );
     const pts = polylinePoints(all(svg, hasClass('series'))[0]!);
@@ -180,7 +213,20 @@ describe('lineChart', () => {
         xLabel: 'step',
         yLabel: 'k',
         logY: true,
-        series: [{ name: 'a', points: [[0, 0.05], [1, 1], [2, 10], [3, 100], [4, 0], [5, -3], [6, 1500]] }],
+        series: [
+          {
+            name: 'a',
+            points: [
+              [0, 0.05],
+              [1, 1],
+              [2, 10],
+              [3, 100],
+              [4, 0],
+              [5, -3],
+              [6, 1500],
+            ],
+          },
+        ],
       }),
     );
     const pts = polylinePoints(all(svg, hasClass('series'))[0]!);
@@ -199,7 +245,21 @@ describe('lineChart', () => {
 
   it('log scale over many decades keeps ticks on powers of ten (every n-th decade)', () => {
     const svg = parseXml(
-      lineChart({ title: 't', xLabel: 'x', yLabel: 'y', logY: true, series: [{ name: 'a', points: [[0, 1e-8], [1, 1e12]] }] }),
+      lineChart({
+        title: 't',
+        xLabel: 'x',
+        yLabel: 'y',
+        logY: true,
+        series: [
+          {
+            name: 'a',
+            points: [
+              [0, 1e-8],
+              [1, 1e12],
+            ],
+          },
+        ],
+      }),
     );
     const ticks = yTicks(svg);
     expect(ticks.length).toBeLessThanOrEqual(11);
@@ -216,7 +276,15 @@ describe('lineChart', () => {
         xLabel: 'x',
         yLabel: 'y',
         logY: true,
-        series: [{ name: 'a', points: [[0, 5], [1, 50]] }],
+        series: [
+          {
+            name: 'a',
+            points: [
+              [0, 5],
+              [1, 50],
+            ],
+          },
+        ],
         hLines: [
           { y: 0.138, label: 'Gaussian floor' },
           { y: 0, label: 'invisible on a log axis' },
@@ -241,7 +309,15 @@ describe('lineChart', () => {
       title: `T & <T>`,
       xLabel: 'x<1',
       yLabel: `"y"`,
-      series: [{ name: nasty, points: [[0, 1], [1, 2]] }],
+      series: [
+        {
+          name: nasty,
+          points: [
+            [0, 1],
+            [1, 2],
+          ],
+        },
+      ],
       hLines: [{ y: 1.5, label: 'm&m' }],
     });
     expect(out).not.toContain('a<b');
@@ -271,7 +347,14 @@ describe('lineChart', () => {
         yLabel: 'y',
         series: [
           { name: 'single', points: [[7, 3]] },
-          { name: 'flat', points: [[0, 2], [1, 2], [2, 2]] },
+          {
+            name: 'flat',
+            points: [
+              [0, 2],
+              [1, 2],
+              [2, 2],
+            ],
+          },
           { name: 'nothing', points: [[0, NaN]] },
         ],
       }),
@@ -288,7 +371,13 @@ describe('lineChart', () => {
   });
 
   it('gives many series distinct colours and grows to fit the legend', () => {
-    const many = Array.from({ length: 30 }, (_, i) => ({ name: `trial-${i}`, points: [[0, i], [1, i + 1]] as [number, number][] }));
+    const many = Array.from({ length: 30 }, (_, i) => ({
+      name: `trial-${i}`,
+      points: [
+        [0, i],
+        [1, i + 1],
+      ] as [number, number][],
+    }));
     const svg = parseXml(lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: many, height: 200 }));
     const lines = all(svg, hasClass('series'));
     expect(lines).toHaveLength(30);
@@ -384,7 +473,12 @@ describe('barChart', () => {
 });
 
 describe('bands and error bars (multi-seed sweeps)', () => {
-  const mean: [number, number][] = [[0, 5], [10, 4], [20, 3.5], [30, 3]];
+  const mean: [number, number][] = [
+    [0, 5],
+    [10, 4],
+    [20, 3.5],
+    [30, 3],
+  ];
   const band: [number, number, number][] = mean.map(([x, y], i) => [x, y - 0.5 + i * 0.1, y + 0.5 - i * 0.1]);
 
   it('a band is one polygon under its line, in its colour, upper edge then lower edge back, inside the plot', () => {
@@ -392,7 +486,10 @@ describe('bands and error bars (multi-seed sweeps)', () => {
       title: 't',
       xLabel: 'step',
       yLabel: 'loss',
-      series: [{ name: 'adam', points: mean, band }, { name: 'osp', points: mean.map(([x, y]) => [x, y - 1] as [number, number]) }],
+      series: [
+        { name: 'adam', points: mean, band },
+        { name: 'osp', points: mean.map(([x, y]) => [x, y - 1] as [number, number]) },
+      ],
       caption: 'band: mean -+ one standard deviation',
     });
     const svg = parseXml(text);
@@ -436,7 +533,19 @@ describe('bands and error bars (multi-seed sweeps)', () => {
         xLabel: 'x',
         yLabel: 'y',
         yScale: 'log',
-        series: [{ name: 'a', points: [[0, 0.2], [10, 40]], band: [[0, -0.5, 0.9], [10, 20, 60]] }],
+        series: [
+          {
+            name: 'a',
+            points: [
+              [0, 0.2],
+              [10, 40],
+            ],
+            band: [
+              [0, -0.5, 0.9],
+              [10, 20, 60],
+            ],
+          },
+        ],
       }),
     );
     const pts = polylinePoints(all(svg, hasClass('band'))[0]!);
@@ -462,7 +571,10 @@ describe('bands and error bars (multi-seed sweeps)', () => {
     );
     const errs = all(svg, hasClass('error-bar'));
     expect(errs.map((e) => e.attrs['data-label'])).toEqual(['adam', 'osp']);
-    expect(errs.map((e) => [Number(e.attrs['data-lo']), Number(e.attrs['data-hi'])])).toEqual([[1.015, 1.065], [0.99, 1.31]]);
+    expect(errs.map((e) => [Number(e.attrs['data-lo']), Number(e.attrs['data-hi'])])).toEqual([
+      [1.015, 1.065],
+      [0.99, 1.31],
+    ]);
     const ticks = yTicks(svg);
     // Pixel y is affine in the value: find it from two ticks.
     const [t0, t1] = [ticks[0]!, ticks.at(-1)!];

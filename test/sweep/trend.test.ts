@@ -9,7 +9,15 @@ import { describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/config/run.ts';
 import { writeReport, type TrialResult } from '../../src/sweep/report.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
-import { extrapolate, fitLogLinear, gapAtLoss, pairTrend, renderTrendMarkdown, trendConsoleLines, type MetricTrend } from '../../src/sweep/trend.ts';
+import {
+  extrapolate,
+  fitLogLinear,
+  gapAtLoss,
+  pairTrend,
+  renderTrendMarkdown,
+  trendConsoleLines,
+  type MetricTrend,
+} from '../../src/sweep/trend.ts';
 import { Rng } from '../../src/utils/rng.ts';
 
 const TOKENS_PER_STEP = 8 * 128;
@@ -34,14 +42,25 @@ describe('fitLogLinear', () => {
     expect(f.n).toBe(4);
   });
 
-  it('equals the normal equations solved by Cramer\'s rule on noisy data', () => {
+  it("equals the normal equations solved by Cramer's rule on noisy data", () => {
     const rng = new Rng(3);
-    const pts = Array.from({ length: 30 }, (_, i) => [10 ** (3 + i / 10), 1 + 0.3 * (3 + i / 10) + rng.normals(1, 0.2)[0]!] as [number, number]);
+    const pts = Array.from(
+      { length: 30 },
+      (_, i) => [10 ** (3 + i / 10), 1 + 0.3 * (3 + i / 10) + rng.normals(1, 0.2)[0]!] as [number, number],
+    );
     const f = fitLogLinear(pts)!;
-    let n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    let n = 0,
+      sx = 0,
+      sy = 0,
+      sxx = 0,
+      sxy = 0;
     for (const [x, y] of pts) {
       const l = Math.log10(x);
-      n++; sx += l; sy += y; sxx += l * l; sxy += l * y;
+      n++;
+      sx += l;
+      sy += y;
+      sxx += l * l;
+      sxy += l * y;
     }
     const det = n * sxx - sx * sx;
     expect(f.slope).toBeCloseTo((n * sxy - sx * sy) / det, 10);
@@ -50,8 +69,19 @@ describe('fitLogLinear', () => {
 
   it('needs two distinct token counts; drops non-finite values', () => {
     expect(fitLogLinear([[100, 1]])).toBeNull();
-    expect(fitLogLinear([[100, 1], [100, 2]])).toBeNull();
-    expect(fitLogLinear([[100, 1], [1000, NaN], [1000, 2]])!.slope).toBeCloseTo(1, 12);
+    expect(
+      fitLogLinear([
+        [100, 1],
+        [100, 2],
+      ]),
+    ).toBeNull();
+    expect(
+      fitLogLinear([
+        [100, 1],
+        [1000, NaN],
+        [1000, 2],
+      ])!.slope,
+    ).toBeCloseTo(1, 12);
   });
 });
 
@@ -59,7 +89,7 @@ describe('extrapolate', () => {
   const trend = (fits: { intercept: number; slope: number }[]): MetricTrend =>
     ({ fits: fits.map((f) => ({ ...f, n: 5, seed: 0 })) }) as unknown as MetricTrend;
 
-  it('solves each seed\'s line for the level and averages log10 tokens', () => {
+  it("solves each seed's line for the level and averages log10 tokens", () => {
     // Lines reaching 0.2 at 10^7, 10^8 and 10^9 tokens.
     const e = extrapolate(trend([7, 8, 9].map((d) => ({ slope: 0.05, intercept: 0.2 - 0.05 * d }))), 0.2);
     expect(e.log10Tokens.mean).toBeCloseTo(8, 10);
@@ -69,7 +99,14 @@ describe('extrapolate', () => {
   });
 
   it('a seed whose trend points away never reaches the level', () => {
-    const e = extrapolate(trend([{ slope: -0.01, intercept: 0.1 }, { slope: 0, intercept: 0.1 }, { slope: 0.1, intercept: -0.6 }]), 0.2);
+    const e = extrapolate(
+      trend([
+        { slope: -0.01, intercept: 0.1 },
+        { slope: 0, intercept: 0.1 },
+        { slope: 0.1, intercept: -0.6 },
+      ]),
+      0.2,
+    );
     expect(e.never).toBe(2);
     expect(e.log10Tokens.n).toBe(1);
     expect(e.log10Tokens.mean).toBeCloseTo(8, 10);
@@ -116,12 +153,17 @@ describe('pairTrend', () => {
     }
     expect(md).toContain('max/median \\|x\\|, worst layer');
     // Seeds 1% apart: the same means, but the interval (about -+2.3%) no longer shows the losses within 2%.
-    const wide = pairTrend(seeds('adam', () => metrics({ kurt: 3, chk: 50, mm: 200, ratio: 1.5, loss: 1.5 })), seeds('osp', () => metrics({ kurt: 0.11, chk: 2, mm: 8, ratio: 1.05, loss: 1.5 })), 'adam', 'osp');
+    const wide = pairTrend(
+      seeds('adam', () => metrics({ kurt: 3, chk: 50, mm: 200, ratio: 1.5, loss: 1.5 })),
+      seeds('osp', () => metrics({ kurt: 0.11, chk: 2, mm: 8, ratio: 1.05, loss: 1.5 })),
+      'adam',
+      'osp',
+    );
     expect(wide.targets.find((t) => t.claim === '16-bit losses within 2% of each other')!.met).toBe(false);
     for (const line of trendConsoleLines([p])) expect(line.length).toBeLessThanOrEqual(80);
   });
 
-  it('the small-scale picture: outliers without a gap; the gap\'s trend is extrapolated', () => {
+  it("the small-scale picture: outliers without a gap; the gap's trend is extrapolated", () => {
     // Adam's gap grows 0.05 per decade of tokens and is 0.2 at 10^8 tokens; OSP's does not grow.
     const gap = (tok: number) => 0.2 + 0.05 * (Math.log10(tok) - 8);
     const adam = seeds('adam', (tok) => metrics({ kurt: 1.5, chk: 12, mm: 30, ratio: 1 + gap(tok), loss: 2.0 }), 3, 0.001);
@@ -158,12 +200,15 @@ describe('at matched 16-bit loss', () => {
     expect(gapAtLoss(t, 'w4a4kv4_rtn', -1)).toBeNull();
   });
 
-  it('the better-trained configuration is taken where it had the other one\'s final loss', () => {
+  it("the better-trained configuration is taken where it had the other one's final loss", () => {
     // Adam ends at loss 2.0 with gap 0.03; OSP passes loss 2.0 halfway between its measurements with
     // gaps 0.01 and 0.02 (0.015 there), and ends at 1.5 with a larger gap (0.05).
     const steps = [1, 300, 600, 900];
     const adam = [0, 1, 2].map((s) =>
-      trial(`adam__seed=${s}`, steps, (tok) => ({ 'quant/fp_loss': 2.6 - (0.2 * tok) / (300 * TOKENS_PER_STEP) + s * 1e-3, 'quant/w4a4kv4_rtn/ppl_ratio': 1.03 + s * 1e-3 })),
+      trial(`adam__seed=${s}`, steps, (tok) => ({
+        'quant/fp_loss': 2.6 - (0.2 * tok) / (300 * TOKENS_PER_STEP) + s * 1e-3,
+        'quant/w4a4kv4_rtn/ppl_ratio': 1.03 + s * 1e-3,
+      })),
     );
     const ospLoss = [3, 2.25, 1.75, 1.5];
     const ospGap = [0, 0.01, 0.02, 0.05];
@@ -178,9 +223,9 @@ describe('at matched 16-bit loss', () => {
     expect(m.claim).toBe("at matched 16-bit loss: adam's perplexity increase above osp's");
     expect(m.met).toBe(true);
     // OSP at Adam's mean final loss (2.001): 0.01 + 0.01 * (2.25 - 2.001) / 0.5, plus the seed offsets.
-    expect(m.detail).toContain('osp when it had adam\'s final loss 2.001');
+    expect(m.detail).toContain("osp when it had adam's final loss 2.001");
     // At matched steps the order is the other way round: OSP's final gap (0.05) is above Adam's (0.03).
-    expect(p.targets.find((t) => t.claim === 'adam: perplexity increase >= 3x osp\'s')!.met).toBe(false);
+    expect(p.targets.find((t) => t.claim === "adam: perplexity increase >= 3x osp's")!.met).toBe(false);
   });
 });
 
@@ -191,14 +236,26 @@ describe('trend.md from a sweep directory', () => {
   function sweepDir(trend: unknown): string {
     const dir = tempDir();
     const names: string[] = [];
-    for (const [config, kurt] of [['adam', 3], ['osp', 0.11]] as const) {
+    for (const [config, kurt] of [
+      ['adam', 3],
+      ['osp', 0.11],
+    ] as const) {
       for (const s of [0, 1]) {
         const name = `${config}__seed=${s}`;
         names.push(name);
-        const input = { name, seed: s, steps: 400, batch: { size: 8, seqLen: 128 }, model: { hiddenSize: 64, numLayers: 2, numHeads: 4, maxSeqLen: 128 } };
+        const input = {
+          name,
+          seed: s,
+          steps: 400,
+          batch: { size: 8, seqLen: 128 },
+          model: { hiddenSize: 64, numLayers: 2, numHeads: 4, maxSeqLen: 128 },
+        };
         mkdirSync(join(dir, name));
         writeFileSync(join(dir, name, 'config.json'), JSON.stringify({ input, resolved: resolveRunConfig(input) }));
-        const rows = [200, 400].map((step) => ({ step, ...metrics({ kurt: kurt * (1 + s / 100), chk: 5, mm: 9, ratio: 1.02 + s / 1000, loss: 2 - step / 1000 }) }));
+        const rows = [200, 400].map((step) => ({
+          step,
+          ...metrics({ kurt: kurt * (1 + s / 100), chk: 5, mm: 9, ratio: 1.02 + s / 1000, loss: 2 - step / 1000 }),
+        }));
         writeFileSync(join(dir, name, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));
         writeFileSync(join(dir, name, 'summary.json'), JSON.stringify({ name }));
       }
@@ -219,11 +276,20 @@ describe('trend.md from a sweep directory', () => {
   });
 
   it('mid-sweep: a configuration with no trial directory yet (listed in sweep.json) has no seeds, not an error', () => {
-    const dir = sweepDir({ pairs: [['adam', 'osp'], ['adam', 'later']] });
+    const dir = sweepDir({
+      pairs: [
+        ['adam', 'osp'],
+        ['adam', 'later'],
+      ],
+    });
     const record = JSON.parse(readFileSync(join(dir, 'sweep.json'), 'utf8'));
     writeFileSync(join(dir, 'sweep.json'), JSON.stringify({ ...record, trials: [...record.trials, 'later__seed=0'] }));
     writeReport(dir);
-    const trends = JSON.parse(readFileSync(join(dir, 'trend.json'), 'utf8')) as { b: string; seedsB: number; targets: { met: boolean | null }[] }[];
+    const trends = JSON.parse(readFileSync(join(dir, 'trend.json'), 'utf8')) as {
+      b: string;
+      seedsB: number;
+      targets: { met: boolean | null }[];
+    }[];
     expect(trends[1]!.b).toBe('later');
     expect(trends[1]!.seedsB).toBe(0);
     expect(trends[1]!.targets[1]!.met).toBeNull();
@@ -231,6 +297,8 @@ describe('trend.md from a sweep directory', () => {
 
   it('a malformed trend in sweep.json is a DataError naming the file; an unknown configuration names the known ones', () => {
     expect(() => writeReport(sweepDir({ pairs: 'adam,osp' }))).toThrow(/sweep\.json: "trend": expected \{"pairs"/);
-    expect(() => writeReport(sweepDir({ pairs: [['adam', 'lion']] }))).toThrow(/trend: unknown configuration 'lion'; the sweep's configurations are adam, osp/);
+    expect(() => writeReport(sweepDir({ pairs: [['adam', 'lion']] }))).toThrow(
+      /trend: unknown configuration 'lion'; the sweep's configurations are adam, osp/,
+    );
   });
 });

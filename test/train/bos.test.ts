@@ -16,7 +16,12 @@ import { readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
 const quiet = () => {};
 
 async function loggedAndRecomputed(bos: boolean): Promise<{ logged: number; recomputed: number; plain: number }> {
-  const config = tinyRun(tempDir(), { steps: 4, eval: { every: 4, batches: 2 }, monitor: { every: 0 }, batch: { size: 4, seqLen: 32, bos } });
+  const config = tinyRun(tempDir(), {
+    steps: 4,
+    eval: { every: 4, batches: 2 },
+    monitor: { every: 0 },
+    batch: { size: 4, seqLen: 32, bos },
+  });
   const { runDir } = await train({ config, log: quiet });
   const logged = readMetrics(runDir).find((r) => r['eval/loss'] !== undefined)!['eval/loss']!;
   const { dir, checkpoint } = openCheckpoint(runDir);
@@ -53,7 +58,9 @@ describe('batch.bos', () => {
   });
 
   it('shards carry no tokenizer: batch.bos with them is a ConfigError naming the field', () => {
-    expect(() => resolveRunConfig({ data: { source: 'shards', train: ['a.bin'], val: ['b.bin'] }, batch: { bos: true } })).toThrow(/batch\.bos/);
+    expect(() => resolveRunConfig({ data: { source: 'shards', train: ['a.bin'], val: ['b.bin'] }, batch: { bos: true } })).toThrow(
+      /batch\.bos/,
+    );
     expect(() => resolveRunConfig({ batch: { bos: true, seqLen: 1 } })).toThrow(/batch\.bos: needs batch\.seqLen >= 2/);
   });
 });

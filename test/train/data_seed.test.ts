@@ -9,8 +9,9 @@ import { train } from '../../src/train/run.ts';
 import { lossesByStep, tempDir, tinyRun } from '../helpers/run.ts';
 
 const quiet = () => {};
-const losses = async (extra: Record<string, unknown>) =>
-  [...lossesByStep((await train({ config: tinyRun(tempDir(), { steps: 3, monitor: { every: 0 }, ...extra }), log: quiet })).runDir).values()];
+const losses = async (extra: Record<string, unknown>) => [
+  ...lossesByStep((await train({ config: tinyRun(tempDir(), { steps: 3, monitor: { every: 0 }, ...extra }), log: quiet })).runDir).values(),
+];
 
 describe('data.seed', () => {
   it('absent: the data order follows seed (the trajectory of data.seed = seed, bit for bit)', async () => {

@@ -54,7 +54,12 @@ describe('outlier monitor in a run', () => {
     expect(summary.monitors.outliers.step).toBe(10);
     expect(summary.monitors.outliers.ospKurtosis).toBeCloseTo(rows[2]!['outliers/osp_kurtosis']!, 10);
 
-    const events = readEvents(join(s.runDir, readdirSync(s.runDir).find((f) => f.includes('tfevents'))!));
+    const events = readEvents(
+      join(
+        s.runDir,
+        readdirSync(s.runDir).find((f) => f.includes('tfevents'))!,
+      ),
+    );
     const tags = new Map<string, string>();
     for (const e of events.slice(1)) {
       for (const v of values(e)) {
@@ -66,7 +71,9 @@ describe('outlier monitor in a run', () => {
     expect(tags.get('outliers/channel_rms_heatmap')).toBe('image');
     // A figure with row labels, channel ticks and a colour bar around the 32 x 5 cells, not bare cells
     // (Summary.Image: height = 1, width = 2, encoded PNG = 4).
-    const heatmap = events.flatMap((e) => (e === events[0] ? [] : values(e))).find((v) => getString(v, 1) === 'outliers/channel_rms_heatmap');
+    const heatmap = events
+      .flatMap((e) => (e === events[0] ? [] : values(e)))
+      .find((v) => getString(v, 1) === 'outliers/channel_rms_heatmap');
     const image = getMessage(heatmap!, 4)!;
     expect(Number(getVarint(image, 2))).toBeGreaterThan(32 * 8 + 120);
     expect(Number(getVarint(image, 1))).toBeGreaterThan(5 * 20 + 40);
@@ -120,14 +127,32 @@ describe('Hessian probe in a run', () => {
 });
 
 describe('osp analyze', () => {
-  const osp = (...args: string[]) => spawnSync(process.execPath, ['bin/osp.mjs', 'analyze', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const osp = (...args: string[]) =>
+    spawnSync(process.execPath, ['bin/osp.mjs', 'analyze', ...args], { encoding: 'utf8', timeout: 120_000 });
 
   it('kurtosis per tap and aggregate match a float64 computation; hessian eigenvalues are sorted', async () => {
     const dir = tempDir();
     await train({ config: tinyRun(dir, { steps: 3, schedule: { kind: 'constant' } }), log: quiet });
     const text = 'It was the best of times, it was the worst of times, it was the age of wisdom. '.repeat(3);
     writeFileSync(join(dir, 'text.txt'), text);
-    const r = osp(join(dir, 'tiny'), '--text', join(dir, 'text.txt'), '--batch', '2', '--seq', '20', '--kurtosis', '--hessian', '--topk', '3', '--lanczos', '6', '--outlier-window', '5', '--json');
+    const r = osp(
+      join(dir, 'tiny'),
+      '--text',
+      join(dir, 'text.txt'),
+      '--batch',
+      '2',
+      '--seq',
+      '20',
+      '--kurtosis',
+      '--hessian',
+      '--topk',
+      '3',
+      '--lanczos',
+      '6',
+      '--outlier-window',
+      '5',
+      '--json',
+    );
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.tokens).toBe(40);
@@ -135,8 +160,17 @@ describe('osp analyze', () => {
     const weights = decodeSafetensors(readFileSync(join(dir, 'tiny/checkpoints/step_00000003/model.safetensors'))).tensors;
     const w = new Map([...weights].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
     const c: Llama64Config = {
-      vocabSize: 258, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8,
-      intermediateSize: 96, ropeTheta: 10000, normEps: 1e-6, embproj: true, tie: false,
+      vocabSize: 258,
+      hiddenSize: 32,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 8,
+      intermediateSize: 96,
+      ropeTheta: 10000,
+      normEps: 1e-6,
+      embproj: true,
+      tie: false,
     };
     const bytes = [...Buffer.from(text)];
     const rows = [bytes.slice(0, 20), bytes.slice(21, 41)];
@@ -165,10 +199,38 @@ describe('osp analyze', () => {
     const dir = tempDir();
     await train({ config: tinyRun(dir, { steps: 1, schedule: { kind: 'constant' } }), log: quiet });
     writeFileSync(join(dir, 'short.txt'), 'short');
-    const a = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8', '--hessian', '--topk', '9', '--lanczos', '4');
+    const a = osp(
+      join(dir, 'tiny'),
+      '--text',
+      join(dir, 'short.txt'),
+      '--batch',
+      '2',
+      '--seq',
+      '8',
+      '--hessian',
+      '--topk',
+      '9',
+      '--lanczos',
+      '4',
+    );
     expect(a.status).toBe(2);
     expect(a.stderr).toContain('--topk: 9 eigenvalues need at least as many Lanczos steps; --lanczos is 4');
-    const w = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8', '--hessian', '--topk', '2', '--lanczos', '4', '--outlier-window', '6');
+    const w = osp(
+      join(dir, 'tiny'),
+      '--text',
+      join(dir, 'short.txt'),
+      '--batch',
+      '2',
+      '--seq',
+      '8',
+      '--hessian',
+      '--topk',
+      '2',
+      '--lanczos',
+      '4',
+      '--outlier-window',
+      '6',
+    );
     expect(w.status).toBe(2);
     expect(w.stderr).toContain('--outlier-window: 6 exceeds --lanczos 4');
     const b = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8');
@@ -180,7 +242,11 @@ describe('osp analyze', () => {
 describe('quantization robustness during training', () => {
   it('a quant section the model cannot be measured with fails before anything is written', async () => {
     const out = tempDir();
-    const config = tinyRun(out, { steps: 4, model: { ...(tinyRun(out).model as object), intermediateSize: 172 }, quant: { every: 2, rotate: 'ffn' } });
+    const config = tinyRun(out, {
+      steps: 4,
+      model: { ...(tinyRun(out).model as object), intermediateSize: 172 },
+      quant: { every: 2, rotate: 'ffn' },
+    });
     await expect(train({ config, log: quiet })).rejects.toThrow(/model\.intermediateSize.*172.*nearest supported widths: 168 and 176/);
     expect(existsSync(join(out, 'tiny'))).toBe(false);
   });

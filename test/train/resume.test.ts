@@ -83,7 +83,9 @@ describe('one training per run directory', () => {
     const out = tempDir();
     const run = await train({ config: tinyRun(out, { steps: 3 }), log: quiet });
     const first = train({ resume: run.runDir, overrides: ['steps=8'], extendSchedule: true, log: quiet });
-    await expect(train({ resume: run.runDir, overrides: ['steps=9'], extendSchedule: true, log: quiet })).rejects.toThrow(/already running: osp train --resume/);
+    await expect(train({ resume: run.runDir, overrides: ['steps=9'], extendSchedule: true, log: quiet })).rejects.toThrow(
+      /already running: osp train --resume/,
+    );
     await first;
     // Released afterwards: resuming again works.
     const again = await train({ resume: run.runDir, overrides: ['steps=9'], extendSchedule: true, log: quiet });

@@ -186,7 +186,9 @@ describe('a stop request (Ctrl-C) saves the run', () => {
     expect(steps).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     // TensorBoard: the resumed process's event file starts with SessionLog START at step 6, which makes
     // TensorBoard discard the earlier file's events of steps >= 6 (event.proto: session_log = 7, status = 1).
-    const files = readdirSync(run.runDir).filter((f) => f.includes('tfevents')).sort();
+    const files = readdirSync(run.runDir)
+      .filter((f) => f.includes('tfevents'))
+      .sort();
     expect(files.length).toBe(2);
     const starts = readEvents(join(run.runDir, files[1]!))
       .filter((e) => e.has(7))
@@ -199,7 +201,8 @@ describe('Hessian probes', () => {
   it('two results arriving in one step (every=10, 20 steps) are both logged, each under the step it describes', async () => {
     // A probe worker we control: step 10's probe is still running when step 20, the last, is due.
     const resolvers: ((r: ProbeResult) => void)[] = [];
-    const result = (eig: number): ProbeResult => ({ topk: [eig, 1], outlierCount: 1, gapRatio: 2, bulkEdge: 1, seconds: 0.1 }) as ProbeResult;
+    const result = (eig: number): ProbeResult =>
+      ({ topk: [eig, 1], outlierCount: 1, gapRatio: 2, bulkEdge: 1, seconds: 0.1 }) as ProbeResult;
     const probe = new HessianProbe({ inputs: new Int32Array(4), targets: new Int32Array(4) });
     (probe as unknown as { start: () => unknown }).start = () => ({
       runProbe: () => new Promise<ProbeResult>((res) => resolvers.push(res)),

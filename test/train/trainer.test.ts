@@ -21,7 +21,11 @@ describe('trainer', () => {
   it('keeps tfjs memory flat across steps, evals and checkpoints', async () => {
     const counts: number[] = [];
     const probe: Callback = { name: 'probe', onStepEnd: () => void counts.push(tf.memory().numTensors) };
-    await train({ config: tinyRun(tempDir(), { steps: 12, eval: { every: 4, batches: 2 }, checkpoint: { every: 3 } }), callbacks: [probe], log: quiet });
+    await train({
+      config: tinyRun(tempDir(), { steps: 12, eval: { every: 4, batches: 2 }, checkpoint: { every: 3 } }),
+      callbacks: [probe],
+      log: quiet,
+    });
     expect(counts).toHaveLength(12);
     // Step 1 may create lazily cached tensors (the causal mask); from then on nothing accumulates.
     expect(new Set(counts.slice(1)).size).toBe(1);
@@ -29,7 +33,8 @@ describe('trainer', () => {
 
   it('a non-finite loss never reaches the weights; the step is counted and training goes on', async () => {
     let snapshot: Float32Array[] = [];
-    const weights = async (ctx: TrainContext) => Promise.all([...ctx.model.params.values()].map(async (p) => (await p.data()) as Float32Array));
+    const weights = async (ctx: TrainContext) =>
+      Promise.all([...ctx.model.params.values()].map(async (p) => (await p.data()) as Float32Array));
     const poison: Callback = {
       name: 'poison',
       onTrainStart(ctx) {
@@ -133,7 +138,14 @@ describe('a run directory', () => {
     const rows = readMetrics(s.runDir);
     expect(scalars.get('train/loss')!.size).toBe(10);
     for (const r of rows) expect(scalars.get('train/loss')!.get(r.step!)).toBeCloseTo(r['train/loss']!, 5);
-    for (const tag of ['eval/loss', 'eval/bits_per_byte', 'train/grad_norm', 'throughput/tokens_per_s', 'update/muon_rms', 'update/adamw_rms']) {
+    for (const tag of [
+      'eval/loss',
+      'eval/bits_per_byte',
+      'train/grad_norm',
+      'throughput/tokens_per_s',
+      'update/muon_rms',
+      'update/adamw_rms',
+    ]) {
       expect(scalars.has(tag), tag).toBe(true);
     }
   });
@@ -145,7 +157,9 @@ describe('bad runs give clear errors and lose nothing', () => {
     const short = { steps: 2, schedule: { kind: 'constant' } };
     const s = await train({ config: tinyRun(out, short), log: quiet });
     const before = readFileSync(join(s.runDir, 'summary.json'), 'utf8');
-    await expect(train({ config: tinyRun(out, short), log: quiet })).rejects.toThrow(/already holds a run; continue it with 'osp train --resume/);
+    await expect(train({ config: tinyRun(out, short), log: quiet })).rejects.toThrow(
+      /already holds a run; continue it with 'osp train --resume/,
+    );
     expect(readFileSync(join(s.runDir, 'summary.json'), 'utf8')).toBe(before);
   });
 
@@ -168,12 +182,16 @@ describe('bad runs give clear errors and lose nothing', () => {
     await expect(train({ config: tinyRun(out, { data: missing }), log: quiet })).rejects.toThrow(DataError);
     writeFileSync(join(out, 'short.txt'), 'tiny text');
     const short = { source: 'text', train: [join(out, 'short.txt')], val: [join(out, 'short.txt')] };
-    await expect(train({ config: tinyRun(out, { name: 'short', data: short }), log: quiet })).rejects.toThrow(/sequence length 32 needs at least 33 tokens/);
+    await expect(train({ config: tinyRun(out, { name: 'short', data: short }), log: quiet })).rejects.toThrow(
+      /sequence length 32 needs at least 33 tokens/,
+    );
   });
 
   it('unknown config keys name the key and the valid ones', async () => {
     await expect(train({ config: tinyRun(tempDir(), { optimiser: {} }), log: quiet })).rejects.toThrow(ConfigError);
-    await expect(train({ config: tinyRun(tempDir(), { optimiser: {} }), log: quiet })).rejects.toThrow(/^optimiser: unknown key; valid keys here: name, seed, backend/);
+    await expect(train({ config: tinyRun(tempDir(), { optimiser: {} }), log: quiet })).rejects.toThrow(
+      /^optimiser: unknown key; valid keys here: name, seed, backend/,
+    );
   });
 
   it('resume without any good checkpoint', async () => {
@@ -208,7 +226,11 @@ describe('clipping and failed checkpoint writes', () => {
         received = Math.sqrt(sq);
       },
     };
-    await train({ config: tinyRun(tempDir(), { steps: 1, schedule: { kind: 'constant' }, guard: { clipGradNorm: 0.05 } }), callbacks: [probe], log: quiet });
+    await train({
+      config: tinyRun(tempDir(), { steps: 1, schedule: { kind: 'constant' }, guard: { clipGradNorm: 0.05 } }),
+      callbacks: [probe],
+      log: quiet,
+    });
     expect(raw).toBeGreaterThan(0.5); // the raw gradient is far above the threshold
     expect(received).toBeCloseTo(0.05, 4);
   });
@@ -260,7 +282,9 @@ describe('clipping and failed checkpoint writes', () => {
     for (const { dir } of listCheckpoints(s.runDir)) expect(() => readCheckpoint(dir)).not.toThrow();
     const lines: string[] = [];
     removeCheckpointLeftovers(s.runDir, (l) => lines.push(l));
-    expect(lines).toEqual([expect.stringMatching(/\.tmp-prune-step_00000002-\d+ \(left by a checkpoint write or prune that a crash interrupted\)/)]);
+    expect(lines).toEqual([
+      expect.stringMatching(/\.tmp-prune-step_00000002-\d+ \(left by a checkpoint write or prune that a crash interrupted\)/),
+    ]);
     expect(readdirSync(join(s.runDir, 'checkpoints'))).toEqual(['step_00000004', 'step_00000006']);
   });
 });

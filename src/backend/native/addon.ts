@@ -12,23 +12,88 @@ import { fileURLToPath } from 'node:url';
 import { BackendUnavailableError } from '../../errors.ts';
 
 export interface NativeAddon {
-  gemm(a: Float32Array, b: Float32Array, out: Float32Array, batch: number, M: number, N: number, K: number, transA: number, transB: number, aOffsets: Int32Array, bOffsets: Int32Array): void;
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    batch: number,
+    M: number,
+    N: number,
+    K: number,
+    transA: number,
+    transB: number,
+    aOffsets: Int32Array,
+    bOffsets: Int32Array,
+  ): void;
   biasAct(out: Float32Array, bias: Float32Array | null, rows: number, n: number, act: number, alpha: number): void;
-  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  binary(
+    op: number,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    shape: Int32Array,
+    aStrides: Int32Array,
+    bStrides: Int32Array,
+  ): void;
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
-  copyRows(src: Float32Array | Int32Array, srcOffset: number, srcStride: number, dst: Float32Array | Int32Array, dstOffset: number, dstStride: number, rows: number, cols: number): void;
+  copyRows(
+    src: Float32Array | Int32Array,
+    srcOffset: number,
+    srcStride: number,
+    dst: Float32Array | Int32Array,
+    dstOffset: number,
+    dstStride: number,
+    rows: number,
+    cols: number,
+  ): void;
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, inner: number): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, n: number): void;
   softmaxGrad(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, n: number): void;
   gather(x: Float32Array, indices: Int32Array, out: Float32Array, outer: number, axisSize: number, inner: number): void;
   segmentSum(data: Float32Array, ids: Int32Array, out: Float32Array, inner: number, numSegments: number): void;
   rmsNorm(x: Float32Array, w: Float32Array, y: Float32Array, rows: number, d: number, wlen: number, eps: number): void;
-  rmsNormGrad(dy: Float32Array, x: Float32Array, w: Float32Array, dx: Float32Array, dw: Float32Array, rows: number, d: number, wlen: number, eps: number): void;
+  rmsNormGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    w: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array,
+    rows: number,
+    d: number,
+    wlen: number,
+    eps: number,
+  ): void;
   crossEntropy(logits: Float32Array, targets: Int32Array, loss: Float32Array, N: number, V: number): void;
   crossEntropyGrad(dloss: Float32Array, logits: Float32Array, targets: Int32Array, dlogits: Float32Array, N: number, V: number): void;
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, lr: number, beta1: number, beta2: number, eps: number, decay: number, bc1: number, bc2Sqrt: number): void;
-  newtonSchulz(x: Float32Array, out: Float32Array, m: number, n: number, steps: number, a: Float32Array, b: Float32Array, c: Float32Array, normScale: number, normEps: number): void;
+  adamw(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    pOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    decay: number,
+    bc1: number,
+    bc2Sqrt: number,
+  ): void;
+  newtonSchulz(
+    x: Float32Array,
+    out: Float32Array,
+    m: number,
+    n: number,
+    steps: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    normScale: number,
+    normEps: number,
+  ): void;
   channelMoments(x: Float32Array, token: Float32Array, channel: Float32Array, N: number, d: number): void;
   setThreads(n: number): void;
   setPoolThreads(n: number): void;
@@ -47,14 +112,30 @@ export interface NativeAddon {
   /** Smallest M*N*K the portable GEMM splits over the pool (a tuning knob; default 2^20). */
   setGemmThreadMin(mnk: number): void;
   /** Row-major c = alpha op(a) op(b) + beta c with the portable GEMM, whatever is selected; leading dimensions in elements. */
-  gemmPortable(a: Float32Array, b: Float32Array, c: Float32Array, M: number, N: number, K: number, transA: number, transB: number, lda: number, ldb: number, ldc: number, alpha: number, beta: number, threaded: number): void;
+  gemmPortable(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    M: number,
+    N: number,
+    K: number,
+    transA: number,
+    transB: number,
+    lda: number,
+    ldb: number,
+    ldc: number,
+    alpha: number,
+    beta: number,
+    threaded: number,
+  ): void;
 }
 
 export type GemmKind = 'openblas' | 'portable';
 export const GEMM_KINDS: readonly GemmKind[] = ['openblas', 'portable'];
 
 /** Where `npm run build:native` puts the addon; OSP_NATIVE_ADDON points elsewhere (a build of your own). */
-export const ADDON_PATH = process.env.OSP_NATIVE_ADDON ?? fileURLToPath(new URL('../../../kernels/native/build/Release/osp_native.node', import.meta.url));
+export const ADDON_PATH =
+  process.env.OSP_NATIVE_ADDON ?? fileURLToPath(new URL('../../../kernels/native/build/Release/osp_native.node', import.meta.url));
 
 export const BUILD_HELP =
   'install a C++ compiler (Debian/Ubuntu: apt-get install g++ make python3), then run `npm run build:native`; with the OpenBLAS ' +
@@ -75,7 +156,10 @@ export function loadNativeAddon(): NativeAddon {
     throw new BackendUnavailableError('native', `the native kernel pack failed to load (${(e as Error).message}): ${BUILD_HELP}`);
   }
   if (typeof loaded.setGemm !== 'function') {
-    throw new BackendUnavailableError('native', `the native kernel pack at ${ADDON_PATH} is an old build (no GEMM selection): run \`npm run build:native\``);
+    throw new BackendUnavailableError(
+      'native',
+      `the native kernel pack at ${ADDON_PATH} is an old build (no GEMM selection): run \`npm run build:native\``,
+    );
   }
   selectGemm(loaded, process.env.OSP_NATIVE_GEMM);
   addon = loaded;

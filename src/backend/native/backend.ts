@@ -26,7 +26,8 @@ export function poolLimitBytes(): number {
   const env = process.env.OSP_NATIVE_POOL_MB;
   if (env === undefined) return Math.floor(totalmem() / 4);
   const mb = Number(env);
-  if (!Number.isFinite(mb) || mb < 0) throw new BackendUnavailableError('native', `OSP_NATIVE_POOL_MB must be a number of megabytes >= 0, got '${env}'`);
+  if (!Number.isFinite(mb) || mb < 0)
+    throw new BackendUnavailableError('native', `OSP_NATIVE_POOL_MB must be a number of megabytes >= 0, got '${env}'`);
   return mb * 1024 * 1024;
 }
 

@@ -64,7 +64,8 @@ export async function startNative(): Promise<BackendInfo> {
     const env = process.env.OSP_NATIVE_THREADS;
     if (env !== undefined) {
       const n = Number(env);
-      if (!Number.isInteger(n) || n < 1) throw new BackendUnavailableError('native', `OSP_NATIVE_THREADS must be a positive integer, got '${env}'`);
+      if (!Number.isInteger(n) || n < 1)
+        throw new BackendUnavailableError('native', `OSP_NATIVE_THREADS must be a positive integer, got '${env}'`);
       addon.setThreads(n);
     }
     poolLimitBytes(); // a bad OSP_NATIVE_POOL_MB fails here, with its message, not inside tfjs

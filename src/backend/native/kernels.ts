@@ -104,7 +104,11 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
   const transposeTo = (b: NativeCpuBackend, x: TI, perm: number[]): TI => {
     const out = b.f32Out(size(x.shape));
     addon.transpose(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(perm));
-    return b.makeTensorInfo(perm.map((p) => x.shape[p]!), 'float32', out);
+    return b.makeTensorInfo(
+      perm.map((p) => x.shape[p]!),
+      'float32',
+      out,
+    );
   };
 
   // --- elementwise -----------------------------------------------------------------------
@@ -144,7 +148,11 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
       if (!isF32(x)) return fallback(args);
       const be = args.backend as NativeCpuBackend;
       // Max and Min name their axes reductionIndices; Sum, Mean and Prod call them axis.
-      const { axis: ax, reductionIndices, keepDims } = args.attrs as { axis?: number | number[]; reductionIndices?: number | number[]; keepDims: boolean };
+      const {
+        axis: ax,
+        reductionIndices,
+        keepDims,
+      } = args.attrs as { axis?: number | number[]; reductionIndices?: number | number[]; keepDims: boolean };
       const axis = ax ?? reductionIndices!;
       let axes = util.parseAxisParam(axis, x.shape);
       const perm = backend_util.getAxesPermutation(axes, x.shape.length);
@@ -207,7 +215,16 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
       else {
         const p = partial[0]!;
         const inner = size(x.shape.slice(p + 1));
-        addon.copyRows(values(be, x), begin[p]! * inner, x.shape[p]! * inner, out, 0, sz[p]! * inner, size(x.shape.slice(0, p)), sz[p]! * inner);
+        addon.copyRows(
+          values(be, x),
+          begin[p]! * inner,
+          x.shape[p]! * inner,
+          out,
+          0,
+          sz[p]! * inner,
+          size(x.shape.slice(0, p)),
+          sz[p]! * inner,
+        );
       }
     }
     return be.makeTensorInfo(sz, x.dtype, out);
@@ -245,7 +262,10 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     if (inputs.length === 0 || !inputs.every((t) => copyable(t) && t.dtype === dtype)) return base(tf.Concat)(args);
     const be = args.backend as NativeCpuBackend;
     const ax = util.parseAxisParam(axis, inputs[0]!.shape)[0]!;
-    const outShape = backend_util.computeOutShape(inputs.map((t) => t.shape), ax);
+    const outShape = backend_util.computeOutShape(
+      inputs.map((t) => t.shape),
+      ax,
+    );
     const out = alloc(be, dtype!, size(outShape));
     const outer = size(outShape.slice(0, ax));
     const width = size(outShape.slice(ax));
@@ -294,7 +314,8 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const K = ta ? a.shape[ra - 2]! : a.shape[ra - 1]!;
     const K2 = tb ? b.shape[rb - 1]! : b.shape[rb - 2]!;
     const N = tb ? b.shape[rb - 2]! : b.shape[rb - 1]!;
-    if (K !== K2) throw new Error(`Error in matMul: inner shapes (${K}) and (${K2}) of Tensors with shapes ${a.shape} and ${b.shape} must match`);
+    if (K !== K2)
+      throw new Error(`Error in matMul: inner shapes (${K}) and (${K2}) of Tensors with shapes ${a.shape} and ${b.shape} must match`);
     const batchA = a.shape.slice(0, -2);
     const batchB = b.shape.slice(0, -2);
     const batchShape = backend_util.assertAndGetBroadcastShape(batchA, batchB);
@@ -338,7 +359,8 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     };
     const act = ACTIVATION[activation ?? 'linear'];
     const N = transposeB ? b.shape[b.shape.length - 2]! : b.shape[b.shape.length - 1]!;
-    const biasOk = bias === undefined || (bias.dtype === 'float32' && (size(bias.shape) === N || size(bias.shape) === 1) && bias.shape.length <= 1);
+    const biasOk =
+      bias === undefined || (bias.dtype === 'float32' && (size(bias.shape) === N || size(bias.shape) === 1) && bias.shape.length <= 1);
     if (!isF32(a, b) || preluActivationWeights || act === undefined || !biasOk || a.shape.length < 2 || b.shape.length < 2) {
       return base(tf._FusedMatMul)(args);
     }
@@ -395,7 +417,22 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const be = args.backend as NativeCpuBackend;
     const n = size(param.shape);
     const [p, m, v] = [be.f32Out(n), be.f32Out(n), be.f32Out(n)];
-    addon.adamw(f32(be, param), f32(be, grad), f32(be, expAvg), f32(be, expAvgSq), p, m, v, a.lr, a.beta1, a.beta2, a.eps, a.decay, a.bc1, a.bc2Sqrt);
+    addon.adamw(
+      f32(be, param),
+      f32(be, grad),
+      f32(be, expAvg),
+      f32(be, expAvgSq),
+      p,
+      m,
+      v,
+      a.lr,
+      a.beta1,
+      a.beta2,
+      a.eps,
+      a.decay,
+      a.bc1,
+      a.bc2Sqrt,
+    );
     return [p, m, v].map((values) => be.makeTensorInfo(param.shape, 'float32', values));
   });
 
@@ -405,7 +442,18 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const be = args.backend as NativeCpuBackend;
     const [m, n] = x.shape as [number, number];
     const out = be.f32Out(m * n);
-    addon.newtonSchulz(f32(be, x), out, m, n, a.steps, Float32Array.from(a.a), Float32Array.from(a.b), Float32Array.from(a.c), a.normScale, a.normEps);
+    addon.newtonSchulz(
+      f32(be, x),
+      out,
+      m,
+      n,
+      a.steps,
+      Float32Array.from(a.a),
+      Float32Array.from(a.b),
+      Float32Array.from(a.c),
+      a.normScale,
+      a.normEps,
+    );
     return be.makeTensorInfo([m, n], 'float32', out);
   });
 

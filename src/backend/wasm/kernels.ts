@@ -23,9 +23,7 @@ function unsortedSegmentSum({ inputs, backend, attrs }: KernelFuncArgs): tf.Tens
   const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
   const numSegments = (attrs as { numSegments: number }).numSegments;
   if (segmentIds.shape.length !== 1 || segmentIds.shape[0] !== x.shape[0]) {
-    throw new Error(
-      `UnsortedSegmentSum (wasm): segmentIds must be 1-D with length x.shape[0]=${x.shape[0]}, got [${segmentIds.shape}]`,
-    );
+    throw new Error(`UnsortedSegmentSum (wasm): segmentIds must be 1-D with length x.shape[0]=${x.shape[0]}, got [${segmentIds.shape}]`);
   }
   const inner = x.shape.slice(1).reduce((a, b) => a * b, 1);
   const out = wasm.makeOutput([numSegments, ...x.shape.slice(1)], x.dtype);

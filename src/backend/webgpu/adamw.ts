@@ -17,7 +17,12 @@ export function adamwUpdate({ inputs, backend: b, attrs }: KernelFuncArgs): tf.T
   const backend = b as unknown as Backend;
   const { param, grad, expAvg, expAvgSq } = inputs as Record<'param' | 'grad' | 'expAvg' | 'expAvgSq', tf.TensorInfo>;
   const a = attrs as unknown as AdamWUpdateAttrs;
-  for (const [name, t] of [['param', param], ['grad', grad], ['expAvg', expAvg], ['expAvgSq', expAvgSq]] as const) {
+  for (const [name, t] of [
+    ['param', param],
+    ['grad', grad],
+    ['expAvg', expAvg],
+    ['expAvgSq', expAvgSq],
+  ] as const) {
     checkFloat(KERNELS.adamwUpdate, name, t);
     if (t.shape.length !== param.shape.length || t.shape.some((s, i) => s !== param.shape[i])) {
       throw new ShapeError(`${KERNELS.adamwUpdate} (webgpu): ${name} has shape ${show(t.shape)}, param ${show(param.shape)}`);
@@ -34,10 +39,12 @@ export function adamwUpdate({ inputs, backend: b, attrs }: KernelFuncArgs): tf.T
       uniforms,
       size: true,
     });
-  const m = backend.runWebGPUProgram(flat('adamw_exp_avg', ['grad', 'expAvg'], 'beta1 : f32, oneMinusBeta1 : f32,'), [grad, expAvg], 'float32', [
-    f32(a.beta1),
-    f32(1 - a.beta1),
-  ]);
+  const m = backend.runWebGPUProgram(
+    flat('adamw_exp_avg', ['grad', 'expAvg'], 'beta1 : f32, oneMinusBeta1 : f32,'),
+    [grad, expAvg],
+    'float32',
+    [f32(a.beta1), f32(1 - a.beta1)],
+  );
   const v = backend.runWebGPUProgram(
     flat('adamw_exp_avg_sq', ['grad', 'expAvgSq'], 'beta2 : f32, oneMinusBeta2 : f32,'),
     [grad, expAvgSq],

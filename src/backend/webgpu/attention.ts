@@ -38,7 +38,10 @@ export function causalAttention({ inputs, backend, attrs }: KernelFuncArgs): tf.
   const name = CAUSAL_ATTENTION;
   if (q.shape.length !== 4) throw new ShapeError(`${name} (webgpu): q must be [B, H, T, hd], got ${show(q.shape)}`);
   const [B, H, T, hd] = q.shape as [number, number, number, number];
-  for (const [field, t] of [['k', k], ['v', v]] as const) {
+  for (const [field, t] of [
+    ['k', k],
+    ['v', v],
+  ] as const) {
     const [b2, hkv, t2, hd2] = t.shape as number[];
     if (t.shape.length !== 4 || b2 !== B || t2 !== T || hd2 !== hd || !hkv || H % hkv !== 0) {
       throw new ShapeError(`${name} (webgpu): ${field} must be [${B}, Hkv, ${T}, ${hd}] with Hkv dividing ${H}, got ${show(t.shape)}`);
@@ -46,7 +49,12 @@ export function causalAttention({ inputs, backend, attrs }: KernelFuncArgs): tf.
   }
   if (k.shape[1] !== v.shape[1]) throw new ShapeError(`${name} (webgpu): k ${show(k.shape)} and v ${show(v.shape)} differ in heads`);
   if (hd < 1 || hd > ATT_MAX_HD) throw new ShapeError(`${name} (webgpu): head dimension must be in [1, ${ATT_MAX_HD}], got ${hd}`);
-  for (const [field, t] of [['q', q], ['k', k], ['v', v]] as const) checkFloat(name, field, t);
+  for (const [field, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const)
+    checkFloat(name, field, t);
   const qBlocks = Math.ceil(T / ATT_QB);
   const p = program({
     file: 'causal_attention',

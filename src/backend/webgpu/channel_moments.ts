@@ -14,12 +14,10 @@ export function channelMoments({ inputs, backend: b }: KernelFuncArgs): tf.Tenso
   if (x.shape.length !== 2) throw new ShapeError(`${k} (webgpu): x must be 2-D [N, d], got ${show(x.shape)}`);
   checkFloat(k, 'x', x);
   const [n, d] = x.shape as [number, number];
-  const token = backend.runWebGPUProgram(
-    rowProgram('channel_moments_rows', [n, 4], ['x'], n, d, 'rows : i32, d : i32,'),
-    [x],
-    'float32',
-    [i32(n), i32(d)],
-  );
+  const token = backend.runWebGPUProgram(rowProgram('channel_moments_rows', [n, 4], ['x'], n, d, 'rows : i32, d : i32,'), [x], 'float32', [
+    i32(n),
+    i32(d),
+  ]);
   const channel = backend.runWebGPUProgram(
     program({
       file: 'channel_moments_cols',

@@ -89,7 +89,9 @@ function batchMatMulSoftware(args: KernelFuncArgs): tf.TensorInfo {
   const outShape = [...outer, M, N];
   if (K === 0) {
     // An empty inner dimension: zeros (a program would have to bind the empty input buffers).
-    return tf.getKernel('Fill', 'webgpu')!.kernelFunc({ inputs: {}, backend: args.backend, attrs: { shape: outShape, value: 0, dtype: 'float32' } }) as tf.TensorInfo;
+    return tf
+      .getKernel('Fill', 'webgpu')!
+      .kernelFunc({ inputs: {}, backend: args.backend, attrs: { shape: outShape, value: 0, dtype: 'float32' } }) as tf.TensorInfo;
   }
   const tilesM = Math.ceil(M / TILE);
   const tilesN = Math.ceil(N / TILE);

@@ -106,7 +106,15 @@ export function rowLayout(d: number): { LPR: number; RPW: number; lanes: number 
  * A row program over `rows` rows of `d` elements (kernels/wgsl/rows.wgsl, then `libs`): the layout of
  * rowLayout, one workgroup per RPW rows.
  */
-export function rowProgram(file: string, outputShape: number[], inputs: string[], rows: number, d: number, uniforms: string, libs: string[] = []): Program {
+export function rowProgram(
+  file: string,
+  outputShape: number[],
+  inputs: string[],
+  rows: number,
+  d: number,
+  uniforms: string,
+  libs: string[] = [],
+): Program {
   const { LPR, RPW, lanes } = rowLayout(d);
   return program({
     file,

@@ -5,7 +5,20 @@
 import type * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.ts';
 import { KERNELS } from '../../ops/dispatch.ts';
-import { checkFloat, COLS, f32, i32, numel, program, rowProgram, show, SLICES, sumAll, type Backend, type KernelFuncArgs } from './program.ts';
+import {
+  checkFloat,
+  COLS,
+  f32,
+  i32,
+  numel,
+  program,
+  rowProgram,
+  show,
+  SLICES,
+  sumAll,
+  type Backend,
+  type KernelFuncArgs,
+} from './program.ts';
 
 function rmsNormShapes(kernel: string, x: tf.TensorInfo, weight: tf.TensorInfo) {
   if (x.shape.length < 1) throw new ShapeError(`${kernel} (webgpu): x must have at least one axis, got ${show(x.shape)}`);
@@ -46,7 +59,9 @@ export function rmsNormGrad({ inputs, backend: b, attrs }: KernelFuncArgs): tf.T
   );
   try {
     const dx = backend.runWebGPUProgram(
-      rowProgram('rms_norm_grad_dx', [...x.shape], ['dy', 'x', 'weight', 'rstd'], rows, d, 'rows : i32, d : i32, wStride : i32,', ['row_sum']),
+      rowProgram('rms_norm_grad_dx', [...x.shape], ['dy', 'x', 'weight', 'rstd'], rows, d, 'rows : i32, d : i32, wStride : i32,', [
+        'row_sum',
+      ]),
       [dy, x, weight, rstd],
       'float32',
       [i32(rows), i32(d), i32(wStride)],

@@ -28,7 +28,7 @@ export const analyze: Command = {
     CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
     '--text FILE': 'the batch is the first B*(T+1) bytes of FILE laid out as B rows',
     '--batch B': 'rows of the batch',
-    '--seq T': 'tokens per row (<= the model\'s maxSeqLen)',
+    '--seq T': "tokens per row (<= the model's maxSeqLen)",
     '--kurtosis': 'outlier statistics per tap and the aggregate OSP kurtosis (the default when --hessian is absent)',
     '--hessian': 'the Hessian spectrum of the loss on the batch',
     '--topk K': 'eigenvalues reported (default 5)',

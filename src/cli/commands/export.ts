@@ -21,7 +21,7 @@ export const exportCommand: Command = {
     '--dtype NAME': 'hf only: f32 (default), f16 or bf16',
     '--type NAME': 'gguf only: f32 (default), f16, q8_0 or q4_0 (q4_0 keeps embedding and output at q8_0)',
     '--rotate': "QuaRot's residual-stream rotation (norms folded, random Hadamard; same function, no online op)",
-    '--rotate-seed S': 'seed of the rotation\'s random signs (default 0)',
+    '--rotate-seed S': "seed of the rotation's random signs (default 0)",
   },
   async run(v, pos) {
     if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp export --help)');

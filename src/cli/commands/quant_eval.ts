@@ -42,8 +42,9 @@ export const quantEvalCommand: Command = {
     '--windows N': 'evaluate only the first N windows',
     '--method LIST': 'weight quantizer(s), comma-separated: rtn (default), gptq',
     '--rotate LIST': 'rotation(s): none (default), ffn (exact full-width FFN Hadamard), quarot, ffn-block (block-diagonal, osp-lab < 0.2)',
-    '--all': 'the OSP paper\'s table: --method rtn,gptq --rotate none,ffn,quarot --gguf q4_0',
-    '--gguf LIST': 'also export to GGUF (f32, f16, q8_0, q4_0) and report llama.cpp\'s own perplexity; with quarot, also the residual-rotated export',
+    '--all': "the OSP paper's table: --method rtn,gptq --rotate none,ffn,quarot --gguf q4_0",
+    '--gguf LIST':
+      "also export to GGUF (f32, f16, q8_0, q4_0) and report llama.cpp's own perplexity; with quarot, also the residual-rotated export",
     '--w BITS': 'weights: symmetric per output channel, 4, 8 or 16 (= off); default 4',
     '--a BITS': 'activations at the inputs of q/k/v/o/gate/up/down: per-token asymmetric; default 4',
     '--kv BITS': 'KV cache (V, and K after RoPE and the Q/K rotation): asymmetric per head vector; default 4',
@@ -52,21 +53,25 @@ export const quantEvalCommand: Command = {
     '--group-size G': 'weight quantization groups of G input channels (default: one scale per output channel)',
     '--no-clip': 'weight scales without the MSE clip search',
     '--act-order': 'GPTQ: quantize columns by decreasing Hessian diagonal',
-    '--calib FILE': 'GPTQ calibration text (default: the run\'s training data, 128 windows)',
+    '--calib FILE': "GPTQ calibration text (default: the run's training data, 128 windows)",
     '--calib-windows N': 'GPTQ calibration windows of maxSeqLen tokens (default 128)',
-    '--quarot-seed S': 'seed of QuaRot\'s random Hadamard signs (default 0)',
+    '--quarot-seed S': "seed of QuaRot's random Hadamard signs (default 0)",
     '--had': 'osp-lab < 0.2: the same as adding --rotate ffn-block',
     '--backend NAME': `backend to run on (default auto; ${BACKEND_NAMES.join(', ')})`,
     '--json': 'print {"checkpoint", "step", "text", "fp", "variants", "gguf", "config"} as JSON',
   },
   async run(v, pos) {
     if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp quant-eval --help)');
-    if (!v.text === !v.val) throw new OspError('give the evaluation text: --text FILE, or --val for the run\'s validation split (not both)');
+    if (!v.text === !v.val) throw new OspError("give the evaluation text: --text FILE, or --val for the run's validation split (not both)");
     const maxWindows = v.windows === undefined ? Infinity : Number(v.windows);
     if (!(Number.isSafeInteger(maxWindows) && maxWindows >= 1) && maxWindows !== Infinity) {
       throw new OspError(`--windows: expected a positive integer, got '${String(v.windows)}'`);
     }
-    const list = (name: string, fallback: string) => String(v[name] ?? fallback).split(',').map((x) => x.trim()).filter((x) => x !== '');
+    const list = (name: string, fallback: string) =>
+      String(v[name] ?? fallback)
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
     const all = Boolean(v.all);
     if (all && (v.method !== undefined || v.rotate !== undefined || v.gguf !== undefined)) {
       throw new OspError('--all sets --method, --rotate and --gguf; give either --all or those options');
@@ -85,7 +90,10 @@ export const quantEvalCommand: Command = {
         zeroInRange: !v['minmax-range'],
         clipSearch: !v['no-clip'],
         ...(v['group-size'] !== undefined ? { groupSize: int('group-size') } : {}),
-        gptq: { actOrder: Boolean(v['act-order']), ...(v['calib-windows'] !== undefined ? { calibrationWindows: int('calib-windows') } : {}) },
+        gptq: {
+          actOrder: Boolean(v['act-order']),
+          ...(v['calib-windows'] !== undefined ? { calibrationWindows: int('calib-windows') } : {}),
+        },
         ...(v['quarot-seed'] !== undefined ? { quarotSeed: int('quarot-seed') } : {}),
       },
       'quant',
@@ -120,7 +128,7 @@ export const quantEvalCommand: Command = {
       );
     }
     if (r.gguf.length) {
-      console.log("  llama.cpp: its own Q4_0/Q8_0 (weights in blocks of 32, one scale each), its");
+      console.log('  llama.cpp: its own Q4_0/Q8_0 (weights in blocks of 32, one scale each), its');
       console.log('  CPU kernels, f16 KV cache; residual-rotated = osp export --rotate');
     }
     console.log('  95% (eval): interval over the evaluation windows, not over training seeds');

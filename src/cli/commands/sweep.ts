@@ -29,11 +29,11 @@ export const sweep: Command = {
   help: {
     SPEC: 'sweep spec JSON: base config, grid and/or variants and/or seeds, metrics (see docs/sweeps.md)',
     '--out DIR': 'sweep directory (default runs/<spec name>); one sub-directory per trial',
-    '--parallel N': 'trials at once in worker threads (default: the spec\'s parallel, else the number of cores)',
+    '--parallel N': "trials at once in worker threads (default: the spec's parallel, else the number of cores)",
     '--emit slurm': 'write trials/*.json and a job-array script sweep.slurm instead of training',
     '--emit list': 'print one standalone command per trial (any scheduler) instead of training',
     '--executor slurm': 'submit the trials as a Slurm job array (sbatch), wait with a table of trial states, then write the report',
-    '--partition P': 'with --executor slurm: the partition (default: the cluster\'s)',
+    '--partition P': "with --executor slurm: the partition (default: the cluster's)",
     '--time T': 'with --executor slurm: wall-clock limit per task, e.g. 04:00:00',
     '--cpus N, --gpus N': 'with --executor slurm: per task (default 2 CPUs, no GPU)',
     '--mem M, --account A': 'with --executor slurm: memory per task (e.g. 16G), the account to charge',
@@ -41,8 +41,10 @@ export const sweep: Command = {
     '--retry-failed': 'with --executor slurm: submit only the trials that failed',
     '--poll S': 'with --executor slurm: seconds between status checks (default 10)',
     'status DIR': 'the state of every trial of a sweep submitted to Slurm (pending, running, finished, failed)',
-    'report DIR': 'aggregate the trial directories under DIR into report.md, report.json and SVG plots (with seeds: mean and 95% interval per configuration)',
-    '--compare A,B': 'with report: print B - A for every column of configurations A and B (names without seed=N) with Welch\'s 95% interval; writes nothing',
+    'report DIR':
+      'aggregate the trial directories under DIR into report.md, report.json and SVG plots (with seeds: mean and 95% interval per configuration)',
+    '--compare A,B':
+      "with report: print B - A for every column of configurations A and B (names without seed=N) with Welch's 95% interval; writes nothing",
   },
   async run(v, pos) {
     if (pos[0] === 'report') {
@@ -65,9 +67,12 @@ export const sweep: Command = {
     }
     if (pos.length !== 1) throw new OspError('expected one SPEC argument (see osp sweep --help)');
     if (v.compare !== undefined) throw new OspError('--compare goes with osp sweep report DIR');
-    const slurmOnly = ['partition', 'time', 'cpus', 'gpus', 'mem', 'account', 'detach', 'retry-failed', 'poll'].filter((k) => v[k] !== undefined);
+    const slurmOnly = ['partition', 'time', 'cpus', 'gpus', 'mem', 'account', 'detach', 'retry-failed', 'poll'].filter(
+      (k) => v[k] !== undefined,
+    );
     if (v.executor === undefined && slurmOnly.length > 0) throw new OspError(`--${slurmOnly[0]} goes with --executor slurm`);
-    if (v.executor !== undefined && v.executor !== 'slurm') throw new OspError(`--executor must be slurm (local threads are the default), got '${v.executor}'`);
+    if (v.executor !== undefined && v.executor !== 'slurm')
+      throw new OspError(`--executor must be slurm (local threads are the default), got '${v.executor}'`);
     if (v.executor !== undefined && v.emit !== undefined) throw new OspError('give either --emit or --executor, not both');
     let parallel: number | undefined;
     if (v.parallel !== undefined) {

@@ -58,9 +58,32 @@ export const GGML_LAYOUT: Readonly<Record<GgmlType, { block: number; bytes: numb
  * gets "type 12 (Q4_K) is not supported" rather than "unknown type 12". Gaps are removed types.
  */
 export const OTHER_GGML_TYPE_NAMES: Readonly<Record<number, string>> = {
-  3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K',
-  15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S',
-  23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 34: 'TQ1_0', 35: 'TQ2_0',
+  3: 'Q4_1',
+  6: 'Q5_0',
+  7: 'Q5_1',
+  9: 'Q8_1',
+  10: 'Q2_K',
+  11: 'Q3_K',
+  12: 'Q4_K',
+  13: 'Q5_K',
+  14: 'Q6_K',
+  15: 'Q8_K',
+  16: 'IQ2_XXS',
+  17: 'IQ2_XS',
+  18: 'IQ3_XXS',
+  19: 'IQ1_S',
+  20: 'IQ4_NL',
+  21: 'IQ3_S',
+  22: 'IQ2_S',
+  23: 'IQ4_XS',
+  24: 'I8',
+  25: 'I16',
+  26: 'I32',
+  27: 'I64',
+  28: 'F64',
+  29: 'IQ1_M',
+  34: 'TQ1_0',
+  35: 'TQ2_0',
   39: 'MXFP4',
 };
 
@@ -145,9 +168,7 @@ export function ggufTensorBytes(shape: readonly number[], type: GgmlType): numbe
   if (layout === undefined) throw new OspError(`unknown ggml type '${type}'; valid: ${GGML_TYPES.join(', ')}`);
   const inner = shape[shape.length - 1] ?? 1;
   if (inner % layout.block !== 0) {
-    throw new ShapeError(
-      `${type} quantizes the innermost dim in blocks of ${layout.block}; shape [${shape}] has innermost dim ${inner}`,
-    );
+    throw new ShapeError(`${type} quantizes the innermost dim in blocks of ${layout.block}; shape [${shape}] has innermost dim ${inner}`);
   }
   return (shape.reduce((a, d) => a * d, 1) / layout.block) * layout.bytes;
 }

@@ -105,8 +105,6 @@ class ByteWriter {
   }
 }
 
-
-
 const INT_RANGE: Readonly<Record<'UINT8' | 'INT8' | 'UINT16' | 'INT16' | 'UINT32' | 'INT32', [number, number]>> = {
   UINT8: [0, 0xff],
   INT8: [-0x80, 0x7f],
@@ -175,8 +173,7 @@ function writeScalar(w: ByteWriter, type: GgufType, v: unknown, where: string): 
 function writeValue(w: ByteWriter, v: GgufValue, where: string, depth: number, withType: boolean): void {
   if (typeof v !== 'object' || v === null || !Object.hasOwn(GGUF_TYPE, (v as { type?: unknown }).type as string)) {
     throw new OspError(
-      `${where}: expected a typed value such as str('x') or u32(1) ({type, value}), ` +
-        `got ${JSON.stringify(v)?.slice(0, 60)}`,
+      `${where}: expected a typed value such as str('x') or u32(1) ({type, value}), ` + `got ${JSON.stringify(v)?.slice(0, 60)}`,
     );
   }
   if (withType) w.u32(GGUF_TYPE[v.type]);
@@ -187,9 +184,7 @@ function writeValue(w: ByteWriter, v: GgufValue, where: string, depth: number, w
   if (depth >= GGUF_MAX_ARRAY_DEPTH) throw new OspError(`${where}: arrays nested deeper than ${GGUF_MAX_ARRAY_DEPTH}`);
   const itemType = v.itemType as GgufType;
   if (!Object.hasOwn(GGUF_TYPE, itemType)) {
-    throw new OspError(
-      `${where}: unknown array item type '${String(itemType)}'; valid: ${Object.keys(GGUF_TYPE).join(', ')}`,
-    );
+    throw new OspError(`${where}: unknown array item type '${String(itemType)}'; valid: ${Object.keys(GGUF_TYPE).join(', ')}`);
   }
   if (!Array.isArray(v.value)) throw new OspError(`${where}: ARRAY value must be an array of items`);
   w.u32(GGUF_TYPE[itemType]);
@@ -273,9 +268,7 @@ export function encodeGguf(input: GgufEncodeInput): Uint8Array {
     }
     const shape = Array.from(t.shape);
     if (shape.length < 1 || shape.length > GGML_MAX_DIMS || !shape.every((d) => Number.isSafeInteger(d) && d >= 1)) {
-      throw new ShapeError(
-        `${where}: shape must have 1 to ${GGML_MAX_DIMS} dims, each an integer >= 1, got [${shape}]`,
-      );
+      throw new ShapeError(`${where}: shape must have 1 to ${GGML_MAX_DIMS} dims, each an integer >= 1, got [${shape}]`);
     }
     const numel = shape.reduce((a, d) => a * d, 1);
     if (!(t.data instanceof Float32Array) || t.data.length !== numel) {

@@ -59,7 +59,12 @@ export async function slqDensity(op: LinearOperator, opts: SlqOptions): Promise<
   }
   let lo = Infinity;
   let hi = -Infinity;
-  for (const run of nodes) for (const t of run) (lo = Math.min(lo, t)), (hi = Math.max(hi, t));
+  for (const run of nodes) {
+    for (const t of run) {
+      lo = Math.min(lo, t);
+      hi = Math.max(hi, t);
+    }
+  }
   const sigma2 = opts.sigma2 ?? 1e-5 * Math.max(1, hi - lo);
   const sigma = Math.sqrt(sigma2);
   // 5 sigma of padding keeps all but ~6e-7 of every Gaussian on the grid, so no renormalisation.

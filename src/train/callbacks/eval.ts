@@ -25,9 +25,7 @@ export async function evaluate(model: Transformer, batches: readonly EvalBatch[]
   let tokens = 0;
   let bytes = 0;
   for (const b of batches) {
-    const loss = tf.tidy(() =>
-      model.loss(tf.tensor2d(b.inputs, [B, T], 'int32'), tf.tensor2d(b.targets, [B, T], 'int32')),
-    );
+    const loss = tf.tidy(() => model.loss(tf.tensor2d(b.inputs, [B, T], 'int32'), tf.tensor2d(b.targets, [B, T], 'int32')));
     const value = (await loss.data())[0]!;
     loss.dispose();
     nats += value * b.targets.length;

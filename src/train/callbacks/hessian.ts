@@ -62,12 +62,14 @@ export class HessianProbe implements Callback {
     const step = ctx.step;
     const promise = this.start().runProbe(Comlink.transfer(req, buffers));
     this.pending = { step, promise };
-    promise.then(
-      (result) => this.done.push({ step, result }),
-      (e: unknown) => this.done.push({ step, error: (e as Error).message }),
-    ).finally(() => {
-      if (this.pending?.promise === promise) this.pending = undefined;
-    });
+    promise
+      .then(
+        (result) => this.done.push({ step, result }),
+        (e: unknown) => this.done.push({ step, error: (e as Error).message }),
+      )
+      .finally(() => {
+        if (this.pending?.promise === promise) this.pending = undefined;
+      });
   }
 
   private flush(ctx: TrainContext): void {

@@ -131,7 +131,12 @@ export class ConsoleSink implements Callback {
       );
     }
     // Monitors: this step's measurements, and late ones (a Hessian probe of earlier weights).
-    const own = formatSignal(signalOfMetrics((n) => m.get(n), m.entries().map(([k]) => k)));
+    const own = formatSignal(
+      signalOfMetrics(
+        (n) => m.get(n),
+        m.entries().map(([k]) => k),
+      ),
+    );
     if (own) lines.push(`monitors @ step ${ctx.step}: ${own}`);
     for (const late of m.byStep()) {
       if (late.step === ctx.step && own) continue;

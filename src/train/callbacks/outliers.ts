@@ -8,11 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Callback, TrainContext } from '../callback.ts';
 import { heatmapFigurePng } from '../../io/png.ts';
-import {
-  aggregateOspKurtosis,
-  outlierStats,
-  type OutlierStats,
-} from '../../metrics/outliers.ts';
+import { aggregateOspKurtosis, outlierStats, type OutlierStats } from '../../metrics/outliers.ts';
 import { gaussianFloorEstimate } from '../../metrics/gaussian_floor.ts';
 
 export interface OutlierSummary {
@@ -105,7 +101,7 @@ export class OutlierMonitor implements Callback {
       for (const [tap, s] of stream) m.recordHistogram(`outliers/${tap}/channel_rms`, s.channelRms);
       // A figure, not bare cells: row labels (embedding, block outputs, final norm), channel ticks and a
       // colour bar with its range, so the image reads on its own.
-      const rowLabels = stream.map(([tap]) => (tap === 'final_norm' ? 'final' : /^layers\.(\d+)\.out$/.exec(tap)?.[1] ?? tap));
+      const rowLabels = stream.map(([tap]) => (tap === 'final_norm' ? 'final' : (/^layers\.(\d+)\.out$/.exec(tap)?.[1] ?? tap)));
       const heatmap = heatmapFigurePng(
         stream.map(([, s]) => s.channelRms),
         { title: `channel rms, step ${ctx.step}`, rowLabels, xLabel: 'channel', yLabel: 'layer', colorLabel: 'rms (log)' },
