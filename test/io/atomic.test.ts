@@ -1,19 +1,13 @@
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OspError } from '../../src/errors.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 import { type AtomicStage, atomicFaults, sha256, sha256File, writeFileAtomic, writeFileAtomicSync } from '../../src/io/atomic.ts';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-atomic-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = scratchDirs('osp-atomic-');
 afterEach(() => {
   atomicFaults.inject = undefined;
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 function errno(code: string): Error {

@@ -1,18 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OspError } from '../../src/errors.ts';
 import { acquireLock, LOCK_FILE, type DirLock } from '../../src/io/lock.ts';
+import { scratchDirs } from '../helpers/scratch.ts';
 
-const dirs: string[] = [];
+// Registered before the afterEach below, so (hooks run as a stack) locks are released before the dirs go.
+const tempDir = scratchDirs('osp-lock-');
 const held: DirLock[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-lock-'));
-  dirs.push(d);
-  return d;
-}
 function take(dir: string, what: string, onStale?: (m: string) => void): DirLock {
   const lock = acquireLock(dir, what, onStale);
   held.push(lock);
@@ -20,7 +17,6 @@ function take(dir: string, what: string, onStale?: (m: string) => void): DirLock
 }
 afterEach(() => {
   for (const l of held.splice(0)) l.release();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 function thrown(fn: () => unknown): Error {
