@@ -171,7 +171,7 @@ export function splitDocuments(docs: readonly Document[], opts: SplitOptions = {
   if (docs.length < 2) {
     throw new DataError(
       source,
-      `splitting by document needs at least 2 documents, found ${docs.length}; ` + 'add documents or give a separate validation set',
+      `splitting by document needs at least 2 documents, found ${docs.length}; add documents or give a separate validation set`,
     );
   }
   const scores = docs.map((d) => hashId(d.id, seed) / 2 ** 32);

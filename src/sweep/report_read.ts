@@ -86,7 +86,7 @@ export function readMetricsJsonl(file: string): { rows: MetricsRow[]; truncatedL
       }
       throw new DataError(
         file,
-        `line ${i + 1}: not valid JSON (${(e as Error).message}); only a truncated last line is skipped, ` + `repair or delete this one`,
+        `line ${i + 1}: not valid JSON (${(e as Error).message}); only a truncated last line is skipped, repair or delete this one`,
       );
     }
     if (!isObject(value) || typeof value.step !== 'number' || !Number.isFinite(value.step)) {

@@ -186,7 +186,7 @@ export function noDataSvg(f: Frame): string {
 export function notesSvg(notes: readonly string[], bottom: number): string[] {
   return notes.map(
     (n, i) =>
-      `<text class="log-note" x="${LEFT}" y="${px(bottom - (notes.length - 1 - i) * NOTE_ROW)}" fill="${GREY}">` + `${escapeXml(n)}</text>`,
+      `<text class="log-note" x="${LEFT}" y="${px(bottom - (notes.length - 1 - i) * NOTE_ROW)}" fill="${GREY}">${escapeXml(n)}</text>`,
   );
 }
 

@@ -22,7 +22,7 @@ import { tempDir, tinyRun } from '../helpers/run.ts';
 const osp = (...args: string[]) => spawnSync(process.execPath, ['bin/osp.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
 
 const TEXT =
-  'It was a bright cold day in April, and the clocks were striking thirteen. The hallway smelt of ' + 'boiled cabbage and old rag mats.';
+  'It was a bright cold day in April, and the clocks were striking thirteen. The hallway smelt of boiled cabbage and old rag mats.';
 /** More text for the top-1 statistics (each under the 128-token context). */
 const MORE = [
   'The committee said the city would have to find new money for the schools before the end of the year.',

@@ -117,7 +117,7 @@ class Reader {
     const n = this.u64(`the length of ${what}`);
     // Compare as bigint before converting: a length of 2^62 must not reach subarray or a loop.
     if (n > BigInt(this.remaining)) {
-      this.fail(`${what}: string length ${n} extends past the end of the file ` + `(${this.remaining} bytes left at byte ${this.pos})`);
+      this.fail(`${what}: string length ${n} extends past the end of the file (${this.remaining} bytes left at byte ${this.pos})`);
     }
     const start = this.take(Number(n), what);
     try {
@@ -235,10 +235,10 @@ export function decodeGguf(bytes: Uint8Array, file = '<buffer>'): GgufContents {
     );
   }
   if (kvCount * BigInt(MIN_KV_BYTES) > left) {
-    fail(`kv_count ${kvCount} is impossible: each KV takes at least ${MIN_KV_BYTES} bytes ` + `and only ${left} bytes follow the header`);
+    fail(`kv_count ${kvCount} is impossible: each KV takes at least ${MIN_KV_BYTES} bytes and only ${left} bytes follow the header`);
   }
   if (tensorCount * BigInt(MIN_TENSOR_INFO_BYTES) + kvCount * BigInt(MIN_KV_BYTES) > left) {
-    fail(`tensor_count ${tensorCount} and kv_count ${kvCount} together need more than the ${left} bytes ` + 'after the header');
+    fail(`tensor_count ${tensorCount} and kv_count ${kvCount} together need more than the ${left} bytes after the header`);
   }
 
   const kv = new Map<string, GgufValue>();
@@ -296,7 +296,7 @@ export function decodeGguf(bytes: Uint8Array, file = '<buffer>'): GgufContents {
     }
     const byteLength = (numel / BigInt(block)) * BigInt(blockBytes);
     if (byteLength > BigInt(src.length)) {
-      fail(`${where}: shape [${[...dims].reverse()}] of ${type} needs ${byteLength} bytes, ` + `more than the whole file (${src.length})`);
+      fail(`${where}: shape [${[...dims].reverse()}] of ${type} needs ${byteLength} bytes, more than the whole file (${src.length})`);
     }
     const offset = r.u64(`the offset of ${where}`);
     // Every dim is at most the file size here, so the Numbers are exact.
@@ -359,7 +359,7 @@ export function tensorToFloat32(t: Pick<GgufTensor, 'name' | 'shape' | 'type' | 
   const expected = ggufTensorBytes(t.shape, t.type);
   if (t.data.length !== expected) {
     throw new ShapeError(
-      `tensorToFloat32: tensor '${t.name}' of shape [${t.shape}] ${t.type} needs ${expected} bytes, ` + `got ${t.data.length}`,
+      `tensorToFloat32: tensor '${t.name}' of shape [${t.shape}] ${t.type} needs ${expected} bytes, got ${t.data.length}`,
     );
   }
   switch (t.type) {

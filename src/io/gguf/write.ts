@@ -173,7 +173,7 @@ function writeScalar(w: ByteWriter, type: GgufType, v: unknown, where: string): 
 function writeValue(w: ByteWriter, v: GgufValue, where: string, depth: number, withType: boolean): void {
   if (typeof v !== 'object' || v === null || !Object.hasOwn(GGUF_TYPE, (v as { type?: unknown }).type as string)) {
     throw new OspError(
-      `${where}: expected a typed value such as str('x') or u32(1) ({type, value}), ` + `got ${JSON.stringify(v)?.slice(0, 60)}`,
+      `${where}: expected a typed value such as str('x') or u32(1) ({type, value}), got ${JSON.stringify(v)?.slice(0, 60)}`,
     );
   }
   if (withType) w.u32(GGUF_TYPE[v.type]);
