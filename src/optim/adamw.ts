@@ -11,18 +11,17 @@ import {
   assignState,
   checkLrFactor,
   checkStateDict,
-  compilePattern,
+  BetaSchema,
+  decayFilter,
   pairGrads,
   type GroupOptimizer,
   type OptimizerModule,
 } from './optimizer.ts';
 
-const beta = z.number().min(0).lt(1);
-
 export const AdamWConfigSchema = z.strictObject({
   lr: z.number().positive().default(3e-4).describe("Base learning rate; the schedule's factor multiplies it."),
   betas: z
-    .tuple([beta, beta])
+    .tuple([BetaSchema, BetaSchema])
     .default([0.9, 0.95])
     .describe('(beta1, beta2). 0.95 for beta2 is the usual LLM choice: faster to forget loss spikes than 0.999.'),
   eps: z.number().positive().default(1e-8).describe('Added to the root of the second moment (PyTorch: eps).'),
@@ -62,14 +61,14 @@ export class AdamW implements GroupOptimizer {
   /** @param config an AdamWConfig or raw input, validated with field prefix `optimizer.adamw` */
   constructor(config: unknown, params: ReadonlyMap<string, tf.Variable>) {
     this.config = parseConfig(AdamWConfigSchema, config, 'optimizer.adamw');
-    const exempt = this.config.noDecay.map(compilePattern);
+    const decays = decayFilter(this.config.noDecay);
     for (const [name, p] of params) {
       this.shapes.set(name, p.shape);
       this.slots.set(name, {
         expAvg: tf.variable(tf.zerosLike(p), false),
         expAvgSq: tf.variable(tf.zerosLike(p), false),
         step: 0,
-        decay: !exempt.some((m) => m(name)),
+        decay: decays(name),
       });
     }
   }

@@ -15,18 +15,17 @@ import {
   assignState,
   checkLrFactor,
   checkStateDict,
-  compilePattern,
+  BetaSchema,
+  decayFilter,
   pairGrads,
   type GroupOptimizer,
   type OptimizerModule,
 } from './optimizer.ts';
 
-const beta = z.number().min(0).lt(1);
-
 export const LionConfigSchema = z.strictObject({
   lr: z.number().positive().default(1e-4).describe("Base learning rate; typically 3-10x below AdamW's (every coordinate moves by lr)."),
   betas: z
-    .tuple([beta, beta])
+    .tuple([BetaSchema, BetaSchema])
     .default([0.9, 0.99])
     .describe("(beta1, beta2): beta1 interpolates the update direction, beta2 is the momentum's decay."),
   weightDecay: z.number().min(0).default(0).describe('Decoupled weight decay, scaled by lr: p <- p * (1 - lr * weightDecay).'),
@@ -53,11 +52,11 @@ export class Lion implements GroupOptimizer {
   /** @param config a LionConfig or raw input, validated with field prefix `optimizer.lion` */
   constructor(config: unknown, params: ReadonlyMap<string, tf.Variable>) {
     this.config = parseConfig(LionConfigSchema, config, 'optimizer.lion');
-    const exempt = this.config.noDecay.map(compilePattern);
+    const decays = decayFilter(this.config.noDecay);
     for (const [name, p] of params) {
       this.shapes.set(name, p.shape);
       this.momenta.set(name, tf.variable(tf.zerosLike(p), false));
-      if (!exempt.some((m) => m(name))) this.decay.add(name);
+      if (decays(name)) this.decay.add(name);
     }
   }
 

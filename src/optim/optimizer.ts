@@ -3,7 +3,7 @@
  * (routing rules, weight-decay exemptions) and state-dict checks.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { OspError, ShapeError } from '../errors.ts';
 
 export interface Optimizer {
@@ -47,6 +47,18 @@ export interface OptimizerModule<S extends z.ZodType = z.ZodType> {
   /** True when it can only update 2-D matrices (Muon): routing refuses to send anything else to it. */
   matricesOnly: boolean;
   create(config: z.output<S>, params: ReadonlyMap<string, tf.Variable>): GroupOptimizer;
+}
+
+/** One moment decay rate (beta1 or beta2 of AdamW and Lion): in [0, 1). */
+export const BetaSchema = z.number().min(0).lt(1);
+
+/**
+ * Whether weight decay applies to a parameter: it matches none of the `noDecay` patterns.
+ * @example decayFilter(['*norm*'])('model.norm.weight') // false
+ */
+export function decayFilter(noDecay: readonly string[]): (name: string) => boolean {
+  const exempt = noDecay.map(compilePattern);
+  return (name) => !exempt.some((m) => m(name));
 }
 
 /**

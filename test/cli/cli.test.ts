@@ -4,13 +4,12 @@
  * and data prepare -> training on the shards.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeSafetensors, toFloat32 } from '../../src/io/safetensors.ts';
-import { crossEntropy64, llama64, type Llama64Config } from '../helpers/llama64.ts';
-import { tempDir, tinyRun } from '../helpers/run.ts';
 import { NORMS } from '../../src/model/norms.ts';
+import { tempDir, tinyRun } from '../helpers/run.ts';
+import { checkpointWeights64, textLoss64, TINY_RUN_64 } from '../helpers/tiny64.ts';
 
 function osp(...args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['bin/osp.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -75,29 +74,8 @@ describe('osp', () => {
     expect(r.bpb).toBeCloseTo(r.loss / Math.LN2, 10);
 
     // Oracle: the saved weights through the float64 Llama, windows of maxSeqLen (32) over BOS + bytes.
-    const weights = decodeSafetensors(readFileSync(join(dir, 'tiny/checkpoints/step_00000004/model.safetensors'))).tensors;
-    const w = new Map([...weights].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
-    const c: Llama64Config = {
-      vocabSize: 258,
-      hiddenSize: 32,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      headDim: 8,
-      intermediateSize: 96,
-      ropeTheta: 10000,
-      normEps: 1e-6,
-      embproj: true,
-      tie: false,
-    };
-    const tokens = [256, ...Buffer.from(text)];
-    let nats = 0;
-    for (let s = 0; s + 1 < tokens.length; s += 32) {
-      const win = tokens.slice(s, s + 33);
-      const out = llama64(c, w, [win.slice(0, -1)]);
-      nats += crossEntropy64(out.logits, 258, win.slice(1)) * (win.length - 1);
-    }
-    expect(Math.abs(r.loss - nats / text.length)).toBeLessThan(1e-4);
+    const w = checkpointWeights64(join(dir, 'tiny/checkpoints/step_00000004'));
+    expect(Math.abs(r.loss - textLoss64(TINY_RUN_64, w, text))).toBeLessThan(1e-4);
   });
 
   it('data prepare writes shards that training reads', () => {

@@ -4,16 +4,15 @@
  * the command's JSON and table, against evaluateCheckpoint (the same windows), and its argument checks.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, OspError } from '../../src/errors.ts';
 import { evaluateCheckpoint } from '../../src/eval/evaluate_run.ts';
 import { quantEvalCheckpoint, quantEvalRows, type QuantEvalCheckpointResult } from '../../src/eval/quant_eval.ts';
-import { decodeSafetensors, toFloat32 } from '../../src/io/safetensors.ts';
 import { train } from '../../src/train/run.ts';
-import { crossEntropy64, llama64, type Llama64Config } from '../helpers/llama64.ts';
 import { tempDir, tinyRun } from '../helpers/run.ts';
+import { checkpointWeights64, textLoss64, TINY_RUN_64 } from '../helpers/tiny64.ts';
 
 const osp = (...args: string[]) => spawnSync(process.execPath, ['bin/osp.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
 
@@ -42,28 +41,7 @@ describe('evaluateCheckpoint', () => {
     expect(r.bpb).toBeCloseTo(r.loss / Math.LN2, 12);
 
     // Oracle: the float64 Llama, windows of maxSeqLen (32) over BOS + bytes, overlapping by one.
-    const weights = decodeSafetensors(readFileSync(join(r.checkpoint, 'model.safetensors'))).tensors;
-    const w = new Map([...weights].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
-    const c: Llama64Config = {
-      vocabSize: 258,
-      hiddenSize: 32,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      headDim: 8,
-      intermediateSize: 96,
-      ropeTheta: 10000,
-      normEps: 1e-6,
-      embproj: true,
-      tie: false,
-    };
-    const tokens = [256, ...Buffer.from(TEXT)];
-    let nats = 0;
-    for (let s = 0; s + 1 < tokens.length; s += 32) {
-      const win = tokens.slice(s, s + 33);
-      nats += crossEntropy64(llama64(c, w, [win.slice(0, -1)]).logits, 258, win.slice(1)) * (win.length - 1);
-    }
-    expect(Math.abs(r.loss - nats / TEXT.length)).toBeLessThan(1e-4);
+    expect(Math.abs(r.loss - textLoss64(TINY_RUN_64, checkpointWeights64(r.checkpoint), TEXT))).toBeLessThan(1e-4);
 
     // The command is this function plus formatting (the same backend: the same numbers).
     const json = osp('eval', runDir, '--text', textPath, '--json', '--backend', 'cpu');

@@ -10,10 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { decodeSafetensors, toFloat32 } from '../../src/io/safetensors.ts';
 import { runProbe } from '../../src/metrics/probe.ts';
 import { train } from '../../src/train/run.ts';
-import { llama64, type Llama64Config } from '../helpers/llama64.ts';
+import { llama64 } from '../helpers/llama64.ts';
 import { getBytes, getMessage, getString, getVarint } from '../helpers/protobuf_decode.ts';
 import { readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
 import { readEvents, values } from '../helpers/tfevents_read.ts';
+import { checkpointWeights64, TINY_RUN_64 } from '../helpers/tiny64.ts';
 
 const quiet = () => {};
 
@@ -157,21 +158,8 @@ describe('osp analyze', () => {
     const out = JSON.parse(r.stdout);
     expect(out.tokens).toBe(40);
 
-    const weights = decodeSafetensors(readFileSync(join(dir, 'tiny/checkpoints/step_00000003/model.safetensors'))).tensors;
-    const w = new Map([...weights].map(([k, v]) => [k, Float64Array.from(toFloat32(v))]));
-    const c: Llama64Config = {
-      vocabSize: 258,
-      hiddenSize: 32,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      headDim: 8,
-      intermediateSize: 96,
-      ropeTheta: 10000,
-      normEps: 1e-6,
-      embproj: true,
-      tie: false,
-    };
+    const w = checkpointWeights64(join(dir, 'tiny/checkpoints/step_00000003'));
+    const c = TINY_RUN_64;
     const bytes = [...Buffer.from(text)];
     const rows = [bytes.slice(0, 20), bytes.slice(21, 41)];
     const { hidden } = llama64(c, w, rows);
