@@ -29,11 +29,7 @@ const LAYERS = [
   },
   {
     members: ['train'],
-    why: 'one run end to end, the trainer and its callbacks: the lowest layer that knows what a run is',
-  },
-  {
-    members: ['config'],
-    why: "the run config, assembled from the parts' schemas; the parts define their own sections",
+    why: "one run end to end: its config (assembled from the parts' sections), the trainer and its callbacks; the lowest layer that knows what a run is",
   },
   {
     members: ['metrics', 'quant'],

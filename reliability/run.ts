@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
-import { resolveRunConfig } from '../src/config/run.ts';
+import { resolveRunConfig } from '../src/train/config.ts';
 import { readShard, writeShard } from '../src/data/sources.ts';
 import { OspError } from '../src/errors.ts';
 import { writeHfCheckpoint } from '../src/export/hf.ts';

@@ -1,9 +1,9 @@
 /**
- * Writes docs/config.md, the config reference, from the zod schemas (src/config/reference.ts).
+ * Writes docs/config.md, the config reference, from the zod schemas (src/train/config_reference.ts).
  * Run after changing a config field: `npm run config-doc`. `--check` exits 1 when the file is stale.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { configReference } from '../src/config/reference.ts';
+import { configReference } from '../src/train/config_reference.ts';
 
 const path = new URL('../docs/config.md', import.meta.url);
 const text = configReference();

@@ -63,7 +63,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { probeNative } from '../src/backend/native/index.ts';
-import { resolveRunConfig, type RunConfig } from '../src/config/run.ts';
+import { resolveRunConfig, type RunConfig } from '../src/train/config.ts';
 import { Batcher, evalBatches, rowBos } from '../src/data/batcher.ts';
 import { loadDataset } from '../src/data/dataset.ts';
 import { hfConfig, writeHfCheckpoint } from '../src/export/hf.ts';

@@ -25,6 +25,24 @@ import { ConfigError, DataError } from '../errors.ts';
 import { Rng } from '../utils/rng.ts';
 import type { TokenDataset } from './dataset.ts';
 import { byteTokenizer } from './tokenizer.ts';
+import { z } from 'zod';
+import { zInt as int } from '../utils/parse_config.ts';
+
+export const BatchConfigSchema = z
+  .strictObject({
+    size: int(1).default(16).describe('Sequences per micro-batch.'),
+    seqLen: int(1).default(128).describe('Tokens per sequence (<= model.maxSeqLen).'),
+    accum: int(1).default(1).describe('Micro-batches per optimizer step (gradient accumulation).'),
+    bos: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Begin every sequence with the BOS token (the byte tokenizer's 256), as pre-training does when each sequence starts a document; evaluation, the monitors and the quantization windows follow. Off: rows are plain slices of the token stream. Attention sinks and massive activations form on that token.",
+      ),
+  })
+  .prefault({})
+  .describe('The shape of a training batch.');
+export type BatchConfig = z.output<typeof BatchConfigSchema>;
 
 /** One batch, row-major [batchSize, seqLen]: targets[b, t] = token after inputs[b, t]. */
 export interface Batch {

@@ -195,7 +195,11 @@ export function loadDataset(
   spec: DataSpecInput | DataSpec = {},
   opts: { vocabSize?: number } = {},
 ): { train: TokenDataset; val: TokenDataset } {
-  const c = parseConfig(DataConfigSchema, spec, 'data');
+  return openDataset(parseConfig(DataConfigSchema, spec, 'data'), opts);
+}
+
+/** loadDataset for an already validated `data` section (the run config's): nothing is parsed again. */
+export function openDataset(c: DataSpec, opts: { vocabSize?: number } = {}): { train: TokenDataset; val: TokenDataset } {
   const split = { valFraction: c.valFraction, seed: c.splitSeed };
   // After validation, train is present for every source but brown.
   const trainFiles = c.train ?? [];

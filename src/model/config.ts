@@ -3,14 +3,14 @@
  * plain Llama (RMSNorm, plain embedding); configs/ choose the OSP modules by name.
  */
 import { z } from 'zod';
-import { ConfigError } from '../errors.ts';
 import { parseConfig } from '../utils/parse_config.ts';
 import { NORMS } from './norms.ts';
 import { EMBEDDINGS } from './embeddings.ts';
 
 const int = (min: number) => z.number().int().min(min);
 
-export const ModelConfigSchema = z.strictObject({
+/** The fields as written in a config; ModelConfigSchema adds the checks across fields and the derived sizes. */
+const ModelFieldsSchema = z.strictObject({
   vocabSize: int(2).default(258).describe('Vocabulary size. 258 = 256 byte tokens + BOS + EOS (the byte-level tokenizer).'),
   hiddenSize: int(1).default(128).describe('Width d of the residual stream.'),
   numLayers: int(1).default(4).describe('Number of transformer blocks.'),
@@ -37,34 +37,44 @@ export const ModelConfigSchema = z.strictObject({
   initStd: z.number().positive().default(0.02).describe('Std of the normal init of embedding and linear weights.'),
 });
 
+/**
+ * The `model` section: the fields, their checks across fields, and the derived sizes (headDim,
+ * numKvHeads, intermediateSize) filled in, so that a validated config is complete.
+ */
+export const ModelConfigSchema = ModelFieldsSchema.transform((c, ctx) => {
+  const fail = (field: string, message: string) => {
+    ctx.addIssue({ code: 'custom', path: [field], message, input: c[field as keyof typeof c] });
+    return z.NEVER;
+  };
+  if (c.headDim === undefined && c.hiddenSize % c.numHeads !== 0) {
+    return fail(
+      'numHeads',
+      `hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}; choose numHeads dividing ` +
+        `${c.hiddenSize} or set headDim explicitly`,
+    );
+  }
+  const headDim = c.headDim ?? c.hiddenSize / c.numHeads;
+  if (headDim % 2 !== 0) return fail('headDim', `RoPE needs an even head width, got ${headDim}`);
+  const numKvHeads = c.numKvHeads ?? c.numHeads;
+  if (c.numHeads % numKvHeads !== 0) {
+    return fail(
+      'numKvHeads',
+      `numHeads ${c.numHeads} must be a multiple of numKvHeads ${numKvHeads} (each key/value head serves a group of query heads)`,
+    );
+  }
+  const intermediateSize = c.intermediateSize ?? Math.ceil((8 * c.hiddenSize) / 3 / 32) * 32;
+  return { ...c, headDim, numKvHeads, intermediateSize };
+});
+
 export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
 
 /** A validated model config with every derived size filled in. */
-export type ModelConfig = Required<z.output<typeof ModelConfigSchema>>;
+export type ModelConfig = z.output<typeof ModelConfigSchema>;
 
 /**
  * Validates a model config (a partial object; defaults fill the rest) and derives the optional sizes.
  * Throws ConfigError naming the field for unknown keys, wrong types and inconsistent sizes.
  */
 export function resolveModelConfig(input: unknown = {}, prefix = 'model'): ModelConfig {
-  const c = parseConfig(ModelConfigSchema, input, prefix);
-  const f = (name: string) => `${prefix}.${name}`;
-  if (c.headDim === undefined && c.hiddenSize % c.numHeads !== 0) {
-    throw new ConfigError(
-      f('numHeads'),
-      `hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}; choose numHeads dividing ` +
-        `${c.hiddenSize} or set headDim explicitly`,
-    );
-  }
-  const headDim = c.headDim ?? c.hiddenSize / c.numHeads;
-  if (headDim % 2 !== 0) throw new ConfigError(f('headDim'), `RoPE needs an even head width, got ${headDim}`);
-  const numKvHeads = c.numKvHeads ?? c.numHeads;
-  if (c.numHeads % numKvHeads !== 0) {
-    throw new ConfigError(
-      f('numKvHeads'),
-      `numHeads ${c.numHeads} must be a multiple of numKvHeads ${numKvHeads} (each key/value head serves a group of query heads)`,
-    );
-  }
-  const intermediateSize = c.intermediateSize ?? Math.ceil((8 * c.hiddenSize) / 3 / 32) * 32;
-  return { ...c, headDim, numKvHeads, intermediateSize };
+  return parseConfig(ModelConfigSchema, input, prefix);
 }

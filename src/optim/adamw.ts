@@ -49,18 +49,24 @@ interface AdamWSlot {
 /**
  * AdamW over a fixed set of parameters (state is created for all of them up front).
  * @example
- *   const opt = new AdamW({ lr: 1e-3 }, params);
+ *   const opt = AdamW.from({ lr: 1e-3 }, params);
  *   opt.step(params, grads, schedule(step));
  */
 export class AdamW implements GroupOptimizer {
   readonly name = 'adamw';
-  readonly config: AdamWConfig;
   private readonly shapes = new Map<string, readonly number[]>();
   private readonly slots = new Map<string, AdamWSlot>();
 
-  /** @param config an AdamWConfig or raw input, validated with field prefix `optimizer.adamw` */
-  constructor(config: unknown, params: ReadonlyMap<string, tf.Variable>) {
-    this.config = parseConfig(AdamWConfigSchema, config, 'optimizer.adamw');
+  /** Validates `input` (field prefix `optimizer.adamw`; missing fields take their defaults) and builds the optimizer. */
+  static from(input: unknown, params: ReadonlyMap<string, tf.Variable>): AdamW {
+    return new AdamW(parseConfig(AdamWConfigSchema, input, 'optimizer.adamw'), params);
+  }
+
+  /** @param config a validated config (the run config's section, or `AdamW.from` for raw input) */
+  constructor(
+    readonly config: AdamWConfig,
+    params: ReadonlyMap<string, tf.Variable>,
+  ) {
     const decays = decayFilter(this.config.noDecay);
     for (const [name, p] of params) {
       this.shapes.set(name, p.shape);

@@ -1,11 +1,13 @@
-/** Optimizers (the registry: AdamW, Muon; the routed optimizer over them) and learning-rate schedules. */
+/** Optimizers (the registry: AdamW, Muon, Lion; the routed optimizer over them) and learning-rate schedules. */
 export type { GroupOptimizer, Optimizer, OptimizerModule } from './optimizer.ts';
 export { OPTIMIZERS } from './registry.ts';
 export { compilePattern } from './optimizer.ts';
 export { AdamW, AdamWConfigSchema, type AdamWConfig } from './adamw.ts';
 export { Muon, MuonConfigSchema, MUON_SCALES, type MuonConfig, type MuonScale } from './muon.ts';
+export { Lion, LionConfigSchema, type LionConfig } from './lion.ts';
 export {
   assignOptimizers,
+  buildOptimizer,
   createOptimizer,
   defaultRoute,
   OPTIMIZER_NAMES,
@@ -18,4 +20,4 @@ export {
   type RoutableModel,
   type RoutingRule,
 } from './routing.ts';
-export { createSchedule, lrFactor, SCHEDULE_KINDS, ScheduleConfigSchema, type ScheduleConfig } from './schedule.ts';
+export { buildSchedule, createSchedule, lrFactor, SCHEDULE_KINDS, ScheduleConfigSchema, type ScheduleConfig } from './schedule.ts';

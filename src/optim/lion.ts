@@ -39,19 +39,25 @@ export type LionConfig = z.infer<typeof LionConfigSchema>;
 /**
  * Lion over a fixed set of parameters.
  * @example
- *   const opt = new Lion({ lr: 3e-4, weightDecay: 0.1 }, params);
+ *   const opt = Lion.from({ lr: 3e-4, weightDecay: 0.1 }, params);
  *   opt.step(params, grads, schedule(step));
  */
 export class Lion implements GroupOptimizer {
   readonly name = 'lion';
-  readonly config: LionConfig;
   private readonly shapes = new Map<string, readonly number[]>();
   private readonly momenta = new Map<string, tf.Variable>();
   private readonly decay = new Set<string>();
 
-  /** @param config a LionConfig or raw input, validated with field prefix `optimizer.lion` */
-  constructor(config: unknown, params: ReadonlyMap<string, tf.Variable>) {
-    this.config = parseConfig(LionConfigSchema, config, 'optimizer.lion');
+  /** Validates `input` (field prefix `optimizer.lion`; missing fields take their defaults) and builds the optimizer. */
+  static from(input: unknown, params: ReadonlyMap<string, tf.Variable>): Lion {
+    return new Lion(parseConfig(LionConfigSchema, input, 'optimizer.lion'), params);
+  }
+
+  /** @param config a validated config (the run config's section, or `Lion.from` for raw input) */
+  constructor(
+    readonly config: LionConfig,
+    params: ReadonlyMap<string, tf.Variable>,
+  ) {
     const decays = decayFilter(this.config.noDecay);
     for (const [name, p] of params) {
       this.shapes.set(name, p.shape);

@@ -49,18 +49,24 @@ export type MuonConfig = z.infer<typeof MuonConfigSchema>;
 /**
  * Muon over a fixed set of 2-D parameters.
  * @example
- *   const opt = new Muon({ lr: 5e-4, weightDecay: 0.01 }, hiddenMatrices);
+ *   const opt = Muon.from({ lr: 5e-4, weightDecay: 0.01 }, hiddenMatrices);
  *   opt.step(hiddenMatrices, grads, schedule(step));
  */
 export class Muon implements GroupOptimizer {
   readonly name = 'muon';
-  readonly config: MuonConfig;
   private readonly shapes = new Map<string, readonly number[]>();
   private readonly momenta = new Map<string, tf.Variable>();
 
-  /** @param config a MuonConfig or raw input, validated with field prefix `optimizer.muon` */
-  constructor(config: unknown, params: ReadonlyMap<string, tf.Variable>) {
-    this.config = parseConfig(MuonConfigSchema, config, 'optimizer.muon');
+  /** Validates `input` (field prefix `optimizer.muon`; missing fields take their defaults) and builds the optimizer. */
+  static from(input: unknown, params: ReadonlyMap<string, tf.Variable>): Muon {
+    return new Muon(parseConfig(MuonConfigSchema, input, 'optimizer.muon'), params);
+  }
+
+  /** @param config a validated config (the run config's section, or `Muon.from` for raw input) */
+  constructor(
+    readonly config: MuonConfig,
+    params: ReadonlyMap<string, tf.Variable>,
+  ) {
     for (const [name, p] of params) {
       if (p.rank !== 2) {
         throw new ShapeError(

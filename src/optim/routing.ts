@@ -180,7 +180,11 @@ export class RoutedOptimizer implements Optimizer {
  *   opt.assignment.get('model.layers.0.mlp.up_proj.weight'); // 'muon'
  */
 export function createOptimizer(config: unknown, model: RoutableModel): RoutedOptimizer {
-  const parsed = parseConfig(OptimizerConfigSchema, config, 'optimizer');
+  return buildOptimizer(parseConfig(OptimizerConfigSchema, config, 'optimizer'), model);
+}
+
+/** createOptimizer for an already validated `optimizer` section (the run config's): nothing is parsed again. */
+export function buildOptimizer(parsed: OptimizerConfig, model: RoutableModel): RoutedOptimizer {
   const params = model.params;
   const shapes = new Map([...params].map(([name, p]) => [name, p.shape] as const));
   const assignment = assignOptimizers(parsed.routing, shapes, model.defaultRouting);

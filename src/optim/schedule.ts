@@ -36,7 +36,11 @@ export type ScheduleConfig = z.infer<typeof ScheduleConfigSchema>;
  *   f(0); // 0.01    f(99); // 1    f(1000); // 0.1
  */
 export function createSchedule(config: unknown): (step: number) => number {
-  const c = parseConfig(ScheduleConfigSchema, config, 'schedule');
+  return buildSchedule(parseConfig(ScheduleConfigSchema, config, 'schedule'));
+}
+
+/** createSchedule for an already validated schedule section: checks its rules, parses nothing. */
+export function buildSchedule(c: ScheduleConfig): (step: number) => number {
   const { kind, warmupSteps: warm, minLrRatio: min } = c;
   if (kind === 'constant') return (step) => (step < warm ? (step + 1) / warm : 1);
   const total = c.totalSteps;

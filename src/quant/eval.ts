@@ -134,7 +134,16 @@ export async function quantEval(
   config: QuantConfigInput = {},
   opts: QuantEvalOptions = {},
 ): Promise<QuantEvalResult> {
-  const cfg = resolveQuantConfig(config);
+  return quantEvalValidated(model, batches, resolveQuantConfig(config), opts);
+}
+
+/** quantEval for an already validated quantization config (the run config's `quant` section). */
+export async function quantEvalValidated(
+  model: Transformer,
+  batches: readonly QuantEvalBatch[],
+  cfg: QuantConfig,
+  opts: QuantEvalOptions = {},
+): Promise<QuantEvalResult> {
   const variants = quantVariants(cfg);
   checkBatches(model, batches);
   checkQuantSetting(model.config, cfg);
@@ -199,8 +208,7 @@ export async function quantEval(
  * widths; the rotations have exact Hadamard matrices); ConfigErrors name the field and what works.
  * Training calls it before the first step, so a bad `quant` section fails at once, not hours later.
  */
-export function checkQuantSetting(c: ModelConfig, config: QuantConfigInput): void {
-  const cfg = resolveQuantConfig(config);
+export function checkQuantSetting(c: ModelConfig, cfg: QuantConfig): void {
   const variants = quantVariants(cfg);
   if (cfg.groupSize !== undefined && cfg.w !== 16) {
     // Every block linear layer's input width: d (q/k/v, gate/up), H * hd (o), intermediate (down).

@@ -10,7 +10,7 @@ import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { parseConfig } from '../utils/parse_config.ts';
-import { applyOverrides, readConfigFile, resolveRunConfig } from '../config/run.ts';
+import { applyOverrides, readConfigFile, resolveRunConfig } from '../train/config.ts';
 
 /** More trials than this is almost certainly a typo in the grid (one list too many, or too long). */
 export const MAX_TRIALS = 1000;

@@ -6,7 +6,7 @@
  */
 import type { RoutedOptimizer } from '../optim/routing.ts';
 import type { Transformer } from '../model/transformer.ts';
-import type { RunConfig } from '../config/run.ts';
+import type { RunConfig } from './config.ts';
 import type { MetricsRecorder } from './metrics.ts';
 import type * as tf from '@tensorflow/tfjs';
 

@@ -5,8 +5,8 @@
  * checked before anything is written, so a refused resume leaves the run as it was.
  */
 import { ConfigError } from '../errors.ts';
-import type { RunConfig } from '../config/run.ts';
-import { createSchedule } from '../optim/schedule.ts';
+import type { RunConfig } from './config.ts';
+import { buildSchedule, createSchedule } from '../optim/schedule.ts';
 
 /**
  * Leaves of two JSON values that differ, as `path: a, now b` (paths joined with '.'). A key the
@@ -55,7 +55,7 @@ export function checkResume(saved: RunConfig, config: RunConfig, step: number, e
     );
   }
   const before = createSchedule(saved.schedule)(step);
-  const after = createSchedule(config.schedule)(step);
+  const after = buildSchedule(config.schedule)(step);
   if (Math.abs(before - after) <= 1e-9) {
     // Asked to extend, but nothing moves: e.g. schedule.totalSteps is pinned in the run's config.
     return extendSchedule && config.schedule.kind !== 'constant' && config.schedule.totalSteps === saved.schedule.totalSteps

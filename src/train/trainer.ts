@@ -4,11 +4,11 @@
  * optimizer update at the scheduled learning rate. Everything else happens in callbacks.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { RunConfig } from '../config/run.ts';
+import type { RunConfig } from './config.ts';
 import type { Batcher } from '../data/batcher.ts';
 import type { Transformer } from '../model/transformer.ts';
 import type { RoutedOptimizer } from '../optim/routing.ts';
-import { createSchedule } from '../optim/schedule.ts';
+import { buildSchedule } from '../optim/schedule.ts';
 import { dispatch, type Callback, type TrainContext } from './callback.ts';
 import { MetricsRecorder } from './metrics.ts';
 
@@ -40,7 +40,7 @@ export class Trainer {
 
   constructor(private readonly o: TrainerOptions) {
     this.state = o.state ? structuredClone(o.state) : { step: 0, skipped: { nonfinite: 0, vetoed: 0 } };
-    this.lrFactor = createSchedule(o.config.schedule);
+    this.lrFactor = buildSchedule(o.config.schedule);
     this.ctx = {
       config: o.config,
       runDir: o.runDir,

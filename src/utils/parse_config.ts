@@ -59,3 +59,6 @@ export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, pref
   }
   throw new ConfigError(join(issue.path), `${issue.message} (found ${describe(found)})`);
 }
+
+/** An integer field with a lower bound, the most common config field. */
+export const zInt = (min: number) => z.number().int().min(min);

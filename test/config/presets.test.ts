@@ -5,7 +5,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readConfigFile, resolveRunConfig } from '../../src/config/run.ts';
+import { readConfigFile, resolveRunConfig } from '../../src/train/config.ts';
 import { expandTrials, loadSweepSpec } from '../../src/sweep/spec.ts';
 import { prepareSweep } from '../../src/sweep/run.ts';
 import { checkQuantSetting } from '../../src/quant/eval.ts';

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { configFields, configReference } from '../../src/config/reference.ts';
-import { resolveRunConfig } from '../../src/config/run.ts';
+import { configFields, configReference } from '../../src/train/config_reference.ts';
+import { resolveRunConfig } from '../../src/train/config.ts';
 
 function at(obj: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], obj);

@@ -75,15 +75,15 @@ const cfg = { lr: 1e-2, betas: [0.9, 0.95] as [number, number], eps: 1e-8, weigh
 
 describe('AdamW', () => {
   it('applies defaults and rejects unknown keys', () => {
-    const opt = new AdamW({}, new Map());
+    const opt = AdamW.from({}, new Map());
     expect(opt.config).toEqual({ lr: 3e-4, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1, noDecay: ['*norm*', '*layernorm*'] });
-    expect(() => new AdamW({ lr: 1e-3, beta1: 0.9 }, new Map())).toThrow(ConfigError);
-    expect(() => new AdamW({ lr: 1e-3, beta1: 0.9 }, new Map())).toThrow(/optimizer\.adamw\.beta1: unknown key/);
+    expect(() => AdamW.from({ lr: 1e-3, beta1: 0.9 }, new Map())).toThrow(ConfigError);
+    expect(() => AdamW.from({ lr: 1e-3, beta1: 0.9 }, new Map())).toThrow(/optimizer\.adamw\.beta1: unknown key/);
   });
 
   it('one step and five steps (bias correction t > 1) match a float64 oracle, norms exempt from decay', () => {
     const { params, refs, gradSeq } = setup(1);
-    const opt = new AdamW(cfg, params);
+    const opt = AdamW.from(cfg, params);
     expect(opt.decays('model.norm.weight')).toBe(false);
     expect(opt.decays('lm_head.weight')).toBe(true);
     const lrFactors = [1, 0.5, 0.8, 1, 0.3];
@@ -114,7 +114,7 @@ describe('AdamW', () => {
 
   it('does not touch a parameter without a gradient (no decay, no state advance)', () => {
     const { params, refs, gradSeq } = setup(2);
-    const opt = new AdamW(cfg, params);
+    const opt = AdamW.from(cfg, params);
     const seq = gradSeq(4);
     const frozen = 'lm_head.weight';
     const step = (g: Map<string, Float64Array>) => {
@@ -149,13 +149,13 @@ describe('AdamW', () => {
     const a = setup(3);
     const b = setup(3); // same seed: identical initial parameters
     const grads = a.gradSeq(4).map(toTensors);
-    expectStateRoundTrip(a.params, b.params, (p) => new AdamW(cfg, p), grads, 0.7).dispose();
+    expectStateRoundTrip(a.params, b.params, (p) => AdamW.from(cfg, p), grads, 0.7).dispose();
     tf.dispose(grads.flatMap((g) => [...g.values()]));
   });
 
   it('loadStateDict names missing, unknown and mis-shaped entries', () => {
     const { params } = setup(4);
-    const opt = new AdamW(cfg, params);
+    const opt = AdamW.from(cfg, params);
     const state = opt.stateDict();
     const missing = new Map(state);
     missing.delete('adamw/lm_head.weight/exp_avg');
@@ -170,7 +170,7 @@ describe('AdamW', () => {
 
   it('rejects a gradient for a parameter it does not own, or of the wrong shape', () => {
     const { params } = setup(5);
-    const opt = new AdamW(cfg, params);
+    const opt = AdamW.from(cfg, params);
     const g = tf.zeros([3]);
     expect(() => opt.step(params, new Map([['nope', g]]), 1)).toThrow(/'nope'/);
     expect(() => opt.step(params, new Map([['model.norm.weight', g]]), 1)).toThrow(/expects shape \[8\]/);
@@ -180,7 +180,7 @@ describe('AdamW', () => {
 
   it('keeps tf.memory().numTensors flat across steps', () => {
     const { params, gradSeq } = setup(6);
-    const opt = new AdamW(cfg, params);
+    const opt = AdamW.from(cfg, params);
     const grads = toTensors(gradSeq(1)[0]!);
     const counts: number[] = [];
     for (let k = 1; k <= 5; k++) {

@@ -49,7 +49,7 @@ describe('Lion', () => {
     const rng = new Rng(1);
     const params = makeParams(rng);
     const config = { lr: 0.01, betas: [0.8, 0.95] as [number, number], weightDecay: 0.5 };
-    const opt = new Lion(config, params);
+    const opt = Lion.from(config, params);
     const ref = new Map([...params].map(([n, p]) => [n, { p: Float64Array.from(p.dataSync()), m: new Float64Array(p.size) }]));
     for (const factor of [1, 0.5, 0.25, 1]) {
       const grads = new Map([...params].map(([n, p]) => [n, tf.tensor(Float32Array.from(rng.normals(p.size, 1)), p.shape)]));
@@ -83,7 +83,7 @@ describe('Lion', () => {
     const rng = new Rng(2);
     const a = makeParams(rng);
     const b = new Map([...a].map(([n, p]) => [n, tf.variable(p.clone(), true, `lion_b_${n}_${Math.random()}`)]));
-    const optA = new Lion({ lr: 0.003, weightDecay: 0.1 }, a);
+    const optA = Lion.from({ lr: 0.003, weightDecay: 0.1 }, a);
     const grads = (seed: number) => new Map([...a].map(([n, p]) => [n, tf.randomNormal(p.shape, 0, 1, 'float32', seed)]));
     const counts: number[] = [];
     for (let s = 0; s < 4; s++) {
@@ -94,7 +94,7 @@ describe('Lion', () => {
     }
     expect(counts[3]).toBe(counts[1]);
     for (const [n, p] of b) p.assign(a.get(n)!);
-    const optB = new Lion({ lr: 0.003, weightDecay: 0.1 }, b);
+    const optB = Lion.from({ lr: 0.003, weightDecay: 0.1 }, b);
     const state = optA.stateDict();
     optB.loadStateDict(state);
     const g = grads(9);
@@ -103,7 +103,7 @@ describe('Lion', () => {
     for (const [n, p] of a) expect([n, Array.from(b.get(n)!.dataSync())]).toEqual([n, Array.from(p.dataSync())]);
     state.delete('lion/lm_head.weight/exp_avg');
     expect(() => optB.loadStateDict(state)).toThrow(/missing: lion\/lm_head.weight\/exp_avg/);
-    expect(() => new Lion({ betas: [0.9, 1] }, a)).toThrow(ConfigError);
+    expect(() => Lion.from({ betas: [0.9, 1] }, a)).toThrow(ConfigError);
     tf.dispose([...state.values(), ...g.values(), ...a.values(), ...b.values()]);
     optA.dispose();
     optB.dispose();

@@ -53,7 +53,7 @@ const toTensors = (g: Map<string, Float64Array>) => new Map([...g].map(([n, d]) 
 
 describe('Muon', () => {
   it('has the documented defaults', () => {
-    expect(new Muon(undefined, new Map()).config).toEqual({
+    expect(Muon.from(undefined, new Map()).config).toEqual({
       lr: 1e-3,
       momentum: 0.95,
       nesterov: true,
@@ -62,7 +62,7 @@ describe('Muon', () => {
       scale: 'moonlight',
       weightDecay: 0.01,
     });
-    expect(() => new Muon({ scale: 'adam' }, new Map())).toThrow(
+    expect(() => Muon.from({ scale: 'adam' }, new Map())).toThrow(
       /optimizer\.muon\.scale: unknown value "adam"; valid choices: 'moonlight', 'keller'/,
     );
   });
@@ -73,7 +73,7 @@ describe('Muon', () => {
         const { params, momenta, gradSeq } = setup(scale === 'keller' ? 10 : 20);
         // lrs large enough that the update is well above the float32 rounding of the parameter itself.
         const o = { lr: scale === 'keller' ? 0.02 : 1e-2, mu: 0.95, nesterov, scale, wd: 0.05 };
-        const opt = new Muon({ lr: o.lr, momentum: o.mu, nesterov, scale, weightDecay: o.wd }, params);
+        const opt = Muon.from({ lr: o.lr, momentum: o.mu, nesterov, scale, weightDecay: o.wd }, params);
         const factors = [1, 0.5, 0.9];
         gradSeq(3).forEach((g, k) => {
           const before = new Map([...params].map(([n, p]) => [n, Float64Array.from(p.dataSync())]));
@@ -97,14 +97,14 @@ describe('Muon', () => {
 
   it('rejects a non-2-D parameter, naming it', () => {
     const v = tf.variable(tf.ones([8]));
-    expect(() => new Muon({}, new Map([['model.norm.weight', v]]))).toThrow(ShapeError);
-    expect(() => new Muon({}, new Map([['model.norm.weight', v]]))).toThrow(/'model\.norm\.weight' has shape \[8\]/);
+    expect(() => Muon.from({}, new Map([['model.norm.weight', v]]))).toThrow(ShapeError);
+    expect(() => Muon.from({}, new Map([['model.norm.weight', v]]))).toThrow(/'model\.norm\.weight' has shape \[8\]/);
     v.dispose();
   });
 
   it('does not touch a parameter without a gradient, nor its momentum', () => {
     const { params, gradSeq } = setup(30);
-    const opt = new Muon({}, params);
+    const opt = Muon.from({}, params);
     const frozen = 'model.layers.0.mlp.down_proj.weight';
     const seq = gradSeq(3);
     const step = (g: Map<string, Float64Array>) => {
@@ -131,7 +131,7 @@ describe('Muon', () => {
     const b = setup(40);
     const config = { scale: 'keller', lr: 0.02 };
     const grads = a.gradSeq(3).map(toTensors);
-    const optB = expectStateRoundTrip(a.params, b.params, (p) => new Muon(config, p), grads, 1);
+    const optB = expectStateRoundTrip(a.params, b.params, (p) => Muon.from(config, p), grads, 1);
     const wrong = new Map([[`muon/model.layers.0.mlp.up_proj.weight/momentum`, tf.zeros([48, 32])]]);
     expect(() => optB.loadStateDict(wrong)).toThrow(/missing: muon\/model\.layers\.0\.mlp\.down_proj\.weight\/momentum/);
     tf.dispose([...grads.flatMap((g) => [...g.values()]), ...wrong.values()]);
@@ -140,7 +140,7 @@ describe('Muon', () => {
 
   it('keeps tf.memory().numTensors flat across steps', () => {
     const { params, gradSeq } = setup(50);
-    const opt = new Muon({}, params);
+    const opt = Muon.from({}, params);
     const grads = toTensors(gradSeq(1)[0]!);
     const counts: number[] = [];
     for (let k = 1; k <= 5; k++) {

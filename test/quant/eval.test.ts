@@ -71,7 +71,7 @@ beforeAll(async () => {
   await startBackend('cpu');
   model = createModel(TINY, { seed: 1 });
   data = chainBatches(V, 2, 8, 16, 7);
-  const opt = new AdamW({ lr: 2e-2, weightDecay: 0 }, model.params);
+  const opt = AdamW.from({ lr: 2e-2, weightDecay: 0 }, model.params);
   const steps = 100;
   for (let s = 0; s < steps; s++) {
     const b = data[s % data.length]!;

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveRunConfig } from '../../src/config/run.ts';
+import { resolveRunConfig } from '../../src/train/config.ts';
 import { chooseScale } from '../../src/sweep/axes.ts';
 import { quantVariants, resolveQuantConfig } from '../../src/quant/config.ts';
 import {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resolveRunConfig } from '../../src/config/run.ts';
+import { resolveRunConfig } from '../../src/train/config.ts';
 import { DataError } from '../../src/errors.ts';
 import { quantVariants, resolveQuantConfig, type QuantConfigInput } from '../../src/quant/config.ts';
 import { collectTrials, readMetricsJsonl, writeReport, type SweepReport } from '../../src/sweep/report.ts';

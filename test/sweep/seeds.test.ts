@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resolveRunConfig } from '../../src/config/run.ts';
+import { resolveRunConfig } from '../../src/train/config.ts';
 import { buildReport, writeReport } from '../../src/sweep/report.ts';
 import { configurationOf } from '../../src/sweep/labels.ts';
 import { meanCurve } from '../../src/sweep/aggregate.ts';

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resolveRunConfig } from '../../src/config/run.ts';
+import { resolveRunConfig } from '../../src/train/config.ts';
 import { writeReport, type TrialResult } from '../../src/sweep/report.ts';
 import { scratchDirs } from '../helpers/scratch.ts';
 import {

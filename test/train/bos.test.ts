@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { evalBatches } from '../../src/data/batcher.ts';
 import { loadDataset } from '../../src/data/dataset.ts';
-import { resolveRunConfig } from '../../src/config/run.ts';
+import { resolveRunConfig } from '../../src/train/config.ts';
 import { Transformer } from '../../src/model/transformer.ts';
 import { train } from '../../src/train/run.ts';
 import { loadModelWeights, openCheckpoint } from '../../src/train/checkpoint.ts';

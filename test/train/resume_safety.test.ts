@@ -18,7 +18,7 @@ import { readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
 import { HessianProbe } from '../../src/train/callbacks/hessian.ts';
 import { JsonlSink } from '../../src/train/callbacks/logging.ts';
 import { MetricsRecorder } from '../../src/train/metrics.ts';
-import { resolveRunConfig } from '../../src/config/run.ts';
+import { resolveRunConfig } from '../../src/train/config.ts';
 import { readMetricsJsonl } from '../../src/sweep/report.ts';
 import type { ProbeResult } from '../../src/metrics/probe.ts';
 import { readEvents } from '../helpers/tfevents_read.ts';

@@ -1,6 +1,6 @@
 /** `osp train`: train a model, or resume a run. */
 import { BACKEND_NAMES } from '../../backend/index.ts';
-import { readConfigFile } from '../../config/run.ts';
+import { readConfigFile } from '../../train/config.ts';
 import { OspError } from '../../errors.ts';
 import { train as trainRun, type RunSummary } from '../../train/run.ts';
 import { formatSignal, signalOfSummary } from '../../train/signal_line.ts';
@@ -65,7 +65,10 @@ export const train: Command = {
     '--set key=value': 'override one field, e.g. --set optimizer.muon.lr=3e-4 (repeatable; JSON values)',
     '--resume RUN_DIR': 'continue RUN_DIR from its newest good checkpoint, on the exact same trajectory',
     '--extend-schedule': 'with --resume and more steps: accept that a decaying lr schedule is stretched (the lr jumps)',
-    '--init-from HF_DIR': 'start from the weights of a Hugging Face Llama directory (sizes must match the model config)',
+    '--init-from HF_DIR':
+      'start from the weights of a Hugging Face Llama directory (config.json + model.safetensors, or sharded with ' +
+      'model.safetensors.index.json; f32/f16/bf16); the model config must match it: every size that differs is listed ' +
+      'with the --set that fixes it',
     '--backend NAME': `shorthand for --set backend=NAME (${BACKEND_NAMES.join(', ')})`,
     '--out DIR': 'shorthand for --set out=DIR: parent directory of run directories (default runs)',
   },

@@ -4,6 +4,17 @@
  */
 import type { Callback, TrainContext } from '../callback.ts';
 import { pruneCheckpoints } from '../checkpoint.ts';
+import { z } from 'zod';
+import { zInt as int } from '../../utils/parse_config.ts';
+
+export const CheckpointConfigSchema = z
+  .strictObject({
+    every: int(0).default(250).describe('Save every N steps (and at the end); 0 = only at the end.'),
+    keep: int(1).default(3).describe('Checkpoints kept; older ones are deleted after a newer one is complete.'),
+  })
+  .prefault({})
+  .describe('Checkpoints (atomic, checksummed) in <run>/checkpoints/.');
+export type CheckpointConfig = z.output<typeof CheckpointConfigSchema>;
 
 export class CheckpointCallback implements Callback {
   readonly name = 'checkpoint';

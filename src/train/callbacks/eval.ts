@@ -6,6 +6,17 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Callback, TrainContext } from '../callback.ts';
 import type { Transformer } from '../../model/transformer.ts';
+import { z } from 'zod';
+import { zInt as int } from '../../utils/parse_config.ts';
+
+export const EvalConfigSchema = z
+  .strictObject({
+    every: int(0).default(100).describe('Evaluate every N steps (and at the end); 0 = only at the end.'),
+    batches: int(1).default(16).describe('Validation batches per evaluation (fixed, unshuffled windows: comparable across evals).'),
+  })
+  .prefault({})
+  .describe('Validation loss during training.');
+export type EvalConfig = z.output<typeof EvalConfigSchema>;
 
 export interface EvalBatch {
   inputs: Int32Array;

@@ -9,6 +9,23 @@
  * skipping forever would stall the run).
  */
 import type { Callback, PreUpdateInfo, TrainContext } from '../callback.ts';
+import { z } from 'zod';
+import { zInt as int } from '../../utils/parse_config.ts';
+
+export const GuardConfigSchema = z
+  .strictObject({
+    clipGradNorm: z.number().min(0).default(1.0).describe('Clip the global gradient norm to this value; 0 disables clipping.'),
+    skipZScore: z
+      .number()
+      .min(0)
+      .default(0)
+      .describe('Skip an update whose loss or grad-norm z-score over the recent window exceeds this; 0 = off.'),
+    window: int(2).default(50).describe('Steps in the z-score window.'),
+    minHistory: int(2).default(20).describe('Steps observed before the z-score rule may skip anything.'),
+  })
+  .prefault({})
+  .describe('Guards against instability.');
+export type GuardConfig = z.output<typeof GuardConfigSchema>;
 
 interface GuardState {
   losses: number[];

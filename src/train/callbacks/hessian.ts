@@ -14,6 +14,55 @@ import { spawnWorker, type WorkerHandle } from '../../utils/worker.ts';
 import type { Callback, TrainContext } from '../callback.ts';
 import type { ProbeRequest, ProbeResult } from '../../metrics/probe.ts';
 import { lineFigurePng } from '../../io/png.ts';
+import { z } from 'zod';
+import { zInt as int } from '../../utils/parse_config.ts';
+
+export const HessianConfigSchema = z
+  .strictObject({
+    every: int(0).default(0).describe('Probe every N steps (and at the end); 0 = off.'),
+    topk: int(1).default(5).describe('Top eigenvalues reported (<= lanczosSteps).'),
+    lanczosSteps: int(2).default(30).describe('Lanczos steps (full reorthogonalisation).'),
+    outlierWindow: int(1)
+      .optional()
+      .describe(
+        "The outlier rule's window: how many top Ritz values it looks at (<= lanczosSteps), so the most outliers it can count; default min(lanczosSteps / 2, max(2 topk, 10)). hessian/outliers_capped is 1 when the count filled it.",
+      ),
+    traceProbes: int(0).default(0).describe('Hutchinson probes for the trace; 0 = no trace.'),
+    density: z.boolean().default(true).describe('Spectral density by stochastic Lanczos quadrature, logged as an image.'),
+    batchSize: int(1).default(4).describe('Sequences of the fixed batch the Hessian is taken on.'),
+    params: z
+      .string()
+      .min(1)
+      .default('*')
+      .describe("Restrict to parameters whose name matches this glob or /regex/ (e.g. 'model.layers.0.*')."),
+    method: z
+      .enum(['auto', 'exact', 'fd'])
+      .default('auto')
+      .describe("Hessian-vector products: 'exact' (double backprop), 'fd' (finite differences) or 'auto'."),
+    backend: z
+      .enum(['cpu', 'native', 'wasm', 'webgpu', 'tensorflow'])
+      .default('wasm')
+      .describe("Backend of the worker thread (not 'auto': a probe must not take the training GPU by surprise)."),
+  })
+  .superRefine((c, ctx) => {
+    if (c.outlierWindow !== undefined && c.outlierWindow > c.lanczosSteps) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['outlierWindow'],
+        message: `must be <= hessian.lanczosSteps (${c.lanczosSteps}): the rule can only look at computed Ritz values`,
+      });
+    }
+    if (c.topk > c.lanczosSteps) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['topk'],
+        message: `eigenvalues need at least as many Lanczos steps; hessian.lanczosSteps is ${c.lanczosSteps}`,
+      });
+    }
+  })
+  .prefault({})
+  .describe('The Hessian probe: outlier eigenvalues of the loss Hessian, in a worker thread (off by default).');
+export type HessianConfig = z.output<typeof HessianConfigSchema>;
 
 type ProbeApi = { runProbe(req: ProbeRequest): Promise<ProbeResult> };
 

@@ -8,6 +8,22 @@ import { join } from 'node:path';
 import type { Callback, TrainContext } from '../callback.ts';
 import { writeFileAtomicSync } from '../../io/atomic.ts';
 import { formatSignal, signalOfMetrics } from '../signal_line.ts';
+import { z } from 'zod';
+import { zInt as int } from '../../utils/parse_config.ts';
+
+export const LoggingConfigSchema = z
+  .strictObject({
+    every: int(1).default(10).describe('Log training metrics every N steps.'),
+    tensorboard: z.boolean().default(true).describe('Write TensorBoard event files into the run directory.'),
+    histogramsEvery: int(0).default(100).describe('Weight histograms every N steps; 0 = off.'),
+    console: z
+      .enum(['auto', 'bar', 'lines', 'quiet'])
+      .default('auto')
+      .describe("Console output: a progress bar on a TTY, plain lines otherwise ('auto'), or force one."),
+  })
+  .prefault({})
+  .describe('Console, metrics.jsonl and TensorBoard logging.');
+export type LoggingConfig = z.output<typeof LoggingConfigSchema>;
 
 /** Whether step number `step` (1-based count of completed steps) is a logging step. */
 export function isLoggingStep(ctx: TrainContext, step = ctx.step): boolean {

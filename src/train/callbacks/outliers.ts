@@ -10,6 +10,19 @@ import type { Callback, TrainContext } from '../callback.ts';
 import { heatmapFigurePng } from '../../io/png.ts';
 import { aggregateOspKurtosis, outlierStats, type OutlierStats } from '../../metrics/outliers.ts';
 import { gaussianFloorEstimate } from '../../metrics/gaussian_floor.ts';
+import { z } from 'zod';
+import { zInt as int } from '../../utils/parse_config.ts';
+
+export const MonitorConfigSchema = z
+  .strictObject({
+    every: int(0).default(50).describe('Measure every N steps, at step 0 and at the end; 0 = off.'),
+    batchSize: int(1).default(4).describe('Sequences in the fixed held-out batch (the first validation windows).'),
+    topK: int(1).default(8).describe('Largest |activations| reported per tap.'),
+    images: z.boolean().default(true).describe('Per-channel RMS histograms and the layer x channel heatmap image in TensorBoard.'),
+  })
+  .prefault({})
+  .describe('Outlier statistics of the hidden states on a fixed held-out batch (docs/monitoring.md).');
+export type MonitorConfig = z.output<typeof MonitorConfigSchema>;
 
 export interface OutlierSummary {
   step: number;

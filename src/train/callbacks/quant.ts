@@ -6,7 +6,20 @@
  */
 import type { Callback, TrainContext } from '../callback.ts';
 import type { EvalBatch } from './eval.ts';
-import { quantEval, type QuantEvalResult } from '../../quant/eval.ts';
+import { quantEvalValidated, type QuantEvalResult } from '../../quant/eval.ts';
+import { z } from 'zod';
+import { zInt as int } from '../../utils/parse_config.ts';
+import { QuantConfigSchema } from '../../quant/eval.ts';
+
+export const QuantSectionSchema = z
+  .strictObject({
+    ...QuantConfigSchema.shape,
+    every: int(0).default(0).describe('Measure every N steps and at the end; 0 = off.'),
+    batches: int(1).default(4).describe('Validation batches measured (the first eval batches).'),
+  })
+  .prefault({})
+  .describe('W4A4KV4-style quantization robustness measured during training (off by default).');
+export type QuantSection = z.output<typeof QuantSectionSchema>;
 
 export class QuantEvalCallback implements Callback {
   readonly name = 'quant';
@@ -23,7 +36,7 @@ export class QuantEvalCallback implements Callback {
     if (every === 0 || !(ctx.step % every === 0 || ctx.isLastStep)) return;
     const { size, seqLen } = ctx.config.batch;
     const shaped = (b: EvalBatch) => ({ ...b, batchSize: size, seqLen });
-    const r = await quantEval(ctx.model, this.batches.slice(0, batches).map(shaped), config, {
+    const r = await quantEvalValidated(ctx.model, this.batches.slice(0, batches).map(shaped), config, {
       calibration: this.calibration.map(shaped),
     });
     ctx.metrics.record('quant/fp_loss', r.fp.loss);

@@ -4,7 +4,7 @@
  * from the code. `npm run config-doc` writes it; a test fails when the committed file is stale.
  */
 import { z } from 'zod';
-import { RunConfigSchema } from './run.ts';
+import { RunConfigSchema } from './config.ts';
 
 /** A JSON Schema node as z.toJSONSchema writes it (the parts the reference reads). */
 interface Node {
@@ -98,7 +98,7 @@ export function configReference(schema: z.ZodType = RunConfigSchema): string {
     'holds any subset; `--set path=value` overrides one field (the value is JSON when it parses, else a string);',
     'everything else takes the default below. Unknown fields are errors naming the field and the valid ones.',
     '',
-    'Generated from the zod schemas by `npm run config-doc` (src/config/reference.ts); a test fails when this',
+    'Generated from the zod schemas by `npm run config-doc` (src/train/config_reference.ts); a test fails when this',
     'file is stale. Back to the [README](../README.md).',
     '',
     '`configs/tiny.json` is the OSP recipe (Muon + SSNorm + EmbProj); `configs/tiny-adam.json` is the Adam +',
