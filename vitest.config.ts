@@ -6,6 +6,8 @@ export default defineConfig({
     // Probes the optional parts (native pack, OpenBLAS, WebGPU adapter, rsvg-convert) once; tests that
     // need a missing part skip and the run ends with a line saying how to enable it (CI: failure).
     globalSetup: ['test/setup/capabilities.ts'],
+    // Removes, when each test file ends, the temporary directories tempDir() (test/helpers/scratch.ts) made.
+    setupFiles: ['test/setup/scratch.ts'],
     // Each test file gets its own process: tfjs keeps one global engine per process and
     // the backends (wasm, Dawn) hold native resources that must not leak between files.
     pool: 'forks',

@@ -5,8 +5,7 @@
  * that validates (utils/parse_config.ts); this test counts its calls during a run.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { scratchDirs } from '../helpers/scratch.ts';
-import { tinyRun } from '../helpers/run.ts';
+import { tempDir, tinyRun } from '../helpers/run.ts';
 
 const calls: string[] = [];
 vi.mock('../../src/utils/parse_config.ts', async (importOriginal) => {
@@ -23,18 +22,16 @@ vi.mock('../../src/utils/parse_config.ts', async (importOriginal) => {
 const { train } = await import('../../src/train/run.ts');
 const { resolveRunConfig } = await import('../../src/train/config.ts');
 
-const tempDir = scratchDirs('osp-validate-once-');
-
 describe('validation once', () => {
   it('resolveRunConfig parses the whole config in one call', () => {
     calls.length = 0;
-    resolveRunConfig(tinyRun(tempDir()));
+    resolveRunConfig(tinyRun(tempDir('osp-validate-once-')));
     expect(calls).toEqual(['(root)']);
   });
 
   it('a fresh train() parses the run config once and nothing else', async () => {
     calls.length = 0;
-    const out = tempDir();
+    const out = tempDir('osp-validate-once-');
     await train({
       config: tinyRun(out, { steps: 3, monitor: { every: 2, batchSize: 2 }, quant: { every: 3, batches: 1 } }),
       log: () => {},

@@ -1,11 +1,9 @@
 /** A tiny, fast run config for trainer tests, and readers for what a run writes. */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export function tempDir(prefix = 'osp-run-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
+/** The shared temporary-directory helper, re-exported so a run test gets tinyRun and tempDir from one import. */
+export { tempDir } from './scratch.ts';
 
 /** OSP modules on a model small enough for a step in a few ms; every metric logged every step. */
 export function tinyRun(out: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

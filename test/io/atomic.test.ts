@@ -2,10 +2,9 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OspError } from '../../src/errors.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
+import { tempDir } from '../helpers/scratch.ts';
 import { type AtomicStage, atomicFaults, sha256, sha256File, writeFileAtomic, writeFileAtomicSync } from '../../src/io/atomic.ts';
 
-const tempDir = scratchDirs('osp-atomic-');
 afterEach(() => {
   atomicFaults.inject = undefined;
 });
@@ -21,7 +20,7 @@ const variants = [
 
 describe.each(variants)('writeFileAtomic (%s)', (_name, write) => {
   it('creates and then replaces a file, leaving no temp files', async () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-atomic-');
     const p = join(dir, 'ckpt.bin');
     await write(p, new Uint8Array([1, 2, 3]));
     expect([...readFileSync(p)]).toEqual([1, 2, 3]);
@@ -33,7 +32,7 @@ describe.each(variants)('writeFileAtomic (%s)', (_name, write) => {
   });
 
   it('fails with an OspError naming the path when the parent is a regular file', async () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-atomic-');
     writeFileSync(join(dir, 'file'), 'x');
     const p = join(dir, 'file', 'ckpt.bin');
     const err = await write(p, 'data').then(
@@ -47,7 +46,7 @@ describe.each(variants)('writeFileAtomic (%s)', (_name, write) => {
   });
 
   it('fails without leaving a temp file when the target is a directory', async () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-atomic-');
     const p = join(dir, 'target');
     mkdirSync(p);
     writeFileSync(join(p, 'inside'), 'keep');
@@ -63,7 +62,7 @@ describe.each(variants)('writeFileAtomic (%s)', (_name, write) => {
     ['rename', 'EXDEV'],
   ] as [AtomicStage, string][]) {
     it(`keeps the old file and removes the temp file when ${stage} fails (${code})`, async () => {
-      const dir = tempDir();
+      const dir = tempDir('osp-atomic-');
       const p = join(dir, 'model.safetensors');
       writeFileSync(p, 'old contents');
       let sawTemp = false;
@@ -92,7 +91,7 @@ describe('sha256', () => {
   it('matches the FIPS 180-2 test vectors', async () => {
     expect(sha256('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
     expect(sha256(new Uint8Array(0))).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
-    const dir = tempDir();
+    const dir = tempDir('osp-atomic-');
     const p = join(dir, 'a.txt');
     writeFileSync(p, 'abc');
     expect(await sha256File(p)).toBe(sha256('abc'));
@@ -102,7 +101,7 @@ describe('sha256', () => {
   });
 
   it('names the path when the file is missing', async () => {
-    const p = join(tempDir(), 'missing.bin');
+    const p = join(tempDir('osp-atomic-'), 'missing.bin');
     await expect(sha256File(p)).rejects.toThrow(OspError);
     await expect(sha256File(p)).rejects.toThrow(/missing\.bin.*ENOENT/);
   });

@@ -36,7 +36,7 @@ import {
   writeGgufFile,
 } from '../../src/io/gguf.ts';
 import { rng } from '../helpers/prng.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
+import { tempDir } from '../helpers/scratch.ts';
 
 /** Standard normal samples (Box-Muller), for realistic weights. */
 function gaussians(r: () => number, n: number, scale = 1): Float32Array {
@@ -134,8 +134,6 @@ function formatError(bytes: Uint8Array): FormatError {
 function rejects(bytes: Uint8Array, re: RegExp): void {
   expect(formatError(bytes).message).toMatch(re);
 }
-
-const tempDir = scratchDirs('osp-gguf-');
 
 describe('GGUF layout', () => {
   it('writes bytes exactly as a hand-built file, field by field', () => {
@@ -457,7 +455,7 @@ describe('GGUF round trips', () => {
   });
 
   it('writes and reads files atomically', async () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-gguf-');
     const path = join(dir, 'model.gguf');
     const input = {
       kv: [['general.architecture', str('llama')]] as [string, GgufValue][],

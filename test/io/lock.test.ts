@@ -5,10 +5,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OspError } from '../../src/errors.ts';
 import { acquireLock, LOCK_FILE, type DirLock } from '../../src/io/lock.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
+import { tempDir } from '../helpers/scratch.ts';
 
-// Registered before the afterEach below, so (hooks run as a stack) locks are released before the dirs go.
-const tempDir = scratchDirs('osp-lock-');
+// Locks are released after each test; tempDir's directories go only when the file ends (test/setup/scratch.ts).
 const held: DirLock[] = [];
 function take(dir: string, what: string, onStale?: (m: string) => void): DirLock {
   const lock = acquireLock(dir, what, onStale);
@@ -41,7 +40,7 @@ const exitListeners = () => process.listeners('exit').length;
 
 describe('acquireLock', () => {
   it('writes { pid, host, started, what } and release removes it', () => {
-    const dir = join(tempDir(), 'not', 'yet');
+    const dir = join(tempDir('osp-lock-'), 'not', 'yet');
     const before = exitListeners();
     const lock = take(dir, 'osp sweep lr');
     expect(lock.path).toBe(join(dir, LOCK_FILE));
@@ -59,7 +58,7 @@ describe('acquireLock', () => {
   });
 
   it('a second acquire while held throws "already running" with the holder, and the lock survives', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     const first = take(dir, 'osp sweep first');
     const text = readFileSync(first.path, 'utf8');
     let stale = 0;
@@ -72,7 +71,7 @@ describe('acquireLock', () => {
 
   it('another live process counts as running, also when signalling it is not permitted (EPERM)', () => {
     // pid 1 (init) always exists.
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 1, host: hostname(), started: 'then', what: 'osp train x' }));
     expect(thrown(() => acquireLock(dir, 'me')).message).toContain('already running: osp train x (pid 1, started then)');
     // Another user's process: kill(pid, 0) fails with EPERM, which still means it exists.
@@ -89,7 +88,7 @@ describe('acquireLock', () => {
   });
 
   it('clears a lock whose process is dead and says so through onStale', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     const pid = deadPid();
     writeFileSync(
       join(dir, LOCK_FILE),
@@ -109,7 +108,7 @@ describe('acquireLock', () => {
     ['no pid', JSON.stringify({ host: 'h', started: 's', what: 'w' })],
     ['a bad pid', JSON.stringify({ pid: -3, host: 'h' })],
   ])('clears a corrupt lock file (%s)', (_what, content) => {
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     writeFileSync(join(dir, LOCK_FILE), content);
     const messages: string[] = [];
     const lock = take(dir, 'osp sweep new', (m) => messages.push(m));
@@ -119,13 +118,13 @@ describe('acquireLock', () => {
   });
 
   it('clears a stale lock without a callback too', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     writeFileSync(join(dir, LOCK_FILE), 'garbage');
     expect(JSON.parse(readFileSync(take(dir, 'x').path, 'utf8')).what).toBe('x');
   });
 
   it("another host's lock with a recent heartbeat is never cleared, and the message says how old it is", () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     // A dead pid: even a process that would be dead here may be alive on the other host.
     const content = JSON.stringify({ pid: deadPid(), host: 'other-host.cluster', started: 'yesterday', what: 'osp sweep big' });
     writeFileSync(join(dir, LOCK_FILE), content);
@@ -139,7 +138,7 @@ describe('acquireLock', () => {
   });
 
   it("another host's lock without a heartbeat for longer than the stale time is cleared", () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     const path = join(dir, LOCK_FILE);
     writeFileSync(path, JSON.stringify({ pid: 4242, host: 'node17.cluster', started: 'earlier', what: 'osp sweep big' }));
     const old = new Date(Date.now() - 11 * 60_000);
@@ -154,7 +153,7 @@ describe('acquireLock', () => {
   it('the holder keeps its heartbeat: the lock file is touched while held, not after release', async () => {
     vi.stubEnv('OSP_LOCK_HEARTBEAT_SECONDS', '0.05');
     try {
-      const dir = tempDir();
+      const dir = tempDir('osp-lock-');
       const lock = take(dir, 'beating');
       const old = new Date(Date.now() - 3_600_000);
       utimesSync(lock.path, old, old);
@@ -170,7 +169,7 @@ describe('acquireLock', () => {
   it('a bad OSP_LOCK_STALE_SECONDS is an error naming it', () => {
     vi.stubEnv('OSP_LOCK_STALE_SECONDS', 'soon');
     try {
-      const dir = tempDir();
+      const dir = tempDir('osp-lock-');
       writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 1, host: 'elsewhere', started: 's', what: 'w' }));
       expect(() => acquireLock(dir, 'me')).toThrow(/OSP_LOCK_STALE_SECONDS: expected a positive number of seconds, got 'soon'/);
     } finally {
@@ -179,7 +178,7 @@ describe('acquireLock', () => {
   });
 
   it("release does not remove someone else's lock", () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     const lock = take(dir, 'mine');
     // Ours was cleared (say as stale while this process was stopped) and another process took it.
     const theirs = JSON.stringify({ pid: 1, host: hostname(), started: 'now', what: 'theirs' });
@@ -192,7 +191,7 @@ describe('acquireLock', () => {
   });
 
   it('is released when the process exits without release()', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-lock-');
     const script = `import { acquireLock } from ${JSON.stringify(join(process.cwd(), 'src/io/lock.ts'))};
       const l = acquireLock(${JSON.stringify(dir)}, 'child');
       const fs = await import('node:fs');

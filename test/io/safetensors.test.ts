@@ -18,7 +18,7 @@ import {
   writeSafetensorsFile,
 } from '../../src/io/safetensors.ts';
 import { rng } from '../helpers/prng.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
+import { tempDir } from '../helpers/scratch.ts';
 
 const enc = new TextEncoder();
 
@@ -58,8 +58,6 @@ function formatError(bytes: Uint8Array): FormatError {
 }
 
 const entry = (dtype: string, shape: unknown, offsets: unknown) => JSON.stringify({ dtype, shape, data_offsets: offsets });
-
-const tempDir = scratchDirs('osp-st-');
 
 describe('safetensors encode/decode', () => {
   it('round-trips every dtype, including scalars and empty tensors', () => {
@@ -541,7 +539,7 @@ describe('float conversions', () => {
 
 describe('safetensors files', () => {
   it('writes atomically and reads back', async () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-st-');
     const p = join(dir, 'model.safetensors');
     await writeSafetensorsFile(p, [['w', f32Entry([2], new Float32Array([3, 4]))]], { step: '1' });
     const { tensors, metadata } = await readSafetensorsFile(p);
@@ -554,7 +552,7 @@ describe('safetensors files', () => {
   });
 
   it('gives a FormatError naming the path for missing and malformed files', async () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-st-');
     const missing = join(dir, 'nope.safetensors');
     await expect(readSafetensorsFile(missing)).rejects.toThrow(FormatError);
     await expect(readSafetensorsFile(missing)).rejects.toThrow(/nope\.safetensors: .*ENOENT/);

@@ -18,9 +18,7 @@ import {
   getString,
   getVarint,
 } from '../helpers/protobuf_decode.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
-
-const tempDir = scratchDirs('osp-tfevents-');
+import { tempDir } from '../helpers/scratch.ts';
 
 function writer(dir: string, opts: { maxBufferBytes?: number } = {}): EventWriter {
   let t = 1_700_000_000.25;
@@ -29,7 +27,7 @@ function writer(dir: string, opts: { maxBufferBytes?: number } = {}): EventWrite
 
 describe('EventWriter file', () => {
   it('is named events.out.tfevents.<secs>.<host>.<pid>.<n> and starts with the file_version record', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-tfevents-');
     const w = writer(dir);
     expect(basename(w.path)).toMatch(new RegExp(`^events\\.out\\.tfevents\\.1700000000\\.testhost\\.${process.pid}\\.\\d+$`));
     expect(readdirSync(dir)).toEqual([basename(w.path)]);
@@ -43,7 +41,7 @@ describe('EventWriter file', () => {
   });
 
   it('pads the unix time to 10 digits and gives each writer its own file', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-tfevents-');
     const a = new EventWriter(dir, { hostname: 'h', now: () => 12.5 });
     const b = new EventWriter(dir, { hostname: 'h', now: () => 12.5 });
     expect(basename(a.path)).toMatch(/^events\.out\.tfevents\.0000000012\.h\.\d+\.\d+$/);
@@ -53,7 +51,7 @@ describe('EventWriter file', () => {
   });
 
   it('buffers until flush(), flushes on close(), and flushes by itself past maxBufferBytes', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-tfevents-');
     const w = writer(dir);
     const size0 = statSync(w.path).size;
     w.scalar('a', 1, 1);
@@ -65,7 +63,7 @@ describe('EventWriter file', () => {
     expect(readEvents(w.path)).toHaveLength(3);
     w.close(); // idempotent
 
-    const small = writer(tempDir(), { maxBufferBytes: 100 });
+    const small = writer(tempDir('osp-tfevents-'), { maxBufferBytes: 100 });
     for (let i = 0; i < 10; i++) small.scalar('x', i, i); // ~40 bytes each
     expect(readEvents(small.path).length).toBeGreaterThan(1);
     small.close();
@@ -73,7 +71,7 @@ describe('EventWriter file', () => {
   });
 
   it('raises an OspError naming the file when a write fails, and after close()', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-tfevents-');
     const w = writer(dir);
     w.scalar('a', 1, 1);
     rmSync(dir, { recursive: true, force: true });
@@ -87,13 +85,13 @@ describe('EventWriter file', () => {
     expect((err as Error).message).toContain(w.path);
     expect((err as Error).message).toContain('ENOENT');
 
-    const w2 = writer(tempDir());
+    const w2 = writer(tempDir('osp-tfevents-'));
     w2.close();
     expect(() => w2.scalar('a', 1, 1)).toThrow(/closed/);
   });
 
   it('raises an OspError when the log directory cannot be created', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-tfevents-');
     const file = join(dir, 'plainfile');
     writeFileSync(file, 'x');
     expect(() => new EventWriter(join(file, 'logs'))).toThrow(OspError);
@@ -101,7 +99,7 @@ describe('EventWriter file', () => {
   });
 
   it('rejects empty tags and non-integer steps', () => {
-    const w = writer(tempDir());
+    const w = writer(tempDir('osp-tfevents-'));
     expect(() => w.scalar('', 1, 1)).toThrow(OspError);
     expect(() => w.scalar('a', 1, 1.5)).toThrow(/step/);
     w.close();
@@ -110,7 +108,7 @@ describe('EventWriter file', () => {
 
 describe('EventWriter records', () => {
   it('writes scalars as simple_value with tag, step and wall time', () => {
-    const w = writer(tempDir());
+    const w = writer(tempDir('osp-tfevents-'));
     w.scalar('train/loss', 3.14159, 7);
     w.scalar('train/loss', NaN, 8);
     w.scalar('big/step', -Infinity, 2 ** 40);
@@ -128,7 +126,7 @@ describe('EventWriter records', () => {
   });
 
   it('writes histograms whose buckets match an independent count', () => {
-    const w = writer(tempDir());
+    const w = writer(tempDir('osp-tfevents-'));
     // Deterministic pseudo-normal values plus non-finite ones that must be skipped.
     let s = 42;
     const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
@@ -177,7 +175,7 @@ describe('EventWriter records', () => {
   });
 
   it('handles constant, empty, all-non-finite and huge-range histograms', () => {
-    const w = writer(tempDir());
+    const w = writer(tempDir('osp-tfevents-'));
     w.histogram('const', [2.5, 2.5, 2.5], 1);
     expect(w.histogram('empty', [], 2)).toBe(0);
     expect(w.histogram('nan', [NaN, Infinity], 3)).toBe(2);
@@ -207,7 +205,7 @@ describe('EventWriter records', () => {
   });
 
   it('writes text as a DT_STRING tensor with the text plugin', () => {
-    const w = writer(tempDir());
+    const w = writer(tempDir('osp-tfevents-'));
     const md = '# Config\n\n| lr | 3e-4 |\n\nünïcødé ✓';
     w.text('config', md, 0);
     w.close();
@@ -223,7 +221,7 @@ describe('EventWriter records', () => {
   });
 
   it('writes PNG images with their dimensions and colorspace', () => {
-    const w = writer(tempDir());
+    const w = writer(tempDir('osp-tfevents-'));
     const px = new Uint8Array(5 * 3 * 3).map((_, i) => (i * 37) & 0xff);
     const png = encodePng(5, 3, px, 3);
     w.image('heat/layer0', png, 5, 3, 11);
@@ -248,7 +246,7 @@ describe('EventWriter records', () => {
   });
 
   it('writes the three hparams plugin summaries, decodable back to names and values', () => {
-    const w = writer(tempDir());
+    const w = writer(tempDir('osp-tfevents-'));
     w.hparams({ lr: 3e-4, norm: 'ssnorm', muon: true, layers: 4, tied: false }, ['train/loss', 'val/loss']);
     w.close();
     const events = readEvents(w.path).slice(1);
@@ -302,7 +300,7 @@ describe('EventWriter records', () => {
   });
 
   it('rejects hparams values of other types', () => {
-    const w = writer(tempDir());
+    const w = writer(tempDir('osp-tfevents-'));
     expect(() => w.hparams({ bad: null as unknown as number }, [])).toThrow(/bad/);
     w.close();
   });

@@ -11,9 +11,7 @@ import { ConfigError } from '../../src/errors.ts';
 import { runSweep } from '../../src/sweep/run.ts';
 import type { PairTrend } from '../../src/sweep/trend.ts';
 import { has } from '../helpers/capabilities.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
-
-const tempDir = scratchDirs('osp-emergence-');
+import { tempDir } from '../helpers/scratch.ts';
 const PRESET = 'configs/sweeps/outlier-emergence.json';
 
 /** The preset shrunk to a smoke test: every measurement still runs, twice, on 2 seeds. */
@@ -42,7 +40,7 @@ describe('outlier-emergence preset', () => {
   it.skipIf(!has.native)(
     'runs end to end at 2 steps x 2 seeds and writes the trend verdict of every pair',
     async () => {
-      const dir = tempDir();
+      const dir = tempDir('osp-emergence-');
       const out = join(dir, 'sweep');
       const preset = JSON.parse(readFileSync(PRESET, 'utf8'));
       const r = await runSweep({ spec: smokeSpec(dir), out, parallel: 2, log: () => {} });
@@ -69,7 +67,7 @@ describe('outlier-emergence preset', () => {
   );
 
   it('a trend pair naming no configuration is a ConfigError before anything is written', async () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-emergence-');
     const out = join(dir, 'never');
     const spec = smokeSpec(dir, (s) => (s.trend = { pairs: [[s.trend.pairs[0][0], 'no-such-config']] }));
     const err = await runSweep({ spec, out, parallel: 1, log: () => {} }).catch((e) => e);

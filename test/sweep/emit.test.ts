@@ -1,14 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OspError } from '../../src/errors.ts';
 import { emitList, emitSlurm, shellQuote, writeTrialConfigs } from '../../src/sweep/emit.ts';
 import type { Trial } from '../../src/sweep/spec.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
-
-const tempDir = scratchDirs('osp-emit-');
+import { tempDir } from '../helpers/scratch.ts';
 
 const TRIALS: Trial[] = [
   {
@@ -29,10 +26,9 @@ const TRIALS: Trial[] = [
 /** A directory holding a fake `npx` that prints each argument on its own line, so word splitting shows. */
 let fakeBin: string;
 beforeAll(() => {
-  fakeBin = mkdtempSync(join(tmpdir(), 'osp-fake-npx-'));
+  fakeBin = tempDir('osp-fake-npx-');
   writeFileSync(join(fakeBin, 'npx'), '#!/bin/sh\nfor a in "$@"; do printf \'ARG:%s\\n\' "$a"; done\n');
   chmodSync(join(fakeBin, 'npx'), 0o755);
-  return () => rmSync(fakeBin, { recursive: true, force: true });
 });
 
 function bash(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
@@ -49,14 +45,14 @@ const argsOf = (stdout: string) =>
 
 /** Sweep directories with a space, a single quote, a double quote, '$' and '#' in them. */
 function oddDir(): string {
-  const d = join(tempDir(), `my sweep's "dir" $HOME #1`);
+  const d = join(tempDir('osp-emit-'), `my sweep's "dir" $HOME #1`);
   mkdirSync(d);
   return d;
 }
 
 describe('writeTrialConfigs', () => {
   it('writes trials/<name>.json with out = the absolute sweep directory and the name set', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-emit-');
     const rel = relative(process.cwd(), join(dir, 'sweep'));
     const files = writeTrialConfigs(rel, TRIALS);
     expect(files).toEqual(TRIALS.map((t) => join(dir, 'sweep', 'trials', `${t.name}.json`)));
@@ -68,7 +64,7 @@ describe('writeTrialConfigs', () => {
   });
 
   it('replaces earlier files (a re-emitted sweep)', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-emit-');
     writeTrialConfigs(dir, TRIALS);
     writeTrialConfigs(dir, [{ ...TRIALS[2]!, config: { steps: 99 } }]);
     expect(JSON.parse(readFileSync(join(dir, 'trials', 'adam.json'), 'utf8'))).toEqual({ steps: 99, name: 'adam', out: dir });
@@ -77,7 +73,7 @@ describe('writeTrialConfigs', () => {
 
 describe('emitSlurm', () => {
   it('a job array over the trials with the #SBATCH options', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-emit-');
     const text = emitSlurm(dir, TRIALS, { partition: 'gpu', time: '04:00:00', mem: '16G' });
     const sbatch = text.split('\n').filter((l) => l.startsWith('#SBATCH'));
     expect(sbatch).toEqual([
@@ -98,21 +94,21 @@ describe('emitSlurm', () => {
   });
 
   it('quotes #SBATCH values the way sbatch reads them, and doubles % in the output path', () => {
-    const dir = join(tempDir(), `50% "done" #2`);
+    const dir = join(tempDir('osp-emit-'), `50% "done" #2`);
     const text = emitSlurm(dir, TRIALS);
     expect(text).toContain(`#SBATCH --output="${dir.replace('50% "done" #2', '50%% \\"done\\" \\#2')}/slurm-%A_%a.out"\n`);
     expect(text).toContain(`#SBATCH --job-name="50% \\"done\\" \\#2"\n`);
   });
 
   it('refuses what it cannot express', () => {
-    expect(() => emitSlurm(tempDir(), [])).toThrow(OspError);
-    expect(() => emitSlurm(tempDir(), TRIALS, { cpus: 0 })).toThrow('cpus must be a positive integer');
-    expect(() => emitSlurm(join(tempDir(), 'a\\b'), TRIALS)).toThrow('backslash or line break');
-    expect(() => emitSlurm(tempDir(), TRIALS, { time: '1:00\n#SBATCH --x' })).toThrow('line break');
+    expect(() => emitSlurm(tempDir('osp-emit-'), [])).toThrow(OspError);
+    expect(() => emitSlurm(tempDir('osp-emit-'), TRIALS, { cpus: 0 })).toThrow('cpus must be a positive integer');
+    expect(() => emitSlurm(join(tempDir('osp-emit-'), 'a\\b'), TRIALS)).toThrow('backslash or line break');
+    expect(() => emitSlurm(tempDir('osp-emit-'), TRIALS, { time: '1:00\n#SBATCH --x' })).toThrow('line break');
   });
 
   it('is valid bash (bash -n)', () => {
-    for (const dir of [tempDir(), oddDir()]) {
+    for (const dir of [tempDir('osp-emit-'), oddDir()]) {
       const script = join(dir, 'sweep.slurm');
       writeFileSync(script, emitSlurm(dir, TRIALS, { partition: 'gpu' }));
       const r = bash(['-n', script]);
@@ -122,7 +118,7 @@ describe('emitSlurm', () => {
   });
 
   it.each([
-    ['a plain sweep directory', tempDir],
+    ['a plain sweep directory', () => tempDir('osp-emit-')],
     ['a sweep directory with spaces, quotes, $ and #', oddDir],
   ])('each task trains its trial, or resumes it once it has checkpoints (%s)', (_what, makeDir) => {
     const dir = makeDir();
@@ -152,7 +148,7 @@ describe('emitSlurm', () => {
   });
 
   it('fails clearly outside an array job or for a task without a trial', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-emit-');
     const script = join(dir, 'sweep.slurm');
     writeFileSync(script, emitSlurm(dir, TRIALS));
     const r = bash([script], { SLURM_ARRAY_TASK_ID: '3' });
@@ -170,7 +166,7 @@ describe('emitSlurm', () => {
 
 describe('emitList', () => {
   it.each([
-    ['a plain sweep directory', tempDir],
+    ['a plain sweep directory', () => tempDir('osp-emit-')],
     ['a sweep directory with spaces, quotes, $ and #', oddDir],
   ])('one standalone command per trial, resuming when checkpoints exist (%s)', (_what, makeDir) => {
     const dir = makeDir();
@@ -193,8 +189,8 @@ describe('emitList', () => {
   });
 
   it('a failed resume does not fall through to a fresh start', () => {
-    const dir = tempDir();
-    const bin = join(tempDir(), 'bin');
+    const dir = tempDir('osp-emit-');
+    const bin = join(tempDir('osp-emit-'), 'bin');
     mkdirSync(bin);
     writeFileSync(join(bin, 'npx'), '#!/bin/sh\necho "ran: $*"\nexit 3\n');
     chmodSync(join(bin, 'npx'), 0o755);

@@ -7,11 +7,10 @@
  * Where rsvg-convert is installed every SVG is also rasterized and must give a non-blank image.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/train/config.ts';
 import { chooseScale } from '../../src/sweep/axes.ts';
 import { quantVariants, resolveQuantConfig } from '../../src/quant/config.ts';
@@ -27,16 +26,7 @@ import {
 import { writeReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';
 import { barChart, lineChart } from '../../src/sweep/svg.ts';
-
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'osp-figures-'));
-  dirs.push(d);
-  return d;
-}
+import { tempDir } from '../helpers/scratch.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A synthetic sweep: variants adam and osp, grid over the AdamW learning rate; names like
@@ -62,7 +52,7 @@ const TRIALS: Spec[] = (['adam', 'osp'] as const).flatMap((variant) =>
 const hessianSteps = (i: number): number[] => (i === 0 ? [60] : i === TRIALS.length - 1 ? [] : [30, 60]);
 
 function buildSweep(): string {
-  const sweep = tempDir();
+  const sweep = tempDir('osp-figures-');
   TRIALS.forEach((t, i) => {
     const dir = join(sweep, t.name);
     mkdirSync(dir, { recursive: true });
@@ -116,7 +106,7 @@ function buildSweep(): string {
  * the quantization gap at three steps (the emergence experiment's figures).
  */
 function buildEmergenceSweep(): string {
-  const sweep = tempDir();
+  const sweep = tempDir('osp-figures-');
   const names = ['adam', 'osp'];
   names.forEach((name, i) => {
     const dir = join(sweep, name);

@@ -7,13 +7,11 @@ import { quantVariants, resolveQuantConfig, type QuantConfigInput } from '../../
 import { collectTrials, readMetricsJsonl, writeReport, type SweepReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';
 import { consoleColumns } from '../helpers/console_table.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
+import { tempDir } from '../helpers/scratch.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A fake sweep directory: what `osp train` leaves in each trial directory, with hand-picked numbers
 // (few significant digits, so the expected table cells can be written down literally).
-
-const tempDir = scratchDirs('osp-sweep-report-');
 
 /**
  * summary.json's `monitors.quant` as osp-lab 0.1 wrote it (one W4A4KV4 RTN measurement at step 100,
@@ -80,7 +78,7 @@ function perTap(layers: [number, number]): Record<string, unknown> {
  * a<b&c: Muon with embedding and head on Muon, killed at step 30 (truncated last line, no summary).
  */
 function buildSweep(): string {
-  const sweep = tempDir();
+  const sweep = tempDir('osp-sweep-report-');
   writeTrial(
     sweep,
     'adam',
@@ -418,7 +416,7 @@ describe('writeReport', () => {
   });
 
   it('names the trials whose kurtosis is below the Gaussian floor as sub-Gaussian, not "at the floor"', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const cfg = { steps: 10, model: { ...MODEL, norm: 'ssnorm', embedding: 'embproj' }, batch: BATCH };
     writeTrial(sweep, 'low', cfg, [{ step: 10, 'train/loss': 3, ...outlierRow(0.1, [0.1, 0.1]) }]);
     writeTrial(sweep, 'high', cfg, [{ step: 10, 'train/loss': 3, ...outlierRow(0.5, [0.5, 0.5]) }]);
@@ -483,7 +481,7 @@ describe('writeReport', () => {
   });
 
   it('handles trials without monitors: no Hessian plot, "-" cells, the floor computed for the width', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const cfg = { steps: 20, model: { ...MODEL, norm: 'ssnorm' }, batch: BATCH, monitor: { every: 0 } };
     const rows: Row[] = [
       { step: 1, 'train/loss': 5.5 },
@@ -526,7 +524,7 @@ describe('writeReport', () => {
   });
 
   it('reports a trial that crashed before logging anything as unfinished', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const dir = writeTrial(sweep, 'early', { steps: 50, model: MODEL, batch: BATCH }, []);
     rmSync(join(dir, 'metrics.jsonl'));
     const { report } = writeReport(sweep);
@@ -536,7 +534,7 @@ describe('writeReport', () => {
   });
 
   it('an empty sweep directory gives an empty report; a missing one is a DataError', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const { report } = writeReport(sweep);
     expect(report.trials).toEqual([]);
     expect(readFileSync(join(sweep, 'report.md'), 'utf8')).toContain('No trial directories');
@@ -546,7 +544,7 @@ describe('writeReport', () => {
 
 describe('reading trial files', () => {
   it('a malformed line in the middle of metrics.jsonl is a DataError naming the file and line', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const dir = writeTrial(sweep, 'bad', { steps: 10, model: MODEL, batch: BATCH }, []);
     const file = join(dir, 'metrics.jsonl');
     writeFileSync(file, '{"step":1,"train/loss":5}\n{"step":2,"train/lo\n{"step":3,"train/loss":4}\n');
@@ -565,14 +563,14 @@ describe('reading trial files', () => {
   });
 
   it('a malformed last line that was completely written (newline-terminated) is an error too', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-sweep-report-');
     const file = join(dir, 'metrics.jsonl');
     writeFileSync(file, '{"step":1}\n{"step":2,\n');
     expect(() => readMetricsJsonl(file)).toThrow(/line 2/);
   });
 
   it('rows must be objects with a numeric step', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-sweep-report-');
     const file = join(dir, 'metrics.jsonl');
     writeFileSync(file, '{"step":1}\n[1,2]\n');
     expect(() => readMetricsJsonl(file)).toThrow(/line 2: expected a JSON object with a numeric "step"/);
@@ -581,7 +579,7 @@ describe('reading trial files', () => {
   });
 
   it('skips a truncated last line, blank lines and CRLF; null reads as NaN; strings are dropped', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-sweep-report-');
     const file = join(dir, 'metrics.jsonl');
     writeFileSync(file, '{"step":1,"a":1,"time":"t"}\r\n\n{"step":2,"a":null}\n{"step":3,"a":');
     const { rows, truncatedLine } = readMetricsJsonl(file);
@@ -592,7 +590,7 @@ describe('reading trial files', () => {
   });
 
   it('rows a resumed run logged again replace the ones it superseded', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-sweep-report-');
     const file = join(dir, 'metrics.jsonl');
     // Checkpoint at step 20, killed after logging step 40, resumed: steps 30 and 40 are logged again.
     const rows = [10, 20, 30, 40].map((s) => ({ step: s, v: s })).concat([30, 40, 50].map((s) => ({ step: s, v: -s })));
@@ -607,7 +605,7 @@ describe('reading trial files', () => {
   });
 
   it('collectTrials names the file of a malformed config.json or summary.json', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const dir = writeTrial(sweep, 't', { steps: 10, model: MODEL, batch: BATCH }, [{ step: 1 }]);
     writeFileSync(join(dir, 'summary.json'), '{"name":');
     expect(() => collectTrials(sweep)).toThrow(join(dir, 'summary.json'));
@@ -653,7 +651,7 @@ const QUAROT_GPTQ = { method: ['rtn', 'gptq'], rotate: ['none', 'quarot'] } sati
 
 describe('quantization variants in the report', () => {
   it('one ratio column per tag, in canonical order; summary.json (new shape) wins for its tags', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const cfg = {
       steps: 100,
       model: { ...MODEL, norm: 'ssnorm', embedding: 'embproj' },
@@ -738,7 +736,7 @@ describe('quantization variants in the report', () => {
   });
 
   it('reads old-shape summary.json next to new runs: legacy tags first, each summary wins for its own tag', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const base = { steps: 100, model: MODEL, batch: BATCH };
     writeTrial(sweep, 'v01', { ...base, quant: { every: 100 } }, [{ step: 100, 'train/loss': 3, ...quantRow(10, { w4a4kv4: 99 }) }], {
       name: 'v01',
@@ -780,7 +778,7 @@ describe('quantization variants in the report', () => {
   });
 
   it('a single tag keeps its perplexity column and labels the bars by trial', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const quant = { method: 'gptq', rotate: 'quarot' } satisfies QuantConfigInput;
     const cfg = { steps: 100, model: MODEL, batch: BATCH, quant: { every: 100, ...quant } };
     for (const [name, r] of [
@@ -811,7 +809,7 @@ describe('quantization variants in the report', () => {
   });
 
   it('the console table stays within 80 columns with six variants, every header and value whole', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const quant = { method: ['rtn', 'gptq'], rotate: ['none', 'ffn', 'quarot'] } satisfies QuantConfigInput;
     const tags = quantVariants(resolveQuantConfig(quant)).map((v) => v.tag);
     expect(tags).toHaveLength(6);
@@ -850,7 +848,7 @@ describe('quantization variants in the report', () => {
   });
 
   it('tags of different bit widths get the widths in their short names and a generic plot title', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-report-');
     const cfg = { steps: 100, model: MODEL, batch: BATCH };
     writeTrial(sweep, 't', cfg, [{ step: 100, ...quantRow(10, { w8a8kv8_rtn: 1.01, w4a4kv4_rtn: 1.5 }) }]);
     const { report } = writeReport(sweep);

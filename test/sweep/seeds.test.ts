@@ -16,9 +16,7 @@ import { meanCurve } from '../../src/sweep/aggregate.ts';
 import { consoleTable, formatStat } from '../../src/sweep/report_table.ts';
 import { compareConfigurations, parseComparePair } from '../../src/sweep/compare.ts';
 import { consoleColumns } from '../helpers/console_table.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
-
-const tempDir = scratchDirs('osp-sweep-seeds-');
+import { tempDir } from '../helpers/scratch.ts';
 
 // t(0.975; n - 1) from a printed table (not from stats.ts): the closed forms below use these.
 const T975 = { 1: 12.706204736174707, 2: 4.302652729749464 } as const;
@@ -79,7 +77,7 @@ const OSP_RUNS: SeedRun[] = [
 
 /** Two configurations, adam (3 seeds) and osp (2 of 3 finished), in the order the sweep runner writes. */
 function buildSweep(): string {
-  const sweep = tempDir();
+  const sweep = tempDir('osp-sweep-seeds-');
   for (const r of ADAM_RUNS) writeTrial(sweep, `adam__seed=${r.seed}`, ADAM, r);
   for (const r of OSP_RUNS) writeTrial(sweep, `osp__seed=${r.seed}`, OSP, r);
   const order = [...ADAM_RUNS.map((r) => `adam__seed=${r.seed}`), ...OSP_RUNS.map((r) => `osp__seed=${r.seed}`)];
@@ -250,7 +248,7 @@ describe('configurations of a multi-seed sweep', () => {
   });
 
   it('the whole interval below the floor says so; a configuration with one seed shows its mean alone', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-seeds-');
     writeTrial(sweep, 'osp__seed=0', OSP, { ...OSP_RUNS[0]!, kurtosis: 0.1 });
     writeTrial(sweep, 'osp__seed=1', OSP, { ...OSP_RUNS[1]!, kurtosis: 0.1001 });
     writeTrial(sweep, 'adam__seed=0', ADAM, ADAM_RUNS[0]!);
@@ -350,7 +348,7 @@ describe('configurations of a multi-seed sweep', () => {
   });
 
   it('a sweep without seeds has no aggregated section, bands or error bars', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-seeds-');
     writeTrial(sweep, 'adam', ADAM, ADAM_RUNS[0]!);
     writeTrial(sweep, 'osp', OSP, OSP_RUNS[0]!);
     const { report } = writeReport(sweep);
@@ -460,7 +458,7 @@ describe('osp sweep report DIR --compare A,B', () => {
   });
 
   it('a single seed on a side: the interval is not available', () => {
-    const sweep = tempDir();
+    const sweep = tempDir('osp-sweep-seeds-');
     for (const r of ADAM_RUNS) writeTrial(sweep, `adam__seed=${r.seed}`, ADAM, r);
     writeTrial(sweep, 'osp__seed=0', OSP, OSP_RUNS[0]!);
     const r = osp('sweep', 'report', sweep, '--compare', 'adam,osp');

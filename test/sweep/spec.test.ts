@@ -3,9 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import { expandTrials, loadSweepSpec, MAX_TRIALS, SweepSpecSchema, type SweepSpec, type SweepSpecInput } from '../../src/sweep/spec.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
-
-const tempDir = scratchDirs('osp-sweep-spec-');
+import { tempDir } from '../helpers/scratch.ts';
 
 /** A small valid run config: every trial must pass the run schema. */
 const BASE = { steps: 10, model: { hiddenSize: 32, numLayers: 1, numHeads: 2, maxSeqLen: 16 }, batch: { seqLen: 16 } };
@@ -135,7 +133,7 @@ describe('expandTrials', () => {
   });
 
   it('reads a base given as a path relative to the spec file', () => {
-    const dir = tempDir();
+    const dir = tempDir('osp-sweep-spec-');
     mkdirSync(join(dir, 'sweeps', 'configs'), { recursive: true });
     writeFileSync(join(dir, 'sweeps', 'configs', 'base.json'), JSON.stringify({ ...BASE, seed: 42 }));
     const specPath = join(dir, 'sweeps', 'lr.json');
@@ -173,13 +171,13 @@ describe('loadSweepSpec errors name the file and the field', () => {
   });
 
   it('invalid JSON', () => {
-    const p = join(tempDir(), 'bad.json');
+    const p = join(tempDir('osp-sweep-spec-'), 'bad.json');
     writeFileSync(p, '{ "grid": ');
     expect(configError(() => loadSweepSpec(p)).message).toContain(`${p} is not valid JSON`);
   });
 
   it('an unknown key lists the valid ones', () => {
-    const p = join(tempDir(), 's.json');
+    const p = join(tempDir('osp-sweep-spec-'), 's.json');
     writeFileSync(p, JSON.stringify({ base: {}, grids: {} }));
     const e = configError(() => loadSweepSpec(p));
     expect(e.field).toBe('sweep.grids');
@@ -188,7 +186,7 @@ describe('loadSweepSpec errors name the file and the field', () => {
   });
 
   it('a grid whose values are not a list', () => {
-    const p = join(tempDir(), 's.json');
+    const p = join(tempDir('osp-sweep-spec-'), 's.json');
     writeFileSync(p, JSON.stringify({ base: {}, grid: { seed: 3 } }));
     const e = configError(() => loadSweepSpec(p));
     expect(e.field).toBe('sweep.grid.seed');
@@ -196,7 +194,7 @@ describe('loadSweepSpec errors name the file and the field', () => {
   });
 
   it('parallel 0 and an unsafe sweep name', () => {
-    const p = join(tempDir(), 's.json');
+    const p = join(tempDir('osp-sweep-spec-'), 's.json');
     writeFileSync(p, JSON.stringify({ base: {}, grid: { seed: [1] }, parallel: 0 }));
     expect(configError(() => loadSweepSpec(p)).field).toBe('sweep.parallel');
     writeFileSync(p, JSON.stringify({ name: '../x', base: {}, grid: { seed: [1] } }));
@@ -392,7 +390,7 @@ describe('seeds', () => {
     const e = configError(() => expandTrials(spec({ variants: [{ name: 'a' }], seeds: [0, 1, 0] }), '.'));
     expect(e.field).toBe('sweep.seeds.2');
     expect(e.message).toContain('seed 0 is listed twice');
-    const p = join(tempDir(), 's.json');
+    const p = join(tempDir('osp-sweep-spec-'), 's.json');
     for (const [seeds, field] of [
       [[], 'sweep.seeds'],
       [[-1], 'sweep.seeds.0'],

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../../src/train/config.ts';
 import { writeReport, type TrialResult } from '../../src/sweep/report.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
+import { tempDir } from '../helpers/scratch.ts';
 import {
   extrapolate,
   fitLogLinear,
@@ -230,11 +230,9 @@ describe('at matched 16-bit loss', () => {
 });
 
 describe('trend.md from a sweep directory', () => {
-  const tempDir = scratchDirs('osp-trend-');
-
   /** A sweep directory with finished trials of two configurations and sweep.json's `trend`. */
   function sweepDir(trend: unknown): string {
-    const dir = tempDir();
+    const dir = tempDir('osp-trend-');
     const names: string[] = [];
     for (const [config, kurt] of [
       ['adam', 3],
