@@ -24,7 +24,7 @@
 import { ConfigError, DataError } from '../errors.ts';
 import { Rng } from '../utils/rng.ts';
 import type { TokenDataset } from './dataset.ts';
-import { byteTokenizer } from './tokenizer.ts';
+import { byteTokenizer, type Tokenizer } from './tokenizer.ts';
 import { z } from 'zod';
 import { zInt as int } from '../utils/parse_config.ts';
 
@@ -271,9 +271,10 @@ export function evalBatches(dataset: TokenDataset, opts: EvalOptions): Batch[] {
 }
 
 /**
- * The token every row starts with (`batch.bos`), or undefined: for the Batcher, evalBatches and the text
- * windows of `osp eval` / `osp quant-eval` / `osp analyze`. Reads saved configs too (older ones lack the field).
+ * The token every row starts with (`batch.bos`): the run tokenizer's BOS (default bytes: 256), or
+ * undefined: for the Batcher, evalBatches and the text windows of `osp eval` / `osp quant-eval` /
+ * `osp analyze`. Reads saved configs too (older ones lack the field).
  */
-export function rowBos(config: { batch?: { bos?: boolean } }): number | undefined {
-  return config.batch?.bos ? byteTokenizer.bos : undefined;
+export function rowBos(config: { batch?: { bos?: boolean } }, tokenizer: Tokenizer = byteTokenizer): number | undefined {
+  return config.batch?.bos ? tokenizer.bos : undefined;
 }

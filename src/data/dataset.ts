@@ -1,22 +1,47 @@
 /**
- * A dataset is one token stream with a name: documents tokenized BOS + bytes + EOS and concatenated, or
- * llm.c shards concatenated in name order. `loadDataset` turns the validated `data` section of a config
- * into the train and val streams the Batcher cuts into windows.
+ * A dataset is one token stream with a name: documents tokenized (BOS + tokens + EOS each, or one
+ * <|endoftext|> before each for GPT-2: tokenizeDocuments) and concatenated, or llm.c shards concatenated
+ * in name order. `loadDataset` turns the validated `data` section of a config into the train and val
+ * streams the Batcher cuts into windows, with the tokenizer it is given (default bytes); shards made
+ * with another tokenizer are refused (checkShardTokenizer).
  */
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../utils/parse_config.ts';
-import { DataError } from '../errors.ts';
+import { ConfigError, DataError } from '../errors.ts';
 import { loadBrown, splitDocuments, type Document } from './brown.ts';
-import { readDocuments, readShard, splitOneDocument } from './sources.ts';
-import { byteTokenizer, tokenizeDocuments, type Tokenizer } from './tokenizer.ts';
+import {
+  describeShardTokenizer,
+  readDocuments,
+  readShardFile,
+  shardTokenizerInfo,
+  splitOneDocument,
+  type ShardTokenizerInfo,
+} from './sources.ts';
+import { byteTokenizer, describeTokenizer, tokenizeDocuments, type Tokenizer } from './tokenizer.ts';
 
-/** One token stream. `name` appears in error messages (e.g. 'brown/val'). */
+/** Options of TokenDataset.fromShards. */
+export interface ShardOptions {
+  /** Every token id must be below it (e.g. the model's vocabSize). */
+  vocabSize?: number;
+  /**
+   * The tokenizer the run uses: shards recording another one are refused (checkShardTokenizer), and the
+   * ids of every shard must be below its vocab size. Without it, the shards need only agree among themselves.
+   */
+  tokenizer?: Tokenizer;
+}
+
+/**
+ * One token stream. `name` appears in error messages (e.g. 'brown/val'). `tokenizerInfo` is what made the
+ * tokens, as far as known: the tokenizer that encoded the documents, or the one the shards record
+ * (undefined for shards that record none).
+ */
 export class TokenDataset {
   constructor(
     readonly name: string,
     readonly tokens: Uint16Array,
+    readonly tokenizerInfo?: ShardTokenizerInfo,
   ) {}
 
   /** Number of tokens in the stream. */
@@ -37,36 +62,58 @@ export class TokenDataset {
         docs.map((d) => d.text),
         tokenizer,
       ),
+      shardTokenizerInfo(tokenizer),
     );
   }
 
   /**
    * Concatenates llm.c shards. Each entry is a path or a pattern with `*` / `?` in its file name
    * (e.g. 'data/fineweb_train_*.bin'); all matches are read in sorted path order, each file once.
-   * With `vocabSize`, every token id is checked to be below it.
+   * With `vocabSize`, every token id is checked to be below it; with `tokenizer`, every shard must have
+   * been made with it (or record no tokenizer) and its ids must be below its vocab size. Shards that
+   * record different tokenizers are never mixed. The dataset's `tokenizerInfo` is the one the shards record.
    *
    * @example
    *   TokenDataset.fromShards('train', ['out/data_train_*.bin'], { vocabSize: 258 });
+   *   TokenDataset.fromShards('train', ['out/data_train_*.bin'], { tokenizer: loadTokenizer('gpt2') });
    */
-  static fromShards(name: string, patterns: readonly string[], opts: { vocabSize?: number } = {}): TokenDataset {
+  static fromShards(name: string, patterns: readonly string[], opts: ShardOptions = {}): TokenDataset {
+    const { tokenizer } = opts;
     const files = [...new Set(patterns.flatMap(expandPattern))].sort();
     if (files.length === 0) throw new DataError(name, 'expected at least one shard file, found none');
-    const shards = files.map((f) => readShard(f, opts));
+    const limits = [opts.vocabSize, tokenizer?.vocabSize].filter((v) => v !== undefined);
+    const vocabSize = limits.length > 0 ? Math.min(...limits) : undefined;
+    let recorded: { info: ShardTokenizerInfo; file: string } | undefined;
+    const shards = files.map((f) => {
+      const shard = readShardFile(f, { vocabSize, tokenizer });
+      if (shard.tokenizer) {
+        if (recorded && recorded.info.fingerprint !== shard.tokenizer.fingerprint) {
+          throw new DataError(
+            f,
+            `made with tokenizer ${describeShardTokenizer(shard.tokenizer)}, but ${recorded.file} of the same dataset with ` +
+              `${describeShardTokenizer(recorded.info)}: shards of different tokenizers cannot be mixed`,
+          );
+        }
+        recorded ??= { info: shard.tokenizer, file: f };
+      }
+      return shard.tokens;
+    });
     const tokens = new Uint16Array(shards.reduce((n, s) => n + s.length, 0));
     let at = 0;
     for (const s of shards) {
       tokens.set(s, at);
       at += s.length;
     }
-    return new TokenDataset(name, tokens);
+    return new TokenDataset(name, tokens, recorded?.info);
   }
 
-  /** The Brown corpus split by document into train and val (see splitDocuments). */
-  static brown(opts: { valFraction?: number; seed?: number } = {}): { train: TokenDataset; val: TokenDataset } {
-    const { train, val } = splitDocuments(loadBrown(), { ...opts, source: 'brown' });
+  /** The Brown corpus split by document into train and val (see splitDocuments), tokenized with `tokenizer` (default bytes). */
+  static brown(opts: { valFraction?: number; seed?: number; tokenizer?: Tokenizer } = {}): { train: TokenDataset; val: TokenDataset } {
+    const { tokenizer, ...split } = opts;
+    const { train, val } = splitDocuments(loadBrown(), { ...split, source: 'brown' });
     return {
-      train: TokenDataset.fromDocuments('brown/train', train),
-      val: TokenDataset.fromDocuments('brown/val', val),
+      train: TokenDataset.fromDocuments('brown/train', train, tokenizer),
+      val: TokenDataset.fromDocuments('brown/val', val, tokenizer),
     };
   }
 }
@@ -181,31 +228,48 @@ export const DataConfigSchema = z
 export type DataSpecInput = z.input<typeof DataConfigSchema>;
 export type DataSpec = z.output<typeof DataConfigSchema>;
 
+/** Options of loadDataset / openDataset. */
+export interface DatasetOptions {
+  /** The model's vocabSize: shard ids must be below it, and it must hold an explicitly given tokenizer's ids. */
+  vocabSize?: number;
+  /**
+   * The run's tokenizer. Brown, text and jsonl documents are tokenized with it (default: bytes); shards
+   * must have been made with it (or record none; see TokenDataset.fromShards). Without it, shards are
+   * read as they are, checked against vocabSize only.
+   */
+  tokenizer?: Tokenizer;
+}
+
 /**
  * Validates the `data` config section and loads the train and val streams. Without `val`, the train
  * documents are split by document (valFraction, splitSeed). For shards, `vocabSize` (e.g. the model's)
- * checks every token id.
+ * checks every token id, and `tokenizer` refuses shards made with another tokenizer.
  *
  * @example
  *   const { train, val } = loadDataset({});                                   // Brown, 5% val
  *   loadDataset({ source: 'jsonl', train: ['a.jsonl'], valFraction: 0.1 });
  *   loadDataset({ source: 'shards', train: ['out/data_train_*.bin'], val: ['out/data_val_*.bin'] });
+ *   loadDataset({ source: 'text', train: ['a.txt'] }, { tokenizer: loadTokenizer('gpt2'), vocabSize: 50304 });
  */
-export function loadDataset(
-  spec: DataSpecInput | DataSpec = {},
-  opts: { vocabSize?: number } = {},
-): { train: TokenDataset; val: TokenDataset } {
+export function loadDataset(spec: DataSpecInput | DataSpec = {}, opts: DatasetOptions = {}): { train: TokenDataset; val: TokenDataset } {
   return openDataset(parseConfig(DataConfigSchema, spec, 'data'), opts);
 }
 
 /** loadDataset for an already validated `data` section (the run config's): nothing is parsed again. */
-export function openDataset(c: DataSpec, opts: { vocabSize?: number } = {}): { train: TokenDataset; val: TokenDataset } {
+export function openDataset(c: DataSpec, opts: DatasetOptions = {}): { train: TokenDataset; val: TokenDataset } {
+  if (opts.tokenizer && opts.vocabSize !== undefined && opts.vocabSize < opts.tokenizer.vocabSize) {
+    throw new ConfigError(
+      'model.vocabSize',
+      `expected at least ${opts.tokenizer.vocabSize} (the ids of tokenizer ${describeTokenizer(opts.tokenizer)}), found ${opts.vocabSize}`,
+    );
+  }
+  const tokenizer = opts.tokenizer ?? byteTokenizer;
   const split = { valFraction: c.valFraction, seed: c.splitSeed };
   // After validation, train is present for every source but brown.
   const trainFiles = c.train ?? [];
   switch (c.source) {
     case 'brown':
-      return TokenDataset.brown(split);
+      return TokenDataset.brown({ ...split, tokenizer });
     case 'shards':
       return {
         train: TokenDataset.fromShards('shards/train', trainFiles, opts),
@@ -225,8 +289,8 @@ export function openDataset(c: DataSpec, opts: { vocabSize?: number } = {}): { t
       const name = (s: string) => `${c.source}/${s}`;
       if (c.val !== undefined) {
         return {
-          train: TokenDataset.fromDocuments(name('train'), trainDocs),
-          val: TokenDataset.fromDocuments(name('val'), readDocuments(c.val)),
+          train: TokenDataset.fromDocuments(name('train'), trainDocs, tokenizer),
+          val: TokenDataset.fromDocuments(name('val'), readDocuments(c.val), tokenizer),
         };
       }
       const { train, val } =
@@ -234,8 +298,8 @@ export function openDataset(c: DataSpec, opts: { vocabSize?: number } = {}): { t
           ? splitOneDocument(trainDocs[0]!, split.valFraction)
           : splitDocuments(trainDocs, { ...split, source: trainFiles.join(', ') });
       return {
-        train: TokenDataset.fromDocuments(name('train'), train),
-        val: TokenDataset.fromDocuments(name('val'), val),
+        train: TokenDataset.fromDocuments(name('train'), train, tokenizer),
+        val: TokenDataset.fromDocuments(name('val'), val, tokenizer),
       };
     }
   }

@@ -3,12 +3,34 @@
  * token shards (a 256 x int32 header, then uint16 tokens), plus `prepareShards`, the library side of
  * `osp data prepare`. Every problem with a file is a DataError that names the file (and the line, for
  * JSONL) and says what was expected and what was found.
+ *
+ * Shard header (256 little-endian int32, 1024 bytes), llm.c's layout with osp-lab's tokenizer record in
+ * slots llm.c leaves at zero (its readers, and modded-nanogpt's, look at slots 0-2 only):
+ *
+ *   slot 0   magic 20240520
+ *   slot 1   version 1 (uint16 tokens)
+ *   slot 2   token count
+ *   slot 3   tokenizer kind: 0 none recorded, 1 bytes, 2 gpt2, 3 a tokenizer.json file
+ *   slot 4   tokenizer fingerprint (uint32 stored in the int32 slot; Tokenizer.fingerprint, never 0 when recorded)
+ *   slot 5   tokenizer vocab size (every id of the shard is below it)
+ *   6..255   0
+ *
+ * Slots 3-5 all zero (llm.c's own shards, osp-lab shards written before tokenizers were recorded) means
+ * no tokenizer is recorded: such shards are accepted by any tokenizer, their ids range-checked only.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { ConfigError, DataError } from '../errors.ts';
 import { splitDocuments, type Document } from './brown.ts';
-import { tokenizeDocuments } from './tokenizer.ts';
+import {
+  byteTokenizer,
+  describeTokenizer,
+  formatFingerprint,
+  MAX_VOCAB_SIZE,
+  tokenizeDocuments,
+  type Tokenizer,
+  type TokenizerKind,
+} from './tokenizer.ts';
 
 /** Reads a file's bytes; turns the usual fs failures into DataErrors naming the file. */
 function readBytes(path: string): Buffer {
@@ -136,15 +158,42 @@ export const SHARD_VERSION = 1;
 export const SHARD_HEADER_BYTES = 1024;
 const MAX_SHARD_TOKENS = 0x7fffffff; // the count is an int32
 
+/** Header slots of osp-lab's tokenizer record (int32 indices; see the file comment). */
+export const SHARD_SLOT_TOKENIZER_KIND = 3;
+export const SHARD_SLOT_TOKENIZER_FINGERPRINT = 4;
+export const SHARD_SLOT_TOKENIZER_VOCAB = 5;
+
+/** Codes of the tokenizer kinds in header slot 3 (0 = no tokenizer recorded). */
+export const SHARD_TOKENIZER_KIND_CODES: Readonly<Record<TokenizerKind, number>> = { bytes: 1, gpt2: 2, 'tokenizer.json': 3 };
+
+/** The tokenizer a shard records: the tokenizer's kind, fingerprint and vocab size. */
+export interface ShardTokenizerInfo {
+  kind: TokenizerKind;
+  fingerprint: number;
+  vocabSize: number;
+}
+
+/** What a shard records of `tokenizer`. */
+export function shardTokenizerInfo(tokenizer: Tokenizer): ShardTokenizerInfo {
+  return { kind: tokenizer.kind, fingerprint: tokenizer.fingerprint, vocabSize: tokenizer.vocabSize };
+}
+
+/** A recorded tokenizer named for messages: "gpt2 (50257 ids, fingerprint 0x...)". */
+export function describeShardTokenizer(info: ShardTokenizerInfo): string {
+  const kind = info.kind === 'tokenizer.json' ? 'a tokenizer.json file' : `'${info.kind}'`;
+  return `${kind} (${info.vocabSize} ids, fingerprint ${formatFingerprint(info.fingerprint)})`;
+}
+
 /**
- * Writes tokens as an llm.c shard: header [magic 20240520, version 1, token count, 0 x 253] (int32 LE),
- * then the tokens as uint16 LE. Atomic: written to a temp file in the same folder, fsynced, renamed, so a
- * crash never leaves a truncated shard under the final name.
+ * Writes tokens as an llm.c shard: header [magic 20240520, version 1, token count, tokenizer kind,
+ * fingerprint, vocab size, 0 x 250] (int32 LE; without `tokenizer` the three tokenizer slots are 0, as
+ * llm.c writes them), then the tokens as uint16 LE. Atomic: written to a temp file in the same folder,
+ * fsynced, renamed, so a crash never leaves a truncated shard under the final name.
  *
  * @example
- *   writeShard('out/data_train_000000.bin', tokenizeDocuments(['hello']));
+ *   writeShard('out/data_train_000000.bin', tokenizeDocuments(['hello']), byteTokenizer);
  */
-export function writeShard(path: string, tokens: Uint16Array): void {
+export function writeShard(path: string, tokens: Uint16Array, tokenizer?: Tokenizer | ShardTokenizerInfo): void {
   if (tokens.length > MAX_SHARD_TOKENS) {
     throw new DataError(path, `a shard holds at most ${MAX_SHARD_TOKENS} tokens (int32 count), got ${tokens.length}`);
   }
@@ -152,6 +201,15 @@ export function writeShard(path: string, tokens: Uint16Array): void {
   header.writeInt32LE(SHARD_MAGIC, 0);
   header.writeInt32LE(SHARD_VERSION, 4);
   header.writeInt32LE(tokens.length, 8);
+  if (tokenizer !== undefined) {
+    const { kind, fingerprint, vocabSize } = tokenizer;
+    if (!(Number.isInteger(fingerprint) && fingerprint > 0 && fingerprint <= 0xffffffff)) {
+      throw new DataError(path, `tokenizer fingerprint: expected an integer in [1, 2^32), found ${fingerprint}`);
+    }
+    header.writeInt32LE(SHARD_TOKENIZER_KIND_CODES[kind], 4 * SHARD_SLOT_TOKENIZER_KIND);
+    header.writeUInt32LE(fingerprint, 4 * SHARD_SLOT_TOKENIZER_FINGERPRINT);
+    header.writeInt32LE(vocabSize, 4 * SHARD_SLOT_TOKENIZER_VOCAB);
+  }
   writeAtomic(path, [header, uint16ToLittleEndian(tokens)]);
 }
 
@@ -159,17 +217,44 @@ export function writeShard(path: string, tokens: Uint16Array): void {
 export interface ReadShardOptions {
   /** When given, every token id must be below it; the first that is not is reported. */
   vocabSize?: number;
+  /** When given, a shard recording another tokenizer is refused (checkShardTokenizer) before ids are checked. */
+  tokenizer?: Tokenizer;
+}
+
+/** A shard read by readShardFile: its tokens and the tokenizer its header records (undefined: none). */
+export interface ShardFile {
+  tokens: Uint16Array;
+  tokenizer: ShardTokenizerInfo | undefined;
+}
+
+/** The tokenizer record of a header (slots 3-5), validated; undefined when all three are 0. */
+function headerTokenizer(path: string, bytes: Buffer): ShardTokenizerInfo | undefined {
+  const code = bytes.readInt32LE(4 * SHARD_SLOT_TOKENIZER_KIND);
+  const fingerprint = bytes.readUInt32LE(4 * SHARD_SLOT_TOKENIZER_FINGERPRINT);
+  const vocabSize = bytes.readInt32LE(4 * SHARD_SLOT_TOKENIZER_VOCAB);
+  if (code === 0 && fingerprint === 0 && vocabSize === 0) return undefined;
+  const kind = (Object.keys(SHARD_TOKENIZER_KIND_CODES) as TokenizerKind[]).find((k) => SHARD_TOKENIZER_KIND_CODES[k] === code);
+  if (kind === undefined || fingerprint === 0 || !(vocabSize >= 1 && vocabSize <= MAX_VOCAB_SIZE)) {
+    throw new DataError(
+      path,
+      `header slots 3-5 (osp-lab's tokenizer record: kind, fingerprint, vocab size) hold ${code}, ${fingerprint}, ${vocabSize}: ` +
+        `expected all 0 (no tokenizer recorded) or a kind in 1-3, a non-zero fingerprint and a vocab size in [1, ${MAX_VOCAB_SIZE}]`,
+    );
+  }
+  return { kind, fingerprint, vocabSize };
 }
 
 /**
  * Reads an llm.c token shard with strict validation: the header must be complete, the magic 20240520,
- * the version 1, and the token count must agree with the file size; with `vocabSize`, every id must be
- * in range (the format itself allows any uint16).
+ * the version 1, and the token count must agree with the file size; the tokenizer record (slots 3-5)
+ * must be empty or well-formed (with `tokenizer`, record that tokenizer or none: checkShardTokenizer), and
+ * when present every id must be below its vocab size; with `vocabSize`, every id must be below that too
+ * (the format itself allows any uint16).
  *
  * @example
- *   const tokens = readShard('out/data_val_000000.bin', { vocabSize: 258 });
+ *   const { tokens, tokenizer } = readShardFile('out/data_val_000000.bin', { vocabSize: 258 });
  */
-export function readShard(path: string, opts: ReadShardOptions = {}): Uint16Array {
+export function readShardFile(path: string, opts: ReadShardOptions = {}): ShardFile {
   const { vocabSize } = opts;
   if (vocabSize !== undefined && !(Number.isInteger(vocabSize) && vocabSize >= 1)) {
     throw new ConfigError('vocabSize', `expected a positive integer, found ${vocabSize}`);
@@ -199,18 +284,53 @@ export function readShard(path: string, opts: ReadShardOptions = {}): Uint16Arra
         `(${Math.floor((bytes.length - SHARD_HEADER_BYTES) / 2)} tokens); the shard is truncated or corrupt`,
     );
   }
+  const tokenizer = headerTokenizer(path, bytes);
+  if (opts.tokenizer) checkShardTokenizer(opts.tokenizer, tokenizer, path);
   const tokens = uint16FromLittleEndian(bytes.subarray(SHARD_HEADER_BYTES), count);
-  if (vocabSize !== undefined) {
-    for (let i = 0; i < tokens.length; i++) {
-      if (tokens[i]! >= vocabSize) {
-        throw new DataError(
-          path,
-          `token ${tokens[i]} at position ${i} is outside the vocabulary: expected ids below vocabSize ${vocabSize}`,
-        );
-      }
+  if (tokenizer !== undefined) {
+    checkIds(path, tokens, tokenizer.vocabSize, `the recorded tokenizer's vocab size ${tokenizer.vocabSize}`);
+  }
+  if (vocabSize !== undefined) checkIds(path, tokens, vocabSize, `vocabSize ${vocabSize}`);
+  return { tokens, tokenizer };
+}
+
+/** The first id of `tokens` at or above `limit` is a DataError naming the file, the id and its position. */
+function checkIds(path: string, tokens: Uint16Array, limit: number, what: string): void {
+  if (limit > 0xffff) return;
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i]! >= limit) {
+      throw new DataError(path, `token ${tokens[i]} at position ${i} is outside the vocabulary: expected ids below ${what}`);
     }
   }
-  return tokens;
+}
+
+/**
+ * The tokens of an llm.c token shard (readShardFile without the tokenizer record).
+ *
+ * @example
+ *   const tokens = readShard('out/data_val_000000.bin', { vocabSize: 258 });
+ */
+export function readShard(path: string, opts: ReadShardOptions = {}): Uint16Array {
+  return readShardFile(path, opts).tokens;
+}
+
+/**
+ * Refuses a shard made with another tokenizer than `tokenizer` (a different fingerprint): its ids would
+ * mean other text. A DataError names the shard file and both tokenizers. A shard with no recorded
+ * tokenizer (`shard` undefined: llm.c's shards, osp-lab's from before the record) is accepted; range-check
+ * its ids against tokenizer.vocabSize (readShardFile's vocabSize) instead.
+ *
+ * @example
+ *   const { tokens, tokenizer } = readShardFile(path);
+ *   checkShardTokenizer(loadTokenizer('gpt2'), tokenizer, path);
+ */
+export function checkShardTokenizer(tokenizer: Tokenizer, shard: ShardTokenizerInfo | undefined, path: string): void {
+  if (shard === undefined || shard.fingerprint === tokenizer.fingerprint) return;
+  throw new DataError(
+    path,
+    `made with tokenizer ${describeShardTokenizer(shard)}, but the tokenizer in use is ${describeTokenizer(tokenizer)}: ` +
+      `its ids would be read as other text; prepare the data again with --tokenizer ${tokenizer.spec}, or use the tokenizer the shards were made with`,
+  );
 }
 
 // Typed arrays use the host's byte order; shards are little-endian. Every platform Node runs on in
@@ -273,6 +393,8 @@ export interface PrepareOptions {
   overwrite?: boolean;
   /** Validation inputs: when given, every document of `inputs` is training data and these are val. */
   val?: readonly string[];
+  /** Tokenizer of the documents, recorded in every shard's header. Default: the byte tokenizer. */
+  tokenizer?: Tokenizer;
   /** Notices (e.g. that a single document was split by bytes). */
   log?: (line: string) => void;
 }
@@ -319,17 +441,20 @@ export function readDocuments(inputs: readonly string[]): Document[] {
 }
 
 /**
- * Tokenizes text inputs (.txt / .jsonl) with the byte tokenizer (BOS + bytes + EOS per document), splits
- * them by document into val and train, and writes llm.c shards of `shardTokens` tokens: the val shards
+ * Tokenizes text inputs (.txt / .jsonl) with `opts.tokenizer` (default bytes; document boundaries as
+ * tokenizeDocuments: BOS + tokens + EOS, or one <|endoftext|> before each document when BOS = EOS),
+ * splits them by document into val and train, and writes llm.c shards of `shardTokens` tokens that
+ * record the tokenizer in their header (kind, fingerprint, vocab size): the val shards
  * first (`${prefix}_val_000000.bin`), then `${prefix}_train_000000.bin`, `..._000001.bin`, ... A document
  * may continue from one shard into the next, as in llm.c; readers concatenate shards in name order.
  * Returns the written files with their token counts. Refuses to mix with shards of an earlier run.
  *
  * @example
  *   prepareShards(['a.txt', 'b.jsonl'], 'out', { shardTokens: 1_000_000, prefix: 'mydata' });
+ *   prepareShards(['a.txt'], 'out', { tokenizer: loadTokenizer('gpt2') });
  */
 export function prepareShards(inputs: readonly string[], outDir: string, opts: PrepareOptions = {}): ShardInfo[] {
-  const { shardTokens = 100_000_000, valFraction = 0.05, seed = 0, prefix = 'data', overwrite = false } = opts;
+  const { shardTokens = 100_000_000, valFraction = 0.05, seed = 0, prefix = 'data', overwrite = false, tokenizer = byteTokenizer } = opts;
   if (!(Number.isInteger(shardTokens) && shardTokens >= 1 && shardTokens <= MAX_SHARD_TOKENS)) {
     throw new ConfigError('shardTokens', `expected an integer in [1, ${MAX_SHARD_TOKENS}], found ${shardTokens}`);
   }
@@ -371,11 +496,14 @@ export function prepareShards(inputs: readonly string[], outDir: string, opts: P
     ['val', val],
     ['train', train],
   ] as const) {
-    const tokens = tokenizeDocuments(splitDocs.map((d) => d.text));
+    const tokens = tokenizeDocuments(
+      splitDocs.map((d) => d.text),
+      tokenizer,
+    );
     for (let start = 0, index = 0; start < tokens.length; start += shardTokens, index++) {
       const path = join(outDir, `${prefix}_${split}_${String(index).padStart(6, '0')}.bin`);
       const shard = tokens.subarray(start, Math.min(start + shardTokens, tokens.length));
-      writeShard(path, shard);
+      writeShard(path, shard, tokenizer);
       written.push({ path, split, tokens: shard.length });
     }
   }

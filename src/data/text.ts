@@ -2,23 +2,33 @@
  * A text file as the token stream osp-lab evaluates, and that stream's evaluation windows (used by
  * `osp eval`, llama.cpp's evaluation and the calibration windows of quantization).
  *
- * The token stream is BOS followed by the file's UTF-8 bytes. It is cut into windows of at most
- * maxSeqLen + 1 tokens that overlap by one token, so every byte is predicted exactly once, from the
+ * The token stream is BOS followed by the file's tokens (with the byte tokenizer, the default: its UTF-8
+ * bytes, exactly as stored, a byte-order mark included). It is cut into windows of at most
+ * maxSeqLen + 1 tokens that overlap by one token, so every token is predicted exactly once, from the
  * context of its own window (the first window starts at BOS).
  */
 import { readFileOr } from '../io/read.ts';
 import { DataError } from '../errors.ts';
-import { byteTokenizer } from './tokenizer.ts';
+import { ByteTokenizer, byteTokenizer, type Tokenizer } from './tokenizer.ts';
 import { decodeUtf8 } from './sources.ts';
 
-/** Reads a UTF-8 text file as byte tokens; clear errors for a missing or empty file. */
-export function readTextTokens(path: string): Uint16Array {
+/**
+ * Reads a UTF-8 text file as tokens of `tokenizer` (default bytes), BOS first; clear errors for a missing,
+ * empty or non-UTF-8 file.
+ *
+ * @example
+ *   readTextTokens('val.txt');                          // [256, ...bytes of the file]
+ *   readTextTokens('val.txt', loadTokenizer('gpt2'));   // [50256, ...GPT-2 ids of its text]
+ */
+export function readTextTokens(path: string, tokenizer: Tokenizer = byteTokenizer): Uint16Array {
   const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
   if (bytes.length === 0) throw new DataError(path, 'the text file is empty');
-  decodeUtf8(path, bytes); // the same check as `osp data prepare`: bytes of another encoding are not text
-  const tokens = new Uint16Array(bytes.length + 1);
-  tokens[0] = byteTokenizer.bos;
-  tokens.set(bytes, 1);
+  const text = decodeUtf8(path, bytes); // the same check as `osp data prepare`: bytes of another encoding are not text
+  // The byte tokenizer takes the file's bytes as they are (decoding would drop a byte-order mark).
+  const ids = tokenizer instanceof ByteTokenizer ? bytes : tokenizer.encode(text);
+  const tokens = new Uint16Array(ids.length + 1);
+  tokens[0] = tokenizer.bos;
+  tokens.set(ids, 1);
   return tokens;
 }
 

@@ -1,15 +1,17 @@
 /** `osp data prepare`: tokenize text into .bin shards. */
 import { prepareShards } from '../../data/sources.ts';
+import { describeTokenizer, loadTokenizer } from '../../data/tokenizer.ts';
 import { OspError } from '../../errors.ts';
 import type { Command } from '../command.ts';
 
 export const data: Command = {
   summary: 'data tools: `osp data prepare` tokenizes text into .bin shards',
   usage:
-    'osp data prepare INPUT... --out DIR [--val FILE ...] [--shard-tokens N] [--val-fraction F] [--seed S] ' +
-    '[--prefix NAME] [--overwrite]',
+    'osp data prepare INPUT... --out DIR [--tokenizer NAME|FILE] [--val FILE ...] [--shard-tokens N] ' +
+    '[--val-fraction F] [--seed S] [--prefix NAME] [--overwrite]',
   options: {
     out: { type: 'string' },
+    tokenizer: { type: 'string' },
     val: { type: 'string', multiple: true },
     overwrite: { type: 'boolean' },
     'shard-tokens': { type: 'string' },
@@ -20,6 +22,8 @@ export const data: Command = {
   help: {
     'INPUT...': '.txt files (one document each) or .jsonl files (one document per line, field "text")',
     '--out DIR': 'output directory for PREFIX_val_000000.bin, PREFIX_train_000000.bin, ...',
+    '--tokenizer NAME|FILE':
+      'bytes (default: UTF-8 bytes + BOS 256 / EOS 257), gpt2 (GPT-2 BPE, 50257 ids), or a Hugging Face tokenizer.json; recorded in every shard header',
     '--val FILE': 'validation documents (repeatable); without it val is split from INPUT by document, or by position for one document',
     '--shard-tokens N': 'tokens per shard (default 100000000)',
     '--val-fraction F': 'fraction of documents held out for validation (default 0.05)',
@@ -39,7 +43,10 @@ export const data: Command = {
       if (!Number.isFinite(n)) throw new OspError(`--${name} must be a number, got '${raw}'`);
       return n;
     };
+    const tokenizer = loadTokenizer((v.tokenizer as string | undefined) ?? 'bytes');
+    console.log(`tokenizer ${describeTokenizer(tokenizer)}`);
     const written = prepareShards(inputs, v.out as string, {
+      tokenizer,
       shardTokens: num('shard-tokens'),
       valFraction: num('val-fraction'),
       seed: num('seed'),
