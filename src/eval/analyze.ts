@@ -1,5 +1,6 @@
 /**
- * `osp analyze`: outlier statistics and the Hessian spectrum of a checkpoint, without training.
+ * `osp analyze`: outlier statistics and the Hessian spectrum of a model (an osp-lab checkpoint or run
+ * directory, or a Hugging Face Llama directory: openModelSource), without training.
  * The batch is the first B*(T+1) byte tokens of a text file laid out as B rows of T+1 tokens
  * (inputs are a row's first T tokens, targets its last T).
  */
@@ -7,17 +8,14 @@ import { readFileOr } from '../io/read.ts';
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, stopBackend } from '../backend/index.ts';
 import { ConfigError, DataError } from '../errors.ts';
-import { resolveModelConfig } from '../model/config.ts';
-import { rowBos } from '../data/batcher.ts';
-import { Transformer } from '../model/transformer.ts';
 import { aggregateOspKurtosis } from '../metrics/outliers.ts';
 import { gaussianFloorEstimate } from '../metrics/gaussian_floor.ts';
 import { runProbe, type ProbeResult } from '../metrics/probe.ts';
-import { loadModelWeights, openCheckpoint } from '../train/checkpoint.ts';
 import { measureOutliers } from '../train/callbacks/outliers.ts';
-import { Rng } from '../utils/rng.ts';
+import { checkTokensFit, openModelSource, sourceBackend, sourceModel } from './source.ts';
 
 export interface AnalyzeOptions {
+  /** A checkpoint directory, a run directory (its newest checkpoint), or a Hugging Face Llama directory. */
   checkpoint: string;
   text: string;
   batch: number;
@@ -32,6 +30,7 @@ export interface AnalyzeOptions {
     /** The outlier rule's window (default: analyzeSpectrum's). */
     outlierWindow?: number;
   };
+  /** Backend to run on (default: the run's; 'auto' for a Hugging Face directory). */
   backend?: string;
   topK?: number;
 }
@@ -49,7 +48,10 @@ export interface TapSummary {
 
 export interface AnalyzeResult {
   checkpoint: string;
-  step: number;
+  /** 'osp' (an osp-lab checkpoint) or 'hf' (a Hugging Face directory). */
+  kind: 'osp' | 'hf';
+  /** The checkpoint's training step (osp-lab checkpoints only). */
+  step?: number;
   tokens: number;
   kurtosis?: {
     ospKurtosis: number;
@@ -106,19 +108,25 @@ export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResul
   if (o.hessian && o.hessian.topk > o.hessian.lanczos) {
     throw new ConfigError('--topk', `${o.hessian.topk} eigenvalues need at least as many Lanczos steps; --lanczos is ${o.hessian.lanczos}`);
   }
-  const { dir, checkpoint } = openCheckpoint(o.checkpoint);
-  const runConfig = checkpoint.state.config as { model: unknown; backend: string; seed: number; batch?: { bos?: boolean } };
-  const modelConfig = resolveModelConfig(runConfig.model);
+  const source = openModelSource(o.checkpoint);
+  const modelConfig = source.config;
   if (o.seq > modelConfig.maxSeqLen) {
-    throw new ConfigError('--seq', `${o.seq} exceeds the checkpoint's model.maxSeqLen ${modelConfig.maxSeqLen}`);
+    const field = source.kind === 'hf' ? "config.json's max_position_embeddings" : "the checkpoint's model.maxSeqLen";
+    throw new ConfigError('--seq', `${o.seq} exceeds ${field} ${modelConfig.maxSeqLen}`);
   }
-  const batch = textBatch(o.text, o.batch, o.seq, rowBos(runConfig));
-  const backend = o.backend ?? (runConfig.backend === 'auto' ? 'auto' : runConfig.backend);
-  const result: AnalyzeResult = { checkpoint: dir, step: checkpoint.state.step, tokens: o.batch * o.seq };
-  await startBackend(backend);
-  const model = new Transformer(modelConfig, new Rng(0));
+  const batch = textBatch(o.text, o.batch, o.seq, source.bos);
+  checkTokensFit(source, batch.inputs);
+  checkTokensFit(source, batch.targets);
+  const result: AnalyzeResult = {
+    checkpoint: source.dir,
+    kind: source.kind,
+    ...(source.step !== undefined ? { step: source.step } : {}),
+    tokens: o.batch * o.seq,
+  };
+  await startBackend(sourceBackend(source, o.backend));
+  let model: ReturnType<typeof sourceModel> | undefined;
   try {
-    loadModelWeights(model, checkpoint.model, `${dir}/model.safetensors`);
+    model = sourceModel(source);
     if (o.kurtosis) {
       const stats = await measureOutliers({ model }, batch.inputs, o.batch, o.seq, o.topK ?? 8);
       const perTap: Record<string, TapSummary> = {};
@@ -151,14 +159,14 @@ export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResul
         density: false,
         params: o.hessian.params,
         method: o.hessian.method,
-        seed: runConfig.seed,
+        seed: source.seed ?? 0,
         outlierWindow: o.hessian.outlierWindow,
       });
       const { density: _d, ...rest } = r;
       result.hessian = rest;
     }
   } finally {
-    model.dispose();
+    model?.dispose();
     await stopBackend();
   }
   return result;

@@ -1,36 +1,39 @@
 /**
- * `osp eval` as a library call: a checkpoint's mean next-token loss over a text file's bytes
- * (windows as textWindows in data/text.ts, BOS as the run was trained). Starts the backend, loads the
- * weights, evaluates, and stops the backend again.
+ * `osp eval` as a library call: a model's mean next-token loss over a text file's bytes (windows as
+ * textWindows in data/text.ts, BOS as the run was trained). The model is any source openModelSource
+ * reads: an osp-lab checkpoint or run directory, or a Hugging Face Llama directory. Starts the backend,
+ * loads the weights, evaluates, and stops the backend again.
  */
 import { startBackend, stopBackend } from '../backend/index.ts';
-import { rowBos } from '../data/batcher.ts';
-import { resolveModelConfig } from '../model/config.ts';
-import { Transformer } from '../model/transformer.ts';
-import { loadModelWeights, openCheckpoint } from '../train/checkpoint.ts';
-import { Rng } from '../utils/rng.ts';
 import { readTextTokens } from '../data/text.ts';
+import { checkTokensFit, openModelSource, sourceBackend, sourceModel } from './source.ts';
 import { evaluateTokens, type TextEvalResult } from './text.ts';
 
 export interface EvaluateCheckpointOptions {
-  /** A checkpoint directory (runs/NAME/checkpoints/step_...) or a run directory (its newest checkpoint). */
+  /**
+   * A checkpoint directory (runs/NAME/checkpoints/step_...), a run directory (its newest checkpoint), or a
+   * Hugging Face Llama directory (config.json + model.safetensors or model.safetensors.index.json).
+   */
   checkpoint: string;
   /** A UTF-8 text file; every byte is predicted once. */
   text: string;
-  /** Backend to run on (default: the run's). */
+  /** Backend to run on (default: the run's; 'auto' for a Hugging Face directory). */
   backend?: string;
 }
 
 export interface EvaluateCheckpointResult extends TextEvalResult {
-  /** The checkpoint directory that was evaluated (a run directory resolves to its newest checkpoint). */
+  /** The directory that was evaluated (a run directory resolves to its newest checkpoint). */
   checkpoint: string;
-  /** Its training step. */
-  step: number;
+  /** 'osp' (an osp-lab checkpoint) or 'hf' (a Hugging Face directory). */
+  kind: 'osp' | 'hf';
+  /** The checkpoint's training step (osp-lab checkpoints only). */
+  step?: number;
 }
 
 /**
- * Mean next-token loss (nats per byte), bits per byte and the number of predicted bytes of a
- * checkpoint on a text file: what `osp eval` prints.
+ * Mean next-token loss (nats per byte), bits per byte and the number of predicted bytes of a model on a
+ * text file: what `osp eval` prints. A Hugging Face model sees the stream BOS (256) + bytes, windows
+ * without a BOS per row (osp-lab's default).
  *
  * @example
  *   const r = await evaluateCheckpoint({ checkpoint: 'runs/tiny', text: 'README.md', backend: 'cpu' });
@@ -38,16 +41,18 @@ export interface EvaluateCheckpointResult extends TextEvalResult {
  */
 export async function evaluateCheckpoint(o: EvaluateCheckpointOptions): Promise<EvaluateCheckpointResult> {
   const tokens = readTextTokens(o.text);
-  const { dir, checkpoint } = openCheckpoint(o.checkpoint);
-  const runConfig = checkpoint.state.config as { model: unknown; backend: string; batch?: { bos?: boolean } };
-  await startBackend(o.backend ?? runConfig.backend);
-  const model = new Transformer(resolveModelConfig(runConfig.model), new Rng(0));
+  const source = openModelSource(o.checkpoint);
+  checkTokensFit(source, tokens);
+  await startBackend(sourceBackend(source, o.backend));
   try {
-    loadModelWeights(model, checkpoint.model, `${dir}/model.safetensors`);
-    const r = await evaluateTokens(model, tokens, rowBos(runConfig));
-    return { checkpoint: dir, step: checkpoint.state.step, ...r };
+    const model = sourceModel(source);
+    try {
+      const r = await evaluateTokens(model, tokens, source.bos);
+      return { checkpoint: source.dir, kind: source.kind, ...(source.step !== undefined ? { step: source.step } : {}), ...r };
+    } finally {
+      model.dispose();
+    }
   } finally {
-    model.dispose();
     await stopBackend();
   }
 }

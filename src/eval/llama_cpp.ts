@@ -50,7 +50,10 @@ export async function llamaCppPerplexity(
     const model = await llama.loadModel({ modelPath: path });
     try {
       const threads = opts.threads ?? Math.max(1, availableParallelism());
-      const ctx = await model.createContext({ contextSize: maxSeqLen, batchSize: maxSeqLen, threads });
+      // One slot more than a window: a context exactly as long as the window is full after its last token,
+      // and node-llama-cpp then shifts it (drops early tokens) before that token's logits, so the window's
+      // last predictions would see a truncated context (measured: 0.04 nats on a 64-token window).
+      const ctx = await model.createContext({ contextSize: maxSeqLen + 1, batchSize: maxSeqLen, threads });
       try {
         const seq = ctx.getSequence();
         let nats = 0;

@@ -1,29 +1,26 @@
 /**
- * `osp quant-eval` as a library call: a checkpoint's full-precision and quantized (W4A4KV4 by default)
- * loss and perplexity on a text file or its run's validation split, for every variant of a quantization
- * setting (quantEval in quant/eval.ts), and optionally llama.cpp's own perplexity of GGUF exports.
- * quantEvalRows turns the result into the rows of the command's table.
+ * `osp quant-eval` as a library call: a model's full-precision and quantized (W4A4KV4 by default) loss
+ * and perplexity on a text file or its run's validation split, for every variant of a quantization
+ * setting (quantEval in quant/eval.ts), and optionally llama.cpp's own perplexity of GGUF exports. The
+ * model is any source openModelSource reads (an osp-lab checkpoint or run directory, or a Hugging Face
+ * Llama directory). quantEvalRows turns the result into the rows of the command's table.
  */
-import { tensor as tfTensor } from '@tensorflow/tfjs';
 import { startBackend, stopBackend } from '../backend/index.ts';
-import { rowBos } from '../data/batcher.ts';
 import { checkChoice, OspError } from '../errors.ts';
-import { checkpointWeights } from '../export/checkpoint.ts';
 import { GGUF_TYPES, type GgufExportType } from '../export/gguf.ts';
 import { ggufPerplexity } from './gguf_eval.ts';
 import { calibrationFromRunData, calibrationFromTokens, runSplitTokens } from '../quant/calibration.ts';
 import { quantEval, resolveQuantConfig, type QuantConfigInput, type QuantEvalResult } from '../quant/eval.ts';
-import { Transformer } from '../model/transformer.ts';
-import { Rng } from '../utils/rng.ts';
 import type { LlamaCppResult } from './llama_cpp.ts';
 import { readTextTokens, textWindows } from '../data/text.ts';
+import { checkTokensFit, openModelSource, sourceModel } from './source.ts';
 
 export interface QuantEvalCheckpointOptions {
-  /** A checkpoint directory or a run directory (its newest checkpoint). */
+  /** A checkpoint directory, a run directory (its newest checkpoint), or a Hugging Face Llama directory. */
   checkpoint: string;
   /** The evaluation text, a UTF-8 file (windows of maxSeqLen as in evaluateCheckpoint); give this or `val`. */
   text?: string;
-  /** Instead of `text`: the validation split of the checkpoint's run (its data config). */
+  /** Instead of `text`: the validation split of the checkpoint's run (its data config; osp-lab checkpoints only). */
   val?: boolean;
   /** Evaluate only the first N windows (default: all). */
   windows?: number;
@@ -34,7 +31,10 @@ export interface QuantEvalCheckpointOptions {
    * in `quant`, each also residual-rotated. Default none.
    */
   gguf?: readonly string[];
-  /** GPTQ calibration text (default: the run's training data); used only when a variant needs GPTQ. */
+  /**
+   * GPTQ calibration text (default: the run's training data; required for a Hugging Face directory, which
+   * has none); used only when a variant needs GPTQ.
+   */
   calib?: string;
   /** Backend to run on (default 'auto'). */
   backend?: string;
@@ -50,9 +50,12 @@ export interface GgufEvalResult extends LlamaCppResult {
 }
 
 export interface QuantEvalCheckpointResult extends QuantEvalResult {
-  /** The checkpoint directory that was evaluated. */
+  /** The directory that was evaluated (a run directory resolves to its newest checkpoint). */
   checkpoint: string;
-  step: number;
+  /** 'osp' (an osp-lab checkpoint) or 'hf' (a Hugging Face directory). */
+  kind: 'osp' | 'hf';
+  /** The checkpoint's training step (osp-lab checkpoints only). */
+  step?: number;
   /** The evaluated text: the file's path, or "the run's validation split". */
   text: string;
   /** Tokens predicted. */
@@ -81,37 +84,58 @@ export async function quantEvalCheckpoint(o: QuantEvalCheckpointOptions): Promis
   }
   const quant = resolveQuantConfig(o.quant ?? {}, 'quant'); // bad values fail before anything is loaded
   const ggufTypes = (o.gguf ?? []).map((t) => checkChoice('gguf', t, GGUF_TYPES));
-  const c = checkpointWeights(o.checkpoint);
+  const needsCalibration = quant.w !== 16 && quant.method.includes('gptq');
+  const c = openModelSource(o.checkpoint);
+  const data = (c.runConfig as { data?: unknown } | undefined)?.data;
+  if (c.kind === 'hf' && o.val) {
+    throw new OspError(`${c.dir} is a Hugging Face directory: it has no run and so no validation split; give a text file (--text FILE)`);
+  }
+  if (c.kind === 'hf' && needsCalibration && o.calib === undefined) {
+    throw new OspError(`${c.dir} is a Hugging Face directory: GPTQ needs calibration text (--calib FILE); it has no run's training data`);
+  }
   const seqLen = c.config.maxSeqLen;
-  const bos = rowBos(c.runConfig as { batch?: { bos?: boolean } });
+  const bos = c.bos;
   const source = o.val ? `the run's validation split` : o.text!;
-  let tokens = o.val ? runSplitTokens(c.runConfig.data, c.config.vocabSize, 'val') : readTextTokens(o.text!);
+  let tokens = o.val ? runSplitTokens(data, c.config.vocabSize, 'val') : readTextTokens(o.text!);
+  checkTokensFit(c, tokens);
   // The first N windows: N * seqLen predicted tokens (windows overlap by one).
   if (o.windows !== undefined) tokens = tokens.subarray(0, Math.min(tokens.length, o.windows * seqLen + 1));
-  const needsCalibration = quant.w !== 16 && quant.method.includes('gptq');
-  const calibration = !needsCalibration
-    ? undefined
-    : o.calib !== undefined
-      ? calibrationFromTokens(readTextTokens(o.calib), seqLen, quant.gptq.calibrationWindows, o.calib, bos)
-      : calibrationFromRunData(c.runConfig.data, c.config.vocabSize, seqLen, quant.gptq.calibrationWindows, bos);
+  let calibration;
+  if (needsCalibration && o.calib !== undefined) {
+    const calib = readTextTokens(o.calib);
+    checkTokensFit(c, calib);
+    calibration = calibrationFromTokens(calib, seqLen, quant.gptq.calibrationWindows, o.calib, bos);
+  } else if (needsCalibration) {
+    calibration = calibrationFromRunData(data, c.config.vocabSize, seqLen, quant.gptq.calibrationWindows, bos);
+  }
   await startBackend(o.backend ?? 'auto');
-  const model = new Transformer(c.config, new Rng(0));
   let r: QuantEvalResult;
   try {
-    for (const [name, p] of model.params) p.assign(tfTensor(c.weights.get(name)!.data, p.shape));
-    r = await quantEval(model, textWindows(tokens, seqLen, bos), quant, { calibration, log: o.log });
+    const model = sourceModel(c);
+    try {
+      r = await quantEval(model, textWindows(tokens, seqLen, bos), quant, { calibration, log: o.log });
+    } finally {
+      model.dispose();
+    }
   } finally {
-    model.dispose();
     await stopBackend();
   }
   const gguf: GgufEvalResult[] = [];
   for (const type of ggufTypes) {
     for (const rotate of quant.rotate.includes('quarot') ? [false, true] : [false]) {
       o.log?.(`llama.cpp: ${type}${rotate ? ' with the QuaRot residual rotation' : ''}...`);
-      gguf.push({ type, rotate, ...(await ggufPerplexity(o.checkpoint, type, rotate, quant.quarotSeed, tokens, seqLen, bos)) });
+      gguf.push({ type, rotate, ...(await ggufPerplexity(c, type, rotate, quant.quarotSeed, tokens, seqLen, bos)) });
     }
   }
-  return { checkpoint: c.dir, step: c.step, text: source, tokens: tokens.length - 1, ...r, gguf };
+  return {
+    checkpoint: c.dir,
+    kind: c.kind,
+    ...(c.step !== undefined ? { step: c.step } : {}),
+    text: source,
+    tokens: tokens.length - 1,
+    ...r,
+    gguf,
+  };
 }
 
 /** One row of `osp quant-eval`'s table. */

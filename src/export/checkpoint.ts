@@ -1,18 +1,123 @@
 /**
- * From an osp-lab checkpoint to the files the quantization stage consumes. Reads the checkpoint's
- * weights on the host (no backend needed), refuses non-finite weights, folds OSP's modules into a
- * plain Llama, and writes Hugging Face or GGUF files.
+ * A model source, the one place every command that reads a model opens it (`osp eval`, `osp analyze`,
+ * `osp quant-eval`, `osp export`): an osp-lab checkpoint directory, an osp-lab run directory (its newest
+ * good checkpoint), or a Hugging Face Llama directory (config.json + model.safetensors, or
+ * model.safetensors.index.json and its shards), told apart by the files present. Weights are read on the
+ * host (no backend needed) as float32, every one checked finite and of the shape the config implies.
+ * Folding OSP's modules into a plain Llama (for export) is foldedCheckpoint.
  */
-import { OspError } from '../errors.ts';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { FormatError, OspError } from '../errors.ts';
 import { toFloat32 } from '../io/safetensors.ts';
 import { resolveModelConfig, type ModelConfig } from '../model/config.ts';
+import { HF_INDEX_FILE, HF_WEIGHTS_FILE, isHfDir, readHfCheckpoint } from '../model/hf.ts';
 import { paramSpecs } from '../model/transformer.ts';
+import { rowBos } from '../data/batcher.ts';
 import { openCheckpoint } from '../train/checkpoint.ts';
 import { foldToLlama, type Weights } from '../model/fold.ts';
 
+/** What a model path may be, for messages. */
+export const MODEL_SOURCE_HELP =
+  'an osp-lab checkpoint directory (runs/NAME/checkpoints/step_...), a run directory (its newest checkpoint), ' +
+  `or a Hugging Face Llama directory (config.json + ${HF_WEIGHTS_FILE} or ${HF_INDEX_FILE} and its shards)`;
+
+/** A model read from disk: its config and float32 weights, and what an osp-lab run recorded with it. */
+export interface ModelSource {
+  /** 'osp': an osp-lab checkpoint; 'hf': a Hugging Face Llama directory. */
+  kind: 'osp' | 'hf';
+  /** The checkpoint directory (a run directory resolves to its newest good checkpoint) or the HF directory. */
+  dir: string;
+  /** The model as stored (osp: the run's modules, e.g. SSNorm and EmbProj; hf: a plain Llama). */
+  config: ModelConfig;
+  weights: Weights;
+  /** osp only: the training step of the checkpoint. */
+  step?: number;
+  /** osp only: the run's backend (commands default to it). */
+  backend?: string;
+  /** osp only: the BOS token every row started with (the run's `batch.bos`); absent = rows are plain slices. */
+  bos?: number;
+  /** osp only: the run's seed. */
+  seed?: number;
+  /** osp only: the whole run config the checkpoint was trained with (data, optimizer, ...). */
+  runConfig?: Record<string, unknown>;
+}
+
+/** The osp-lab checkpoint (or run directory's newest checkpoint) at `path`. */
+function ospSource(path: string): ModelSource {
+  const { dir, checkpoint } = openCheckpoint(path);
+  const runConfig = checkpoint.state.config as Record<string, unknown> & { model: unknown; backend?: string; seed?: number };
+  const config = resolveModelConfig(runConfig.model);
+  const file = join(dir, 'model.safetensors');
+  const weights: Weights = new Map();
+  for (const spec of paramSpecs(config)) {
+    const t = checkpoint.model.get(spec.name);
+    if (!t || t.shape.join(',') !== spec.shape.join(',')) {
+      throw new FormatError(file, `parameter '${spec.name}' is missing or has the wrong shape for the checkpoint's config`);
+    }
+    const data = toFloat32(t);
+    const bad = data.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new FormatError(file, `parameter '${spec.name}' holds a non-finite value (${data[bad]}) at index ${bad}`);
+    weights.set(spec.name, { shape: spec.shape, data });
+  }
+  for (const name of checkpoint.model.keys()) {
+    if (!weights.has(name)) throw new FormatError(file, `unexpected parameter '${name}' (not in the checkpoint's model config)`);
+  }
+  return {
+    kind: 'osp',
+    dir,
+    config,
+    weights,
+    step: checkpoint.state.step,
+    backend: runConfig.backend,
+    bos: rowBos(runConfig as { batch?: { bos?: boolean } }),
+    seed: runConfig.seed,
+    runConfig,
+  };
+}
+
 /**
- * A checkpoint's model config and float32 weights, every weight checked finite and of the right shape,
- * and the whole run config it was trained with (`runConfig`, as saved: data, optimizer, ...).
+ * Opens a model given a path: an osp-lab checkpoint directory (state.json), a Hugging Face Llama directory
+ * (model.safetensors or model.safetensors.index.json; config.json is then required), or an osp-lab run
+ * directory (checkpoints/: its newest checkpoint that verifies). Anything else is an OspError naming the
+ * path and what was expected; a bad file is a FormatError naming the file and the field.
+ *
+ * @example
+ *   const s = openModelSource('hf/my-llama');           // { kind: 'hf', config, weights, ... }
+ *   const r = openModelSource('runs/tiny');             // { kind: 'osp', step: 400, bos, ... }
+ */
+export function openModelSource(path: string): ModelSource {
+  if (!existsSync(path)) throw new OspError(`${path}: no such directory; expected ${MODEL_SOURCE_HELP}`);
+  if (!statSync(path).isDirectory()) throw new OspError(`${path}: is a file; expected ${MODEL_SOURCE_HELP}`);
+  if (existsSync(join(path, 'state.json'))) return ospSource(path);
+  if (isHfDir(path)) {
+    const { config, weights } = readHfCheckpoint(path);
+    return { kind: 'hf', dir: path, config, weights };
+  }
+  if (existsSync(join(path, 'checkpoints'))) return ospSource(path);
+  if (existsSync(join(path, 'config.json'))) {
+    // A config.json alone: a Hugging Face directory without its weights, or a run with no checkpoint yet.
+    throw new OspError(
+      `${path}: has config.json but neither ${HF_WEIGHTS_FILE} nor ${HF_INDEX_FILE} (Hugging Face weights are read from ` +
+        `safetensors only, not pytorch_model.bin) and no checkpoints/ (an osp-lab run that saved none); expected ${MODEL_SOURCE_HELP}`,
+    );
+  }
+  throw new OspError(`${path}: not a model; expected ${MODEL_SOURCE_HELP}`);
+}
+
+/** `openModelSource` of a path; a source already open is returned as it is. */
+export function modelSource(source: string | ModelSource): ModelSource {
+  return typeof source === 'string' ? openModelSource(source) : source;
+}
+
+/** A short description of a source for printed lines and file metadata: "step 400" or "Hugging Face". */
+export function sourceLabel(s: ModelSource): string {
+  return s.kind === 'osp' ? `step ${s.step}` : 'Hugging Face';
+}
+
+/**
+ * A checkpoint's model config and float32 weights (any model source), and for an osp-lab checkpoint its
+ * step and the whole run config it was trained with. Kept for callers of the osp-only API.
  */
 export function checkpointWeights(path: string): {
   dir: string;
@@ -21,30 +126,12 @@ export function checkpointWeights(path: string): {
   weights: Weights;
   runConfig: Record<string, unknown>;
 } {
-  const { dir, checkpoint } = openCheckpoint(path);
-  const config = resolveModelConfig((checkpoint.state.config as { model: unknown }).model);
-  const weights: Weights = new Map();
-  for (const spec of paramSpecs(config)) {
-    const t = checkpoint.model.get(spec.name);
-    if (!t || t.shape.join(',') !== spec.shape.join(',')) {
-      throw new OspError(
-        `${dir}/model.safetensors: parameter '${spec.name}' is missing or has the wrong shape for the checkpoint's config`,
-      );
-    }
-    const data = toFloat32(t);
-    const bad = data.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) {
-      throw new OspError(
-        `${dir}/model.safetensors: parameter '${spec.name}' holds a non-finite value (${data[bad]}) at index ${bad}; nothing exported`,
-      );
-    }
-    weights.set(spec.name, { shape: spec.shape, data });
-  }
-  return { dir, step: checkpoint.state.step, config, weights, runConfig: checkpoint.state.config as Record<string, unknown> };
+  const s = openModelSource(path);
+  return { dir: s.dir, step: s.step ?? 0, config: s.config, weights: s.weights, runConfig: s.runConfig ?? {} };
 }
 
-/** The checkpoint folded into a plain Llama (see fold.ts). */
-export function foldedCheckpoint(path: string): { dir: string; step: number; config: ModelConfig; weights: Weights } {
-  const c = checkpointWeights(path);
-  return { ...c, ...foldToLlama(c.config, c.weights) };
+/** The model folded into a plain Llama (see fold.ts); a Hugging Face model already is one. */
+export function foldedCheckpoint(path: string | ModelSource): ModelSource {
+  const s = modelSource(path);
+  return { ...s, ...foldToLlama(s.config, s.weights) };
 }

@@ -1,14 +1,15 @@
 /**
- * `osp export`: a checkpoint, folded into a plain Llama, as a Hugging Face directory or a GGUF file;
- * with `rotate`, QuaRot's residual-stream rotation applied first (no online op is needed, so any
- * Llama runtime, llama.cpp's Q4_0 included, runs the rotated model unchanged).
+ * `osp export`: a model (an osp-lab checkpoint or run directory, or a Hugging Face Llama directory:
+ * openModelSource), folded into a plain Llama, as a Hugging Face directory or a GGUF file; with
+ * `rotate`, QuaRot's residual-stream rotation applied first (no online op is needed, so any Llama
+ * runtime, llama.cpp's Q4_0 included, runs the rotated model unchanged).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { checkChoice, OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { checkpointWeights, foldedCheckpoint } from './checkpoint.ts';
+import { foldedCheckpoint, modelSource, sourceLabel, type ModelSource } from './checkpoint.ts';
 import type { Weights } from '../model/fold.ts';
 import { GGUF_TYPES, llamaGguf } from './gguf.ts';
 import { writeHfCheckpoint } from './hf.ts';
@@ -18,7 +19,8 @@ export const EXPORT_FORMATS = ['hf', 'gguf'] as const;
 const HF_DTYPES = ['f32', 'f16', 'bf16'] as const;
 
 export interface ExportOptions {
-  checkpoint: string;
+  /** An osp-lab checkpoint or run directory, a Hugging Face Llama directory, or a source already opened. */
+  checkpoint: string | ModelSource;
   format: string;
   out: string;
   /** hf: f32 | f16 | bf16 */
@@ -31,17 +33,18 @@ export interface ExportOptions {
   rotateSeed?: number;
 }
 
-/** The checkpoint as a plain Llama, residual-rotated when asked. */
-function exportedModel(o: ExportOptions): { step: number; config: ModelConfig; weights: Weights } {
+/** The model as a plain Llama, residual-rotated when asked, and a label of where it came from. */
+function exportedModel(o: ExportOptions): { label: string; config: ModelConfig; weights: Weights } {
   if (!o.rotate) {
     if (o.rotateSeed !== undefined) throw new OspError('--rotate-seed applies only with --rotate');
-    return foldedCheckpoint(o.checkpoint);
+    const f = foldedCheckpoint(o.checkpoint);
+    return { label: sourceLabel(f), config: f.config, weights: f.weights };
   }
   const seed = o.rotateSeed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new OspError(`--rotate-seed: expected an integer >= 0, got ${String(o.rotateSeed)}`);
-  const c = checkpointWeights(o.checkpoint);
+  const c = modelSource(o.checkpoint);
   const r = quarotRotate(c.config, c.weights, { seed });
-  return { step: c.step, config: r.config, weights: r.weights };
+  return { label: sourceLabel(c), config: r.config, weights: r.weights };
 }
 
 /** Writes the export and returns the paths written. Options are validated before anything is read. */
@@ -59,6 +62,6 @@ export async function exportCheckpoint(o: ExportOptions): Promise<string[]> {
   const f = exportedModel(o);
   // Like the hf directory, the file's folder is created when missing.
   mkdirSync(dirname(resolve(o.out)), { recursive: true });
-  writeFileAtomicSync(o.out, llamaGguf(f.config, f.weights, type, `osp-lab step ${f.step}${o.rotate ? ', QuaRot residual rotation' : ''}`));
+  writeFileAtomicSync(o.out, llamaGguf(f.config, f.weights, type, `osp-lab ${f.label}${o.rotate ? ', QuaRot residual rotation' : ''}`));
   return [o.out];
 }

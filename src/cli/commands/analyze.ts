@@ -1,11 +1,12 @@
-/** `osp analyze`: outlier statistics and the Hessian spectrum of a checkpoint (analyzeCheckpoint). */
+/** `osp analyze`: outlier statistics and the Hessian spectrum of a checkpoint or HF Llama dir (analyzeCheckpoint). */
 import { BACKEND_NAMES } from '../../backend/index.ts';
 import { OspError } from '../../errors.ts';
 import { analyzeCheckpoint } from '../../eval/analyze.ts';
+import { MODEL_SOURCE_HELP } from '../../eval/source.ts';
 import type { Command } from '../command.ts';
 
 export const analyze: Command = {
-  summary: 'outlier statistics and the Hessian spectrum of a checkpoint',
+  summary: 'outlier statistics and the Hessian spectrum of a checkpoint (or a Hugging Face Llama directory)',
   usage:
     'osp analyze CHECKPOINT --text FILE --batch B --seq T [--kurtosis] [--hessian --topk K --lanczos M ' +
     '[--trace-probes N] [--params GLOB] [--method auto|exact|fd]] [--backend NAME] [--json]',
@@ -25,10 +26,10 @@ export const analyze: Command = {
     json: { type: 'boolean' },
   },
   help: {
-    CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
+    CHECKPOINT: MODEL_SOURCE_HELP,
     '--text FILE': 'the batch is the first B*(T+1) bytes of FILE laid out as B rows',
     '--batch B': 'rows of the batch',
-    '--seq T': "tokens per row (<= the model's maxSeqLen)",
+    '--seq T': "tokens per row (<= the model's maxSeqLen, an HF config.json's max_position_embeddings)",
     '--kurtosis': 'outlier statistics per tap and the aggregate OSP kurtosis (the default when --hessian is absent)',
     '--hessian': 'the Hessian spectrum of the loss on the batch',
     '--topk K': 'eigenvalues reported (default 5)',
@@ -37,7 +38,7 @@ export const analyze: Command = {
     '--outlier-window K': 'top Ritz values the outlier rule looks at, the most it can count (default min(M/2, max(2K, 10)))',
     '--params GLOB': "restrict the Hessian to matching parameters (default '*'), e.g. 'model.layers.0.*'",
     '--method NAME': 'Hessian-vector products: auto (default), exact (double backprop), fd (finite differences)',
-    '--backend NAME': `backend to run on (default: the run's; ${BACKEND_NAMES.join(', ')})`,
+    '--backend NAME': `backend to run on (default: the run's, auto for a Hugging Face directory; ${BACKEND_NAMES.join(', ')})`,
     '--json': 'print the result as JSON',
   },
   async run(v, pos) {
@@ -79,7 +80,7 @@ export const analyze: Command = {
       console.log(JSON.stringify(r));
       return;
     }
-    console.log(`${r.checkpoint} (step ${r.step}), ${r.tokens} tokens`);
+    console.log(`${r.checkpoint} (${r.step !== undefined ? `step ${r.step}` : 'Hugging Face'}), ${r.tokens} tokens`);
     if (r.kurtosis) {
       const k = r.kurtosis;
       const below = k.ospKurtosis < k.gaussianFloor ? '; below it: lighter-tailed than Gaussian noise' : '';

@@ -1,18 +1,19 @@
-/** `osp eval`: a checkpoint's mean next-token loss on a text file (evaluateCheckpoint). */
+/** `osp eval`: a model's mean next-token loss on a text file (evaluateCheckpoint); osp-lab checkpoints or HF Llama dirs. */
 import { BACKEND_NAMES } from '../../backend/index.ts';
 import { OspError } from '../../errors.ts';
 import { evaluateCheckpoint } from '../../eval/evaluate_run.ts';
+import { MODEL_SOURCE_HELP } from '../../eval/source.ts';
 import type { Command } from '../command.ts';
 
 export const evalCommand: Command = {
-  summary: "mean next-token loss of a checkpoint on a text file's bytes",
+  summary: "mean next-token loss of a checkpoint (or a Hugging Face Llama directory) on a text file's bytes",
   usage: 'osp eval CHECKPOINT --text FILE [--json] [--backend NAME]',
   options: { text: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' } },
   help: {
-    CHECKPOINT: 'a checkpoint directory (runs/NAME/checkpoints/step_...) or a run directory (its newest checkpoint)',
+    CHECKPOINT: MODEL_SOURCE_HELP,
     '--text FILE': 'UTF-8 text; every byte is predicted once (windows of maxSeqLen, BOS first)',
     '--json': 'print {"loss", "tokens", "bpb"} as JSON',
-    '--backend NAME': `backend to run on (default: the run's; ${BACKEND_NAMES.join(', ')})`,
+    '--backend NAME': `backend to run on (default: the run's, auto for a Hugging Face directory; ${BACKEND_NAMES.join(', ')})`,
   },
   async run(v, pos) {
     if (pos.length !== 1) throw new OspError('expected one CHECKPOINT argument (see osp eval --help)');

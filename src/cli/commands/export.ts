@@ -1,10 +1,11 @@
-/** `osp export`: a checkpoint as a Hugging Face Llama directory or a GGUF file. */
+/** `osp export`: a checkpoint (or a Hugging Face Llama directory) as a Hugging Face Llama directory or a GGUF file. */
 import { OspError } from '../../errors.ts';
+import { MODEL_SOURCE_HELP } from '../../export/checkpoint.ts';
 import { EXPORT_FORMATS, exportCheckpoint } from '../../export/index.ts';
 import type { Command } from '../command.ts';
 
 export const exportCommand: Command = {
-  summary: 'write a checkpoint as a Hugging Face Llama directory or a GGUF file for llama.cpp',
+  summary: 'write a checkpoint (or a Hugging Face Llama directory) as a Hugging Face Llama directory or a GGUF file for llama.cpp',
   usage: 'osp export CHECKPOINT --format hf|gguf --out PATH [--dtype f32|f16|bf16] [--type f32|f16|q8_0|q4_0] [--rotate [--rotate-seed S]]',
   options: {
     format: { type: 'string' },
@@ -15,7 +16,7 @@ export const exportCommand: Command = {
     'rotate-seed': { type: 'string' },
   },
   help: {
-    CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
+    CHECKPOINT: MODEL_SOURCE_HELP,
     '--format NAME': 'hf (config.json, model.safetensors, tokenizer files) or gguf (one file)',
     '--out PATH': 'hf: a new (or empty) directory; gguf: the file to write',
     '--dtype NAME': 'hf only: f32 (default), f16 or bf16',

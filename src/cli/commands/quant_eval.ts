@@ -1,16 +1,17 @@
 /**
- * `osp quant-eval`: full-precision vs quantized perplexity of a checkpoint (quantEvalCheckpoint), printed
- * as one table (quantEvalRows) or as JSON.
+ * `osp quant-eval`: full-precision vs quantized perplexity of a checkpoint or a Hugging Face Llama
+ * directory (quantEvalCheckpoint), printed as one table (quantEvalRows) or as JSON.
  */
 import { BACKEND_NAMES } from '../../backend/index.ts';
 import { checkChoice, OspError } from '../../errors.ts';
 import { quantEvalCheckpoint, quantEvalRows } from '../../eval/quant_eval.ts';
+import { MODEL_SOURCE_HELP } from '../../eval/source.ts';
 import { GGUF_TYPES } from '../../export/gguf.ts';
 import { resolveQuantConfig } from '../../quant/eval.ts';
 import type { Command } from '../command.ts';
 
 export const quantEvalCommand: Command = {
-  summary: 'full-precision vs 4-bit (W4A4KV4) perplexity of a checkpoint: RTN, GPTQ, FFN Had, QuaRot, llama.cpp',
+  summary: 'full-precision vs 4-bit (W4A4KV4) perplexity of a checkpoint or HF Llama dir: RTN, GPTQ, FFN Had, QuaRot, llama.cpp',
   usage: 'osp quant-eval CHECKPOINT (--text FILE | --val) [--all | --method LIST --rotate LIST --gguf LIST] [--w 4 --a 4 --kv 4] [--json]',
   options: {
     text: { type: 'string' },
@@ -36,9 +37,9 @@ export const quantEvalCommand: Command = {
     json: { type: 'boolean' },
   },
   help: {
-    CHECKPOINT: 'a checkpoint directory or a run directory (its newest checkpoint)',
+    CHECKPOINT: MODEL_SOURCE_HELP,
     '--text FILE': 'UTF-8 text, windows of maxSeqLen as in osp eval',
-    '--val': "instead of --text: the validation split of the checkpoint's run (its data config)",
+    '--val': "instead of --text: the validation split of the checkpoint's run (its data config; not for a Hugging Face directory)",
     '--windows N': 'evaluate only the first N windows',
     '--method LIST': 'weight quantizer(s), comma-separated: rtn (default), gptq',
     '--rotate LIST': 'rotation(s): none (default), ffn (exact full-width FFN Hadamard), quarot, ffn-block (block-diagonal, osp-lab < 0.2)',
@@ -53,7 +54,7 @@ export const quantEvalCommand: Command = {
     '--group-size G': 'weight quantization groups of G input channels (default: one scale per output channel)',
     '--no-clip': 'weight scales without the MSE clip search',
     '--act-order': 'GPTQ: quantize columns by decreasing Hessian diagonal',
-    '--calib FILE': "GPTQ calibration text (default: the run's training data, 128 windows)",
+    '--calib FILE': "GPTQ calibration text (default: the run's training data, 128 windows; required for a Hugging Face directory)",
     '--calib-windows N': 'GPTQ calibration windows of maxSeqLen tokens (default 128)',
     '--quarot-seed S': "seed of QuaRot's random Hadamard signs (default 0)",
     '--had': 'osp-lab < 0.2: the same as adding --rotate ffn-block',
@@ -115,7 +116,7 @@ export const quantEvalCommand: Command = {
       console.log(JSON.stringify(r));
       return;
     }
-    console.log(`checkpoint ${r.checkpoint} (step ${r.step})`);
+    console.log(`checkpoint ${r.checkpoint} (${r.step !== undefined ? `step ${r.step}` : 'Hugging Face'})`);
     console.log(`text       ${r.text}, ${r.tokens} tokens`);
     // The interval is the evaluation's sampling error (paired over windows), not seed-to-seed variation.
     const rows = quantEvalRows(r);
