@@ -43,3 +43,7 @@ export {
   type QuantEvalRow,
   type GgufEvalResult,
 } from './eval/quant_eval.ts';
+export { openModelSource, sourceTokenizer, MODEL_SOURCE_HELP, type ModelSource } from './export/checkpoint.ts';
+export { loadTokenizer, TOKENIZER_NAMES, type Tokenizer } from './data/tokenizer.ts';
+export { train, type TrainOptions, type RunSummary } from './train/run.ts';
+export { resolveRunConfig, RunConfigSchema, type RunConfig, type RunConfigInput } from './train/config.ts';

@@ -37,7 +37,7 @@ export const BatchConfigSchema = z
       .boolean()
       .default(false)
       .describe(
-        "Begin every sequence with the BOS token (the byte tokenizer's 256), as pre-training does when each sequence starts a document; evaluation, the monitors and the quantization windows follow. Off: rows are plain slices of the token stream. Attention sinks and massive activations form on that token.",
+        "Begin every sequence with the tokenizer's BOS token (bytes: 256; gpt2: <|endoftext|>), as pre-training does when each sequence starts a document; evaluation, the monitors and the quantization windows follow. Off: rows are plain slices of the token stream. Attention sinks and massive activations form on that token.",
       ),
   })
   .prefault({})

@@ -12,6 +12,31 @@ import { DataError } from '../errors.ts';
 import { ByteTokenizer, byteTokenizer, type Tokenizer } from './tokenizer.ts';
 import { decodeUtf8 } from './sources.ts';
 
+/** A UTF-8 text file, read and checked once: its bytes as stored and its text. */
+export interface TextFile {
+  path: string;
+  bytes: Uint8Array;
+  text: string;
+}
+
+/** Reads and checks a text file (clear errors for a missing, empty or non-UTF-8 file), before any model is loaded. */
+export function readTextFile(path: string): TextFile {
+  const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
+  if (bytes.length === 0) throw new DataError(path, 'the text file is empty');
+  const text = decodeUtf8(path, bytes); // the same check as `osp data prepare`: bytes of another encoding are not text
+  return { path, bytes, text };
+}
+
+/** A text file as tokens of `tokenizer` (default bytes), BOS first. */
+export function textTokens(file: TextFile, tokenizer: Tokenizer = byteTokenizer): Uint16Array {
+  // The byte tokenizer takes the file's bytes as they are (decoding would drop a byte-order mark).
+  const ids = tokenizer instanceof ByteTokenizer ? file.bytes : tokenizer.encode(file.text);
+  const tokens = new Uint16Array(ids.length + 1);
+  tokens[0] = tokenizer.bos;
+  tokens.set(ids, 1);
+  return tokens;
+}
+
 /**
  * Reads a UTF-8 text file as tokens of `tokenizer` (default bytes), BOS first; clear errors for a missing,
  * empty or non-UTF-8 file.
@@ -21,15 +46,7 @@ import { decodeUtf8 } from './sources.ts';
  *   readTextTokens('val.txt', loadTokenizer('gpt2'));   // [50256, ...GPT-2 ids of its text]
  */
 export function readTextTokens(path: string, tokenizer: Tokenizer = byteTokenizer): Uint16Array {
-  const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
-  if (bytes.length === 0) throw new DataError(path, 'the text file is empty');
-  const text = decodeUtf8(path, bytes); // the same check as `osp data prepare`: bytes of another encoding are not text
-  // The byte tokenizer takes the file's bytes as they are (decoding would drop a byte-order mark).
-  const ids = tokenizer instanceof ByteTokenizer ? bytes : tokenizer.encode(text);
-  const tokens = new Uint16Array(ids.length + 1);
-  tokens[0] = tokenizer.bos;
-  tokens.set(ids, 1);
-  return tokens;
+  return textTokens(readTextFile(path), tokenizer);
 }
 
 /**

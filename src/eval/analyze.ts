@@ -4,7 +4,8 @@
  * The batch is the first B*(T+1) byte tokens of a text file laid out as B rows of T+1 tokens
  * (inputs are a row's first T tokens, targets its last T).
  */
-import { readFileOr } from '../io/read.ts';
+import { readTextTokens } from '../data/text.ts';
+import { byteTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, stopBackend } from '../backend/index.ts';
 import { ConfigError, DataError } from '../errors.ts';
@@ -12,7 +13,7 @@ import { aggregateOspKurtosis } from '../metrics/outliers.ts';
 import { gaussianFloorEstimate } from '../metrics/gaussian_floor.ts';
 import { runProbe, type ProbeResult } from '../metrics/probe.ts';
 import { measureOutliers } from '../train/callbacks/outliers.ts';
-import { checkTokensFit, openModelSource, sourceBackend, sourceModel } from './source.ts';
+import { checkTokensFit, openModelSource, sourceBackend, sourceModel, sourceTokenizer } from './source.ts';
 
 export interface AnalyzeOptions {
   /** A checkpoint directory, a run directory (its newest checkpoint), or a Hugging Face Llama directory. */
@@ -64,17 +65,25 @@ export interface AnalyzeResult {
 }
 
 /**
- * Reads B rows of T+1 byte tokens from the start of a text file; with `bos` (a run trained with
- * `batch.bos`), B rows of T bytes, each row's inputs BOS and its first T-1 bytes.
+ * Reads B rows of T+1 tokens from the start of a text file (tokenized with `tokenizer`, default bytes);
+ * with `bos` (a run trained with `batch.bos`), B rows of T tokens, each row's inputs BOS and its first
+ * T-1 tokens.
  */
-export function textBatch(path: string, B: number, T: number, bos?: number): { inputs: Int32Array; targets: Int32Array } {
-  const bytes = readFileOr(path, (msg) => new DataError(path, `text file: ${msg}`));
+export function textBatch(
+  path: string,
+  B: number,
+  T: number,
+  bos?: number,
+  tokenizer: Tokenizer = byteTokenizer,
+): { inputs: Int32Array; targets: Int32Array } {
+  const bytes = readTextTokens(path, tokenizer).subarray(1); // without the stream's leading BOS
   const span = bos === undefined ? T + 1 : T;
   const need = B * span;
+  const unit = tokenizer === byteTokenizer ? 'bytes' : `tokens of ${tokenizer.spec}`;
   if (bytes.length < need) {
     throw new DataError(
       path,
-      `--batch ${B} --seq ${T} needs ${need} bytes (B x ${bos === undefined ? '(T+1)' : 'T, rows start with BOS'}), the file has ${bytes.length}`,
+      `--batch ${B} --seq ${T} needs ${need} ${unit} (B x ${bos === undefined ? '(T+1)' : 'T, rows start with BOS'}), the file has ${bytes.length}`,
     );
   }
   const inputs = new Int32Array(B * T);
@@ -114,7 +123,7 @@ export async function analyzeCheckpoint(o: AnalyzeOptions): Promise<AnalyzeResul
     const field = source.kind === 'hf' ? "config.json's max_position_embeddings" : "the checkpoint's model.maxSeqLen";
     throw new ConfigError('--seq', `${o.seq} exceeds ${field} ${modelConfig.maxSeqLen}`);
   }
-  const batch = textBatch(o.text, o.batch, o.seq, source.bos);
+  const batch = textBatch(o.text, o.batch, o.seq, source.bos, sourceTokenizer(source));
   checkTokensFit(source, batch.inputs);
   checkTokensFit(source, batch.targets);
   const result: AnalyzeResult = {

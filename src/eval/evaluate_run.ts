@@ -5,8 +5,8 @@
  * loads the weights, evaluates, and stops the backend again.
  */
 import { startBackend, stopBackend } from '../backend/index.ts';
-import { readTextTokens } from '../data/text.ts';
-import { checkTokensFit, openModelSource, sourceBackend, sourceModel } from './source.ts';
+import { readTextFile, textTokens } from '../data/text.ts';
+import { checkTokensFit, openModelSource, sourceTokenizer, sourceBackend, sourceModel } from './source.ts';
 import { evaluateTokens, type TextEvalResult } from './text.ts';
 
 export interface EvaluateCheckpointOptions {
@@ -26,29 +26,40 @@ export interface EvaluateCheckpointResult extends TextEvalResult {
   checkpoint: string;
   /** 'osp' (an osp-lab checkpoint) or 'hf' (a Hugging Face directory). */
   kind: 'osp' | 'hf';
+  /** The tokenizer the text was read with ('bytes', 'gpt2' or a tokenizer.json path). */
+  tokenizer: string;
   /** The checkpoint's training step (osp-lab checkpoints only). */
   step?: number;
 }
 
 /**
- * Mean next-token loss (nats per byte), bits per byte and the number of predicted bytes of a model on a
- * text file: what `osp eval` prints. A Hugging Face model sees the stream BOS (256) + bytes, windows
- * without a BOS per row (osp-lab's default).
+ * Mean next-token loss (nats per token; per byte with the byte tokenizer), bits per byte and the number
+ * of predicted tokens of a model on a text file: what `osp eval` prints. The text is tokenized with the
+ * model's tokenizer (the run's; a Hugging Face directory's tokenizer.json), BOS first; a Hugging Face
+ * model's windows have no BOS per row (osp-lab's default).
  *
  * @example
  *   const r = await evaluateCheckpoint({ checkpoint: 'runs/tiny', text: 'README.md', backend: 'cpu' });
  *   console.log(`${r.checkpoint}: loss ${r.loss.toFixed(4)}, bpb ${r.bpb.toFixed(4)} over ${r.tokens} bytes`);
  */
 export async function evaluateCheckpoint(o: EvaluateCheckpointOptions): Promise<EvaluateCheckpointResult> {
-  const tokens = readTextTokens(o.text);
+  const text = readTextFile(o.text); // a bad text file fails before any model is read
   const source = openModelSource(o.checkpoint);
+  const tokenizer = sourceTokenizer(source);
+  const tokens = textTokens(text, tokenizer);
   checkTokensFit(source, tokens);
   await startBackend(sourceBackend(source, o.backend));
   try {
     const model = sourceModel(source);
     try {
-      const r = await evaluateTokens(model, tokens, source.bos);
-      return { checkpoint: source.dir, kind: source.kind, ...(source.step !== undefined ? { step: source.step } : {}), ...r };
+      const r = await evaluateTokens(model, tokens, source.bos, tokenizer);
+      return {
+        checkpoint: source.dir,
+        kind: source.kind,
+        tokenizer: tokenizer.spec,
+        ...(source.step !== undefined ? { step: source.step } : {}),
+        ...r,
+      };
     } finally {
       model.dispose();
     }

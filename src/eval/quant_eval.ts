@@ -12,8 +12,8 @@ import { ggufPerplexity } from './gguf_eval.ts';
 import { calibrationFromRunData, calibrationFromTokens, runSplitTokens } from '../quant/calibration.ts';
 import { quantEval, resolveQuantConfig, type QuantConfigInput, type QuantEvalResult } from '../quant/eval.ts';
 import type { LlamaCppResult } from './llama_cpp.ts';
-import { readTextTokens, textWindows } from '../data/text.ts';
-import { checkTokensFit, openModelSource, sourceModel } from './source.ts';
+import { readTextFile, textTokens, textWindows } from '../data/text.ts';
+import { checkTokensFit, openModelSource, sourceModel, sourceTokenizer } from './source.ts';
 
 export interface QuantEvalCheckpointOptions {
   /** A checkpoint directory, a run directory (its newest checkpoint), or a Hugging Face Llama directory. */
@@ -85,6 +85,9 @@ export async function quantEvalCheckpoint(o: QuantEvalCheckpointOptions): Promis
   const quant = resolveQuantConfig(o.quant ?? {}, 'quant'); // bad values fail before anything is loaded
   const ggufTypes = (o.gguf ?? []).map((t) => checkChoice('gguf', t, GGUF_TYPES));
   const needsCalibration = quant.w !== 16 && quant.method.includes('gptq');
+  // Bad text files fail before any model is read.
+  const textFile = o.val ? undefined : readTextFile(o.text!);
+  const calibFile = needsCalibration && o.calib !== undefined ? readTextFile(o.calib) : undefined;
   const c = openModelSource(o.checkpoint);
   const data = (c.runConfig as { data?: unknown } | undefined)?.data;
   if (c.kind === 'hf' && o.val) {
@@ -95,18 +98,19 @@ export async function quantEvalCheckpoint(o: QuantEvalCheckpointOptions): Promis
   }
   const seqLen = c.config.maxSeqLen;
   const bos = c.bos;
+  const tokenizer = sourceTokenizer(c);
   const source = o.val ? `the run's validation split` : o.text!;
-  let tokens = o.val ? runSplitTokens(data, c.config.vocabSize, 'val') : readTextTokens(o.text!);
+  let tokens = o.val ? runSplitTokens(data, c.config.vocabSize, 'val', tokenizer) : textTokens(textFile!, tokenizer);
   checkTokensFit(c, tokens);
   // The first N windows: N * seqLen predicted tokens (windows overlap by one).
   if (o.windows !== undefined) tokens = tokens.subarray(0, Math.min(tokens.length, o.windows * seqLen + 1));
   let calibration;
   if (needsCalibration && o.calib !== undefined) {
-    const calib = readTextTokens(o.calib);
+    const calib = textTokens(calibFile!, tokenizer);
     checkTokensFit(c, calib);
     calibration = calibrationFromTokens(calib, seqLen, quant.gptq.calibrationWindows, o.calib, bos);
   } else if (needsCalibration) {
-    calibration = calibrationFromRunData(data, c.config.vocabSize, seqLen, quant.gptq.calibrationWindows, bos);
+    calibration = calibrationFromRunData(data, c.config.vocabSize, seqLen, quant.gptq.calibrationWindows, bos, tokenizer);
   }
   await startBackend(o.backend ?? 'auto');
   let r: QuantEvalResult;

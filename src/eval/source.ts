@@ -9,7 +9,7 @@ import type { ModelSource } from '../export/checkpoint.ts';
 import { Transformer } from '../model/transformer.ts';
 import { Rng } from '../utils/rng.ts';
 
-export { MODEL_SOURCE_HELP, openModelSource, type ModelSource } from '../export/checkpoint.ts';
+export { MODEL_SOURCE_HELP, openModelSource, sourceTokenizer, type ModelSource } from '../export/checkpoint.ts';
 
 /** The backend to run a source on: the caller's, else the run's (osp), else `fallback` (the command's default). */
 export function sourceBackend(s: ModelSource, requested: string | undefined, fallback = 'auto'): string {
@@ -36,8 +36,9 @@ export function sourceModel(s: ModelSource): Transformer {
 }
 
 /**
- * Text is read as byte tokens with BOS 256 (data/text.ts); a model whose vocabulary cannot hold them
- * (a Hugging Face config.json's vocab_size below 257) is refused instead of reading past its embedding.
+ * The text's tokens (the source's tokenizer, BOS first) must fit the model's vocabulary: a model that
+ * cannot hold them (a Hugging Face config.json's vocab_size below its tokenizer's) is refused instead of
+ * reading past its embedding.
  */
 export function checkTokensFit(s: ModelSource, tokens: ArrayLike<number>): void {
   let max = -1;
@@ -46,7 +47,7 @@ export function checkTokensFit(s: ModelSource, tokens: ArrayLike<number>): void 
     const field = s.kind === 'hf' ? "config.json's vocab_size" : 'model.vocabSize';
     throw new OspError(
       `${s.dir}: the text holds token ${max}, but the model's vocabulary has ${s.config.vocabSize} tokens (${field}); ` +
-        'osp-lab reads text as bytes (0-255) with BOS 256',
+        `the tokenizer (${s.tokenizer?.spec ?? 'bytes'}) has ${s.tokenizer?.vocabSize ?? 258} ids`,
     );
   }
 }

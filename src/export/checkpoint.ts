@@ -7,13 +7,14 @@
  * Folding OSP's modules into a plain Llama (for export) is foldedCheckpoint.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { FormatError, OspError } from '../errors.ts';
 import { toFloat32 } from '../io/safetensors.ts';
 import { resolveModelConfig, type ModelConfig } from '../model/config.ts';
 import { HF_INDEX_FILE, HF_WEIGHTS_FILE, isHfDir, readHfCheckpoint } from '../model/hf.ts';
 import { paramSpecs } from '../model/transformer.ts';
 import { rowBos } from '../data/batcher.ts';
+import { byteTokenizer, loadTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../data/tokenizer.ts';
 import { openCheckpoint } from '../train/checkpoint.ts';
 import { foldToLlama, type Weights } from '../model/fold.ts';
 
@@ -31,6 +32,12 @@ export interface ModelSource {
   /** The model as stored (osp: the run's modules, e.g. SSNorm and EmbProj; hf: a plain Llama). */
   config: ModelConfig;
   weights: Weights;
+  /**
+   * The model's tokenizer: an osp-lab run's (`tokenizer` in its config; a tokenizer.json from the run's
+   * own copy in <run>/tokenizer/), a Hugging Face directory's tokenizer.json; absent for a Hugging Face
+   * directory without one whose vocabulary is not the byte tokenizer's 258 (sourceTokenizer says so).
+   */
+  tokenizer?: Tokenizer;
   /** osp only: the training step of the checkpoint. */
   step?: number;
   /** osp only: the run's backend (commands default to it). */
@@ -43,12 +50,50 @@ export interface ModelSource {
   runConfig?: Record<string, unknown>;
 }
 
+/**
+ * The tokenizer of the run a checkpoint belongs to (checkpoint dir = <run>/checkpoints/step_...): a
+ * built-in by name; a tokenizer.json from the copy the run keeps in <run>/tokenizer/ (the original path
+ * may be gone), else from the path the config names. Runs from before tokenizers: bytes.
+ */
+function runTokenizer(checkpointDir: string, spec: unknown): Tokenizer {
+  if (spec === undefined || spec === 'bytes') return byteTokenizer;
+  if (typeof spec !== 'string')
+    throw new FormatError(join(checkpointDir, 'state.json'), `config.tokenizer: expected a string, found ${JSON.stringify(spec)}`);
+  if (TOKENIZER_NAMES.includes(spec)) return loadTokenizer(spec);
+  const copy = join(dirname(dirname(resolve(checkpointDir))), 'tokenizer');
+  return loadTokenizer(existsSync(join(copy, 'tokenizer.json')) ? copy : spec);
+}
+
+/**
+ * A Hugging Face directory's tokenizer: its tokenizer.json; without one, the byte tokenizer when the
+ * vocabulary is the byte tokenizer's 258 ids (an osp-lab export, or a test model), else none.
+ */
+function hfTokenizer(dir: string, vocabSize: number): Tokenizer | undefined {
+  if (existsSync(join(dir, 'tokenizer.json'))) return loadTokenizer(dir);
+  return vocabSize === byteTokenizer.vocabSize ? byteTokenizer : undefined;
+}
+
+/** The source's tokenizer, or an OspError saying that this command needs one and where it goes. */
+export function sourceTokenizer(s: ModelSource): Tokenizer {
+  if (s.tokenizer) return s.tokenizer;
+  throw new OspError(
+    `${s.dir}: no tokenizer.json, and its ${s.config.vocabSize}-token vocabulary is not osp-lab's byte tokenizer; ` +
+      `put the model's tokenizer.json in the directory (text cannot be tokenized, nor a GGUF vocabulary written, without it)`,
+  );
+}
+
 /** The osp-lab checkpoint (or run directory's newest checkpoint) at `path`. */
 function ospSource(path: string): ModelSource {
   const { dir, checkpoint } = openCheckpoint(path);
-  const runConfig = checkpoint.state.config as Record<string, unknown> & { model: unknown; backend?: string; seed?: number };
+  const runConfig = checkpoint.state.config as Record<string, unknown> & {
+    model: unknown;
+    backend?: string;
+    seed?: number;
+    tokenizer?: unknown;
+  };
   const config = resolveModelConfig(runConfig.model);
   const file = join(dir, 'model.safetensors');
+  const tokenizer = runTokenizer(dir, runConfig.tokenizer);
   const weights: Weights = new Map();
   for (const spec of paramSpecs(config)) {
     const t = checkpoint.model.get(spec.name);
@@ -70,7 +115,8 @@ function ospSource(path: string): ModelSource {
     weights,
     step: checkpoint.state.step,
     backend: runConfig.backend,
-    bos: rowBos(runConfig as { batch?: { bos?: boolean } }),
+    tokenizer,
+    bos: rowBos(runConfig as { batch?: { bos?: boolean } }, tokenizer),
     seed: runConfig.seed,
     runConfig,
   };
@@ -92,7 +138,7 @@ export function openModelSource(path: string): ModelSource {
   if (existsSync(join(path, 'state.json'))) return ospSource(path);
   if (isHfDir(path)) {
     const { config, weights } = readHfCheckpoint(path);
-    return { kind: 'hf', dir: path, config, weights };
+    return { kind: 'hf', dir: path, config, weights, tokenizer: hfTokenizer(path, config.vocabSize) };
   }
   if (existsSync(join(path, 'checkpoints'))) return ospSource(path);
   if (existsSync(join(path, 'config.json'))) {

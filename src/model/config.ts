@@ -11,7 +11,11 @@ const int = (min: number) => z.number().int().min(min);
 
 /** The fields as written in a config; ModelConfigSchema adds the checks across fields and the derived sizes. */
 const ModelFieldsSchema = z.strictObject({
-  vocabSize: int(2).default(258).describe('Vocabulary size. 258 = 256 byte tokens + BOS + EOS (the byte-level tokenizer).'),
+  vocabSize: int(2)
+    .default(258)
+    .describe(
+      "Vocabulary size; in a run config it follows `tokenizer` unless set (then it must be at least the tokenizer's). 258 = bytes: 256 byte tokens + BOS + EOS.",
+    ),
   hiddenSize: int(1).default(128).describe('Width d of the residual stream.'),
   numLayers: int(1).default(4).describe('Number of transformer blocks.'),
   numHeads: int(1).default(4).describe('Attention (query) heads.'),

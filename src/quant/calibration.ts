@@ -4,6 +4,7 @@
  */
 import { evalBatches } from '../data/batcher.ts';
 import { loadDataset } from '../data/dataset.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
 import { OspError } from '../errors.ts';
 import { textWindows } from '../data/text.ts';
 import { packBatches, type QuantEvalBatch } from './eval.ts';
@@ -11,10 +12,10 @@ import { packBatches, type QuantEvalBatch } from './eval.ts';
 /** Windows per calibration batch (one forward pass). */
 const BATCH = 8;
 
-/** The run's data split as a token stream (documents as BOS + bytes + EOS), for `osp quant-eval --val`. */
-export function runSplitTokens(data: unknown, vocabSize: number, split: 'train' | 'val'): Uint16Array {
+/** The run's data split as a token stream (documents as BOS + tokens + EOS, the run's tokenizer), for `osp quant-eval --val`. */
+export function runSplitTokens(data: unknown, vocabSize: number, split: 'train' | 'val', tokenizer?: Tokenizer): Uint16Array {
   try {
-    return loadDataset(data as Parameters<typeof loadDataset>[0], { vocabSize })[split].tokens;
+    return loadDataset(data as Parameters<typeof loadDataset>[0], { vocabSize, tokenizer })[split].tokens;
   } catch (e) {
     throw new OspError(`could not load the run's ${split === 'val' ? 'validation' : 'training'} data (${(e as Error).message})`);
   }
@@ -25,10 +26,17 @@ export function runSplitTokens(data: unknown, vocabSize: number, split: 'train' 
  * split of a run's `data` config section, unshuffled.
  * @example calibrationFromRunData(state.config.data, 258, 128, 128)
  */
-export function calibrationFromRunData(data: unknown, vocabSize: number, seqLen: number, windows: number, bos?: number): QuantEvalBatch[] {
+export function calibrationFromRunData(
+  data: unknown,
+  vocabSize: number,
+  seqLen: number,
+  windows: number,
+  bos?: number,
+  tokenizer?: Tokenizer,
+): QuantEvalBatch[] {
   let train;
   try {
-    train = loadDataset(data as Parameters<typeof loadDataset>[0], { vocabSize }).train;
+    train = loadDataset(data as Parameters<typeof loadDataset>[0], { vocabSize, tokenizer }).train;
   } catch (e) {
     throw new OspError(
       `GPTQ calibration: could not load the run's training data (${(e as Error).message}); pass --calib FILE with training text instead`,

@@ -7,6 +7,7 @@ import { readFileOr } from '../io/read.ts';
 import { z } from 'zod';
 import { BACKEND_NAMES } from '../backend/index.ts';
 import { DataConfigSchema } from '../data/dataset.ts';
+import { describeTokenizer, loadTokenizer } from '../data/tokenizer.ts';
 import { ConfigError } from '../errors.ts';
 import { ModelConfigSchema } from '../model/config.ts';
 import { OptimizerConfigSchema } from '../optim/routing.ts';
@@ -37,6 +38,13 @@ export const RunConfigSchema = z.strictObject({
       "Where tensors live and kernels run; 'auto' picks tensorflow on a GPU, webgpu on a hardware adapter, native, wasm, then cpu, and says why (docs/model.md#backends).",
     ),
   steps: int(1).default(1000).describe('Optimizer steps to train.'),
+  tokenizer: z
+    .string()
+    .min(1)
+    .default('bytes')
+    .describe(
+      "The tokenizer of the run's text: 'bytes' (256 byte ids + BOS + EOS), 'gpt2' (GPT-2's BPE, 50257 ids) or the path of a Hugging Face tokenizer.json (ids < 65536). model.vocabSize follows it unless set; shards made with another tokenizer are refused; exports carry it.",
+    ),
   model: ModelConfigSchema.prefault({}).describe('The transformer: sizes and the norm and embedding modules (docs/model.md).'),
   optimizer: OptimizerConfigSchema.prefault({}).describe(
     'One section per registered optimizer, and the routing rules that say which parameter each one trains.',
@@ -58,20 +66,27 @@ export type RunConfigInput = z.input<typeof RunConfigSchema>;
 /** A validated run config; `model` carries its derived sizes, `schedule.totalSteps` is set. */
 export type RunConfig = z.output<typeof RunConfigSchema>;
 
-/** Validates a whole run config and derives what depends on several fields. */
+/**
+ * Validates a whole run config and derives what depends on several fields: the model's vocabulary
+ * follows the tokenizer unless the config sets it (then it must hold the tokenizer's ids), and
+ * `tokenizer` is resolved to its spec ('bytes', 'gpt2' or the tokenizer.json's absolute path).
+ */
 export function resolveRunConfig(input: unknown): RunConfig {
   const c = parseConfig(RunConfigSchema, input);
-  const { model } = c;
+  const tokenizer = loadTokenizer(c.tokenizer);
+  const vocabGiven = (input as { model?: { vocabSize?: unknown } } | undefined)?.model?.vocabSize !== undefined;
+  const model = vocabGiven ? c.model : { ...c.model, vocabSize: tokenizer.vocabSize };
+  if (model.vocabSize < tokenizer.vocabSize) {
+    throw new ConfigError(
+      'model.vocabSize',
+      `${model.vocabSize} cannot hold the ids of tokenizer ${describeTokenizer(tokenizer)}; leave model.vocabSize out ` +
+        `(it then follows the tokenizer) or set it to at least ${tokenizer.vocabSize}`,
+    );
+  }
   if (c.batch.seqLen > model.maxSeqLen) {
     throw new ConfigError(
       'batch.seqLen',
       `${c.batch.seqLen} exceeds model.maxSeqLen ${model.maxSeqLen}; raise model.maxSeqLen or shorten batch.seqLen`,
-    );
-  }
-  if (c.batch.bos && c.data.source === 'shards') {
-    throw new ConfigError(
-      'batch.bos',
-      "needs the BOS token of the data's tokenizer; llm.c shards carry no tokenizer (use brown, text or jsonl data)",
     );
   }
   if (c.batch.bos && c.batch.seqLen < 2) {
@@ -86,7 +101,7 @@ export function resolveRunConfig(input: unknown): RunConfig {
     );
   }
   buildSchedule({ ...c.schedule, totalSteps }); // the schedule's own rules (e.g. a wsd warmup into the decay)
-  return { ...c, schedule: { ...c.schedule, totalSteps } };
+  return { ...c, tokenizer: tokenizer.spec, model, schedule: { ...c.schedule, totalSteps } };
 }
 
 /** Reads a JSON config file; errors name the file. */

@@ -5,6 +5,7 @@
  */
 import { Batcher, evalBatches, rowBos } from '../data/batcher.ts';
 import type { TokenDataset } from '../data/dataset.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
 import { unigramCrossEntropy } from './baseline.ts';
 import type { Callback } from './callback.ts';
 import { CheckpointCallback } from './callbacks/checkpoint.ts';
@@ -21,6 +22,8 @@ import { SummaryTracker } from './summary.ts';
 
 /** The run's data: the training batcher and the fixed batches of evaluation and the monitors. */
 export interface RunData {
+  /** The run's tokenizer (`tokenizer`): BOS of the rows, bytes per token of bits per byte. */
+  tokenizer: Tokenizer;
   batcher: Batcher;
   /** The validation windows of every evaluation (eval.batches of them, unshuffled). */
   valBatches: EvalBatch[];
@@ -38,9 +41,9 @@ export interface RunData {
  * Builds the batcher and every fixed batch from the loaded dataset. Each is checked here (enough
  * windows for its batch size), so a short data file fails before any backend (or GPU) is started.
  */
-export function buildRunData(config: RunConfig, data: { train: TokenDataset; val: TokenDataset }): RunData {
+export function buildRunData(config: RunConfig, data: { train: TokenDataset; val: TokenDataset }, tokenizer: Tokenizer): RunData {
   const { size, seqLen } = config.batch;
-  const bos = rowBos(config);
+  const bos = rowBos(config, tokenizer);
   const batcher = new Batcher(data.train, { batchSize: size, seqLen, seed: config.data.seed ?? config.seed, bos });
   const fixed = (from: TokenDataset, batchSize: number, maxBatches: number, purpose: string) =>
     evalBatches(from, { batchSize, seqLen, maxBatches, purpose, bos });
@@ -65,10 +68,11 @@ export function buildRunData(config: RunConfig, data: { train: TokenDataset; val
   for (const b of valBatches) {
     for (const t of b.targets) {
       tokens++;
-      if (t < 256) bytes++;
+      bytes += tokenizer.byteLength(t);
     }
   }
   return {
+    tokenizer,
     batcher,
     valBatches,
     held,
@@ -92,7 +96,7 @@ export interface RunCallbacks {
  * recorded before them reaches the console, metrics.jsonl and TensorBoard.
  */
 export function buildCallbacks(config: RunConfig, data: RunData, extra: readonly Callback[] = []): RunCallbacks {
-  const evalCb = new EvalCallback(data.valBatches);
+  const evalCb = new EvalCallback(data.valBatches, data.tokenizer);
   const monitors: Callback[] = [];
   // The first validation windows: the same tokens at every measurement, never trained on.
   if (data.held) monitors.push(new OutlierMonitor(data.held.inputs, config.monitor.batchSize, config.batch.seqLen));

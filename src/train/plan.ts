@@ -11,6 +11,7 @@ import { writeFileAtomicSync } from '../io/atomic.ts';
 import { acquireLock, type DirLock } from '../io/lock.ts';
 import { checkInitFrom, readHfCheckpoint } from '../model/hf.ts';
 import { checkQuantSetting } from '../quant/eval.ts';
+import { byteTokenizer, describeTokenizer, loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { findLatestCheckpoint, removeCheckpointLeftovers, type CheckpointState } from './checkpoint.ts';
 import { applyOverrides, resolveRunConfig, type RunConfig } from './config.ts';
 import { checkResume } from './resume_check.ts';
@@ -130,6 +131,7 @@ export function planRun(opts: PlanOptions, log: (line: string) => void): Planned
       const complete = JSON.parse(readFileSync(summaryPath, 'utf8')) as RunSummary;
       return { config, runDir, input, saved, lock, notices: [], complete };
     }
+    checkResumeTokenizer(saved, config, runDir);
     const notices = checkResume(state.config as RunConfig, config, state.step, opts.extendSchedule ?? false, !opts.overrides?.length);
     return { config, runDir, input, saved, lock, resumeFrom: { dir: found.dir, state, checkpoint: found }, notices };
   } catch (e) {
@@ -138,17 +140,55 @@ export function planRun(opts: PlanOptions, log: (line: string) => void): Planned
   }
 }
 
+/** What config.json records of the run's tokenizer: a resume must tokenize the same way. */
+interface TokenizerRecord {
+  spec: string;
+  fingerprint: number;
+  vocabSize: number;
+}
+
 /**
- * Writes the run's config: a fresh run creates its directory and takes its lock first; a resume
- * records its overrides (e.g. more steps) for readers and later resumes.
+ * A resume must tokenize as the run did: the tokenizer its config names now (a tokenizer.json may have
+ * been edited) must have the fingerprint config.json recorded. Runs saved before tokenizers were
+ * recorded used the byte tokenizer.
  */
-export function commitRun(plan: PlannedRun, opts: PlanOptions, log: (line: string) => void): void {
+function checkResumeTokenizer(saved: Record<string, unknown>, config: RunConfig, runDir: string): void {
+  const before = (saved.tokenizer as TokenizerRecord | undefined) ?? {
+    spec: 'bytes',
+    fingerprint: byteTokenizer.fingerprint,
+    vocabSize: 258,
+  };
+  const now = loadTokenizer(config.tokenizer);
+  if (now.fingerprint !== before.fingerprint) {
+    throw new ConfigError(
+      'tokenizer',
+      `${runDir} was trained with tokenizer ${describeTokenizer(before)}; the config now gives ${describeTokenizer(now)}. ` +
+        `A resumed run must tokenize its data the same way` +
+        (before.spec === now.spec ? ` (the file changed since; the run's copy is ${join(runDir, 'tokenizer', 'tokenizer.json')})` : ''),
+    );
+  }
+}
+
+/**
+ * Writes the run's config: a fresh run creates its directory and takes its lock first, and keeps a copy
+ * of a tokenizer.json it was given (tokenizer/, the files an export carries); a resume records its
+ * overrides (e.g. more steps) for readers and later resumes.
+ */
+export function commitRun(plan: PlannedRun, opts: PlanOptions, tokenizer: Tokenizer, log: (line: string) => void): void {
   const configPath = join(plan.runDir, 'config.json');
   if (!plan.resumeFrom) {
     createRunDir(plan.runDir);
     plan.lock = acquireLock(plan.runDir, `osp train ${plan.config.name}`, (msg) => log(`warning: ${msg}`));
     const initFrom = opts.initFrom ? resolve(opts.initFrom) : undefined;
-    writeFileAtomicSync(configPath, JSON.stringify({ input: plan.input, resolved: plan.config, initFrom }, null, 2) + '\n');
+    if (tokenizer.kind === 'tokenizer.json') {
+      mkdirSync(join(plan.runDir, 'tokenizer'));
+      for (const [name, text] of tokenizer.hfFiles()) writeFileAtomicSync(join(plan.runDir, 'tokenizer', name), text);
+    }
+    const record: TokenizerRecord = { spec: tokenizer.spec, fingerprint: tokenizer.fingerprint, vocabSize: tokenizer.vocabSize };
+    writeFileAtomicSync(
+      configPath,
+      JSON.stringify({ input: plan.input, resolved: plan.config, initFrom, tokenizer: record }, null, 2) + '\n',
+    );
   } else if (opts.overrides?.length) {
     writeFileAtomicSync(configPath, JSON.stringify({ ...plan.saved, input: plan.input, resolved: plan.config }, null, 2) + '\n');
   }

@@ -6,6 +6,7 @@
 import { join, resolve } from 'node:path';
 import { startBackend, stopBackend, type BackendInfo } from '../backend/index.ts';
 import { openDataset } from '../data/dataset.ts';
+import { loadTokenizer } from '../data/tokenizer.ts';
 import { OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
 import { Transformer } from '../model/transformer.ts';
@@ -78,7 +79,8 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
   const { config, runDir } = plan;
   // Data first: a missing or short data file fails before any backend (or GPU) is started, and
   // before the run directory exists.
-  const data = buildRunData(config, openDataset(config.data, { vocabSize: config.model.vocabSize }));
+  const tokenizer = loadTokenizer(config.tokenizer);
+  const data = buildRunData(config, openDataset(config.data, { vocabSize: config.model.vocabSize, tokenizer }), tokenizer);
   const { batcher } = data;
 
   const backend: BackendInfo = await startBackend(config.backend);
@@ -118,7 +120,7 @@ async function trainPlanned(opts: TrainOptions, plan: PlannedRun, log: (line: st
     });
     // A stop requested during start-up (data, backend, model) ends here, before anything is written.
     if (opts.stop?.aborted) throw new OspError('stopped before training started; nothing was written');
-    commitRun(plan, opts, log);
+    commitRun(plan, opts, tokenizer, log);
   } catch (e) {
     await release();
     throw e;

@@ -46,7 +46,7 @@ describe('evaluateCheckpoint', () => {
     // The command is this function plus formatting (the same backend: the same numbers).
     const json = osp('eval', runDir, '--text', textPath, '--json', '--backend', 'cpu');
     expect(json.status, json.stderr).toBe(0);
-    expect(json.stdout).toBe(`${JSON.stringify({ loss: r.loss, tokens: r.tokens, bpb: r.bpb })}\n`);
+    expect(json.stdout).toBe(`${JSON.stringify({ loss: r.loss, tokens: r.tokens, bytes: r.bytes, bpb: r.bpb, tokenizer: 'bytes' })}\n`);
     const line = osp('eval', runDir, '--text', textPath, '--backend', 'cpu');
     expect(line.stdout).toBe(`${r.checkpoint}: loss ${r.loss.toFixed(4)} nats/byte, bpb ${r.bpb.toFixed(4)} over ${r.tokens} bytes\n`);
   });

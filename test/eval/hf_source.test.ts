@@ -253,7 +253,7 @@ describe('the commands on a Hugging Face directory', () => {
     const m = hf({ vocabSize: 200 });
     writeFileSync(join(root, 'v.txt'), 'hello');
     await expect(evaluateCheckpoint({ checkpoint: m.dir, text: join(root, 'v.txt') })).rejects.toThrow(
-      /the text holds token 256, but the model's vocabulary has 200 tokens \(config\.json's vocab_size\)/,
+      /no tokenizer\.json, and its 200-token vocabulary is not osp-lab's byte tokenizer; put the model's tokenizer\.json in the directory/,
     );
   });
 

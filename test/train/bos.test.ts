@@ -2,10 +2,15 @@
  * `batch.bos`: every row starts with BOS, in training and in every evaluation the run makes; the
  * evaluation loss the trainer logs is recomputed here from the saved checkpoint on BOS-first windows.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { evalBatches } from '../../src/data/batcher.ts';
-import { loadDataset } from '../../src/data/dataset.ts';
+import { loadDataset, openDataset } from '../../src/data/dataset.ts';
+import { prepareShards } from '../../src/data/sources.ts';
+import { loadTokenizer } from '../../src/data/tokenizer.ts';
+import { buildRunData } from '../../src/train/parts.ts';
 import { resolveRunConfig } from '../../src/train/config.ts';
 import { Transformer } from '../../src/model/transformer.ts';
 import { train } from '../../src/train/run.ts';
@@ -57,10 +62,29 @@ describe('batch.bos', () => {
     expect(Math.abs(r.logged - r.recomputed)).toBeLessThan(1e-5);
   });
 
-  it('shards carry no tokenizer: batch.bos with them is a ConfigError naming the field', () => {
-    expect(() => resolveRunConfig({ data: { source: 'shards', train: ['a.bin'], val: ['b.bin'] }, batch: { bos: true } })).toThrow(
-      /batch\.bos/,
+  it("rows of shards start with the run tokenizer's BOS; a row of one token cannot hold BOS and text", () => {
+    const dir = tempDir('osp-bos-');
+    const docs = join(dir, 'docs.jsonl');
+    writeFileSync(
+      docs,
+      Array.from({ length: 60 }, (_, i) => JSON.stringify({ text: `document ${i}: the model and its outliers` })).join('\n'),
     );
+    const gpt2 = loadTokenizer('gpt2');
+    const shards = prepareShards([docs], join(dir, 'shards'), { tokenizer: gpt2, valFraction: 0.2, log: () => {} });
+    const pick = (split: string) => [shards.find((f) => f.path.includes(`_${split}_`))!.path];
+    const config = resolveRunConfig({
+      tokenizer: 'gpt2',
+      model: { maxSeqLen: 16 },
+      data: { source: 'shards', train: pick('train'), val: pick('val') },
+      batch: { bos: true, size: 2, seqLen: 16 },
+      eval: { batches: 1 },
+      monitor: { every: 0 },
+    });
+    const data = buildRunData(config, openDataset(config.data, { vocabSize: config.model.vocabSize, tokenizer: gpt2 }), gpt2);
+    const { inputs } = data.batcher.next();
+    expect([inputs[0], inputs[16]]).toEqual([gpt2.bos, gpt2.bos]);
+    expect(gpt2.bos).toBe(50256);
+    expect(data.valBatches[0]!.inputs[0]).toBe(50256);
     expect(() => resolveRunConfig({ batch: { bos: true, seqLen: 1 } })).toThrow(/batch\.bos: needs batch\.seqLen >= 2/);
   });
 });

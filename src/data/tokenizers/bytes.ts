@@ -114,6 +114,11 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   /** tokenizer.json (byte-level BPE without merges, BOS prepended), tokenizer_config.json, special_tokens_map.json. */
+  /** 1 for a byte id, 0 for BOS and EOS. */
+  byteLength(id: number): number {
+    return id < 256 ? 1 : 0;
+  }
+
   hfFiles(opts: HfFilesOptions = {}): Map<string, string> {
     return hfTokenizerFiles(bytesTokenizerJson(), BYTES_BOS_TOKEN, BYTES_EOS_TOKEN, opts);
   }

@@ -130,6 +130,8 @@ export class HfTokenizer implements Tokenizer {
   private readonly encoder: HfLibTokenizer;
   /** Decodes ids: the full tokenizer, so specials are known (and skipped). */
   private readonly decoder: HfLibTokenizer;
+  /** byteLength's table, built on first use. */
+  private lengths?: Uint16Array;
 
   constructor(json: unknown, opts: HfTokenizerOptions) {
     const file = opts.file;
@@ -203,6 +205,26 @@ export class HfTokenizer implements Tokenizer {
     }
     if (ids.length === 0) return '';
     return this.decoder.decode(Array.from(ids), { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+  }
+
+  /**
+   * Bytes of text per id, computed once from the vocabulary: a byte-level token's characters are one byte
+   * each (GPT-2's byte-to-unicode spelling); a sentencepiece-style piece is its UTF-8 with '▁' as a space,
+   * a byte-fallback token `<0xNN>` one byte; special added tokens none.
+   */
+  byteLength(id: number): number {
+    if (!this.lengths) {
+      const byteLevel = hasByteLevel(this.json.pre_tokenizer) || hasByteLevel(this.json.decoder);
+      const special = new Set((this.json.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
+      const utf8 = new TextEncoder();
+      this.lengths = Uint16Array.from(this.tokens, (t, i) => {
+        if (t === undefined || special.has(i)) return 0;
+        if (byteLevel) return [...t].length;
+        if (/^<0x[0-9A-Fa-f]{2}>$/.test(t)) return 1;
+        return utf8.encode(t.replace(/\u2581/g, ' ')).length;
+      });
+    }
+    return this.lengths[id] ?? 0;
   }
 
   /** The token string of an id (e.g. '<|endoftext|>'), or undefined for an id without one. */

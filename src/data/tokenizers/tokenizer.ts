@@ -67,6 +67,12 @@ export interface Tokenizer {
   /** Ids to text; special tokens are dropped. An id outside the vocabulary is a RangeError. */
   decode(ids: ArrayLike<number>): string;
   /**
+   * How many UTF-8 bytes of text the token stands for: 1 for a byte token, the piece's length for a BPE
+   * token (a partial UTF-8 character counts its bytes), 0 for BOS, EOS and other special tokens. Bits per
+   * byte divide a loss by these, so numbers of different tokenizers compare.
+   */
+  byteLength(id: number): number;
+  /**
    * The Hugging Face tokenizer files of this tokenizer, by file name: tokenizer.json (its post-processor
    * prepends BOS, as training does), tokenizer_config.json (PreTrainedTokenizerFast, bos/eos tokens) and
    * special_tokens_map.json.

@@ -1,11 +1,12 @@
 /**
  * Validation every `eval.every` steps and at the end: mean next-token loss over a fixed set of
- * unshuffled validation windows, perplexity, and bits per byte (nats / ln 2 per predicted byte token;
- * BOS/EOS targets count towards the loss but not towards the bytes).
+ * unshuffled validation windows, perplexity, and bits per byte (nats / ln 2 per byte of text the targets
+ * stand for, the tokenizer's byteLength; BOS/EOS targets count towards the loss but not towards the bytes).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Callback, TrainContext } from '../callback.ts';
 import type { Transformer } from '../../model/transformer.ts';
+import { byteTokenizer, type Tokenizer } from '../../data/tokenizer.ts';
 import { z } from 'zod';
 import { zInt as int } from '../../utils/parse_config.ts';
 
@@ -30,8 +31,17 @@ export interface EvalResult {
   tokens: number;
 }
 
-/** Mean loss of `model` over `batches` ([B, T] row-major each); disposes everything it creates. */
-export async function evaluate(model: Transformer, batches: readonly EvalBatch[], B: number, T: number): Promise<EvalResult> {
+/**
+ * Mean loss of `model` over `batches` ([B, T] row-major each); bits per byte count the text bytes each
+ * target stands for (`tokenizer.byteLength`). Disposes everything it creates.
+ */
+export async function evaluate(
+  model: Transformer,
+  batches: readonly EvalBatch[],
+  B: number,
+  T: number,
+  tokenizer: Pick<Tokenizer, 'byteLength'> = byteTokenizer,
+): Promise<EvalResult> {
   let nats = 0;
   let tokens = 0;
   let bytes = 0;
@@ -41,7 +51,7 @@ export async function evaluate(model: Transformer, batches: readonly EvalBatch[]
     loss.dispose();
     nats += value * b.targets.length;
     tokens += b.targets.length;
-    for (const t of b.targets) if (t < 256) bytes++;
+    for (const t of b.targets) bytes += tokenizer.byteLength(t);
   }
   const loss = nats / tokens;
   return { loss, perplexity: Math.exp(loss), bitsPerByte: nats / Math.LN2 / Math.max(bytes, 1), tokens };
@@ -51,13 +61,16 @@ export class EvalCallback implements Callback {
   readonly name = 'eval';
   last?: EvalResult;
 
-  constructor(private readonly batches: readonly EvalBatch[]) {}
+  constructor(
+    private readonly batches: readonly EvalBatch[],
+    private readonly tokenizer: Pick<Tokenizer, 'byteLength'> = byteTokenizer,
+  ) {}
 
   async onStepEnd(ctx: TrainContext): Promise<void> {
     const every = ctx.config.eval.every;
     if (!ctx.isLastStep && !(every > 0 && ctx.step % every === 0)) return;
     const { size, seqLen } = ctx.config.batch;
-    const r = await evaluate(ctx.model, this.batches, size, seqLen);
+    const r = await evaluate(ctx.model, this.batches, size, seqLen, this.tokenizer);
     this.last = r;
     ctx.metrics.record('eval/loss', r.loss);
     ctx.metrics.record('eval/perplexity', r.perplexity);
