@@ -1,15 +1,14 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadBrown, splitDocuments } from '../../src/data/brown.ts';
 import { DataConfigSchema, loadDataset, TokenDataset } from '../../src/data/dataset.ts';
 import { writeShard } from '../../src/data/sources.ts';
 import { parseConfig } from '../../src/utils/parse_config.ts';
 import { ConfigError, DataError } from '../../src/errors.ts';
+import { tempDir } from '../helpers/scratch.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'osp-data-dataset-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('osp-data-dataset-');
 
 const count = (tokens: Uint16Array, id: number) => tokens.reduce((n, t) => n + (t === id ? 1 : 0), 0);
 

@@ -5,10 +5,9 @@
  * record none (llm.c's, older osp-lab ones) are accepted and range-checked.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { rowBos } from '../../src/data/batcher.ts';
 import { loadDataset, TokenDataset } from '../../src/data/dataset.ts';
 import {
@@ -25,9 +24,9 @@ import { readTextTokens } from '../../src/data/text.ts';
 import { BYTES_FINGERPRINT, byteTokenizer, gpt2FilesDir, loadTokenizer } from '../../src/data/tokenizer.ts';
 import { ConfigError, DataError } from '../../src/errors.ts';
 import { bpeReference } from '../helpers/bpe_reference.ts';
+import { tempDir } from '../helpers/scratch.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'osp-shards-tokenizer-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('osp-shards-tokenizer-');
 
 const gpt2 = loadTokenizer('gpt2');
 const ref = bpeReference(gpt2FilesDir());

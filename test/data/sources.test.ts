@@ -1,14 +1,13 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { firstInvalidUtf8, prepareShards, readJsonl, readShard, readTextFile, writeShard } from '../../src/data/sources.ts';
 import { splitDocuments } from '../../src/data/brown.ts';
 import { byteTokenizer, tokenizeDocuments } from '../../src/data/tokenizer.ts';
 import { ConfigError, DataError } from '../../src/errors.ts';
+import { tempDir } from '../helpers/scratch.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'osp-data-sources-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('osp-data-sources-');
 
 function file(name: string, content: string | Uint8Array): string {
   const path = join(dir, name);

@@ -5,10 +5,9 @@
  * fingerprints, BOS/EOS discovery, the Hugging Face files (the byte tokenizer's byte-identical to
  * src/export/hf.ts's) and the GGUF vocabularies (the byte tokenizer's equal to src/export/gguf.ts's).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   BYTES_FINGERPRINT,
   ByteTokenizer,
@@ -32,9 +31,9 @@ import { resolveModelConfig } from '../../src/model/config.ts';
 import { paramSpecs } from '../../src/model/transformer.ts';
 import { bpeReference } from '../helpers/bpe_reference.ts';
 import { rng } from '../helpers/prng.ts';
+import { tempDir } from '../helpers/scratch.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'osp-tokenizers-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('osp-tokenizers-');
 
 /** Writes `files` (name -> JSON value or text) into a new folder; returns the folder. */
 function folder(name: string, files: Record<string, unknown>): string {

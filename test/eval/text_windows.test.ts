@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { textWindows } from '../../src/data/text.ts';
 import { textBatch } from '../../src/eval/analyze.ts';
 import { calibrationFromTokens } from '../../src/quant/calibration.ts';
-import { scratchDirs } from '../helpers/scratch.ts';
+import { tempDir as makeTempDir } from '../helpers/scratch.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -10,7 +10,7 @@ const BOS = 256;
 /** BOS then bytes 0..n-1 (mod 256), as readTextTokens returns a text file. */
 const stream = (n: number) => Uint16Array.from({ length: n + 1 }, (_, i) => (i === 0 ? BOS : (i - 1) % 256));
 
-const tempDir = scratchDirs('osp-textwin-');
+const tempDir = () => makeTempDir('osp-textwin-');
 
 describe('evaluation windows of a run trained with batch.bos', () => {
   it('textWindows: every window starts with BOS, every text token is predicted exactly once', () => {

@@ -41,11 +41,3 @@ export function removeTempDirs(): void {
   }
   if (failed.length > 0) throw new AggregateError(failed, `could not remove ${failed.length} of the test's temporary directories`);
 }
-
-/**
- * @deprecated Use tempDir(prefix). Kept only for test/eval/text_windows.test.ts until it moves to
- * tempDir; its directories are now removed when the file ends, not after each test.
- */
-export function scratchDirs(prefix: string): () => string {
-  return () => tempDir(prefix);
-}
