@@ -19,6 +19,12 @@ loss per step and the final OSP kurtosis as JSON (see `train_main` below):
 
   /usr/bin/python3 bench/torch_reference.py --train-batches batches.safetensors --init INIT_DIR \\
       --run-config run-config.json --monitor-batch monitor.safetensors --out torch.json --threads 1
+
+With --save-hf DIR it also writes the weights it ends with as a Hugging Face Llama directory (config.json and
+model.safetensors, written here without the safetensors package: see `save_hf`), which every osp command that
+reads a model opens as it opens a model trained by transformers (`npx osp analyze DIR --text FILE ...`). Only a
+plain Llama run can be saved so (norm rmsnorm, embedding plain): an OSP run's parameters (Single-Scale RMSNorm's
+scalar, EmbProj's matrices) are not a Llama's until folded, which is `osp export`'s job on an osp-lab checkpoint.
 """
 import argparse
 import json
@@ -54,6 +60,12 @@ def parse():
     t.add_argument("--monitor-batch", metavar="FILE", help="safetensors: int32 'inputs' [B, T], the outlier monitor's batch")
     t.add_argument("--log-every", type=int, default=0, help="progress line on stderr every K steps (0: none)")
     t.add_argument("--out", metavar="JSON", help="where the result goes (default: stdout)")
+    t.add_argument("--eval-batch", metavar="FILE",
+                   help="safetensors: int32 'inputs' and 'targets' [N, T]; the mean next-token loss of the final "
+                        "weights on it is reported as finalEvalLoss")
+    t.add_argument("--save-hf", metavar="DIR",
+                   help="write the final weights as a Hugging Face Llama directory (config.json + model.safetensors); "
+                        "a plain Llama run only (norm rmsnorm, embedding plain); DIR must be new or empty")
     t.add_argument("--perturb-init", action="store_true",
                    help="move every initial weight one float32 ulp up or down at random (seeded): a control run "
                         "showing how far rounding-level differences alone carry two trajectories apart")
@@ -261,6 +273,43 @@ def read_safetensors(path):
         t = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype) if count > 0 else torch.empty(0, dtype=dtype)
         out[name] = t.reshape(shape)
     return out
+
+
+TORCH_TO_SAFETENSORS = {torch.float32: "F32"}
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """
+    Writes float32 tensors (name -> tensor, in the given order) as a safetensors file: u64 little-endian
+    header length N, N bytes of JSON ({name: {dtype, shape, data_offsets}}, data_offsets relative to the
+    data, and an optional __metadata__ of strings), padded with spaces to a multiple of 8 as the
+    safetensors package does, then each tensor's raw little-endian bytes, row-major, back to back.
+    Written to a temporary name and renamed, so a crash never leaves a half-written file under `path`.
+    """
+    if sys.byteorder != "little":
+        raise SystemExit("write_safetensors: safetensors data is little-endian; this host is not")
+    header, blobs, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, t in tensors.items():
+        dtype = TORCH_TO_SAFETENSORS.get(t.dtype)
+        if dtype is None:
+            raise SystemExit(f"write_safetensors: tensor '{name}' is {t.dtype}; only float32 is written")
+        data = t.detach().contiguous().cpu().numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def param_names(c):
@@ -550,6 +599,88 @@ class ExactMuon:
                 p.copy_(p * (1 - lr * wd) - o * (lr * k))
 
 
+# The BOS and EOS ids of osp-lab's built-in tokenizers (src/data/tokenizer.ts).
+TOKENIZER_IDS = {"bytes": (256, 257), "gpt2": (50256, 50256)}
+
+
+def check_save_hf(a, c):
+    """Refuses --save-hf, before any training, for a run it cannot save or a directory it would overwrite."""
+    if c["ssnorm"] or c["embproj"]:
+        which = " and ".join(n for n, on in (("Single-Scale RMSNorm (norm scales of shape [1])", c["ssnorm"]),
+                                             ("EmbProj (model.embed_proj / model.head_proj)", c["embproj"])) if on)
+        raise SystemExit(
+            f"--save-hf: this run uses {which}: its parameters are not a plain Llama's until folded (E' = E P1^T, "
+            "W' = W P2, the norm scalar widened to a vector), so no Hugging Face Llama directory is written. Save a plain "
+            "Llama run only (model.norm rmsnorm, model.embedding plain), or fold an osp-lab checkpoint with "
+            "`osp export CHECKPOINT --format hf`")
+    if os.path.isdir(a.save_hf) and os.listdir(a.save_hf):
+        raise SystemExit(f"--save-hf: {a.save_hf} exists and is not empty; choose a new directory (nothing was trained)")
+    if os.path.exists(a.save_hf) and not os.path.isdir(a.save_hf):
+        raise SystemExit(f"--save-hf: {a.save_hf} is a file; expected a new or empty directory")
+
+
+def save_hf(out_dir, c, run, params):
+    """
+    Writes `params` (a plain Llama's, HF names and [out, in] layout, as TrainModel holds them) as a Hugging
+    Face Llama directory: config.json (LlamaForCausalLM, the fields osp-lab's own export writes,
+    src/export/hf.ts hfConfig) and model.safetensors (F32, HF's tensor order). The run's tokenizer: the byte
+    tokenizer needs no file (osp-lab reads a 258-token vocabulary as bytes); a tokenizer.json run's file
+    (and the tokenizer_config.json next to it) is copied; for 'gpt2' the ids are written, and osp's text
+    commands need a tokenizer.json put into the directory. Returns per tensor its shape and the SHA-256
+    of its float32 little-endian bytes, taken from the parameter itself (not from the written file).
+    """
+    import hashlib
+    import shutil
+
+    m = run["model"]
+    tok = run.get("tokenizer", "bytes")
+    bos, eos = TOKENIZER_IDS.get(tok, (None, None))
+    os.makedirs(out_dir, exist_ok=True)
+    if tok not in TOKENIZER_IDS:
+        src = tok if tok.endswith(".json") else os.path.join(tok, "tokenizer.json")
+        shutil.copyfile(src, os.path.join(out_dir, "tokenizer.json"))
+        side = os.path.join(os.path.dirname(src), "tokenizer_config.json")
+        if os.path.exists(side):
+            shutil.copyfile(side, os.path.join(out_dir, "tokenizer_config.json"))
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": c["vocab"],
+        "hidden_size": c["d"],
+        "intermediate_size": c["inter"],
+        "num_hidden_layers": c["layers"],
+        "num_attention_heads": c["heads"],
+        "num_key_value_heads": c["kv_heads"],
+        "head_dim": c["head_dim"],
+        "hidden_act": "silu",
+        # The run's own maxSeqLen (what osp-lab's export of the same run says), not the init's.
+        "max_position_embeddings": m.get("maxSeqLen", c["max_len"]),
+        "rms_norm_eps": c["eps"],
+        "rope_theta": c["theta"],
+        "rope_scaling": None,
+        "tie_word_embeddings": c["tie"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "mlp_bias": False,
+        "initializer_range": m.get("initStd", 0.02),
+        "bos_token_id": bos,
+        "eos_token_id": eos,
+        "torch_dtype": "float32",
+        "use_cache": True,
+    }
+    names = param_names(c)  # HF order; a tied model has no lm_head
+    # Hashed from the parameters themselves, apart from what is written, so that a reader can check the file.
+    digests = {n: {"shape": list(params[n].shape),
+                   "sha256": hashlib.sha256(params[n].detach().contiguous().numpy().tobytes()).hexdigest()}
+               for n in names}
+    tensors = {n: params[n].detach().float() for n in names}
+    write_safetensors(os.path.join(out_dir, "model.safetensors"), tensors,
+                      {"format": "pt", "source": "bench/torch_reference.py"})
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        f.write(json.dumps(config, indent=2) + "\n")
+    return digests
+
+
 def train_main(a):
     for flag in ("init", "run_config"):
         if not getattr(a, flag):
@@ -561,6 +692,8 @@ def train_main(a):
     if run["guard"].get("skipZScore", 0) > 0:
         raise SystemExit("guard.skipZScore > 0 (the z-score veto) is not reproduced here; set it to 0")
     c, weights = load_init(a.init, run["model"])
+    if a.save_hf:
+        check_save_hf(a, c)
     if a.perturb_init:
         gen = torch.Generator().manual_seed(12345)
         for n, w in weights.items():
@@ -576,6 +709,10 @@ def train_main(a):
         raise SystemExit(f"{a.train_batches}: inputs {list(inputs.shape)}, targets {list(targets.shape)}; "
                          f"the run needs [{steps * accum}, {B}, {T}]")
     monitor = read_safetensors(a.monitor_batch)["inputs"].long() if a.monitor_batch else None
+    evalb = read_safetensors(a.eval_batch) if a.eval_batch else None
+    if evalb is not None and ("inputs" not in evalb or "targets" not in evalb
+                              or evalb["inputs"].shape != evalb["targets"].shape or evalb["inputs"].ndim != 2):
+        raise SystemExit(f"{a.eval_batch}: expected int32 'inputs' and 'targets' of one shape [N, T]")
     every = run["monitor"]["every"]
 
     assignment = assign_optimizers(run["optimizer"]["routing"], params)
@@ -636,6 +773,16 @@ def train_main(a):
     out["stepMsMedian"] = step_times[len(step_times) // 2] * 1000
     if monitor is not None:
         out["finalKurtosis"] = out["kurtosis"].get(str(steps)) or measure_kurtosis(model, monitor)
+    if evalb is not None:
+        with torch.no_grad():
+            out["finalEvalLoss"] = float(model.loss(evalb["inputs"].long(), evalb["targets"].long()))
+    if a.save_hf:
+        out["savedHf"] = {"dir": os.path.abspath(a.save_hf), "tensors": save_hf(a.save_hf, c, run, params)}
+        print(f"[torch] final weights saved as a Hugging Face Llama directory: {a.save_hf} "
+              f"({len(out['savedHf']['tensors'])} tensors, F32)", file=sys.stderr, flush=True)
+        if run["batch"].get("bos"):
+            print("[torch] note: the run's rows began with BOS (batch.bos); a Hugging Face directory does not say so, "
+                  "and osp's commands read its rows without BOS", file=sys.stderr, flush=True)
     text = json.dumps(out)
     if a.out:
         with open(a.out, "w") as f:
@@ -646,6 +793,8 @@ def train_main(a):
 
 if __name__ == "__main__":
     args = parse()
+    if not args.train_batches and (args.save_hf or args.eval_batch):
+        raise SystemExit("--save-hf and --eval-batch belong to the training mode (--train-batches)")
     if args.train_batches:
         train_main(args)
     else:

@@ -6,7 +6,7 @@
  *
  *   npx tsx scripts/torch-compare.ts [--config adam|osp|both] [--steps N] [--seed S]
  *        [--out DIR] [--backend native|cpu|...] [--python /usr/bin/python3] [--torch-threads 1]
- *        [--no-control]
+ *        [--no-control] [--save-hf DIR]
  *
  * Defaults: both configurations, 300 steps, seed 0, out dir runs/torch-compare/ (<config>.json with
  * both curves and the summary, <config>-loss.svg, <config>-diff.svg; the exchanged files and osp-lab's
@@ -57,9 +57,21 @@
  * second time with every initial weight moved one float32 ulp up or down, and its gap to the first
  * PyTorch run is reported and plotted next to the osp-lab/PyTorch gap. When the two gaps open at about
  * the same step and grow alike, the osp-lab/PyTorch difference is rounding amplified by training.
+ *
+ * --save-hf DIR keeps the model PyTorch trained (the first PyTorch run, not the control): its final
+ * weights as a Hugging Face Llama directory (config.json + model.safetensors, bench/torch_reference.py's
+ * --save-hf), which every osp command that reads a model opens, e.g.
+ *   npx tsx scripts/torch-compare.ts --config adam --steps 30 --save-hf /tmp/torch-adam
+ *   npx osp analyze /tmp/torch-adam --text README.md --batch 4 --seq 128
+ * Only the `adam` configuration is a plain Llama: `--config osp` with --save-hf is refused before anything
+ * runs (its SSNorm scalars and EmbProj matrices are not a Llama's parameters until folded), and with
+ * `--config both` the adam run is saved and the osp run is not (the script says so). DIR must be new or
+ * empty; that is checked before training. At the end the script reads DIR back with osp-lab's reader and
+ * checks that every tensor holds, bit for bit, the final weights PyTorch hashed (SHA-256 per tensor).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { probeNative } from '../src/backend/native/index.ts';
@@ -67,6 +79,7 @@ import { resolveRunConfig, type RunConfig } from '../src/train/config.ts';
 import { Batcher, evalBatches, rowBos } from '../src/data/batcher.ts';
 import { loadDataset } from '../src/data/dataset.ts';
 import { hfConfig, writeHfCheckpoint } from '../src/export/hf.ts';
+import { openModelSource } from '../src/export/checkpoint.ts';
 import type { Weights } from '../src/model/fold.ts';
 import type { AdamW } from '../src/optim/adamw.ts';
 import { encodeSafetensors, f32Entry, i32Entry } from '../src/io/safetensors.ts';
@@ -402,6 +415,32 @@ interface TorchResult {
   stepMsMedian: number;
   threads: number;
   torch: string;
+  /** With --save-hf: the directory, and each tensor's shape and SHA-256 of its float32 bytes. */
+  savedHf?: { dir: string; tensors: Record<string, { shape: number[]; sha256: string }> };
+}
+
+/**
+ * Reads a --save-hf directory back as osp commands do (openModelSource) and checks that it holds exactly
+ * the tensors PyTorch hashed, bit for bit; returns a one-line description.
+ */
+function checkSavedHf(saved: NonNullable<TorchResult['savedHf']>): string {
+  const source = openModelSource(saved.dir);
+  const names = [...source.weights.keys()];
+  if (names.join() !== Object.keys(saved.tensors).join()) {
+    throw new Error(`${saved.dir}: osp-lab reads tensors ${names.join()}, PyTorch saved ${Object.keys(saved.tensors).join()}`);
+  }
+  let values = 0;
+  for (const [name, w] of source.weights) {
+    const want = saved.tensors[name]!;
+    const got = createHash('sha256')
+      .update(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength))
+      .digest('hex');
+    if (w.shape.join() !== want.shape.join() || got !== want.sha256) {
+      throw new Error(`${saved.dir}: tensor '${name}' as osp-lab reads it [${w.shape}] differs from PyTorch's final one [${want.shape}]`);
+    }
+    values += w.data.length;
+  }
+  return `${saved.dir}: ${names.length} tensors (${values} values), read back by osp-lab bit-identical to PyTorch's final weights`;
 }
 
 /** Runs bench/torch_reference.py's training mode; returns its result and its wall time (process start included). */
@@ -426,7 +465,17 @@ function runTorch(python: string, threads: number, args: string[], out: string):
 
 async function compare(
   name: ConfigName,
-  opts: { steps: number; seed: number; backend: string; out: string; python: string; threads: number; control: boolean },
+  opts: {
+    steps: number;
+    seed: number;
+    backend: string;
+    out: string;
+    python: string;
+    threads: number;
+    control: boolean;
+    /** Where PyTorch's final weights go as a Hugging Face Llama directory (adam only). */
+    saveHf?: string;
+  },
 ): Promise<void> {
   const work = resolve(opts.out, 'work', name);
   rmSync(work, { recursive: true, force: true });
@@ -467,7 +516,8 @@ async function compare(
     '--log-every',
     String(Math.max(1, Math.round(opts.steps / 6))),
   ];
-  const { result: tj, side: torch } = runTorch(opts.python, opts.threads, torchArgs, join(work, 'torch.json'));
+  const saveArgs = opts.saveHf ? ['--save-hf', opts.saveHf] : [];
+  const { result: tj, side: torch } = runTorch(opts.python, opts.threads, [...torchArgs, ...saveArgs], join(work, 'torch.json'));
   const control = opts.control
     ? runTorch(opts.python, opts.threads, [...torchArgs, '--perturb-init'], join(work, 'torch-control.json')).side
     : undefined;
@@ -528,6 +578,17 @@ async function compare(
   writeFileSync(join(opts.out, `${name}-loss.svg`), svg.loss);
   writeFileSync(join(opts.out, `${name}-diff.svg`), svg.diff);
   process.stdout.write(`curves: ${jsonPath}\nplots: ${name}-loss.svg, ${name}-diff.svg next to it\n`);
+  if (opts.saveHf) {
+    if (!tj.savedHf) throw new Error(`${opts.python} bench/torch_reference.py did not report the --save-hf directory`);
+    process.stdout.write(`PyTorch's final weights (Hugging Face Llama): ${checkSavedHf(tj.savedHf)}\n`);
+  }
+}
+
+/** Refuses --save-hf DIR before any training when DIR is a file or a non-empty directory. */
+function checkSaveDir(dir: string): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new Error(`--save-hf: ${dir} is a file; expected a new or empty directory`);
+  if (readdirSync(dir).length > 0) throw new Error(`--save-hf: ${dir} exists and is not empty; choose a new directory (nothing was run)`);
 }
 
 async function main(): Promise<void> {
@@ -541,6 +602,7 @@ async function main(): Promise<void> {
       python: { type: 'string', default: '/usr/bin/python3' },
       'torch-threads': { type: 'string', default: '1' },
       'no-control': { type: 'boolean', default: false },
+      'save-hf': { type: 'string' },
     },
   });
   const configs: ConfigName[] = values.config === 'both' ? ['adam', 'osp'] : [values.config as ConfigName];
@@ -553,6 +615,18 @@ async function main(): Promise<void> {
   const steps = int('steps', values.steps!, 1);
   const seed = int('seed', values.seed!, 0);
   const threads = int('torch-threads', values['torch-threads']!, 1);
+  const saveHf = values['save-hf'] === undefined ? undefined : resolve(values['save-hf']);
+  if (saveHf !== undefined) {
+    if (!configs.includes('adam')) {
+      throw new Error(
+        '--save-hf saves the adam configuration only: the osp run (SSNorm, EmbProj) is not a plain Llama until folded; ' +
+          'use --config adam (or both)',
+      );
+    }
+    checkSaveDir(saveHf);
+    if (configs.includes('osp'))
+      process.stderr.write(`--save-hf: the adam run is saved to ${saveHf}; the osp run is not (not a plain Llama)\n`);
+  }
   const backend = values.backend ?? (probeNative().available ? 'native' : 'cpu');
   for (const name of configs) {
     await compare(name, {
@@ -563,6 +637,7 @@ async function main(): Promise<void> {
       python: values.python!,
       threads,
       control: !values['no-control'],
+      saveHf: name === 'adam' ? saveHf : undefined,
     });
   }
 }

@@ -27,6 +27,11 @@ export const CAPABILITIES = {
     enable: 'apt-get install librsvg2-bin',
     skipVar: undefined,
   },
+  torch: {
+    tests: 'PyTorch peer tests (a Hugging Face directory PyTorch trained, read by osp-lab)',
+    enable: 'apt-get install python3-torch libopenblas0-pthread (Debian; run by /usr/bin/python3)',
+    skipVar: 'OSP_SKIP_TORCH',
+  },
   slurm: {
     tests: 'Slurm executor tests (osp sweep --executor slurm on a real cluster)',
     enable: 'a Slurm cluster whose sbatch works from here; on Debian as root: bash scripts/slurm-up.sh (a single-node cluster)',
@@ -57,6 +62,9 @@ export const has = {
   },
   get rsvg() {
     return flag('rsvg');
+  },
+  get torch() {
+    return flag('torch');
   },
   get slurm() {
     return flag('slurm');

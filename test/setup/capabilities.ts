@@ -1,6 +1,6 @@
 /**
  * Vitest global setup: finds out once which optional parts this machine has (the native kernel
- * pack, OpenBLAS under it, a WebGPU adapter, rsvg-convert, a Slurm cluster), hands the answers to the test
+ * pack, OpenBLAS under it, a WebGPU adapter, rsvg-convert, PyTorch, a Slurm cluster), hands the answers to the test
  * processes through environment variables (see test/helpers/capabilities.ts), and at the end prints
  * one line per missing part: what was skipped and how to enable it.
  *
@@ -46,6 +46,14 @@ const PROBES: Record<Capability, () => { ok: boolean; detail: string }> = {
   rsvg: () => {
     const r = spawnSync('rsvg-convert', ['--version'], { encoding: 'utf8' });
     return r.status === 0 ? { ok: true, detail: r.stdout.trim() } : { ok: false, detail: 'rsvg-convert not found' };
+  },
+  torch: () => {
+    const r = spawnSync('/usr/bin/python3', ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 60_000 });
+    if (r.status === 0) return { ok: true, detail: `torch ${r.stdout.trim()}` };
+    return {
+      ok: false,
+      detail: r.error ? `/usr/bin/python3: ${r.error.message}` : (r.stderr ?? '').trim().split('\n').at(-1) || `status ${r.status}`,
+    };
   },
   slurm: () => {
     // A controller that answers and a node that can take work.
