@@ -1,12 +1,13 @@
 /**
  * GGUF export for llama.cpp: a folded (plain Llama) model as GGUF v3 with llama.cpp's tensor names,
- * its adjacent-pair RoPE layout for q/k rows, 1-D tensors kept F32, and the byte-level vocabulary as a
- * 'gpt2' tokenizer without merges (pre-tokenizer 'qwen2', which round-trips bytes exactly).
+ * its adjacent-pair RoPE layout for q/k rows, 1-D tensors kept F32, and the run's tokenizer as llama.cpp's
+ * `tokenizer.ggml.*` keys (Tokenizer.ggufVocab: a 'gpt2' byte-level BPE; the byte tokenizer is one
+ * without merges, pre-tokenizer 'qwen2'), padded with unused `[PAD<id>]` tokens up to the model's vocabulary.
  */
 import { OspError } from '../errors.ts';
 import { arr, bool, encodeGguf, f32, str, u32, type GgufValue } from '../io/gguf.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { byteVocab } from './byte_vocab.ts';
+import { byteTokenizer, describeTokenizer, GGUF_TOKEN_TYPE, type GgufVocab, type Tokenizer } from '../data/tokenizer.ts';
 import type { Weights } from '../model/fold.ts';
 
 export const GGUF_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
@@ -34,11 +35,42 @@ export function permuteForLlamaCpp(w: Float32Array, heads: number, hd: number, c
   return out;
 }
 
-/** GGUF bytes of a folded model. Quantized types need every matrix's input width to be a multiple of 32. */
-export function llamaGguf(config: ModelConfig, weights: Weights, type: GgufExportType, name = 'osp-lab'): Uint8Array {
+/**
+ * The tokenizer's GGUF vocabulary stretched to the model's `vocabSize`: ids the tokenizer lacks (a model
+ * vocabulary padded above the tokenizer's, e.g. 50304 for GPT-2's 50257) become `[PAD<id>]` tokens of type
+ * unused, as convert_hf_to_gguf.py writes them. A model smaller than the tokenizer is an OspError.
+ */
+export function modelGgufVocab(vocabSize: number, tokenizer: Tokenizer): GgufVocab {
+  const v = tokenizer.ggufVocab();
+  if (vocabSize < v.tokens.length) {
+    throw new OspError(
+      `gguf export: the model's vocabulary has ${vocabSize} tokens, fewer than the ${v.tokens.length} of tokenizer ` +
+        `${describeTokenizer(tokenizer)}; export it with the tokenizer it was trained with`,
+    );
+  }
+  const tokens = [...v.tokens];
+  const tokenTypes = [...v.tokenTypes];
+  for (let id = tokens.length; id < vocabSize; id++) {
+    tokens.push(`[PAD${id}]`);
+    tokenTypes.push(GGUF_TOKEN_TYPE.unused);
+  }
+  return { ...v, tokens, tokenTypes };
+}
+
+/**
+ * GGUF bytes of a folded model with `tokenizer`'s vocabulary (default the byte tokenizer). Quantized types
+ * need every matrix's input width to be a multiple of 32.
+ */
+export function llamaGguf(
+  config: ModelConfig,
+  weights: Weights,
+  type: GgufExportType,
+  name = 'osp-lab',
+  tokenizer: Tokenizer = byteTokenizer,
+): Uint8Array {
   if (config.norm !== 'rmsnorm' || config.embedding !== 'plain') throw new OspError('llamaGguf: fold the model first (foldToLlama)');
   const c = config;
-  if (c.vocabSize !== 258) throw new OspError(`GGUF export needs the byte vocabulary (258 tokens); this model has ${c.vocabSize}`);
+  const vocab = modelGgufVocab(c.vocabSize, tokenizer);
   const get = (n: string) => {
     const w = weights.get(n);
     if (!w) throw new OspError(`export: missing parameter '${n}'`);
@@ -92,7 +124,6 @@ export function llamaGguf(config: ModelConfig, weights: Weights, type: GgufExpor
     const H = get('lm_head.weight');
     tensors.push({ name: 'output.weight', shape: H.shape, type: outerType(H.shape[1]!, 'lm_head.weight'), data: H.data });
   }
-  const vocab = byteVocab();
   const kv: [string, GgufValue][] = [
     ['general.architecture', str('llama')],
     ['general.name', str(name)],
@@ -109,21 +140,15 @@ export function llamaGguf(config: ModelConfig, weights: Weights, type: GgufExpor
     ['llama.rope.freq_base', f32(c.ropeTheta)],
     ['llama.rope.dimension_count', u32(c.headDim)],
     ['llama.vocab_size', u32(c.vocabSize)],
-    ['tokenizer.ggml.model', str('gpt2')],
-    ['tokenizer.ggml.pre', str('qwen2')],
-    ['tokenizer.ggml.tokens', arr('string', vocab.slice(0, c.vocabSize))],
-    // 1 = normal, 3 = control (BOS/EOS).
-    [
-      'tokenizer.ggml.token_type',
-      arr(
-        'i32',
-        vocab.slice(0, c.vocabSize).map((_, id) => (id < 256 ? 1 : 3)),
-      ),
-    ],
-    ['tokenizer.ggml.merges', arr('string', [])],
-    ['tokenizer.ggml.bos_token_id', u32(256)],
-    ['tokenizer.ggml.eos_token_id', u32(257)],
-    ['tokenizer.ggml.add_bos_token', bool(true)],
+    ['tokenizer.ggml.model', str(vocab.model)],
+    ['tokenizer.ggml.pre', str(vocab.pre)],
+    ['tokenizer.ggml.tokens', arr('string', vocab.tokens)],
+    // GGUF_TOKEN_TYPE: 1 normal, 3 control (specials), 4 user-defined, 5 unused (padding).
+    ['tokenizer.ggml.token_type', arr('i32', vocab.tokenTypes)],
+    ['tokenizer.ggml.merges', arr('string', vocab.merges)],
+    ['tokenizer.ggml.bos_token_id', u32(vocab.bos)],
+    ['tokenizer.ggml.eos_token_id', u32(vocab.eos)],
+    ['tokenizer.ggml.add_bos_token', bool(vocab.addBos)],
     ['tokenizer.ggml.add_eos_token', bool(false)],
   ];
   if (quantized) kv.push(['general.quantization_version', u32(2)]);

@@ -24,6 +24,8 @@ beforeAll(async () => {
 });
 
 const tiny = { vocabSize: 30, hiddenSize: 16, numLayers: 2, numHeads: 4, maxSeqLen: 16, initStd: 0.2 };
+/** An exported model's vocabulary must hold its tokenizer's ids (the byte tokenizer's 258 by default). */
+const tinyHf = { ...tiny, vocabSize: 258 };
 
 function logitsOf(model: Transformer, toks: number[][]): Float32Array {
   return tf.tidy(() => model.forward(tf.tensor2d(toks, undefined, 'int32')).logits.dataSync() as Float32Array);
@@ -57,7 +59,7 @@ describe('folding into a plain Llama', () => {
 
 describe('Hugging Face export and import', () => {
   it('writes config, weights and tokenizer files that read back bit-exactly', async () => {
-    const model = createModel({ ...tiny, numKvHeads: 2 }, { seed: 5 });
+    const model = createModel({ ...tinyHf, numKvHeads: 2 }, { seed: 5 });
     const folded = foldToLlama(model.config, await modelWeights(model));
     const dir = join(tempDir(), 'hf');
     writeHfCheckpoint(dir, folded.config, folded.weights, 'f32');
@@ -65,7 +67,7 @@ describe('Hugging Face export and import', () => {
     expect(cfg).toMatchObject({
       architectures: ['LlamaForCausalLM'],
       model_type: 'llama',
-      vocab_size: 30,
+      vocab_size: 258,
       hidden_size: 16,
       intermediate_size: 64,
       num_hidden_layers: 2,
@@ -103,7 +105,7 @@ describe('Hugging Face export and import', () => {
   });
 
   it('f16 and bf16 exports read back at their precision', async () => {
-    const model = createModel(tiny, { seed: 6 });
+    const model = createModel(tinyHf, { seed: 6 });
     const folded = foldToLlama(model.config, await modelWeights(model));
     for (const dtype of ['f16', 'bf16'] as const) {
       const dir = join(tempDir(), dtype);
@@ -118,7 +120,7 @@ describe('Hugging Face export and import', () => {
   });
 
   it('refuses a non-empty output directory and rejects bad checkpoints clearly', async () => {
-    const model = createModel(tiny, { seed: 7 });
+    const model = createModel(tinyHf, { seed: 7 });
     const folded = foldToLlama(model.config, await modelWeights(model));
     const dir = join(tempDir(), 'hf');
     writeHfCheckpoint(dir, folded.config, folded.weights);
