@@ -598,9 +598,10 @@ describe('GGUF pre-tokenizer names of tokenizer.json files', () => {
       { spec: 't', kind: 'tokenizer.json', file: 'x/tokenizer.json', bos: 264, eos: 265 },
     );
 
-  it("Llama 3's Split regex is llama-bpe (with ignore_merges), Qwen2's qwen2 (NFC allowed)", () => {
+  it("Llama 3's Split regex is llama-bpe (with ignore_merges), Qwen2's qwen2 (without a normalizer: llama.cpp has none)", () => {
     expect(make({ pre_tokenizer: split(llama3) }, { ignore_merges: true }).ggufVocab().pre).toBe('llama-bpe');
-    expect(make({ pre_tokenizer: split(qwen2), normalizer: { type: 'NFC' } }).ggufVocab().pre).toBe('qwen2');
+    expect(make({ pre_tokenizer: split(qwen2) }).ggufVocab().pre).toBe('qwen2');
+    expect(() => make({ pre_tokenizer: split(qwen2), normalizer: { type: 'NFC' } }).ggufVocab()).toThrow(/llama\.cpp does not normalize/);
     // Both regexes tokenize through the library (its translation of Oniguruma's syntax).
     expect(
       make({ pre_tokenizer: split(llama3) }, { ignore_merges: true }).decode(

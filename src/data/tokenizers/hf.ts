@@ -294,7 +294,8 @@ export class HfTokenizer implements Tokenizer {
  * OspError naming the file and what it found:
  * - a ByteLevel pre-tokenizer with its own (GPT-2) regex, no normalizer: 'gpt-2';
  * - Split(Llama 3's regex, Isolated) then ByteLevel without regex, ignore_merges: 'llama-bpe';
- * - Split(Qwen2's regex, Isolated) then ByteLevel without regex, NFC or no normalizer: 'qwen2';
+ * - Split(Qwen2's regex, Isolated) then ByteLevel without regex, no normalizer: 'qwen2' (llama.cpp does not
+ *   normalize, so a file with an NFC normalizer is refused rather than exported to tokenize differently);
  * - no merges at all: every split gives the same tokens, so 'qwen2' as for the byte tokenizer.
  */
 export function ggufPre(json: TokenizerJson, mergeCount: number, file: string): string {
@@ -330,8 +331,13 @@ export function ggufPre(json: TokenizerJson, mergeCount: number, file: string): 
     return 'llama-bpe';
   }
   if (regex === QWEN2_REGEX) {
-    if (norm !== null && !(isObject(norm) && norm.type === 'NFC'))
-      refuse(`normalizer ${JSON.stringify(norm).slice(0, 80)} with Qwen2's regex`);
+    // llama.cpp never normalizes: with an NFC normalizer, text not already in NFC would tokenize
+    // differently there (measured: 'cafe\u0301' is 2 ids here, 3 in llama.cpp).
+    if (norm !== null) {
+      refuse(
+        `normalizer ${JSON.stringify(norm).slice(0, 80)} with Qwen2's regex (llama.cpp does not normalize, so text not in NFC would tokenize differently)`,
+      );
+    }
     if (ignoreMerges) refuse("model.ignore_merges with Qwen2's regex");
     return 'qwen2';
   }
