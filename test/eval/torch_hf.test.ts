@@ -21,7 +21,7 @@
  * kurtosis (float64 statistics of float32 activations: a relative activation error e moves a token's
  * fourth-moment ratio m4 / s^4 ~ 3 by ~12e, and the clip at 0 is continuous) is compared to 2e-6 absolute
  * per tap and for the aggregate (~5 float32 ulps of that ratio; measured: <= 1.6e-8).
- * A broken save is far outside both (measured by breaking bench/torch_reference.py's save_hf by hand; every
+ * A broken save is far outside both (measured by breaking save_hf (bench/torch_io.py) by hand; every
  * case also fails the SHA-256 check): layer 1's q_proj written transposed: loss 2.4e-5 relative off,
  * kurtosis 5.5e-5 (q barely matters in a model this young: the smallest effect); layer 0's o_proj
  * transposed: 5.4e-2, 0.17; layer 1's down_proj as [in, out] bytes under its [out, in] shape: 1.5e-3,
