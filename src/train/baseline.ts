@@ -1,5 +1,5 @@
 /**
- * The byte-unigram baseline: the cross-entropy on validation targets of a model that predicts every
+ * The unigram baseline (bytes with the byte tokenizer): the cross-entropy on validation targets of a model that predicts every
  * token with its training-set frequency (add-one smoothed). A trained model must beat it clearly;
  * it is what "learned nothing about context" scores.
  */

@@ -38,7 +38,7 @@ function printDone(s: RunSummary): void {
     `${s.steps} steps in ${s.wallSeconds.toFixed(1)} s ` +
     `(training ${(s.trainSeconds ?? s.wallSeconds).toFixed(1)} s at ${Math.round(s.tokensPerSecond)} tok/s)`;
   const loss = ev
-    ? `val loss ${ev.loss.toFixed(4)} (bpb ${ev.bitsPerByte.toFixed(3)}) vs byte-unigram ${s.unigramBaseline.loss.toFixed(4)}`
+    ? `val loss ${ev.loss.toFixed(4)} (bpb ${ev.bitsPerByte.toFixed(3)}) vs unigram ${s.unigramBaseline.loss.toFixed(4)}`
     : `train loss ${s.finalTrainLoss.toFixed(4)}`;
   console.log(`done: ${time}; ${loss}`);
   const signal = formatSignal(signalOfSummary(s.monitors));
