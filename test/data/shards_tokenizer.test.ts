@@ -25,6 +25,7 @@ import { BYTES_FINGERPRINT, byteTokenizer, gpt2FilesDir, loadTokenizer } from '.
 import { ConfigError, DataError } from '../../src/errors.ts';
 import { bpeReference } from '../helpers/bpe_reference.ts';
 import { tempDir } from '../helpers/scratch.ts';
+import { caught } from '../helpers/caught.ts';
 
 const dir = tempDir('osp-shards-tokenizer-');
 
@@ -37,15 +38,7 @@ function header(path: string): number[] {
   return Array.from({ length: 256 }, (_, i) => b.readInt32LE(4 * i));
 }
 
-function dataError(fn: () => unknown): DataError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DataError);
-    return e as DataError;
-  }
-  throw new Error('expected a DataError, but nothing was thrown');
-}
+const dataError = (fn: () => unknown) => caught(fn, DataError);
 
 const DOCS = Array.from(
   { length: 30 },

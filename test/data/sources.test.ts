@@ -6,6 +6,7 @@ import { splitDocuments } from '../../src/data/brown.ts';
 import { byteTokenizer, tokenizeDocuments } from '../../src/data/tokenizer.ts';
 import { ConfigError, DataError } from '../../src/errors.ts';
 import { tempDir } from '../helpers/scratch.ts';
+import { caught } from '../helpers/caught.ts';
 
 const dir = tempDir('osp-data-sources-');
 
@@ -15,16 +16,7 @@ function file(name: string, content: string | Uint8Array): string {
   return path;
 }
 
-/** Catches the DataError a call throws (failing the test if it throws nothing or something else). */
-function dataError(fn: () => unknown): DataError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DataError);
-    return e as DataError;
-  }
-  throw new Error('expected a DataError, but nothing was thrown');
-}
+const dataError = (fn: () => unknown) => caught(fn, DataError);
 
 describe('readTextFile', () => {
   it('reads one UTF-8 document per file, id = path', () => {

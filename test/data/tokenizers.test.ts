@@ -13,7 +13,6 @@ import {
   ByteTokenizer,
   byteTokenizer,
   bytesTokenizerJson,
-  bytesToUnicode,
   gpt2FilesDir,
   gpt2TokenizerJson,
   HfTokenizer,
@@ -32,6 +31,8 @@ import { paramSpecs } from '../../src/model/transformer.ts';
 import { bpeReference } from '../helpers/bpe_reference.ts';
 import { rng } from '../helpers/prng.ts';
 import { tempDir } from '../helpers/scratch.ts';
+import { caught } from '../helpers/caught.ts';
+import { specialToken, shuffledByteVocab } from '../helpers/tokenizer_json.ts';
 
 const dir = tempDir('osp-tokenizers-');
 
@@ -43,15 +44,7 @@ function folder(name: string, files: Record<string, unknown>): string {
   return d;
 }
 
-function dataError(fn: () => unknown): DataError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DataError);
-    return e as DataError;
-  }
-  throw new Error('expected a DataError, but nothing was thrown');
-}
+const dataError = (fn: () => unknown) => caught(fn, DataError);
 
 /** Multilingual text with whitespace runs, digits, contractions, emoji, a literal special token. */
 const SAMPLES = [
@@ -334,27 +327,11 @@ describe('bytes', () => {
  * <s> </s> <pad> specials and one id (270) left unused.
  */
 function smallBpe(): { json: Record<string, unknown>; ids: Record<string, number> } {
-  const chars = bytesToUnicode();
-  const order = chars.map((_, i) => i);
-  const next = rng(7);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  const vocab: Record<string, number> = {};
-  chars.forEach((c, i) => (vocab[c] = order[i]!));
+  const vocab = shuffledByteVocab(7);
   const merged = ['he', 'Ġt', 'Ġthe', 'in', 'ing', 'Ġa', 'nd', 'Ġand'];
   merged.forEach((t, i) => (vocab[t] = 256 + i));
   const merges = ['h e', 'Ġ t', 'Ġt he', 'i n', 'in g', 'Ġ a', 'n d', 'Ġa nd'];
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
+  const special = specialToken;
   return {
     json: {
       version: '1.0',
@@ -509,15 +486,7 @@ function llamaLike(): { json: Record<string, unknown>; vocab: Record<string, num
   for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
   const pieces = ['▁', 'h', 'e', 'l', 'o', 'w', 'r', 'd', '▁h', 'll', 'ell', '▁hell', 'or', '▁w'];
   pieces.forEach((p, i) => (vocab[p] = 259 + i));
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
+  const special = specialToken;
   return {
     vocab,
     json: {

@@ -35,6 +35,7 @@ import { paramSpecs } from '../../src/model/transformer.ts';
 import { train } from '../../src/train/run.ts';
 import { rng } from '../helpers/prng.ts';
 import { tempDir, tinyRun } from '../helpers/run.ts';
+import { specialToken, shuffledByteVocab } from '../helpers/tokenizer_json.ts';
 
 /**
  * Multilingual text: whitespace runs (spaces, tabs, newlines, CRLF), long numbers, contractions, Greek,
@@ -339,14 +340,7 @@ const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+
  */
 function trainBpe(corpus: string, merges: number): { vocab: Record<string, number>; merges: string[]; specials: [number, string][] } {
   const chars = bytesToUnicode();
-  const order = chars.map((_, i) => i);
-  const r = rng(11);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  const vocab: Record<string, number> = {};
-  chars.forEach((c, i) => (vocab[c] = order[i]!));
+  const vocab = shuffledByteVocab(11);
   let next = 256;
   const utf8 = new TextEncoder();
   const counts = new Map<string, number>();
@@ -415,15 +409,7 @@ describe('tokenizer.json files trained here, exported to GGUF: llama.cpp tokeniz
     it(`pre-tokenizer '${v.name}': a run with the file, exported, tokenizes and detokenizes as osp-lab`, async () => {
       const folder = join(dir, `bpe-${v.name}`);
       mkdirSync(folder);
-      const special = ([id, content]: [number, string]) => ({
-        id,
-        content,
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: false,
-        special: true,
-      });
+      const special = ([id, content]: [number, string]) => specialToken(id, content);
       writeFileSync(
         join(folder, 'tokenizer.json'),
         JSON.stringify({
