@@ -26,6 +26,7 @@ import { writeHfDir, type HfDir, type HfDirSpec } from '../helpers/hf_dir.ts';
 import { llama64 } from '../helpers/llama64.ts';
 import { tempDir } from '../helpers/run.ts';
 import { textLoss64 } from '../helpers/tiny64.ts';
+import { ospKurtosis64 } from '../helpers/kurtosis64.ts';
 
 const osp = (...args: string[]) => spawnSync(process.execPath, ['bin/osp.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
 
@@ -78,19 +79,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await llama?.dispose();
 });
-
-/** OSP excess kurtosis of rows of x [n, d] from the paper's definition (raw fourth moment, unbiased variance). */
-function ospKurtosis64(x: Float64Array, n: number, d: number): number {
-  let total = 0;
-  for (let t = 0; t < n; t++) {
-    const row = x.subarray(t * d, (t + 1) * d);
-    const mean = row.reduce((a, b) => a + b, 0) / d;
-    const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / (d - 1);
-    const m4 = row.reduce((a, b) => a + b ** 4, 0) / d;
-    total += Math.max(0, m4 / variance ** 2 - 3);
-  }
-  return total / n;
-}
 
 /** llama.cpp's mean next-token loss over osp eval's windows: BOS + bytes, maxSeqLen + 1 tokens overlapping by one. */
 async function llamaCppLoss(path: string, text: string, maxSeqLen: number): Promise<number> {

@@ -15,21 +15,9 @@ import { getBytes, getMessage, getString, getVarint } from '../helpers/protobuf_
 import { readMetrics, tempDir, tinyRun } from '../helpers/run.ts';
 import { readEvents, values } from '../helpers/tfevents_read.ts';
 import { checkpointWeights64, TINY_RUN_64 } from '../helpers/tiny64.ts';
+import { ospKurtosis64 } from '../helpers/kurtosis64.ts';
 
 const quiet = () => {};
-
-/** OSP excess kurtosis of rows of x [n, d], written from the paper's definition (float64). */
-function ospKurtosis64(x: Float64Array, n: number, d: number): number {
-  let total = 0;
-  for (let t = 0; t < n; t++) {
-    const row = x.subarray(t * d, (t + 1) * d);
-    const mean = row.reduce((a, b) => a + b, 0) / d;
-    const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / (d - 1);
-    const m4 = row.reduce((a, b) => a + b ** 4, 0) / d;
-    total += Math.max(0, m4 / variance ** 2 - 3);
-  }
-  return total / n;
-}
 
 describe('outlier monitor in a run', () => {
   it('records per-tap statistics, histograms, a heatmap and a summary', async () => {
