@@ -84,6 +84,23 @@ function checkQuantSection(config: RunConfig): void {
 }
 
 /**
+ * A checkpoint that brings its tokenizer (a tokenizer.json next to its weights) was trained on that
+ * tokenizer's ids: a run that starts from it must tokenize the same way.
+ */
+function checkInitTokenizer(config: RunConfig, dir: string): void {
+  if (!existsSync(join(dir, 'tokenizer.json'))) return;
+  const theirs = loadTokenizer(dir);
+  const ours = loadTokenizer(config.tokenizer);
+  if (theirs.fingerprint !== ours.fingerprint) {
+    throw new ConfigError(
+      '--init-from',
+      `${dir} was trained with tokenizer ${describeTokenizer(theirs)}; the run's is ${describeTokenizer(ours)} ` +
+        `(set it with --set tokenizer=${join(dir, 'tokenizer.json')})`,
+    );
+  }
+}
+
+/**
  * Validates everything that can be validated without data or a backend. On resume it takes the run
  * directory's lock (so a second `osp train` on it is refused) and checks the overrides against the
  * checkpoint; nothing is written until the run is committed.
@@ -99,6 +116,7 @@ export function planRun(opts: PlanOptions, log: (line: string) => void): Planned
     if (opts.initFrom) {
       initWeights = readHfCheckpoint(opts.initFrom);
       checkInitFrom(config.model, initWeights.config, opts.initFrom);
+      checkInitTokenizer(config, opts.initFrom);
     }
     const runDir = resolve(config.out, config.name);
     checkRunDirFree(runDir);

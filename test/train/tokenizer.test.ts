@@ -11,6 +11,7 @@ import { gpt2TokenizerJson, loadTokenizer } from '../../src/data/tokenizer.ts';
 import { prepareShards } from '../../src/data/sources.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { evaluateCheckpoint } from '../../src/eval/evaluate_run.ts';
+import { exportCheckpoint } from '../../src/export/index.ts';
 import { resolveRunConfig } from '../../src/train/config.ts';
 import { train } from '../../src/train/run.ts';
 import { rng } from '../helpers/prng.ts';
@@ -117,12 +118,28 @@ describe('a GPT-2 run', () => {
     expect(r.tokens).toBe(gpt2.encode(text).length);
     expect(r.bytes).toBe(Buffer.byteLength(text));
     expect(r.bpb).toBeCloseTo((r.loss * r.tokens) / Math.LN2 / r.bytes, 12);
+
+    // Its Hugging Face export brings GPT-2's tokenizer.json: a run starting from it must use that tokenizer.
+    const hf = join(out, 'hf');
+    await exportCheckpoint({ checkpoint: s.runDir, format: 'hf', out: hf });
+    const plain = { hiddenSize: 16, numLayers: 1, numHeads: 2, maxSeqLen: 32, norm: 'rmsnorm', embedding: 'plain' };
+    const from = (tokenizer: string, name: string) =>
+      train({
+        config: gpt2Run(out, { name, tokenizer, steps: 1, schedule: { kind: 'constant' }, model: { ...plain, vocabSize: 50257 } }),
+        initFrom: hf,
+        log: quiet,
+      });
+    await expect(from('bytes', 'b')).rejects.toThrow(
+      /--init-from: .*hf was trained with tokenizer '.*tokenizer\.json' \(50257 ids.*the run's is 'bytes'/,
+    );
+    expect((await from('gpt2', 'g')).steps).toBe(1);
   });
 
   it('shards written with another tokenizer are refused, naming the shard', async () => {
     const out = tempDir('osp-tok-');
     const docs = jsonl(out, 'docs.jsonl', documents(40));
-    const shards = prepareShards([docs], join(out, 'shards'), { tokenizer: loadTokenizer('gpt2'), log: quiet });
+    const val = jsonl(out, 'val.jsonl', documents(8));
+    const shards = prepareShards([docs], join(out, 'shards'), { tokenizer: loadTokenizer('gpt2'), val: [val], log: quiet });
     const trainShard = shards.find((f) => f.path.includes('_train_'))!.path;
     const valShard = shards.find((f) => f.path.includes('_val_'))!.path;
     const config = {
