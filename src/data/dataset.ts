@@ -81,11 +81,22 @@ export class TokenDataset {
     const { tokenizer } = opts;
     const files = [...new Set(patterns.flatMap(expandPattern))].sort();
     if (files.length === 0) throw new DataError(name, 'expected at least one shard file, found none');
-    const limits = [opts.vocabSize, tokenizer?.vocabSize].filter((v) => v !== undefined);
-    const vocabSize = limits.length > 0 ? Math.min(...limits) : undefined;
+    // Ids are checked against the model's vocabulary; a shard that records its tokenizer is checked against
+    // the run's, and one that records none must at least hold only ids the run's tokenizer has.
+    const vocabSize = opts.vocabSize ?? tokenizer?.vocabSize;
     let recorded: { info: ShardTokenizerInfo; file: string } | undefined;
     const shards = files.map((f) => {
       const shard = readShardFile(f, { vocabSize, tokenizer });
+      if (tokenizer && !shard.tokenizer) {
+        const max = shard.tokens.reduce((m, t) => (t > m ? t : m), 0);
+        if (max >= tokenizer.vocabSize) {
+          throw new DataError(
+            f,
+            `records no tokenizer and holds id ${max}, beyond tokenizer ${describeTokenizer(tokenizer)}: set the run's ` +
+              `tokenizer to the one the shards were made with (llm.c's GPT-2 shards: --set tokenizer=gpt2)`,
+          );
+        }
+      }
       if (shard.tokenizer) {
         if (recorded && recorded.info.fingerprint !== shard.tokenizer.fingerprint) {
           throw new DataError(

@@ -1,7 +1,7 @@
 /**
  * `osp analyze`: outlier statistics and the Hessian spectrum of a model (an osp-lab checkpoint or run
  * directory, or a Hugging Face Llama directory: openModelSource), without training.
- * The batch is the first B*(T+1) byte tokens of a text file laid out as B rows of T+1 tokens
+ * The batch is the first B*(T+1) tokens of a text file (the model's tokenizer) laid out as B rows of T+1 tokens
  * (inputs are a row's first T tokens, targets its last T).
  */
 import { readTextTokens } from '../data/text.ts';

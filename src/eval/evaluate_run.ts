@@ -1,5 +1,5 @@
 /**
- * `osp eval` as a library call: a model's mean next-token loss over a text file's bytes (windows as
+ * `osp eval` as a library call: a model's mean next-token loss over a text file's tokens (windows as
  * textWindows in data/text.ts, BOS as the run was trained). The model is any source openModelSource
  * reads: an osp-lab checkpoint or run directory, or a Hugging Face Llama directory. Starts the backend,
  * loads the weights, evaluates, and stops the backend again.
@@ -15,7 +15,7 @@ export interface EvaluateCheckpointOptions {
    * Hugging Face Llama directory (config.json + model.safetensors or model.safetensors.index.json).
    */
   checkpoint: string;
-  /** A UTF-8 text file; every byte is predicted once. */
+  /** A UTF-8 text file; every token (the model's tokenizer) is predicted once. */
   text: string;
   /** Backend to run on (default: the run's; 'auto' for a Hugging Face directory). */
   backend?: string;
@@ -40,7 +40,7 @@ export interface EvaluateCheckpointResult extends TextEvalResult {
  *
  * @example
  *   const r = await evaluateCheckpoint({ checkpoint: 'runs/tiny', text: 'README.md', backend: 'cpu' });
- *   console.log(`${r.checkpoint}: loss ${r.loss.toFixed(4)}, bpb ${r.bpb.toFixed(4)} over ${r.tokens} bytes`);
+ *   console.log(`${r.checkpoint}: loss ${r.loss.toFixed(4)}, bpb ${r.bpb.toFixed(4)} over ${r.tokens} tokens`);
  */
 export async function evaluateCheckpoint(o: EvaluateCheckpointOptions): Promise<EvaluateCheckpointResult> {
   const text = readTextFile(o.text); // a bad text file fails before any model is read

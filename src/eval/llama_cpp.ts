@@ -125,7 +125,8 @@ export interface LlamaCppTextResult extends LlamaCppResult {
 /**
  * A GGUF model's loss on a text, everything done by llama.cpp: its tokenizer (the vocabulary the GGUF
  * carries) turns the text into ids, BOS first, and the windows are osp eval's (textWindows over the
- * GGUF's context length, no BOS per row). On an osp-lab export this gives `osp eval`'s tokens and loss.
+ * GGUF's context length, no BOS per row). On an osp-lab export of a run without `batch.bos` this gives
+ * `osp eval`'s tokens and loss (a GGUF does not record that rows began with BOS).
  * @example const r = await llamaCppEvalText('model-f32.gguf', readFileSync('val.txt', 'utf8'));
  */
 export async function llamaCppEvalText(path: string, text: string, opts: { threads?: number } = {}): Promise<LlamaCppTextResult> {

@@ -1,7 +1,7 @@
 /**
  * What the evaluation commands need of a model source (export/checkpoint.ts openModelSource: an osp-lab
  * checkpoint or run directory, or a Hugging Face Llama directory) beyond its weights: the model on the
- * backend, the backend to start, and a check that the text's byte tokens fit its vocabulary.
+ * backend, the backend to start, and a check that the text's tokens fit its vocabulary.
  */
 import * as tf from '@tensorflow/tfjs';
 import { OspError } from '../errors.ts';

@@ -55,8 +55,11 @@ export interface ModelSource {
  * built-in by name; a tokenizer.json from the copy the run keeps in <run>/tokenizer/ (the original path
  * may be gone), else from the path the config names. Runs from before tokenizers: bytes.
  */
-function runTokenizer(checkpointDir: string, spec: unknown): Tokenizer {
-  if (spec === undefined || spec === 'bytes') return byteTokenizer;
+function runTokenizer(checkpointDir: string, spec: unknown, vocabSize: number): Tokenizer | undefined {
+  // A run from before tokenizers were recorded: bytes, unless its vocabulary says otherwise (e.g. llm.c's
+  // GPT-2 shards at 50304): then unknown, and what needs a tokenizer says so (sourceTokenizer).
+  if (spec === undefined) return vocabSize === byteTokenizer.vocabSize ? byteTokenizer : undefined;
+  if (spec === 'bytes') return byteTokenizer;
   if (typeof spec !== 'string')
     throw new FormatError(join(checkpointDir, 'state.json'), `config.tokenizer: expected a string, found ${JSON.stringify(spec)}`);
   if (TOKENIZER_NAMES.includes(spec)) return loadTokenizer(spec);
@@ -76,6 +79,12 @@ function hfTokenizer(dir: string, vocabSize: number): Tokenizer | undefined {
 /** The source's tokenizer, or an OspError saying that this command needs one and where it goes. */
 export function sourceTokenizer(s: ModelSource): Tokenizer {
   if (s.tokenizer) return s.tokenizer;
+  if (s.kind === 'osp') {
+    throw new OspError(
+      `${s.dir}: the run records no tokenizer (it predates osp-lab's tokenizers) and its ${s.config.vocabSize}-token ` +
+        `vocabulary is not the byte tokenizer's; this command needs the tokenizer its data was made with`,
+    );
+  }
   throw new OspError(
     `${s.dir}: no tokenizer.json, and its ${s.config.vocabSize}-token vocabulary is not osp-lab's byte tokenizer; ` +
       `put the model's tokenizer.json in the directory (text cannot be tokenized, nor a GGUF vocabulary written, without it)`,
@@ -93,7 +102,7 @@ function ospSource(path: string): ModelSource {
   };
   const config = resolveModelConfig(runConfig.model);
   const file = join(dir, 'model.safetensors');
-  const tokenizer = runTokenizer(dir, runConfig.tokenizer);
+  const tokenizer = runTokenizer(dir, runConfig.tokenizer, config.vocabSize);
   const weights: Weights = new Map();
   for (const spec of paramSpecs(config)) {
     const t = checkpoint.model.get(spec.name);

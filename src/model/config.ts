@@ -3,11 +3,9 @@
  * plain Llama (RMSNorm, plain embedding); configs/ choose the OSP modules by name.
  */
 import { z } from 'zod';
-import { parseConfig } from '../utils/parse_config.ts';
+import { parseConfig, zInt as int } from '../utils/parse_config.ts';
 import { NORMS } from './norms.ts';
 import { EMBEDDINGS } from './embeddings.ts';
-
-const int = (min: number) => z.number().int().min(min);
 
 /** The fields as written in a config; ModelConfigSchema adds the checks across fields and the derived sizes. */
 const ModelFieldsSchema = z.strictObject({

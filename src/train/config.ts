@@ -12,7 +12,7 @@ import { ConfigError } from '../errors.ts';
 import { ModelConfigSchema } from '../model/config.ts';
 import { OptimizerConfigSchema } from '../optim/routing.ts';
 import { buildSchedule, ScheduleConfigSchema } from '../optim/schedule.ts';
-import { parseConfig } from '../utils/parse_config.ts';
+import { parseConfig, zInt as int } from '../utils/parse_config.ts';
 import { BatchConfigSchema } from '../data/batcher.ts';
 import { CheckpointConfigSchema } from './callbacks/checkpoint.ts';
 import { EvalConfigSchema } from './callbacks/eval.ts';
@@ -21,7 +21,6 @@ import { HessianConfigSchema } from './callbacks/hessian.ts';
 import { LoggingConfigSchema } from './callbacks/logging.ts';
 import { MonitorConfigSchema } from './callbacks/outliers.ts';
 import { QuantSectionSchema } from './callbacks/quant.ts';
-import { zInt as int } from '../utils/parse_config.ts';
 
 export const RunConfigSchema = z.strictObject({
   name: z

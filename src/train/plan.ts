@@ -11,7 +11,7 @@ import { writeFileAtomicSync } from '../io/atomic.ts';
 import { acquireLock, type DirLock } from '../io/lock.ts';
 import { checkInitFrom, readHfCheckpoint } from '../model/hf.ts';
 import { checkQuantSetting } from '../quant/eval.ts';
-import { byteTokenizer, describeTokenizer, loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
+import { describeTokenizer, loadTokenizer, type Tokenizer } from '../data/tokenizer.ts';
 import { findLatestCheckpoint, removeCheckpointLeftovers, type CheckpointState } from './checkpoint.ts';
 import { applyOverrides, resolveRunConfig, type RunConfig } from './config.ts';
 import { checkResume } from './resume_check.ts';
@@ -115,8 +115,8 @@ export function planRun(opts: PlanOptions, log: (line: string) => void): Planned
     let initWeights: PlannedRun['initWeights'];
     if (opts.initFrom) {
       initWeights = readHfCheckpoint(opts.initFrom);
+      checkInitTokenizer(config, opts.initFrom); // first: a different tokenizer explains differing sizes
       checkInitFrom(config.model, initWeights.config, opts.initFrom);
-      checkInitTokenizer(config, opts.initFrom);
     }
     const runDir = resolve(config.out, config.name);
     checkRunDirFree(runDir);
@@ -130,7 +130,7 @@ export function planRun(opts: PlanOptions, log: (line: string) => void): Planned
     // Holding the lock, any half-written checkpoint directory is a killed writer's leftover.
     removeCheckpointLeftovers(runDir, log);
     const saved = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown> & { input: unknown };
-    const input = applyOverrides(saved.input, opts.overrides ?? []);
+    const input = withRunTokenizer(applyOverrides(saved.input, opts.overrides ?? []), runDir, opts.overrides ?? []);
     const config = resolveRunConfig(input);
     checkQuantSection(config);
     const { found, skipped } = findLatestCheckpoint(runDir);
@@ -166,25 +166,31 @@ interface TokenizerRecord {
 }
 
 /**
- * A resume must tokenize as the run did: the tokenizer its config names now (a tokenizer.json may have
- * been edited) must have the fingerprint config.json recorded. Runs saved before tokenizers were
- * recorded used the byte tokenizer.
+ * A resume must tokenize as the run did: the tokenizer its config names now must have the fingerprint
+ * config.json recorded. Runs saved before tokenizers were recorded carry no record: whatever tokenizer
+ * the resume names is taken (their data's ids are still checked against it).
  */
 function checkResumeTokenizer(saved: Record<string, unknown>, config: RunConfig, runDir: string): void {
-  const before = (saved.tokenizer as TokenizerRecord | undefined) ?? {
-    spec: 'bytes',
-    fingerprint: byteTokenizer.fingerprint,
-    vocabSize: 258,
-  };
+  const before = saved.tokenizer as TokenizerRecord | undefined;
+  if (!before) return;
   const now = loadTokenizer(config.tokenizer);
   if (now.fingerprint !== before.fingerprint) {
     throw new ConfigError(
       'tokenizer',
       `${runDir} was trained with tokenizer ${describeTokenizer(before)}; the config now gives ${describeTokenizer(now)}. ` +
-        `A resumed run must tokenize its data the same way` +
-        (before.spec === now.spec ? ` (the file changed since; the run's copy is ${join(runDir, 'tokenizer', 'tokenizer.json')})` : ''),
+        `A resumed run must tokenize its data the same way`,
     );
   }
+}
+
+/**
+ * The resume's input with `tokenizer` pointing at the run's own copy of its tokenizer.json (<run>/tokenizer/),
+ * unless the overrides name one: the original path may be relative to another directory, moved or edited.
+ */
+function withRunTokenizer(input: Record<string, unknown>, runDir: string, overrides: readonly string[]): Record<string, unknown> {
+  const copy = join(runDir, 'tokenizer');
+  if (!existsSync(join(copy, 'tokenizer.json')) || overrides.some((o) => o.startsWith('tokenizer='))) return input;
+  return { ...input, tokenizer: copy };
 }
 
 /**
@@ -199,7 +205,7 @@ export function commitRun(plan: PlannedRun, opts: PlanOptions, tokenizer: Tokeni
     plan.lock = acquireLock(plan.runDir, `osp train ${plan.config.name}`, (msg) => log(`warning: ${msg}`));
     const initFrom = opts.initFrom ? resolve(opts.initFrom) : undefined;
     if (tokenizer.kind === 'tokenizer.json') {
-      mkdirSync(join(plan.runDir, 'tokenizer'));
+      mkdirSync(join(plan.runDir, 'tokenizer'), { recursive: true });
       for (const [name, text] of tokenizer.hfFiles()) writeFileAtomicSync(join(plan.runDir, 'tokenizer', name), text);
     }
     const record: TokenizerRecord = { spec: tokenizer.spec, fingerprint: tokenizer.fingerprint, vocabSize: tokenizer.vocabSize };

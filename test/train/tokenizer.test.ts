@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gpt2TokenizerJson, loadTokenizer } from '../../src/data/tokenizer.ts';
-import { prepareShards } from '../../src/data/sources.ts';
+import { prepareShards, readShardFile, writeShard } from '../../src/data/sources.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { evaluateCheckpoint } from '../../src/eval/evaluate_run.ts';
 import { exportCheckpoint } from '../../src/export/index.ts';
@@ -156,24 +156,45 @@ describe('a GPT-2 run', () => {
     // With the tokenizer the shards were made with, the same data trains.
     const ok = await train({ config: { ...config, tokenizer: 'gpt2', name: 'ok' }, log: quiet });
     expect(ok.steps).toBe(2);
+    // Shards that record no tokenizer (llm.c's own): ids beyond the run's tokenizer are refused with the fix,
+    // and with that fix they train.
+    const bare = (f: string) => {
+      const path = f.replace('.bin', '-bare.bin');
+      writeShard(path, readShardFile(f).tokens);
+      return path;
+    };
+    const unrecorded = { ...config, name: 'bare', data: { source: 'shards', train: [bare(trainShard)], val: [bare(valShard)] } };
+    await expect(train({ config: unrecorded, log: quiet })).rejects.toThrow(
+      /records no tokenizer and holds id \d+, beyond tokenizer 'bytes'.*--set tokenizer=gpt2/,
+    );
+    expect((await train({ config: { ...unrecorded, tokenizer: 'gpt2' }, log: quiet })).steps).toBe(2);
   });
 
-  it('a resume whose tokenizer.json changed is refused; the run keeps a copy of it', async () => {
+  it("a resume tokenizes with the run's copy of its tokenizer.json; a different tokenizer is refused", async () => {
     const out = tempDir('osp-tok-');
     const file = join(out, 'tok', 'tokenizer.json');
     const json = gpt2TokenizerJson() as { model: { merges: unknown[] } };
     mkdirSync(join(out, 'tok'));
     writeFileSync(file, JSON.stringify(json));
     const s = await train({ config: gpt2Run(out, { tokenizer: file }), log: quiet });
-    expect(loadTokenizer(join(s.runDir, 'tokenizer')).fingerprint).toBe(loadTokenizer(file).fingerprint);
+    const original = loadTokenizer(file).fingerprint;
+    expect(loadTokenizer(join(s.runDir, 'tokenizer')).fingerprint).toBe(original);
     // Swap the first two merges: another tokenizer under the same path.
     const merges = json.model.merges;
     [merges[0], merges[1]] = [merges[1], merges[0]];
     writeFileSync(file, JSON.stringify(json));
-    const resume = () => train({ resume: s.runDir, overrides: ['steps=6'], log: quiet });
-    await expect(resume()).rejects.toThrow(ConfigError);
-    await expect(resume()).rejects.toThrow(/tokenizer: .* was trained with tokenizer .*the file changed since/);
+    // Named explicitly, the edited file is refused, and nothing is written.
+    const refused = () => train({ resume: s.runDir, overrides: ['steps=6', `tokenizer=${file}`], log: quiet });
+    await expect(refused()).rejects.toThrow(ConfigError);
+    await expect(refused()).rejects.toThrow(
+      /tokenizer: .* was trained with tokenizer .*; the config now gives .*A resumed run must tokenize/,
+    );
     const saved = JSON.parse(readFileSync(join(s.runDir, 'config.json'), 'utf8')) as { resolved: { steps: number } };
-    expect(saved.resolved.steps).toBe(4); // the refused resume wrote nothing
+    expect(saved.resolved.steps).toBe(4);
+    // A plain resume uses the run's copy: the original file's edit (or move) does not matter.
+    const resumed = await train({ resume: s.runDir, overrides: ['steps=6'], extendSchedule: true, log: quiet });
+    expect(resumed.steps).toBe(6);
+    const after = JSON.parse(readFileSync(join(s.runDir, 'config.json'), 'utf8')) as { resolved: { tokenizer: string } };
+    expect(loadTokenizer(after.resolved.tokenizer).fingerprint).toBe(original);
   });
 });

@@ -27,7 +27,7 @@ export const analyze: Command = {
   },
   help: {
     CHECKPOINT: MODEL_SOURCE_HELP,
-    '--text FILE': 'the batch is the first B*(T+1) bytes of FILE laid out as B rows',
+    '--text FILE': "the batch is the first B*(T+1) tokens of FILE (the model's tokenizer) laid out as B rows",
     '--batch B': 'rows of the batch',
     '--seq T': "tokens per row (<= the model's maxSeqLen, an HF config.json's max_position_embeddings)",
     '--kurtosis': 'outlier statistics per tap and the aggregate OSP kurtosis (the default when --hessian is absent)',

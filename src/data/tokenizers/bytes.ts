@@ -113,12 +113,12 @@ export class ByteTokenizer implements Tokenizer {
     return this.decoder.decode(bytes.subarray(0, n));
   }
 
-  /** tokenizer.json (byte-level BPE without merges, BOS prepended), tokenizer_config.json, special_tokens_map.json. */
   /** 1 for a byte id, 0 for BOS and EOS. */
   byteLength(id: number): number {
     return id < 256 ? 1 : 0;
   }
 
+  /** tokenizer.json (byte-level BPE without merges, BOS prepended), tokenizer_config.json, special_tokens_map.json. */
   hfFiles(opts: HfFilesOptions = {}): Map<string, string> {
     return hfTokenizerFiles(bytesTokenizerJson(), BYTES_BOS_TOKEN, BYTES_EOS_TOKEN, opts);
   }

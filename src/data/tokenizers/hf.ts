@@ -218,7 +218,7 @@ export class HfTokenizer implements Tokenizer {
       const special = new Set((this.json.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
       const utf8 = new TextEncoder();
       this.lengths = Uint16Array.from(this.tokens, (t, i) => {
-        if (t === undefined || special.has(i)) return 0;
+        if (t === undefined || special.has(i) || i === this.bos || i === this.eos) return 0;
         if (byteLevel) return [...t].length;
         if (/^<0x[0-9A-Fa-f]{2}>$/.test(t)) return 1;
         return utf8.encode(t.replace(/\u2581/g, ' ')).length;

@@ -6,6 +6,8 @@
  *   from a tokenizer_config.json next to it or the file's own special tokens (hf.ts).
  * Every tokenizer but 'bytes' runs on @huggingface/tokenizers; all ids must be below 65536 (uint16 shards).
  */
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { ConfigError, DataError } from '../../errors.ts';
 import { byteTokenizer } from './bytes.ts';
 import { loadGpt2 } from './gpt2.ts';
@@ -34,10 +36,32 @@ const BUILTIN: Record<string, () => Tokenizer> = {
   gpt2: loadGpt2,
 };
 
+// A tokenizer.json takes up to a second to build (GPT-2-sized); a sweep validates every trial's config.
+// Files are cached by path, size and modification time, so an edited file is read again.
+const files = new Map<string, { key: string; tokenizer: Tokenizer }>();
+
+function cachedFile(spec: string): Tokenizer {
+  let key: string | undefined;
+  try {
+    const path = statSync(spec).isDirectory() ? join(spec, 'tokenizer.json') : spec;
+    const st = statSync(path);
+    const config = join(dirname(path), 'tokenizer_config.json');
+    const cst = existsSync(config) ? statSync(config) : undefined;
+    key = `${resolve(path)}|${st.size}|${st.mtimeMs}|${cst ? `${cst.size}|${cst.mtimeMs}` : ''}`;
+  } catch {
+    return loadTokenizerFile(spec); // a missing file: its own error
+  }
+  const hit = files.get(resolve(spec));
+  if (hit?.key === key) return hit.tokenizer;
+  const tokenizer = loadTokenizerFile(spec);
+  files.set(resolve(spec), { key, tokenizer });
+  return tokenizer;
+}
+
 /** Names of the built-in tokenizers ('bytes', 'gpt2'); any other spec is a tokenizer.json path. */
 export const TOKENIZER_NAMES = Object.keys(BUILTIN);
 
-// Built-ins are immutable and GPT-2 takes ~0.2 s to build: one instance per process. Files are read
+// Built-ins are immutable and GPT-2 takes ~0.5 s to build: one instance per process. Files are read
 // again on every call (the file may have changed).
 const builtins = new Map<string, Tokenizer>();
 
@@ -65,7 +89,7 @@ export function loadTokenizer(spec = 'bytes'): Tokenizer {
     );
   const looksLikePath = /[/\\]/.test(spec) || spec.toLowerCase().endsWith('.json');
   try {
-    return loadTokenizerFile(spec);
+    return cachedFile(spec);
   } catch (e) {
     // A bare word that is no file was most likely meant as a built-in name.
     if (!looksLikePath && e instanceof DataError && /file not found/.test(e.message)) {

@@ -6,10 +6,9 @@
  */
 import type { Callback, TrainContext } from '../callback.ts';
 import type { EvalBatch } from './eval.ts';
-import { quantEvalValidated, type QuantEvalResult } from '../../quant/eval.ts';
+import { QuantConfigSchema, quantEvalValidated, type QuantEvalResult } from '../../quant/eval.ts';
 import { z } from 'zod';
 import { zInt as int } from '../../utils/parse_config.ts';
-import { QuantConfigSchema } from '../../quant/eval.ts';
 
 export const QuantSectionSchema = z
   .strictObject({
