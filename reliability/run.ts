@@ -420,7 +420,7 @@ await promise('5e. .bin token shards: mutated files give only DataError', async 
 await promise('5f. Hugging Face checkpoint directories: mutated config.json and weights give only clean errors', async function* () {
   await startBackend('cpu');
   const dir = tmp('hf');
-  const model = createModel({ hiddenSize: 16, numLayers: 1, numHeads: 2, maxSeqLen: 8, vocabSize: 20 }, { seed: 1 });
+  const model = createModel({ hiddenSize: 16, numLayers: 1, numHeads: 2, maxSeqLen: 8 }, { seed: 1 }); // the byte tokenizer's 258 ids
   const folded = foldToLlama(model.config, await modelWeights(model));
   model.dispose();
   const good = join(dir, 'good');
