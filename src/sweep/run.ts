@@ -85,9 +85,14 @@ function checkTrendPairs(trend: TrendSpec | undefined, names: readonly string[])
   );
 }
 
-/** sweep.json: the spec's path, the trials in order and the trend pairs (read again by `osp sweep report`). */
-export function sweepRecord(spec: string, trials: readonly string[], trend: TrendSpec | undefined): string {
-  return JSON.stringify({ spec: resolve(spec), trials, ...(trend ? { trend } : {}) }, null, 2) + '\n';
+/**
+ * What every way of running a sweep writes first: each trial's config (trials/) and sweep.json, the spec's
+ * path, the trials in order and the trend pairs (read again by `osp sweep report`, also after a cluster ran).
+ */
+export function writeSweepFiles(sweepDir: string, spec: string, trials: readonly Trial[], trend: TrendSpec | undefined): void {
+  writeTrialConfigs(sweepDir, trials);
+  const record = { spec: resolve(spec), trials: trials.map((t) => t.name), ...(trend ? { trend } : {}) };
+  writeFileAtomicSync(join(sweepDir, 'sweep.json'), JSON.stringify(record, null, 2) + '\n');
 }
 
 /** Runs the sweep to completion (or until every remaining trial has failed) and writes the report. */
@@ -98,15 +103,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const lock = acquireLock(sweepDir, `osp sweep ${name}`, (msg) => log(`warning: ${msg}`));
   const result: SweepResult = { sweepDir, finished: [], skipped: [], failed: [], report: [] };
   try {
-    writeTrialConfigs(sweepDir, trials);
-    writeFileAtomicSync(
-      join(sweepDir, 'sweep.json'),
-      sweepRecord(
-        o.spec,
-        trials.map((t) => t.name),
-        trend,
-      ),
-    );
+    writeSweepFiles(sweepDir, o.spec, trials, trend);
     const plan = trialPlan(sweepDir, trials);
     const queue = plan.filter((p) => {
       if (p.action === 'skip') result.skipped.push(p.trial.name);
@@ -155,17 +152,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
 export function emitSweep(o: SweepOptions & { emit: 'slurm' | 'list' }): string[] {
   const { sweepDir, trials, trend } = prepareSweep(o);
   mkdirSync(sweepDir, { recursive: true });
-  writeTrialConfigs(sweepDir, trials);
   // sweep.json too, so that `osp sweep report DIR` after the cluster ran knows the trial order, the
   // trials still to come and the trend pairs.
-  writeFileAtomicSync(
-    join(sweepDir, 'sweep.json'),
-    sweepRecord(
-      o.spec,
-      trials.map((t) => t.name),
-      trend,
-    ),
-  );
+  writeSweepFiles(sweepDir, o.spec, trials, trend);
   if (o.emit === 'list') return emitList(sweepDir, trials);
   const path = join(sweepDir, 'sweep.slurm');
   writeFileAtomicSync(path, emitSlurm(sweepDir, trials));

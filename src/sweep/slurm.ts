@@ -19,10 +19,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OspError } from '../errors.ts';
 import { writeFileAtomicSync } from '../io/atomic.ts';
-import { emitSlurm, shellQuote, writeTrialConfigs, type SlurmOptions } from './emit.ts';
+import { emitSlurm, shellQuote, type SlurmOptions } from './emit.ts';
 import { acquireLock } from '../io/lock.ts';
 import { writeReport } from './report.ts';
-import { prepareSweep, sweepRecord, type SweepOptions } from './run.ts';
+import { prepareSweep, writeSweepFiles, type SweepOptions } from './run.ts';
 
 export type TrialState = 'pending' | 'running' | 'finished' | 'failed' | 'not submitted';
 
@@ -201,8 +201,7 @@ export async function runSweepSlurm(o: SlurmSweepOptions): Promise<SlurmSweepRes
       // Finished trials are not submitted again.
       tasks = names.flatMap((n, i) => (existsSync(join(sweepDir, n, 'summary.json')) ? [] : [i]));
     }
-    writeTrialConfigs(sweepDir, trials);
-    writeFileAtomicSync(join(sweepDir, 'sweep.json'), sweepRecord(o.spec, names, prepared.trend));
+    writeSweepFiles(sweepDir, o.spec, trials, prepared.trend);
     const command = `${shellQuote(process.execPath)} ${shellQuote(OSP_BIN)}`;
     const script = join(sweepDir, 'sweep.slurm');
     writeFileAtomicSync(script, emitSlurm(sweepDir, trials, { ...o.slurm, command }));

@@ -18,6 +18,7 @@ import { Transformer } from '../../src/model/transformer.ts';
 import { train } from '../../src/train/run.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { tempDir, tinyRun } from '../helpers/run.ts';
+import { PAPER_TABLE } from '../helpers/quant.ts';
 
 const osp = (...args: string[]) => spawnSync(process.execPath, ['bin/osp.mjs', ...args], { encoding: 'utf8', timeout: 120_000 });
 
@@ -172,16 +173,6 @@ describe('osp export', () => {
     expect(existsSync(join(dir, 'nan.gguf'))).toBe(false);
   });
 });
-
-/** The variants of `--method rtn,gptq --rotate none,ffn,quarot` (and `--all`), in their order. */
-const PAPER_TABLE = [
-  'W4A4KV4 RTN',
-  'W4A4KV4 RTN + FFN Had',
-  'W4A4KV4 QuaRot',
-  'W4A4KV4 GPTQ',
-  'W4A4KV4 GPTQ + FFN Had',
-  'W4A4KV4 QuaRot + GPTQ',
-];
 
 describe('osp quant-eval', () => {
   interface Variant {

@@ -1,8 +1,18 @@
-/** Shared pieces of the quantization tests: a learnable token chain, and a copy of a model to plant outliers in. */
+/** Shared pieces of the quantization tests: the paper's table, a learnable token chain, and a copy of a model to plant outliers in. */
 import * as tf from '@tensorflow/tfjs';
 import type { QuantEvalBatch } from '../../src/quant/eval.ts';
 import { createModel, type Transformer } from '../../src/model/transformer.ts';
 import { Rng } from '../../src/utils/rng.ts';
+
+/** The variants of `--method rtn,gptq --rotate none,ffn,quarot` (and `--all`): the OSP paper's table, in its order. */
+export const PAPER_TABLE = [
+  'W4A4KV4 RTN',
+  'W4A4KV4 RTN + FFN Had',
+  'W4A4KV4 QuaRot',
+  'W4A4KV4 GPTQ',
+  'W4A4KV4 GPTQ + FFN Had',
+  'W4A4KV4 QuaRot + GPTQ',
+];
 
 /** Batches of a chain t -> (3t + 1) mod V that jumps to a random token with probability 0.1. */
 export function chainBatches(V: number, count: number, B: number, T: number, seed: number): QuantEvalBatch[] {

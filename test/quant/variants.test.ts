@@ -17,6 +17,7 @@ import { createModel, type Transformer } from '../../src/model/transformer.ts';
 import { AdamW } from '../../src/optim/adamw.ts';
 import { trainStep } from '../../src/train/step.ts';
 import { chainBatches, copyModel, plantAttentionInputOutlier, scaleEntries } from '../helpers/quant.ts';
+import { PAPER_TABLE } from '../helpers/quant.ts';
 
 const TINY = { vocabSize: 40, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, maxSeqLen: 16 };
 const V = TINY.vocabSize;
@@ -57,14 +58,7 @@ describe('variants: tags and names', () => {
       'w4a4kv4_gptq_ffnhad',
       'w4a4kv4_gptq_quarot',
     ]);
-    expect(v.map((x) => x.name)).toEqual([
-      'W4A4KV4 RTN',
-      'W4A4KV4 RTN + FFN Had',
-      'W4A4KV4 QuaRot',
-      'W4A4KV4 GPTQ',
-      'W4A4KV4 GPTQ + FFN Had',
-      'W4A4KV4 QuaRot + GPTQ',
-    ]);
+    expect(v.map((x) => x.name)).toEqual(PAPER_TABLE);
     const old = quantVariants(resolveQuantConfig({ qkRotate: false, zeroInRange: false, had: true, groupSize: 16 }));
     expect(old.map((x) => x.tag)).toEqual(['w4a4kv4_rtn_noqk_minmax_g16', 'w4a4kv4_rtn_ffnhadblock_noqk_minmax_g16']);
     expect(old[1]!.name).toBe('W4A4KV4 RTN + FFN Had (block-diagonal) (keys unrotated, min/max ranges, weight groups of 16)');

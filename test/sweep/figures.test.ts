@@ -27,6 +27,7 @@ import { writeReport } from '../../src/sweep/report.ts';
 import { consoleTable } from '../../src/sweep/report_table.ts';
 import { barChart, lineChart } from '../../src/sweep/svg.ts';
 import { tempDir } from '../helpers/scratch.ts';
+import { unescapeXml as unescape } from '../helpers/svg_read.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A synthetic sweep: variants adam and osp, grid over the AdamW learning rate; names like
@@ -136,14 +137,6 @@ function buildEmergenceSweep(): string {
 
 // ---------------------------------------------------------------------------------------------------
 // Reading the SVG back (the output is well-formed XML: svg.test.ts parses it strictly).
-
-const unescape = (s: string) =>
-  s
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, '&');
 
 function polylines(svg: string): { name: string; points: number }[] {
   return [...svg.matchAll(/<polyline class="series" data-name="([^"]*)"[^>]* points="([^"]*)"/g)].map((m) => ({

@@ -8,6 +8,7 @@ import { collectTrials, readMetricsJsonl, writeReport, type SweepReport } from '
 import { consoleTable } from '../../src/sweep/report_table.ts';
 import { consoleColumns } from '../helpers/console_table.ts';
 import { tempDir } from '../helpers/scratch.ts';
+import { unescapeXml as unescape } from '../helpers/svg_read.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A fake sweep directory: what `osp train` leaves in each trial directory, with hand-picked numbers
@@ -206,14 +207,6 @@ function buildSweep(): string {
 // ---------------------------------------------------------------------------------------------------
 // SVG inspection by regexes over the (well-formed, see svg.test.ts) output.
 
-const unescape = (s: string) =>
-  s
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, '&');
-
 function viewBox(svg: string): [number, number, number, number] {
   const m = /<svg [^>]*viewBox="([^"]+)"/.exec(svg);
   expect(m).not.toBeNull();
@@ -271,9 +264,7 @@ describe('writeReport', () => {
     const sweep = buildSweep();
     const { files, report } = writeReport(sweep, { title: 'OSP ablation (tiny)', metrics: ['train/grad_norm', 'nope/x'] });
     // The gap is measured at two steps here (50 and 100), so it is also drawn against step and against loss.
-    const names = [
-      'report.json',
-      'report.md',
+    const plots = [
       'loss.svg',
       'val_loss.svg',
       'kurtosis.svg',
@@ -283,6 +274,7 @@ describe('writeReport', () => {
       'quant_gap_vs_loss.svg',
       'hessian.svg',
     ];
+    const names = ['report.json', 'report.md', ...plots];
     expect([...files].sort()).toEqual(names.map((n) => join(sweep, n)).sort());
     for (const f of files) expect(existsSync(f)).toBe(true);
 
@@ -293,16 +285,7 @@ describe('writeReport', () => {
     expect(json.trials.map((t) => t.name)).toEqual(['osp', 'adam', UNFINISHED]);
     expect(json.pending).toEqual(['later']);
     expect(json.floors).toEqual([{ hiddenSize: 64, gaussianFloor: FLOOR, source: 'measured' }]);
-    expect(json.plots).toEqual([
-      'loss.svg',
-      'val_loss.svg',
-      'kurtosis.svg',
-      'kurtosis_layers.svg',
-      'quant_gap.svg',
-      'quant_gap_steps.svg',
-      'quant_gap_vs_loss.svg',
-      'hessian.svg',
-    ]);
+    expect(json.plots).toEqual(plots);
 
     const [osp, adam, killed] = json.trials;
     // Parameters of a 2-layer model, counted by hand: 9 per block (2 norms + 7 matrices), embedding,

@@ -17,6 +17,7 @@ import { consoleTable, formatStat } from '../../src/sweep/report_table.ts';
 import { compareConfigurations, parseComparePair } from '../../src/sweep/compare.ts';
 import { consoleColumns } from '../helpers/console_table.ts';
 import { tempDir } from '../helpers/scratch.ts';
+import { unescapeXml as unescape } from '../helpers/svg_read.ts';
 
 // t(0.975; n - 1) from a printed table (not from stats.ts): the closed forms below use these.
 const T975 = { 1: 12.706204736174707, 2: 4.302652729749464 } as const;
@@ -92,13 +93,6 @@ function closedForm(xs: number[]): { mean: number; std: number; hw: number } {
   return { mean, std, hw: (T975[(xs.length - 1) as 1 | 2] * std) / Math.sqrt(xs.length) };
 }
 
-const unescape = (s: string) =>
-  s
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, '&');
 const points = (attr: string) =>
   attr
     .trim()

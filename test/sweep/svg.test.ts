@@ -104,6 +104,11 @@ function yTicks(svg: El): { value: number; y: number; label: string }[] {
 
 // ---------------------------------------------------------------------------------------------------
 
+/** A one-series line chart ('a') on a log y axis, with optional reference lines. */
+function logLine(points: [number, number][], hLines?: { y: number; label: string }[]): string {
+  return lineChart({ title: 't', xLabel: 'x', yLabel: 'y', logY: true, series: [{ name: 'a', points }], ...(hLines ? { hLines } : {}) });
+}
+
 describe('lineChart', () => {
   const series = [
     {
@@ -245,21 +250,10 @@ describe('lineChart', () => {
 
   it('log scale over many decades keeps ticks on powers of ten (every n-th decade)', () => {
     const svg = parseXml(
-      lineChart({
-        title: 't',
-        xLabel: 'x',
-        yLabel: 'y',
-        logY: true,
-        series: [
-          {
-            name: 'a',
-            points: [
-              [0, 1e-8],
-              [1, 1e12],
-            ],
-          },
-        ],
-      }),
+      logLine([
+        [0, 1e-8],
+        [1, 1e12],
+      ]),
     );
     const ticks = yTicks(svg);
     expect(ticks.length).toBeLessThanOrEqual(11);
@@ -271,25 +265,16 @@ describe('lineChart', () => {
 
   it('draws horizontal reference lines inside the plot, including them in the y range', () => {
     const svg = parseXml(
-      lineChart({
-        title: 't',
-        xLabel: 'x',
-        yLabel: 'y',
-        logY: true,
-        series: [
-          {
-            name: 'a',
-            points: [
-              [0, 5],
-              [1, 50],
-            ],
-          },
+      logLine(
+        [
+          [0, 5],
+          [1, 50],
         ],
-        hLines: [
+        [
           { y: 0.138, label: 'Gaussian floor' },
           { y: 0, label: 'invisible on a log axis' },
         ],
-      }),
+      ),
     );
     const h = all(svg, hasClass('hline'));
     expect(h).toHaveLength(1);

@@ -175,38 +175,13 @@ describe('osp analyze', () => {
     const dir = tempDir();
     await train({ config: tinyRun(dir, { steps: 1, schedule: { kind: 'constant' } }), log: quiet });
     writeFileSync(join(dir, 'short.txt'), 'short');
-    const a = osp(
-      join(dir, 'tiny'),
-      '--text',
-      join(dir, 'short.txt'),
-      '--batch',
-      '2',
-      '--seq',
-      '8',
-      '--hessian',
-      '--topk',
-      '9',
-      '--lanczos',
-      '4',
-    );
+    // osp analyze on the short text, the Hessian with 4 Lanczos steps and the given options.
+    const hessian = (...extra: string[]) =>
+      osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8', '--hessian', '--lanczos', '4', ...extra);
+    const a = hessian('--topk', '9');
     expect(a.status).toBe(2);
     expect(a.stderr).toContain('--topk: 9 eigenvalues need at least as many Lanczos steps; --lanczos is 4');
-    const w = osp(
-      join(dir, 'tiny'),
-      '--text',
-      join(dir, 'short.txt'),
-      '--batch',
-      '2',
-      '--seq',
-      '8',
-      '--hessian',
-      '--topk',
-      '2',
-      '--lanczos',
-      '4',
-      '--outlier-window',
-      '6',
-    );
+    const w = hessian('--topk', '2', '--outlier-window', '6');
     expect(w.status).toBe(2);
     expect(w.stderr).toContain('--outlier-window: 6 exceeds --lanczos 4');
     const b = osp(join(dir, 'tiny'), '--text', join(dir, 'short.txt'), '--batch', '2', '--seq', '8');
