@@ -13,13 +13,14 @@
  * On Mesa's lavapipe (a software Vulkan adapter running the shaders on the CPU) ratios say how much
  * memory traffic and dispatch overhead the fusion removes on that adapter; they are not GPU ratios.
  *
- *   npx tsx bench/kernels_webgpu.ts [--quick]
+ *   npx tsx bench/kernels_webgpu.ts [--quick] [--hidden-size D] [--heads H]
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { currentBackend, startBackend, stopBackend } from '../src/backend/index.ts';
 import { CAUSAL_ATTENTION } from '../src/backend/webgpu/kernels.ts';
+import { resolveModelConfig } from '../src/model/config.ts';
 import { createModel } from '../src/model/transformer.ts';
 import { adamwUpdate } from '../src/ops/adamw_update.ts';
 import { channelMoments } from '../src/ops/channel_moments.ts';
@@ -45,8 +46,11 @@ export interface KernelBenchRow {
   flop?: number;
 }
 
-/** The bench model: d = 128, 4 layers, 4 heads, T = 128, B = 16 (configs/tiny.json at batch 16). */
-const MODEL = { hiddenSize: 128, numLayers: 4, numHeads: 4, maxSeqLen: 128, norm: 'ssnorm', embedding: 'embproj' } as const;
+/**
+ * The bench model: by default d = 128, 4 layers, 4 heads, T = 128, B = 16 (configs/tiny.json at batch
+ * 16); `hiddenSize` and `numHeads` can be set (scripts/gpu-bench.sh runs d = 256 and 512).
+ */
+const BASE_MODEL = { hiddenSize: 128, numLayers: 4, numHeads: 4, maxSeqLen: 128, norm: 'ssnorm', embedding: 'embproj' } as const;
 const B = 16;
 const T = 128;
 const VOCAB = 258;
@@ -122,7 +126,10 @@ function without<T>(name: KernelName, f: () => T): () => T {
  * Fused vs reference timings on the webgpu backend. Starts webgpu (and afterwards restarts the
  * backend that was running before, if any).
  */
-export async function benchWebgpuKernels(opts: { quick?: boolean } = {}): Promise<KernelBenchRow[]> {
+export async function benchWebgpuKernels(
+  opts: { quick?: boolean; hiddenSize?: number; numHeads?: number } = {},
+): Promise<KernelBenchRow[]> {
+  const MODEL = { ...BASE_MODEL, hiddenSize: opts.hiddenSize ?? BASE_MODEL.hiddenSize, numHeads: opts.numHeads ?? BASE_MODEL.numHeads };
   const previous = currentBackend();
   await startBackend('webgpu');
   const t: Timing = opts.quick ? { warmup: 1, reps: 3, inner: 3 } : { warmup: 2, reps: 7, inner: 5 };
@@ -265,7 +272,7 @@ export async function benchWebgpuKernels(opts: { quick?: boolean } = {}): Promis
     if (hasKernel(KERNELS.batchMatMul)) {
       const H = MODEL.numHeads;
       const hd = d / H;
-      const F = 352;
+      const F = resolveModelConfig({ ...MODEL, vocabSize: VOCAB }).intermediateSize;
       const cases: [number[], number[], boolean, boolean][] = [
         [[N, d], [d, d], false, true],
         [[N, d], [F, d], false, true],
@@ -339,10 +346,21 @@ export function formatKernelTable(rows: readonly KernelBenchRow[]): string {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean' }, 'hidden-size': { type: 'string' }, heads: { type: 'string' } },
+  });
+  const int = (flag: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    if (!/^[1-9][0-9]*$/.test(v)) throw new Error(`--${flag} must be a positive integer, got '${v}'`);
+    return Number(v);
+  };
   const info = await startBackend('webgpu');
   console.log(`webgpu adapter: ${info.detail}${info.softwareAdapter ? ' (software)' : ''}`);
-  const rows = await benchWebgpuKernels({ quick: values.quick });
+  const rows = await benchWebgpuKernels({
+    quick: values.quick,
+    hiddenSize: int('hidden-size', values['hidden-size']),
+    numHeads: int('heads', values.heads),
+  });
   console.log(formatKernelTable(rows));
   const products = rows.filter((r) => r.flop !== undefined);
   if (products.length > 0) {
