@@ -19,10 +19,10 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { currentBackend, startBackend, stopBackend } from '../src/backend/index.ts';
-import { CAUSAL_ATTENTION } from '../src/backend/webgpu/kernels.ts';
 import { resolveModelConfig } from '../src/model/config.ts';
 import { createModel } from '../src/model/transformer.ts';
 import { adamwUpdate } from '../src/ops/adamw_update.ts';
+import { causalAttention } from '../src/ops/attention.ts';
 import { channelMoments } from '../src/ops/channel_moments.ts';
 import { crossEntropyBackwardReference, crossEntropyRowsReference } from '../src/ops/cross_entropy.ts';
 import { hasKernel, KERNELS, setKernelsEnabled, type KernelName } from '../src/ops/dispatch.ts';
@@ -36,11 +36,13 @@ import { Rng } from '../src/utils/rng.ts';
 export interface KernelBenchRow {
   kernel: string;
   shape: string;
-  /** Median ms per call with the fused kernel. */
-  fusedMs: number;
-  /** Median ms per call on the reference path (plain tfjs ops) on the same backend. */
-  referenceMs: number;
-  /** referenceMs / fusedMs: above 1 the kernel is faster. */
+  /** What fused and reference measure: ms per call (median), or the peak MiB of live tensors. */
+  unit: 'ms' | 'MiB';
+  /** With the fused kernel. */
+  fused: number;
+  /** On the reference path (plain tfjs ops) on the same backend. */
+  reference: number;
+  /** reference / fused: above 1 the kernel is faster (or needs less memory). */
   ratio: number;
   /** Floating-point operations per call, where counted (matrix products): GFLOP/s = flop / ms / 1e6. */
   flop?: number;
@@ -107,7 +109,7 @@ async function row(
 ): Promise<KernelBenchRow> {
   const fusedMs = await timePerCall(fused, t);
   const referenceMs = await timePerCall(reference, t);
-  return { kernel, shape, fusedMs, referenceMs, ratio: referenceMs / fusedMs };
+  return { kernel, shape, unit: 'ms', fused: fusedMs, reference: referenceMs, ratio: referenceMs / fusedMs };
 }
 
 /** Runs f with one kernel switched off (the op takes its reference path). */
@@ -247,23 +249,23 @@ export async function benchWebgpuKernels(
       );
     }
 
-    // Causal attention forward (stretch; not used by the model): [B, H, T, hd] with the model's
-    // reference path (scores, mask, softmax, product) on the same backend.
+    // Causal attention at the model's shapes, q [B, T, H, hd], k, v alike: the fused kernels
+    // (online softmax; backward from the saved log-sum-exp) against the reference path (scores, mask,
+    // softmax, product as plain tfjs ops, with OspSoftmaxGrad and batch_matmul.wgsl where registered).
     {
       const H = MODEL.numHeads;
       const hd = d / H;
-      const [q, k, v] = [hold(randn([B, H, T, hd], 15)), hold(randn([B, H, T, hd], 16)), hold(randn([B, H, T, hd], 17))];
-      const mask = hold(tf.mul(tf.sub(tf.linalg.bandPart(tf.ones([T, T]), -1, 0), 1), 1e9));
-      const scale = 1 / Math.sqrt(hd);
-      rows.push(
-        await row(
-          `${CAUSAL_ATTENTION} (forward)`,
-          `[${B},${H},${T},${hd}]`,
-          () => [tf.engine().runKernel(CAUSAL_ATTENTION, { q, k, v }, { scale }) as tf.Tensor],
-          () => [tf.tidy(() => tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), scale), mask), -1), v))],
-          t,
-        ),
-      );
+      const shape = [B, T, H, hd];
+      const [q, k, v, w] = [15, 16, 17, 18].map((seed) => hold(randn(shape, seed) as tf.Tensor4D));
+      const forward = () => [causalAttention(q!, k!, v!)];
+      const both = () =>
+        tf.tidy(() =>
+          tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+            tf.sum(tf.mul(causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D), w!)),
+          )([q!, k!, v!]),
+        );
+      rows.push(await row(`${KERNELS.causalAttention} (forward)`, `[${shape}]`, forward, without(KERNELS.causalAttention, forward), t));
+      rows.push(await row(`${KERNELS.causalAttention} (forward + backward)`, `[${shape}]`, both, without(KERNELS.causalAttention, both), t));
     }
 
     // BatchMatMul on a software adapter: batch_matmul.wgsl against tfjs's own kernel (the
@@ -313,17 +315,28 @@ export async function benchWebgpuKernels(
         ms.sort((a, b) => a - b);
         return ms[Math.floor(ms.length / 2)]!;
       };
+      // Peak bytes of live tensors during one step (tf.profile), after the timed steps.
+      const peak = async () => (await tf.profile(() => trainStep(model, optimizer, x, y))).peakBytes;
+      const label = `d=${d}, ${MODEL.numLayers} layers, B=${B}, T=${T}, V=${VOCAB}`;
       const fusedMs = await step();
+      const fusedPeak = await peak();
+      setKernelsEnabled([KERNELS.causalAttention], false);
+      const noAttentionMs = await step();
+      const noAttentionPeak = await peak();
       setKernelsEnabled('all', false);
       const referenceMs = await step();
       setKernelsEnabled('all', true);
-      rows.push({
-        kernel: 'training step (all kernels)',
-        shape: `d=${d}, ${MODEL.numLayers} layers, B=${B}, T=${T}, V=${VOCAB}`,
-        fusedMs,
-        referenceMs,
-        ratio: referenceMs / fusedMs,
+      const stepRow = (kernel: string, unit: 'ms' | 'MiB', fused: number, reference: number): KernelBenchRow => ({
+        kernel,
+        shape: label,
+        unit,
+        fused,
+        reference,
+        ratio: reference / fused,
       });
+      rows.push(stepRow('training step (all kernels)', 'ms', fusedMs, referenceMs));
+      rows.push(stepRow('training step (attention kernel vs all but it)', 'ms', fusedMs, noAttentionMs));
+      rows.push(stepRow('training step peak memory (attention kernel vs all but it)', 'MiB', fusedPeak / 2 ** 20, noAttentionPeak / 2 ** 20));
       optimizer.dispose();
       model.dispose();
     }
@@ -338,9 +351,9 @@ export async function benchWebgpuKernels(
 
 /** Markdown table of the rows. */
 export function formatKernelTable(rows: readonly KernelBenchRow[]): string {
-  const lines = ['| kernel | shape | fused ms | reference ms | ratio |', '|---|---|---:|---:|---:|'];
+  const lines = ['| kernel | shape | fused | reference | ratio |', '|---|---|---:|---:|---:|'];
   for (const r of rows) {
-    lines.push(`| ${r.kernel} | ${r.shape} | ${r.fusedMs.toFixed(3)} | ${r.referenceMs.toFixed(3)} | ${r.ratio.toFixed(2)}x |`);
+    lines.push(`| ${r.kernel} | ${r.shape} | ${r.fused.toFixed(3)} ${r.unit} | ${r.reference.toFixed(3)} ${r.unit} | ${r.ratio.toFixed(2)}x |`);
   }
   return lines.join('\n');
 }
@@ -366,6 +379,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   if (products.length > 0) {
     console.log('\n| product | ours GFLOP/s | tfjs GFLOP/s |\n|---|---:|---:|');
     for (const r of products)
-      console.log(`| ${r.shape} | ${(r.flop! / r.fusedMs / 1e6).toFixed(2)} | ${(r.flop! / r.referenceMs / 1e6).toFixed(2)} |`);
+      console.log(`| ${r.shape} | ${(r.flop! / r.fused / 1e6).toFixed(2)} | ${(r.flop! / r.reference / 1e6).toFixed(2)} |`);
   }
 }

@@ -124,11 +124,11 @@ if (sections.has('kernels')) {
     results.webgpuKernels = { adapter: gpu.detail, softwareAdapter: gpu.softwareAdapter, rows: k };
     rows.push([
       `fused WGSL kernels vs reference ops (webgpu: ${gpu.detail}${gpu.softwareAdapter ? ', software' : ''})`,
-      'fused / reference ms',
+      'fused / reference',
       'speed-up',
     ]);
     for (const r of k)
-      rows.push([`  ${r.kernel} ${r.shape}`, `${r.fusedMs.toFixed(2)} / ${r.referenceMs.toFixed(2)}`, `${r.ratio.toFixed(2)}x`]);
+      rows.push([`  ${r.kernel} ${r.shape}`, `${r.fused.toFixed(2)} / ${r.reference.toFixed(2)} ${r.unit}`, `${r.ratio.toFixed(2)}x`]);
   } else rows.push(['fused WGSL kernels', 'skipped', `webgpu: ${gpu.detail}`]);
 }
 

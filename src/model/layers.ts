@@ -4,6 +4,7 @@
  * Shapes in comments: B batch, T time, d hidden, H query heads, Hkv key/value heads, hd head width.
  */
 import * as tf from '@tensorflow/tfjs';
+import { causalAttention } from '../ops/attention.ts';
 
 /** y = x W^T. x: [N, in], w: [out, in] -> [N, out]. */
 export function linear(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D {
@@ -56,18 +57,11 @@ export function ropeTables(maxLen: number, hd: number, theta: number): { cos: tf
   return { cos: tf.tensor2d(cos, [maxLen, hd]), sin: tf.tensor2d(sin, [maxLen, hd]) };
 }
 
-/** x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]. x: [B, H, T, hd]; cos, sin: [T, hd]. */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+/** x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]. x: [B, T, heads, hd]; cos, sin: [T, 1, hd]. */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor4D {
   const [x1, x2] = tf.split(x, 2, 3);
   const rotated = tf.concat([tf.neg(x2!), x1!], 3);
   return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
-}
-
-/** Additive causal mask [T, T]: 0 on and below the diagonal, a large negative number above it. */
-export function causalMask(T: number): tf.Tensor2D {
-  const m = new Float32Array(T * T);
-  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
-  return tf.tensor2d(m, [T, T]);
 }
 
 export interface AttentionWeights {
@@ -87,35 +81,35 @@ export interface AttentionShape {
 
 /**
  * Causal multi-head attention with RoPE and grouped key/value heads (query head h reads key/value
- * head floor(h / (H / Hkv)), as Hugging Face's repeat_kv). x: [B*T, d] -> [B*T, d].
+ * head floor(h / (H / Hkv)), as Hugging Face's repeat_kv). x: [B*T, d] -> [B*T, d]. Heads stay in
+ * the projections' [B, T, heads, hd] layout; src/ops/attention.ts computes the attention itself
+ * (a fused kernel on webgpu).
+ * @param rope cos, sin: [T, 1, hd]
+ * @param mask the additive causal mask [T, T] of the reference path (cached by the model)
  */
 export function attention(
   x: tf.Tensor2D,
   w: AttentionWeights,
   s: AttentionShape,
-  rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
+  rope: { cos: tf.Tensor3D; sin: tf.Tensor3D },
   mask: tf.Tensor2D,
   hooks?: BlockHooks,
   layer = 0,
 ): tf.Tensor2D {
   const { B, T, numHeads: H, numKvHeads: Hkv, headDim: hd } = s;
-  const heads = (y: tf.Tensor2D, n: number) => tf.transpose(tf.reshape(y, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+  const heads = (y: tf.Tensor2D, n: number) => tf.reshape(y, [B, T, n, hd]) as tf.Tensor4D;
   const xin = hooks?.linearInput ? hooks.linearInput(x, 'qkv', layer) : x;
-  const q = applyRope(heads(linear(xin, w.q), H), rope.cos, rope.sin); // [B, H, T, hd]
-  let k = applyRope(heads(linear(xin, w.k), Hkv), rope.cos, rope.sin); // [B, Hkv, T, hd]
+  const q = applyRope(heads(linear(xin, w.q), H), rope.cos, rope.sin); // [B, T, H, hd]
+  let k = applyRope(heads(linear(xin, w.k), Hkv), rope.cos, rope.sin); // [B, T, Hkv, hd]
   let v = heads(linear(xin, w.v), Hkv);
-  if (hooks?.kv) [k, v] = hooks.kv(k, v, layer);
-  if (Hkv !== H) {
-    const group = H / Hkv;
-    // Rank-4 tile: tfjs has no tile gradient for rank 5.
-    const repeat = (y: tf.Tensor4D) =>
-      tf.reshape(tf.tile(tf.reshape(y, [B, Hkv, 1, T * hd]), [1, 1, group, 1]), [B, H, T, hd]) as tf.Tensor4D;
-    k = repeat(k);
-    v = repeat(v);
+  if (hooks?.kv) {
+    // The hook sees the KV cache's layout [B, Hkv, T, hd].
+    const swap = (y: tf.Tensor4D) => tf.transpose(y, [0, 2, 1, 3]) as tf.Tensor4D;
+    const [kc, vc] = hooks.kv(swap(k), swap(v), layer);
+    k = swap(kc);
+    v = swap(vc);
   }
-  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), mask); // [B, H, T, T]
-  const out = tf.matMul(tf.softmax(scores, -1), v); // [B, H, T, hd]
-  let merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
+  let merged = tf.reshape(causalAttention(q, k, v, mask), [B * T, H * hd]) as tf.Tensor2D;
   if (hooks?.linearInput) merged = hooks.linearInput(merged, 'o', layer);
   return linear(merged, w.o);
 }

@@ -17,7 +17,8 @@ import { Rng } from '../utils/rng.ts';
 import { resolveModelConfig, type ModelConfig } from './config.ts';
 import { EMBEDDINGS, type DefaultRoute } from './embeddings.ts';
 import { initialValues, type ParamSpec } from './init.ts';
-import { attention, causalMask, ropeTables, swiglu, type BlockHooks } from './layers.ts';
+import { causalMask } from '../ops/attention.ts';
+import { attention, ropeTables, swiglu, type BlockHooks } from './layers.ts';
 import { NORMS } from './norms.ts';
 
 export interface ForwardOptions {
@@ -139,7 +140,9 @@ export class Transformer {
     const tap = (name: string, x: tf.Tensor2D) => {
       if (opts.taps) taps[name] = tf.reshape(x, [B, T, d]);
     };
-    const rope = { cos: tf.slice(this.rope.cos, [0, 0], [T, -1]), sin: tf.slice(this.rope.sin, [0, 0], [T, -1]) };
+    const hd = c.headDim;
+    const table = (t: tf.Tensor2D) => tf.reshape(tf.slice(t, [0, 0], [T, -1]), [T, 1, hd]) as tf.Tensor3D;
+    const rope = { cos: table(this.rope.cos), sin: table(this.rope.sin) }; // [T, 1, hd]: broadcast over heads
     const shape = { B, T, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
     const mask = this.mask(T);
 

@@ -13,6 +13,11 @@
  *   OspNewtonSchulz      {x [m, n]}, {steps, a[], b[], c[], normScale, normEps} -> [m, n]
  *   OspChannelMoments    {x [N, d]}, {}                               -> [token [N, 4], channel [d, 4]]
  *   OspSoftmaxGrad       {dy, y} (softmax over the last axis), {}     -> dx = y (dy - sum(dy y, last axis))
+ *   OspCausalAttention   {q [B, T, H, hd], k, v [B, T, Hkv, hd]}, {scale}
+ *                        -> [B*T, H*hd + H]: per token every head's output, then every head's
+ *                           log-sum-exp of its scaled scores (the backward's saved statistic)
+ *   OspCausalAttentionGrad {dy [B, T, H, hd], q, k, v, fwd (the forward's result)}, {scale}
+ *                        -> [dq like q, dk like k, dv like v]
  *   OspBatchMatMul       {a, b}, {transposeA, transposeB}             -> tfjs's BatchMatMul, same contract
  *
  * OspBatchMatMul is not an op of src/ops: it is a replacement for tfjs's own BatchMatMul kernel,
@@ -35,6 +40,8 @@ export const KERNELS = {
   newtonSchulz: 'OspNewtonSchulz',
   channelMoments: 'OspChannelMoments',
   softmaxGrad: 'OspSoftmaxGrad',
+  causalAttention: 'OspCausalAttention',
+  causalAttentionGrad: 'OspCausalAttentionGrad',
   batchMatMul: 'OspBatchMatMul',
 } as const;
 export type KernelName = (typeof KERNELS)[keyof typeof KERNELS];

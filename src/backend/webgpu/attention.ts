@@ -1,11 +1,14 @@
 /**
- * The attention kernels for webgpu: softmaxGrad (OspSoftmaxGrad, the gradient through the attention
- * softmax) and causalAttention (OspCausalAttention, a forward not yet used by the model).
+ * The attention kernels for webgpu: softmaxGrad (OspSoftmaxGrad, the gradient through the reference
+ * path's softmax), and the fused causal attention (OspCausalAttention, OspCausalAttentionGrad;
+ * kernels/wgsl/attention_*.wgsl): online softmax forward, backward recomputed from the forward's
+ * log-sum-exp, so no [T, T] matrix is ever stored.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.ts';
+import { ATTENTION_MAX_HEAD_DIM } from '../../ops/attention.ts';
 import { KERNELS } from '../../ops/dispatch.ts';
-import { checkFloat, f32, i32, numel, program, rowProgram, show, type Backend, type KernelFuncArgs } from './program.ts';
+import { checkFloat, f32, FLAT_LANES, i32, numel, program, rowProgram, show, type Backend, type KernelFuncArgs } from './program.ts';
 
 export function softmaxGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
   const { dy, y } = inputs as { dy: tf.TensorInfo; y: tf.TensorInfo };
@@ -22,54 +25,138 @@ export function softmaxGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo 
   return (backend as unknown as Backend).runWebGPUProgram(p, [dy, y], 'float32', [i32(rows), i32(d)]);
 }
 
-/**
- * Causal attention forward (the issue's stretch): not part of src/ops/dispatch.ts's contracts and not
- * used by the model yet (training would need its backward too); tests and the bench call it by name.
- *   OspCausalAttention {q [B, H, T, hd], k [B, Hkv, T, hd], v [B, Hkv, T, hd]}, {scale} -> [B, H, T, hd]
- */
-export const CAUSAL_ATTENTION = 'OspCausalAttention';
-/** Query rows (lanes) per causal-attention workgroup, and the largest head dimension compiled. */
-const ATT_QB = 16;
-const ATT_MAX_HD = 256;
 
-export function causalAttention({ inputs, backend, attrs }: KernelFuncArgs): tf.TensorInfo {
-  const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
-  const { scale } = attrs as unknown as { scale: number };
-  const name = CAUSAL_ATTENTION;
-  if (q.shape.length !== 4) throw new ShapeError(`${name} (webgpu): q must be [B, H, T, hd], got ${show(q.shape)}`);
-  const [B, H, T, hd] = q.shape as [number, number, number, number];
+
+/**
+ * Rows per attention tile: 32 up to head dimension 64, else 16, so that the largest kernel's
+ * workgroup memory (attention_dkv: two TB x TB blocks and two TB x HDP tiles, 24 KiB at TB = 32 and
+ * HD = 64, 18 KiB at TB = 16 and HD = 128) fits the 32 KiB of lavapipe and of common GPUs.
+ */
+function tileRows(hd: number): { TB: number; HDP: number } {
+  const TB = hd <= 64 ? 32 : 16;
+  return { TB, HDP: Math.ceil(hd / TB) * TB };
+}
+
+/** Checks q [B, T, H, hd], k and v [B, T, Hkv, hd] (Hkv dividing H); returns the sizes. */
+function attentionShapes(name: string, q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo) {
+  if (q.shape.length !== 4) throw new ShapeError(`${name} (webgpu): q must be [B, T, H, hd], got ${show(q.shape)}`);
+  const [B, T, H, hd] = q.shape as [number, number, number, number];
   for (const [field, t] of [
     ['k', k],
     ['v', v],
   ] as const) {
-    const [b2, hkv, t2, hd2] = t.shape as number[];
+    const [b2, t2, hkv, hd2] = t.shape as number[];
     if (t.shape.length !== 4 || b2 !== B || t2 !== T || hd2 !== hd || !hkv || H % hkv !== 0) {
-      throw new ShapeError(`${name} (webgpu): ${field} must be [${B}, Hkv, ${T}, ${hd}] with Hkv dividing ${H}, got ${show(t.shape)}`);
+      throw new ShapeError(`${name} (webgpu): ${field} must be [${B}, ${T}, Hkv, ${hd}] with Hkv dividing ${H}, got ${show(t.shape)}`);
     }
   }
-  if (k.shape[1] !== v.shape[1]) throw new ShapeError(`${name} (webgpu): k ${show(k.shape)} and v ${show(v.shape)} differ in heads`);
-  if (hd < 1 || hd > ATT_MAX_HD) throw new ShapeError(`${name} (webgpu): head dimension must be in [1, ${ATT_MAX_HD}], got ${hd}`);
+  if (k.shape[2] !== v.shape[2]) throw new ShapeError(`${name} (webgpu): k ${show(k.shape)} and v ${show(v.shape)} differ in heads`);
+  if (hd < 1 || hd > ATTENTION_MAX_HEAD_DIM) {
+    throw new ShapeError(`${name} (webgpu): head dimension must be in [1, ${ATTENTION_MAX_HEAD_DIM}], got ${hd}`);
+  }
   for (const [field, t] of [
     ['q', q],
     ['k', k],
     ['v', v],
   ] as const)
     checkFloat(name, field, t);
-  const qBlocks = Math.ceil(T / ATT_QB);
+  return { B, T, H, Hkv: k.shape[2]!, hd };
+}
+
+const ATTENTION_UNIFORMS = 'heads : i32, kvHeads : i32, t : i32, blocks : i32, scale : f32,';
+
+/**
+ * OspCausalAttention {q [B, T, H, hd], k [B, T, Hkv, hd], v [B, T, Hkv, hd]}, {scale}
+ *   -> [B * T, H * hd + H]: per token, every head's output, then every head's log-sum-exp.
+ */
+export function causalAttention({ inputs, backend, attrs }: KernelFuncArgs): tf.TensorInfo {
+  const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
+  const { scale } = attrs as unknown as { scale: number };
+  const { B, T, H, Hkv, hd } = attentionShapes(KERNELS.causalAttention, q, k, v);
+  const { TB, HDP } = tileRows(hd);
+  const blocks = Math.ceil(T / TB);
   const p = program({
-    file: 'causal_attention',
-    outputShape: [B, H, T, hd],
+    file: 'attention_fwd',
+    outputShape: [B * T, H * hd + H],
     inputs: ['q', 'k', 'v'],
-    workgroups: B * H * qBlocks,
-    workgroupSize: ATT_QB,
-    consts: { QB: ATT_QB, HD: hd },
-    uniforms: 'heads : i32, kvHeads : i32, t : i32, qBlocks : i32, scale : f32,',
+    workgroups: B * H * blocks,
+    workgroupSize: (TB / 4) ** 2,
+    consts: { TB, HD: hd, HDP },
+    uniforms: ATTENTION_UNIFORMS,
+    libs: ['attention_common'],
   });
-  return (backend as unknown as Backend).runWebGPUProgram(p, [q, k, v], 'float32', [
-    i32(H),
-    i32(k.shape[1]!),
-    i32(T),
-    i32(qBlocks),
-    f32(scale),
-  ]);
+  return (backend as unknown as Backend).runWebGPUProgram(p, [q, k, v], 'float32', [i32(H), i32(Hkv), i32(T), i32(blocks), f32(scale)]);
+}
+
+/**
+ * OspCausalAttentionGrad {dy [B, T, H, hd], q, k, v, fwd (OspCausalAttention's result)}, {scale}
+ *   -> [dq [B, T, H, hd], dk [B, T, Hkv, hd], dv [B, T, Hkv, hd]].
+ * Three programs: attention_delta (dy . out per row and head), attention_dq, and attention_dkv
+ * (dk and dv of each key side by side, split with two slices).
+ */
+export function causalAttentionGrad({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorInfo[] {
+  const { dy, q, k, v, fwd } = inputs as { dy: tf.TensorInfo; q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; fwd: tf.TensorInfo };
+  const { scale } = attrs as unknown as { scale: number };
+  const name = KERNELS.causalAttentionGrad;
+  const { B, T, H, Hkv, hd } = attentionShapes(name, q, k, v);
+  if (dy.shape.length !== 4 || dy.shape.some((s, i) => s !== q.shape[i])) {
+    throw new ShapeError(`${name} (webgpu): dy ${show(dy.shape)} must have the shape of q ${show(q.shape)}`);
+  }
+  if (fwd.shape.length !== 2 || fwd.shape[0] !== B * T || fwd.shape[1] !== H * hd + H) {
+    throw new ShapeError(`${name} (webgpu): fwd must be [${B * T}, ${H * hd + H}] (OspCausalAttention's result), got ${show(fwd.shape)}`);
+  }
+  checkFloat(name, 'dy', dy);
+  checkFloat(name, 'fwd', fwd);
+  const backend = b as unknown as Backend;
+  const { TB, HDP } = tileRows(hd);
+  const consts = { TB, HD: hd, HDP };
+  const libs = ['attention_common', 'attention_bwd_common'];
+  const rows = B * T * H;
+  const deltaProgram = program({
+    file: 'attention_delta',
+    outputShape: [rows],
+    inputs: ['dy', 'fwd'],
+    workgroups: Math.ceil(rows / FLAT_LANES),
+    workgroupSize: FLAT_LANES,
+    consts: { HD: hd },
+    uniforms: 'heads : i32,',
+    size: true,
+  });
+  const delta = backend.runWebGPUProgram(deltaProgram, [dy, fwd], 'float32', [i32(H)]);
+  const ins = [q, k, v, dy, fwd, delta];
+  const names = ['q', 'k', 'v', 'dy', 'fwd', 'delta'];
+  const blocks = Math.ceil(T / TB);
+  const uniforms = (n: number) => [i32(H), i32(Hkv), i32(T), i32(n), f32(scale)];
+  const dqProgram = program({
+    file: 'attention_dq',
+    outputShape: [B, T, H, hd],
+    inputs: names,
+    workgroups: B * H * blocks,
+    workgroupSize: (TB / 4) ** 2,
+    consts,
+    uniforms: ATTENTION_UNIFORMS,
+    libs,
+  });
+  const dq = backend.runWebGPUProgram(dqProgram, ins, 'float32', uniforms(blocks));
+  const dkvProgram = program({
+    file: 'attention_dkv',
+    outputShape: [B * T * Hkv, 2 * hd],
+    inputs: names,
+    workgroups: B * Hkv * blocks,
+    workgroupSize: (TB / 4) ** 2,
+    consts,
+    uniforms: ATTENTION_UNIFORMS,
+    libs,
+  });
+  const dkv = backend.runWebGPUProgram(dkvProgram, ins, 'float32', uniforms(blocks));
+  backend.disposeData(delta.dataId);
+  const slice = tf.getKernel('Slice', 'webgpu')!.kernelFunc;
+  const half = (begin: number): tf.TensorInfo => {
+    const out = slice({ inputs: { x: dkv }, backend: b, attrs: { begin: [0, begin], size: [B * T * Hkv, hd] } }) as tf.TensorInfo;
+    return { dataId: out.dataId, dtype: out.dtype, shape: [B, T, Hkv, hd] };
+  };
+  const dk = half(0);
+  const dv = half(hd);
+  backend.disposeData(dkv.dataId);
+  return [dq, dk, dv];
 }

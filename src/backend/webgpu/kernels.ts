@@ -19,19 +19,18 @@
 // This file holds the registration and the BatchMatMul replacement (which registration swaps in and
 // out); the kernels live next to it: program.ts (the program builder and shared helpers), rms_norm.ts,
 // cross_entropy.ts, adamw.ts, newton_schulz.ts, channel_moments.ts and attention.ts (softmax gradient,
-// causal attention).
+// fused causal attention forward and backward).
 import * as tf from '@tensorflow/tfjs';
 import { hasKernel, KERNELS } from '../../ops/dispatch.ts';
 import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
 import { adamwUpdate } from './adamw.ts';
-import { CAUSAL_ATTENTION, causalAttention, softmaxGrad } from './attention.ts';
+import { causalAttention, causalAttentionGrad, softmaxGrad } from './attention.ts';
 import { channelMoments } from './channel_moments.ts';
 import { crossEntropy, crossEntropyGrad } from './cross_entropy.ts';
 import { newtonSchulz, NS_LANES, setDirectProducts, TILE } from './newton_schulz.ts';
 import { i32, numel, program, type Backend, type KernelFuncArgs } from './program.ts';
 import { rmsNorm, rmsNormGrad } from './rms_norm.ts';
 
-export { CAUSAL_ATTENTION } from './attention.ts';
 export { rowLayout, wgslSource } from './program.ts';
 
 /**
@@ -135,7 +134,8 @@ const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
   [KERNELS.newtonSchulz]: newtonSchulz as tf.KernelFunc,
   [KERNELS.channelMoments]: channelMoments as unknown as tf.KernelFunc,
   [KERNELS.softmaxGrad]: softmaxGrad as tf.KernelFunc,
-  [CAUSAL_ATTENTION]: causalAttention as tf.KernelFunc,
+  [KERNELS.causalAttention]: causalAttention as tf.KernelFunc,
+  [KERNELS.causalAttentionGrad]: causalAttentionGrad as unknown as tf.KernelFunc,
 };
 
 /**

@@ -1,0 +1,66 @@
+/**
+ * Causal grouped-query attention in float64, forward and backward, written from the definitions
+ * (an oracle for src/ops/attention.ts and its kernels). Layout [B, T, heads, hd], flat arrays;
+ * query head h reads key/value head floor(h / (H / Hkv)).
+ *   s_ij = scale q_i . k_j (j <= i), p_i = softmax(s_i), out_i = sum_j p_ij v_j
+ *   dp_ij = dy_i . v_j, ds_ij = p_ij (dp_ij - sum_l p_il dp_il)
+ *   dq_i = scale sum_j ds_ij k_j, dk_j = scale sum_i ds_ij q_i, dv_j = sum_i p_ij dy_i
+ */
+export interface AttentionDims {
+  B: number;
+  T: number;
+  H: number;
+  Hkv: number;
+  hd: number;
+}
+
+export function attention64(
+  d: AttentionDims,
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  dy?: ArrayLike<number>,
+): { out: Float64Array; dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+  const { B, T, H, Hkv, hd } = d;
+  const scale = 1 / Math.sqrt(hd);
+  const qi = (b: number, t: number, h: number) => ((b * T + t) * H + h) * hd;
+  const ki = (b: number, t: number, h: number) => ((b * T + t) * Hkv + h) * hd;
+  const out = new Float64Array(B * T * H * hd);
+  const dq = new Float64Array(out.length);
+  const dk = new Float64Array(B * T * Hkv * hd);
+  const dv = new Float64Array(dk.length);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / (H / Hkv));
+      for (let i = 0; i < T; i++) {
+        const s = new Float64Array(i + 1);
+        for (let j = 0; j <= i; j++) {
+          let dot = 0;
+          for (let c = 0; c < hd; c++) dot += q[qi(b, i, h) + c]! * k[ki(b, j, g) + c]!;
+          s[j] = dot * scale;
+        }
+        const mx = Math.max(...s);
+        let z = 0;
+        for (let j = 0; j <= i; j++) z += Math.exp(s[j]! - mx);
+        const p = s.map((x) => Math.exp(x - mx) / z);
+        for (let j = 0; j <= i; j++) for (let c = 0; c < hd; c++) out[qi(b, i, h) + c] += p[j]! * v[ki(b, j, g) + c]!;
+        if (!dy) continue;
+        const dp = new Float64Array(i + 1);
+        let delta = 0;
+        for (let j = 0; j <= i; j++) {
+          for (let c = 0; c < hd; c++) dp[j] += dy[qi(b, i, h) + c]! * v[ki(b, j, g) + c]!;
+          delta += p[j]! * dp[j]!;
+        }
+        for (let j = 0; j <= i; j++) {
+          const ds = p[j]! * (dp[j]! - delta);
+          for (let c = 0; c < hd; c++) {
+            dq[qi(b, i, h) + c] += scale * ds * k[ki(b, j, g) + c]!;
+            dk[ki(b, j, g) + c] += scale * ds * q[qi(b, i, h) + c]!;
+            dv[ki(b, j, g) + c] += p[j]! * dy[qi(b, i, h) + c]!;
+          }
+        }
+      }
+    }
+  }
+  return { out, dq, dk, dv };
+}

@@ -1,0 +1,162 @@
+/**
+ * The fused causal attention (src/ops/attention.ts; kernels/wgsl/attention_*.wgsl) on webgpu against
+ * a float64 oracle written from the definitions (test/helpers/attention64.ts): outputs and all three
+ * gradients, on shapes that are not multiples of the tiles (T = 37, 70, 1), head dimensions 5, 16,
+ * 20, 32, 64 and 128 (both tile sizes, padded channels), grouped key/value heads; freed buffers are
+ * poisoned with NaN first, so an element a kernel forgets to write fails. Then the reference path
+ * on the same backend, proof that the fused programs ran, flat memory, and bad shapes.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { ShapeError } from '../../src/errors.ts';
+import { causalAttention, causalAttentionReference } from '../../src/ops/attention.ts';
+import { hasKernel, KERNELS, withReferenceOps } from '../../src/ops/dispatch.ts';
+import { Rng } from '../../src/utils/rng.ts';
+import { attention64, type AttentionDims } from '../helpers/attention64.ts';
+import { skipWebGPU as skip } from '../helpers/backends.ts';
+
+const randn = (n: number, seed: number) => Float32Array.from(new Rng(seed).normals(n, 1));
+
+/** max |a - b| / max |b| (max |a - b| where b is all zero); NaN or infinity anywhere in a counts as an infinite error. */
+function err(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]!)) return Infinity;
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return den === 0 ? num : num / den;
+}
+
+/** Leaves freed buffers of these sizes full of NaN (tfjs reuses them for same-size outputs). */
+async function poison(...sizes: number[]): Promise<void> {
+  const ts = sizes.map((n) => tf.tidy(() => tf.mul(tf.ones([n]), NaN)));
+  await Promise.all(ts.map((t) => t.data()));
+  tf.dispose(ts);
+}
+
+/** Output and gradients of sum(attention(q, k, v) * w), i.e. with dy = w. */
+function run(d: AttentionDims, qs: Float32Array, ks: Float32Array, vs: Float32Array, ws: Float32Array) {
+  return tf.tidy(() => {
+    const q = tf.tensor4d(qs, [d.B, d.T, d.H, d.hd]);
+    const k = tf.tensor4d(ks, [d.B, d.T, d.Hkv, d.hd]);
+    const v = tf.tensor4d(vs, [d.B, d.T, d.Hkv, d.hd]);
+    const w = tf.tensor4d(ws, [d.B, d.T, d.H, d.hd]);
+    const out = causalAttention(q, k, v);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+      tf.sum(tf.mul(causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D), w)),
+    )([q, k, v]);
+    return [out, ...grads];
+  });
+}
+
+describe.skipIf(skip)('fused causal attention on webgpu', () => {
+  let cpuForward = true;
+  beforeAll(async () => {
+    await startBackend('webgpu');
+    cpuForward = tf.env().getBool('WEBGPU_CPU_FORWARD');
+    tf.env().set('WEBGPU_CPU_FORWARD', false);
+  });
+  afterAll(async () => {
+    tf.env().set('WEBGPU_CPU_FORWARD', cpuForward);
+    await stopBackend();
+  });
+
+  it('is registered, forward and backward', () => {
+    expect(hasKernel(KERNELS.causalAttention)).toBe(true);
+    expect(hasKernel(KERNELS.causalAttentionGrad)).toBe(true);
+  });
+
+  const shapes: AttentionDims[] = [
+    { B: 2, T: 37, H: 4, Hkv: 2, hd: 16 },
+    { B: 1, T: 70, H: 2, Hkv: 2, hd: 32 },
+    { B: 2, T: 33, H: 4, Hkv: 1, hd: 64 },
+    { B: 1, T: 21, H: 3, Hkv: 3, hd: 20 },
+    { B: 1, T: 19, H: 2, Hkv: 1, hd: 128 },
+    { B: 2, T: 7, H: 4, Hkv: 2, hd: 5 },
+    { B: 3, T: 1, H: 2, Hkv: 1, hd: 5 },
+  ];
+  for (const d of shapes) {
+    it(`output and gradients match float64: B=${d.B} T=${d.T} H=${d.H} Hkv=${d.Hkv} hd=${d.hd}`, async () => {
+      const nq = d.B * d.T * d.H * d.hd;
+      const nk = d.B * d.T * d.Hkv * d.hd;
+      const seed = d.T * 7 + d.hd;
+      const [qs, ks, vs, ws] = [randn(nq, seed), randn(nk, seed + 1), randn(nk, seed + 2), randn(nq, seed + 3)];
+      const ref = attention64(d, qs, ks, vs, ws);
+      await poison(nq, nk, d.B * d.T * (d.H * d.hd + d.H), d.B * d.T * d.Hkv * 2 * d.hd, d.B * d.T * d.H);
+      const got = run(d, qs, ks, vs, ws);
+      const [out, dq, dk, dv] = await Promise.all(got.map((t) => t.data()));
+      tf.dispose(got);
+      // float32 sums of at most T * hd terms of O(1) values: 1e-5 relative to the largest entry.
+      expect(err(out!, ref.out), 'out').toBeLessThan(1e-5);
+      expect(err(dq!, ref.dq), 'dq').toBeLessThan(1e-5);
+      expect(err(dk!, ref.dk), 'dk').toBeLessThan(1e-5);
+      expect(err(dv!, ref.dv), 'dv').toBeLessThan(1e-5);
+    });
+  }
+
+  it('agrees with the reference path on the same backend, and the fused programs ran', async () => {
+    const d = { B: 2, T: 45, H: 4, Hkv: 2, hd: 32 };
+    const nq = d.B * d.T * d.H * d.hd;
+    const nk = d.B * d.T * d.Hkv * d.hd;
+    const [qs, ks, vs, ws] = [randn(nq, 1), randn(nk, 2), randn(nk, 3), randn(nq, 4)];
+    const fused = run(d, qs, ks, vs, ws);
+    const reference = withReferenceOps(() => run(d, qs, ks, vs, ws));
+    const a = await Promise.all(fused.map((t) => t.data()));
+    const b = await Promise.all(reference.map((t) => t.data()));
+    tf.dispose([...fused, ...reference]);
+    ['out', 'dq', 'dk', 'dv'].forEach((name, i) => expect(err(a[i]!, b[i]!), name).toBeLessThan(1e-5));
+    const cache = Object.keys((tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache);
+    for (const file of ['attention_fwd', 'attention_delta', 'attention_dq', 'attention_dkv']) {
+      expect(
+        cache.some((key) => key.startsWith(`osp_${file}_`)),
+        file,
+      ).toBe(true);
+    }
+  });
+
+  it('takes the reference path above the largest fused head dimension', async () => {
+    const d = { B: 1, T: 5, H: 1, Hkv: 1, hd: 136 };
+    const n = d.T * d.hd;
+    const [qs, ks, vs, ws] = [randn(n, 5), randn(n, 6), randn(n, 7), randn(n, 8)];
+    const got = run(d, qs, ks, vs, ws);
+    const values = await Promise.all(got.map((t) => t.data()));
+    tf.dispose(got);
+    const ref = attention64(d, qs, ks, vs, ws);
+    expect(err(values[0]!, ref.out)).toBeLessThan(1e-5);
+    expect(err(values[1]!, ref.dq)).toBeLessThan(1e-5);
+  });
+
+  it('leaves no tensors or buffers behind across repeated calls', async () => {
+    const d = { B: 1, T: 20, H: 2, Hkv: 1, hd: 16 };
+    const nq = d.T * d.H * d.hd;
+    const nk = d.T * d.Hkv * d.hd;
+    const [qs, ks, vs, ws] = [randn(nq, 9), randn(nk, 10), randn(nk, 11), randn(nq, 12)];
+    const once = async () => {
+      const got = run(d, qs, ks, vs, ws);
+      await Promise.all(got.map((t) => t.data()));
+      tf.dispose(got);
+    };
+    await once();
+    const tensors = tf.memory().numTensors;
+    const dataIds = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+    for (let i = 0; i < 5; i++) await once();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBeLessThanOrEqual(dataIds);
+  });
+
+  it('refuses shapes it cannot compute, naming the tensor', () => {
+    const q = tf.zeros([1, 5, 4, 8]) as tf.Tensor4D;
+    expect(() => causalAttention(q, tf.zeros([1, 5, 3, 8]) as tf.Tensor4D, tf.zeros([1, 5, 3, 8]) as tf.Tensor4D)).toThrow(ShapeError);
+    expect(() => causalAttention(q, tf.zeros([1, 5, 2, 8]) as tf.Tensor4D, tf.zeros([1, 6, 2, 8]) as tf.Tensor4D)).toThrow(
+      /v must be \[1, 5, Hkv, 8\]/,
+    );
+    expect(() =>
+      tf.engine().runKernel(KERNELS.causalAttention, { q, k: tf.zeros([1, 5, 3, 8]), v: tf.zeros([1, 5, 3, 8]) }, { scale: 1 }),
+    ).toThrow(/k must be \[1, 5, Hkv, 8\] with Hkv dividing 4/);
+    expect(() => causalAttentionReference(q, q, tf.zeros([1, 5, 4, 9]) as tf.Tensor4D)).toThrow(ShapeError);
+  });
+});
