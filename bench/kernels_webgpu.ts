@@ -265,7 +265,9 @@ export async function benchWebgpuKernels(
           )([q!, k!, v!]),
         );
       rows.push(await row(`${KERNELS.causalAttention} (forward)`, `[${shape}]`, forward, without(KERNELS.causalAttention, forward), t));
-      rows.push(await row(`${KERNELS.causalAttention} (forward + backward)`, `[${shape}]`, both, without(KERNELS.causalAttention, both), t));
+      rows.push(
+        await row(`${KERNELS.causalAttention} (forward + backward)`, `[${shape}]`, both, without(KERNELS.causalAttention, both), t),
+      );
     }
 
     // BatchMatMul on a software adapter: batch_matmul.wgsl against tfjs's own kernel (the
@@ -336,7 +338,9 @@ export async function benchWebgpuKernels(
       });
       rows.push(stepRow('training step (all kernels)', 'ms', fusedMs, referenceMs));
       rows.push(stepRow('training step (attention kernel vs all but it)', 'ms', fusedMs, noAttentionMs));
-      rows.push(stepRow('training step peak memory (attention kernel vs all but it)', 'MiB', fusedPeak / 2 ** 20, noAttentionPeak / 2 ** 20));
+      rows.push(
+        stepRow('training step peak memory (attention kernel vs all but it)', 'MiB', fusedPeak / 2 ** 20, noAttentionPeak / 2 ** 20),
+      );
       optimizer.dispose();
       model.dispose();
     }
@@ -353,7 +357,9 @@ export async function benchWebgpuKernels(
 export function formatKernelTable(rows: readonly KernelBenchRow[]): string {
   const lines = ['| kernel | shape | fused | reference | ratio |', '|---|---|---:|---:|---:|'];
   for (const r of rows) {
-    lines.push(`| ${r.kernel} | ${r.shape} | ${r.fused.toFixed(3)} ${r.unit} | ${r.reference.toFixed(3)} ${r.unit} | ${r.ratio.toFixed(2)}x |`);
+    lines.push(
+      `| ${r.kernel} | ${r.shape} | ${r.fused.toFixed(3)} ${r.unit} | ${r.reference.toFixed(3)} ${r.unit} | ${r.ratio.toFixed(2)}x |`,
+    );
   }
   return lines.join('\n');
 }

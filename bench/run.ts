@@ -9,6 +9,8 @@
  *               models' shapes, and the training step on it against wasm (and OpenBLAS), alternating rounds
  *   ns          Newton-Schulz time per matrix, and Muon's step overhead over AdamW against its FLOPs
  *   ops         per-op breakdown of one training step on native (tf.profile)
+ *   parts       the share of a step taken by attention, RoPE and SwiGLU's elementwise product (what fusing
+ *               each could gain at most), on native at d=128 and d=256 and on webgpu (fused attention and not)
  *   kernels     the fused WGSL kernels against their reference ops on webgpu, and one step fused vs not
  *   monitor     outlier monitor overhead at the default interval (configs/tiny.json)
  *   hessian     top-5 eigenvalues with 30 Lanczos steps against one training step
@@ -38,6 +40,7 @@ import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/train/config.ts';
 import { gptqModel } from '../src/quant/gptq_model.ts';
 import { blockLinearNames, quantizeWeightRtn } from '../src/quant/weights.ts';
+import { partShares } from './attention.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
 import {
   gemmRates,
@@ -62,7 +65,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
   },
 });
-const sections = new Set((args.only ?? 'throughput,gemm,portable,ns,ops,kernels,monitor,hessian,gptq').split(','));
+const sections = new Set((args.only ?? 'throughput,gemm,portable,ns,ops,parts,kernels,monitor,hessian,gptq').split(','));
 const reps = args.quick ? 3 : 10;
 
 /** Median wall time (ms) of n runs of f (default `reps`), after one warm-up run. */
@@ -117,6 +120,16 @@ if (nativeOk && sections.has('ns')) {
 }
 if (nativeOk && sections.has('ops')) {
   results.opBreakdown = await opBreakdown('native', { hidden: 128, optimizer: 'muon' }, rows);
+}
+if (sections.has('parts')) {
+  const shares: Record<string, unknown> = {};
+  const reps = args.quick ? 3 : 7;
+  if (nativeOk) {
+    shares['native-d128'] = await partShares('native', 128, 4, reps, rows);
+    shares['native-d256'] = await partShares('native', 256, 4, reps, rows);
+  }
+  if (gpu.available) shares['webgpu-d128'] = await partShares('webgpu', 128, 4, args.quick ? 2 : 3, rows);
+  results.partShares = shares;
 }
 if (sections.has('kernels')) {
   if (gpu.available) {

@@ -1,21 +1,44 @@
 // OspCausalAttentionGrad, part 1: dq[b, i, h] = scale sum_{j <= i} ds[i, j] k[b, j, kvh] with
-// ds = p (dy . v - delta) recomputed blockwise from the forward's log-sum-exp (attention_bwd_common).
-// A workgroup owns TB queries of one (b, h) and walks the key blocks at or before its last query:
-// (A) each lane computes its 4 x 4 block of ds and stores it in dsT; (C) each lane adds ds k to its
-// part of the dq tile. Tile layout and constants: attention_common.wgsl.
+// ds = p (dy . v - delta), p = exp(scale q . k - lse), recomputed blockwise from the forward's
+// log-sum-exp (attention_bwd_common). A workgroup owns TB queries of one (b, h) and walks the key
+// blocks at or before its last query: (A) each lane computes p of its 8 x 8 block (qkTile) into dsT,
+// then dy . v (dyvTile) and turns its entries of dsT into ds; (C) each lane adds ds k to its part of
+// the dq tile. Tile layout and constants: attention_common.wgsl.
 //
 // Bindings: result [B, T, heads, HD], q, k, v, dy, fwd (the forward's packed result), delta.
 // Uniforms: heads, kvHeads, t, blocks (tiles per sequence), scale.
 
-var<workgroup> dsT : array<f32, TB * TB>; // [key in block][query in tile]
+var<workgroup> dsT : array<f32, TB * TB>; // [key in block][query in tile]: p, then ds
 var<workgroup> dqTile : array<f32, TB * HDP>; // [query in tile][channel]
 var<workgroup> keyEnd : i32;
 
-fn putRow(row : i32, jl0 : i32, d : vec4<f32>) {
-  dsT[jl0 * TB + row] = d.x;
-  dsT[(jl0 + 1) * TB + row] = d.y;
-  dsT[(jl0 + 2) * TB + row] = d.z;
-  dsT[(jl0 + 3) * TB + row] = d.w;
+// p of one query row (tile row `row`, 8 keys from keys0 at block positions jl0 ..) into dsT.
+fn putP(row : i32, jl0 : i32, keys0 : i32, a : vec4<f32>, b : vec4<f32>, lse : f32, last : i32) {
+  let sc = uniforms.scale;
+  let keys = vec4<i32>(keys0, keys0 + 1, keys0 + 2, keys0 + 3);
+  let pa = select(vec4<f32>(0.0), exp(a * sc - lse), keys <= vec4<i32>(last));
+  let pb = select(vec4<f32>(0.0), exp(b * sc - lse), keys + 4 <= vec4<i32>(last));
+  dsT[jl0 * TB + row] = pa.x;
+  dsT[(jl0 + 1) * TB + row] = pa.y;
+  dsT[(jl0 + 2) * TB + row] = pa.z;
+  dsT[(jl0 + 3) * TB + row] = pa.w;
+  dsT[(jl0 + 4) * TB + row] = pb.x;
+  dsT[(jl0 + 5) * TB + row] = pb.y;
+  dsT[(jl0 + 6) * TB + row] = pb.z;
+  dsT[(jl0 + 7) * TB + row] = pb.w;
+}
+
+// ds = p (g - dl) for the same entries.
+fn putDs(row : i32, jl0 : i32, a : vec4<f32>, b : vec4<f32>, dl : f32) {
+  let o = jl0 * TB + row;
+  dsT[o] *= a.x - dl;
+  dsT[o + TB] *= a.y - dl;
+  dsT[o + 2 * TB] *= a.z - dl;
+  dsT[o + 3 * TB] *= a.w - dl;
+  dsT[o + 4 * TB] *= b.x - dl;
+  dsT[o + 5 * TB] *= b.y - dl;
+  dsT[o + 6 * TB] *= b.z - dl;
+  dsT[o + 7 * TB] *= b.w - dl;
 }
 
 fn main(index : i32) {
@@ -32,11 +55,10 @@ fn main(index : i32) {
   let rg = lane / G;
   let cg = lane % G;
   let q0 = qBlock * TB;
-  let r0 = 4 * rg;
-  let qOff = rowOffsets(b, q0 + r0, T, H, h);
+  let r0 = 8 * rg;
+  let qRows = rowOffsets(b, q0 + r0, T, H, h);
   let lse = rowLse(b, q0 + r0, T, H, h);
   let dl = rowDelta(b, q0 + r0, T, H, h);
-  let last = vec4<i32>(min(q0 + r0, T - 1), min(q0 + r0 + 1, T - 1), min(q0 + r0 + 2, T - 1), min(q0 + r0 + 3, T - 1));
 
   for (var e = lane; e < TB * HDP; e += LANES) {
     dqTile[e] = 0.0;
@@ -46,39 +68,87 @@ fn main(index : i32) {
   }
   let kEnd = workgroupUniformLoad(&keyEnd);
   for (var k0 = 0; k0 < kEnd; k0 += TB) {
-    // (A)
-    let kOff = rowOffsets(b, k0 + 4 * cg, T, Hkv, kvh);
-    // dy has the layout of q and v that of k: the same offsets serve both.
-    let pr = probsBlock(qOff, kOff, qOff, kOff, k0 + 4 * cg, lse, dl, last);
-    putRow(r0, 4 * cg, pr.d0);
-    putRow(r0 + 1, 4 * cg, pr.d1);
-    putRow(r0 + 2, 4 * cg, pr.d2);
-    putRow(r0 + 3, 4 * cg, pr.d3);
+    // (A) p, then ds, of the lane's block. dy is laid out as q and v as k: the same offsets serve.
+    let kRows = rowOffsets(b, k0 + 8 * cg, T, Hkv, kvh);
+    let keys0 = k0 + 8 * cg;
+    let s = qkTile(qRows, kRows);
+    putP(r0 + 0, 8 * cg, keys0, s.a0, s.b0, lse.lo.x, min(q0 + r0 + 0, T - 1));
+    putP(r0 + 1, 8 * cg, keys0, s.a1, s.b1, lse.lo.y, min(q0 + r0 + 1, T - 1));
+    putP(r0 + 2, 8 * cg, keys0, s.a2, s.b2, lse.lo.z, min(q0 + r0 + 2, T - 1));
+    putP(r0 + 3, 8 * cg, keys0, s.a3, s.b3, lse.lo.w, min(q0 + r0 + 3, T - 1));
+    putP(r0 + 4, 8 * cg, keys0, s.a4, s.b4, lse.hi.x, min(q0 + r0 + 4, T - 1));
+    putP(r0 + 5, 8 * cg, keys0, s.a5, s.b5, lse.hi.y, min(q0 + r0 + 5, T - 1));
+    putP(r0 + 6, 8 * cg, keys0, s.a6, s.b6, lse.hi.z, min(q0 + r0 + 6, T - 1));
+    putP(r0 + 7, 8 * cg, keys0, s.a7, s.b7, lse.hi.w, min(q0 + r0 + 7, T - 1));
+    let g = dyvTile(qRows, kRows);
+    putDs(r0 + 0, 8 * cg, g.a0, g.b0, dl.lo.x);
+    putDs(r0 + 1, 8 * cg, g.a1, g.b1, dl.lo.y);
+    putDs(r0 + 2, 8 * cg, g.a2, g.b2, dl.lo.z);
+    putDs(r0 + 3, 8 * cg, g.a3, g.b3, dl.lo.w);
+    putDs(r0 + 4, 8 * cg, g.a4, g.b4, dl.hi.x);
+    putDs(r0 + 5, 8 * cg, g.a5, g.b5, dl.hi.y);
+    putDs(r0 + 6, 8 * cg, g.a6, g.b6, dl.hi.z);
+    putDs(r0 + 7, 8 * cg, g.a7, g.b7, dl.hi.w);
     workgroupBarrier();
     // (C) dqTile += ds k
     for (var u = 0; u < HDP / TB; u++) {
       let cols = chunkColumns(cg, u);
-      let t0 = r0 * HDP + u * TB + 4 * cg;
+      let t0 = r0 * HDP + u * TB + 8 * cg;
       var a0 = vec4<f32>(dqTile[t0], dqTile[t0 + 1], dqTile[t0 + 2], dqTile[t0 + 3]);
-      var a1 = vec4<f32>(dqTile[t0 + HDP], dqTile[t0 + HDP + 1], dqTile[t0 + HDP + 2], dqTile[t0 + HDP + 3]);
+      var b0 = vec4<f32>(dqTile[t0 + 4], dqTile[t0 + 5], dqTile[t0 + 6], dqTile[t0 + 7]);
+      var a1 = vec4<f32>(dqTile[t0 + 1 * HDP], dqTile[t0 + 1 * HDP + 1], dqTile[t0 + 1 * HDP + 2], dqTile[t0 + 1 * HDP + 3]);
+      var b1 = vec4<f32>(dqTile[t0 + 1 * HDP + 4], dqTile[t0 + 1 * HDP + 5], dqTile[t0 + 1 * HDP + 6], dqTile[t0 + 1 * HDP + 7]);
       var a2 = vec4<f32>(dqTile[t0 + 2 * HDP], dqTile[t0 + 2 * HDP + 1], dqTile[t0 + 2 * HDP + 2], dqTile[t0 + 2 * HDP + 3]);
+      var b2 = vec4<f32>(dqTile[t0 + 2 * HDP + 4], dqTile[t0 + 2 * HDP + 5], dqTile[t0 + 2 * HDP + 6], dqTile[t0 + 2 * HDP + 7]);
       var a3 = vec4<f32>(dqTile[t0 + 3 * HDP], dqTile[t0 + 3 * HDP + 1], dqTile[t0 + 3 * HDP + 2], dqTile[t0 + 3 * HDP + 3]);
+      var b3 = vec4<f32>(dqTile[t0 + 3 * HDP + 4], dqTile[t0 + 3 * HDP + 5], dqTile[t0 + 3 * HDP + 6], dqTile[t0 + 3 * HDP + 7]);
+      var a4 = vec4<f32>(dqTile[t0 + 4 * HDP], dqTile[t0 + 4 * HDP + 1], dqTile[t0 + 4 * HDP + 2], dqTile[t0 + 4 * HDP + 3]);
+      var b4 = vec4<f32>(dqTile[t0 + 4 * HDP + 4], dqTile[t0 + 4 * HDP + 5], dqTile[t0 + 4 * HDP + 6], dqTile[t0 + 4 * HDP + 7]);
+      var a5 = vec4<f32>(dqTile[t0 + 5 * HDP], dqTile[t0 + 5 * HDP + 1], dqTile[t0 + 5 * HDP + 2], dqTile[t0 + 5 * HDP + 3]);
+      var b5 = vec4<f32>(dqTile[t0 + 5 * HDP + 4], dqTile[t0 + 5 * HDP + 5], dqTile[t0 + 5 * HDP + 6], dqTile[t0 + 5 * HDP + 7]);
+      var a6 = vec4<f32>(dqTile[t0 + 6 * HDP], dqTile[t0 + 6 * HDP + 1], dqTile[t0 + 6 * HDP + 2], dqTile[t0 + 6 * HDP + 3]);
+      var b6 = vec4<f32>(dqTile[t0 + 6 * HDP + 4], dqTile[t0 + 6 * HDP + 5], dqTile[t0 + 6 * HDP + 6], dqTile[t0 + 6 * HDP + 7]);
+      var a7 = vec4<f32>(dqTile[t0 + 7 * HDP], dqTile[t0 + 7 * HDP + 1], dqTile[t0 + 7 * HDP + 2], dqTile[t0 + 7 * HDP + 3]);
+      var b7 = vec4<f32>(dqTile[t0 + 7 * HDP + 4], dqTile[t0 + 7 * HDP + 5], dqTile[t0 + 7 * HDP + 6], dqTile[t0 + 7 * HDP + 7]);
       for (var jl = 0; jl < TB; jl++) {
-        let kb = ((b * T + min(k0 + jl, T - 1)) * Hkv + kvh) * HD;
-        let kk = vec4<f32>(k[kb + cols.x], k[kb + cols.y], k[kb + cols.z], k[kb + cols.w]);
-        let p = jl * TB + r0;
-        a0 = fma(vec4<f32>(dsT[p]), kk, a0);
-        a1 = fma(vec4<f32>(dsT[p + 1]), kk, a1);
-        a2 = fma(vec4<f32>(dsT[p + 2]), kk, a2);
-        a3 = fma(vec4<f32>(dsT[p + 3]), kk, a3);
+        let kRow = ((b * T + min(k0 + jl, T - 1)) * Hkv + kvh) * HD;
+        let w = Rows8f(vec4<f32>(dsT[jl * TB + r0], dsT[jl * TB + r0 + 1], dsT[jl * TB + r0 + 2], dsT[jl * TB + r0 + 3]),
+                        vec4<f32>(dsT[jl * TB + r0 + 4], dsT[jl * TB + r0 + 5], dsT[jl * TB + r0 + 6], dsT[jl * TB + r0 + 7]));
+        let lo = vec4<f32>(k[kRow + cols.lo.x], k[kRow + cols.lo.y], k[kRow + cols.lo.z], k[kRow + cols.lo.w]);
+        let hi = vec4<f32>(k[kRow + cols.hi.x], k[kRow + cols.hi.y], k[kRow + cols.hi.z], k[kRow + cols.hi.w]);
+        a0 = fma(vec4<f32>(w.lo.x), lo, a0);
+        b0 = fma(vec4<f32>(w.lo.x), hi, b0);
+        a1 = fma(vec4<f32>(w.lo.y), lo, a1);
+        b1 = fma(vec4<f32>(w.lo.y), hi, b1);
+        a2 = fma(vec4<f32>(w.lo.z), lo, a2);
+        b2 = fma(vec4<f32>(w.lo.z), hi, b2);
+        a3 = fma(vec4<f32>(w.lo.w), lo, a3);
+        b3 = fma(vec4<f32>(w.lo.w), hi, b3);
+        a4 = fma(vec4<f32>(w.hi.x), lo, a4);
+        b4 = fma(vec4<f32>(w.hi.x), hi, b4);
+        a5 = fma(vec4<f32>(w.hi.y), lo, a5);
+        b5 = fma(vec4<f32>(w.hi.y), hi, b5);
+        a6 = fma(vec4<f32>(w.hi.z), lo, a6);
+        b6 = fma(vec4<f32>(w.hi.z), hi, b6);
+        a7 = fma(vec4<f32>(w.hi.w), lo, a7);
+        b7 = fma(vec4<f32>(w.hi.w), hi, b7);
       }
       dqTile[t0] = a0.x; dqTile[t0 + 1] = a0.y; dqTile[t0 + 2] = a0.z; dqTile[t0 + 3] = a0.w;
-      let t1 = t0 + HDP;
-      dqTile[t1] = a1.x; dqTile[t1 + 1] = a1.y; dqTile[t1 + 2] = a1.z; dqTile[t1 + 3] = a1.w;
-      let t2 = t0 + 2 * HDP;
-      dqTile[t2] = a2.x; dqTile[t2 + 1] = a2.y; dqTile[t2 + 2] = a2.z; dqTile[t2 + 3] = a2.w;
-      let t3 = t0 + 3 * HDP;
-      dqTile[t3] = a3.x; dqTile[t3 + 1] = a3.y; dqTile[t3 + 2] = a3.z; dqTile[t3 + 3] = a3.w;
+      dqTile[t0 + 4] = b0.x; dqTile[t0 + 5] = b0.y; dqTile[t0 + 6] = b0.z; dqTile[t0 + 7] = b0.w;
+      dqTile[t0 + 1 * HDP] = a1.x; dqTile[t0 + 1 * HDP + 1] = a1.y; dqTile[t0 + 1 * HDP + 2] = a1.z; dqTile[t0 + 1 * HDP + 3] = a1.w;
+      dqTile[t0 + 1 * HDP + 4] = b1.x; dqTile[t0 + 1 * HDP + 5] = b1.y; dqTile[t0 + 1 * HDP + 6] = b1.z; dqTile[t0 + 1 * HDP + 7] = b1.w;
+      dqTile[t0 + 2 * HDP] = a2.x; dqTile[t0 + 2 * HDP + 1] = a2.y; dqTile[t0 + 2 * HDP + 2] = a2.z; dqTile[t0 + 2 * HDP + 3] = a2.w;
+      dqTile[t0 + 2 * HDP + 4] = b2.x; dqTile[t0 + 2 * HDP + 5] = b2.y; dqTile[t0 + 2 * HDP + 6] = b2.z; dqTile[t0 + 2 * HDP + 7] = b2.w;
+      dqTile[t0 + 3 * HDP] = a3.x; dqTile[t0 + 3 * HDP + 1] = a3.y; dqTile[t0 + 3 * HDP + 2] = a3.z; dqTile[t0 + 3 * HDP + 3] = a3.w;
+      dqTile[t0 + 3 * HDP + 4] = b3.x; dqTile[t0 + 3 * HDP + 5] = b3.y; dqTile[t0 + 3 * HDP + 6] = b3.z; dqTile[t0 + 3 * HDP + 7] = b3.w;
+      dqTile[t0 + 4 * HDP] = a4.x; dqTile[t0 + 4 * HDP + 1] = a4.y; dqTile[t0 + 4 * HDP + 2] = a4.z; dqTile[t0 + 4 * HDP + 3] = a4.w;
+      dqTile[t0 + 4 * HDP + 4] = b4.x; dqTile[t0 + 4 * HDP + 5] = b4.y; dqTile[t0 + 4 * HDP + 6] = b4.z; dqTile[t0 + 4 * HDP + 7] = b4.w;
+      dqTile[t0 + 5 * HDP] = a5.x; dqTile[t0 + 5 * HDP + 1] = a5.y; dqTile[t0 + 5 * HDP + 2] = a5.z; dqTile[t0 + 5 * HDP + 3] = a5.w;
+      dqTile[t0 + 5 * HDP + 4] = b5.x; dqTile[t0 + 5 * HDP + 5] = b5.y; dqTile[t0 + 5 * HDP + 6] = b5.z; dqTile[t0 + 5 * HDP + 7] = b5.w;
+      dqTile[t0 + 6 * HDP] = a6.x; dqTile[t0 + 6 * HDP + 1] = a6.y; dqTile[t0 + 6 * HDP + 2] = a6.z; dqTile[t0 + 6 * HDP + 3] = a6.w;
+      dqTile[t0 + 6 * HDP + 4] = b6.x; dqTile[t0 + 6 * HDP + 5] = b6.y; dqTile[t0 + 6 * HDP + 6] = b6.z; dqTile[t0 + 6 * HDP + 7] = b6.w;
+      dqTile[t0 + 7 * HDP] = a7.x; dqTile[t0 + 7 * HDP + 1] = a7.y; dqTile[t0 + 7 * HDP + 2] = a7.z; dqTile[t0 + 7 * HDP + 3] = a7.w;
+      dqTile[t0 + 7 * HDP + 4] = b7.x; dqTile[t0 + 7 * HDP + 5] = b7.y; dqTile[t0 + 7 * HDP + 6] = b7.z; dqTile[t0 + 7 * HDP + 7] = b7.w;
     }
     workgroupBarrier();
   }

@@ -34,7 +34,9 @@ function checkShapes(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): { B: number; T: 
   ] as const) {
     const [b, t2, hkv, hd2] = t.shape;
     if (t.rank !== 4 || b !== B || t2 !== T || hd2 !== hd || !hkv || H % hkv !== 0 || t.shape[2] !== k.shape[2]) {
-      throw new ShapeError(`causalAttention: ${name} must be [${B}, ${T}, Hkv, ${hd}] with Hkv dividing ${H} (k and v alike), got [${t.shape}]`);
+      throw new ShapeError(
+        `causalAttention: ${name} must be [${B}, ${T}, Hkv, ${hd}] with Hkv dividing ${H} (k and v alike), got [${t.shape}]`,
+      );
     }
   }
   return { B, T, H, Hkv: k.shape[2]!, hd };

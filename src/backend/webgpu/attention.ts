@@ -25,16 +25,16 @@ export function softmaxGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo 
   return (backend as unknown as Backend).runWebGPUProgram(p, [dy, y], 'float32', [i32(rows), i32(d)]);
 }
 
-
-
 /**
- * Rows per attention tile: 32 up to head dimension 64, else 16, so that the largest kernel's
- * workgroup memory (attention_dkv: two TB x TB blocks and two TB x HDP tiles, 24 KiB at TB = 32 and
- * HD = 64, 18 KiB at TB = 16 and HD = 128) fits the 32 KiB of lavapipe and of common GPUs.
+ * Rows per attention tile (TB), the head dimension rounded up to it (HDP) and the lanes of a
+ * workgroup ((TB / 8)^2: 8 x 8 blocks). TB = 32 unless the kernel's workgroup arrays (`tiles` pairs of
+ * a TB x TB block and a TB x HDP tile) would pass 32 KiB, lavapipe's limit and the smallest of common
+ * GPUs: attention_dkv (two pairs) takes TB = 16 above head dimension 64.
  */
-function tileRows(hd: number): { TB: number; HDP: number } {
-  const TB = hd <= 64 ? 32 : 16;
-  return { TB, HDP: Math.ceil(hd / TB) * TB };
+function tileRows(hd: number, tiles: 1 | 2): { TB: number; HDP: number; lanes: number } {
+  const bytes = (tb: number) => 4 * tiles * (tb * tb + tb * Math.ceil(hd / tb) * tb);
+  const TB = bytes(32) <= 32768 ? 32 : 16;
+  return { TB, HDP: Math.ceil(hd / TB) * TB, lanes: (TB / 8) ** 2 };
 }
 
 /** Checks q [B, T, H, hd], k and v [B, T, Hkv, hd] (Hkv dividing H); returns the sizes. */
@@ -73,14 +73,14 @@ export function causalAttention({ inputs, backend, attrs }: KernelFuncArgs): tf.
   const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
   const { scale } = attrs as unknown as { scale: number };
   const { B, T, H, Hkv, hd } = attentionShapes(KERNELS.causalAttention, q, k, v);
-  const { TB, HDP } = tileRows(hd);
+  const { TB, HDP, lanes } = tileRows(hd, 1);
   const blocks = Math.ceil(T / TB);
   const p = program({
     file: 'attention_fwd',
     outputShape: [B * T, H * hd + H],
     inputs: ['q', 'k', 'v'],
     workgroups: B * H * blocks,
-    workgroupSize: (TB / 4) ** 2,
+    workgroupSize: lanes,
     consts: { TB, HD: hd, HDP },
     uniforms: ATTENTION_UNIFORMS,
     libs: ['attention_common'],
@@ -108,8 +108,6 @@ export function causalAttentionGrad({ inputs, backend: b, attrs }: KernelFuncArg
   checkFloat(name, 'dy', dy);
   checkFloat(name, 'fwd', fwd);
   const backend = b as unknown as Backend;
-  const { TB, HDP } = tileRows(hd);
-  const consts = { TB, HD: hd, HDP };
   const libs = ['attention_common', 'attention_bwd_common'];
   const rows = B * T * H;
   const deltaProgram = program({
@@ -124,31 +122,23 @@ export function causalAttentionGrad({ inputs, backend: b, attrs }: KernelFuncArg
   });
   const delta = backend.runWebGPUProgram(deltaProgram, [dy, fwd], 'float32', [i32(H)]);
   const ins = [q, k, v, dy, fwd, delta];
-  const names = ['q', 'k', 'v', 'dy', 'fwd', 'delta'];
-  const blocks = Math.ceil(T / TB);
-  const uniforms = (n: number) => [i32(H), i32(Hkv), i32(T), i32(n), f32(scale)];
-  const dqProgram = program({
-    file: 'attention_dq',
-    outputShape: [B, T, H, hd],
-    inputs: names,
-    workgroups: B * H * blocks,
-    workgroupSize: (TB / 4) ** 2,
-    consts,
-    uniforms: ATTENTION_UNIFORMS,
-    libs,
-  });
-  const dq = backend.runWebGPUProgram(dqProgram, ins, 'float32', uniforms(blocks));
-  const dkvProgram = program({
-    file: 'attention_dkv',
-    outputShape: [B * T * Hkv, 2 * hd],
-    inputs: names,
-    workgroups: B * Hkv * blocks,
-    workgroupSize: (TB / 4) ** 2,
-    consts,
-    uniforms: ATTENTION_UNIFORMS,
-    libs,
-  });
-  const dkv = backend.runWebGPUProgram(dkvProgram, ins, 'float32', uniforms(blocks));
+  const run = (file: string, outputShape: number[], heads: number, tiles: 1 | 2) => {
+    const { TB, HDP, lanes } = tileRows(hd, tiles);
+    const blocks = Math.ceil(T / TB);
+    const p = program({
+      file,
+      outputShape,
+      inputs: ['q', 'k', 'v', 'dy', 'fwd', 'delta'],
+      workgroups: B * heads * blocks,
+      workgroupSize: lanes,
+      consts: { TB, HD: hd, HDP },
+      uniforms: ATTENTION_UNIFORMS,
+      libs,
+    });
+    return backend.runWebGPUProgram(p, ins, 'float32', [i32(H), i32(Hkv), i32(T), i32(blocks), f32(scale)]);
+  };
+  const dq = run('attention_dq', [B, T, H, hd], H, 1);
+  const dkv = run('attention_dkv', [B * T * Hkv, 2 * hd], Hkv, 2);
   backend.disposeData(delta.dataId);
   const slice = tf.getKernel('Slice', 'webgpu')!.kernelFunc;
   const half = (begin: number): tf.TensorInfo => {
