@@ -307,26 +307,35 @@ export async function benchWebgpuKernels(
       const x = hold(randInts([B, T], VOCAB, 11)) as tf.Tensor2D;
       const y = hold(randInts([B, T], VOCAB, 12)) as tf.Tensor2D;
       const stepTiming: Timing = opts.quick ? { warmup: 1, reps: 3, inner: 1 } : { warmup: 2, reps: 5, inner: 1 };
-      const step = async () => {
-        const ms: number[] = [];
-        for (let i = 0; i < stepTiming.warmup + stepTiming.reps; i++) {
+      // Three settings, timed in alternating rounds (one step each) so that a change of the machine's load
+      // hits all three alike: every kernel on, every kernel but attention's, every kernel off.
+      const settings: [string, () => void][] = [
+        ['fused', () => setKernelsEnabled('all', true)],
+        ['noAttention', () => (setKernelsEnabled('all', true), setKernelsEnabled([KERNELS.causalAttention], false))],
+        ['reference', () => setKernelsEnabled('all', false)],
+      ];
+      const times = new Map<string, number[]>(settings.map(([name]) => [name, []]));
+      for (let i = 0; i < stepTiming.warmup + stepTiming.reps; i++) {
+        for (const [name, apply] of settings) {
+          apply();
           const t0 = performance.now();
           await trainStep(model, optimizer, x, y);
-          if (i >= stepTiming.warmup) ms.push(performance.now() - t0);
+          if (i >= stepTiming.warmup) times.get(name)!.push(performance.now() - t0);
         }
-        ms.sort((a, b) => a - b);
+      }
+      const medianOf = (name: string) => {
+        const ms = times.get(name)!.sort((p, q) => p - q);
         return ms[Math.floor(ms.length / 2)]!;
       };
-      // Peak bytes of live tensors during one step (tf.profile), after the timed steps.
-      const peak = async () => (await tf.profile(() => trainStep(model, optimizer, x, y))).peakBytes;
+      // Peak bytes of live tensors during one step (tf.profile).
+      const peak = async (apply: () => void) => {
+        apply();
+        return (await tf.profile(() => trainStep(model, optimizer, x, y))).peakBytes;
+      };
       const label = `d=${d}, ${MODEL.numLayers} layers, B=${B}, T=${T}, V=${VOCAB}`;
-      const fusedMs = await step();
-      const fusedPeak = await peak();
-      setKernelsEnabled([KERNELS.causalAttention], false);
-      const noAttentionMs = await step();
-      const noAttentionPeak = await peak();
-      setKernelsEnabled('all', false);
-      const referenceMs = await step();
+      const [fusedMs, noAttentionMs, referenceMs] = ['fused', 'noAttention', 'reference'].map(medianOf) as [number, number, number];
+      const fusedPeak = await peak(settings[0]![1]);
+      const noAttentionPeak = await peak(settings[1]![1]);
       setKernelsEnabled('all', true);
       const stepRow = (kernel: string, unit: 'ms' | 'MiB', fused: number, reference: number): KernelBenchRow => ({
         kernel,
