@@ -37,6 +37,8 @@ export async function median(f: () => Promise<unknown> | unknown, n: number, war
 export interface SpeedCase {
   hidden: number;
   optimizer: 'adamw' | 'muon';
+  /** Attention heads (default 4: the d=128 and d=256 models above; scripts/gpu-bench.ts sets d / 64). */
+  heads?: number;
 }
 export const CASES: SpeedCase[] = [
   { hidden: 128, optimizer: 'adamw' },
@@ -50,12 +52,12 @@ const LAYERS = 4;
 const HEADS = 4;
 const V = 256;
 
-function modelConfig(hidden: number) {
+function modelConfig(hidden: number, heads = HEADS) {
   return resolveModelConfig({
     vocabSize: V,
     hiddenSize: hidden,
     numLayers: LAYERS,
-    numHeads: HEADS,
+    numHeads: heads,
     maxSeqLen: T,
     norm: 'ssnorm',
     embedding: 'embproj',
@@ -81,14 +83,17 @@ function batch(seed: number): [tf.Tensor2D, tf.Tensor2D] {
   return [tf.tensor2d(x, [B, T], 'int32'), tf.tensor2d(y, [B, T], 'int32')];
 }
 
-/** Median ms of one full training step (forward, backward, clip, update) for one case on the active backend. */
-export async function stepTime(c: SpeedCase, reps: number): Promise<number> {
-  const model = createModel(modelConfig(c.hidden), { seed: 0 });
+/**
+ * Median ms of one full training step (forward, backward, clip, update) for one case on the active backend,
+ * over `reps` steps after `warm` warm-up steps.
+ */
+export async function stepTime(c: SpeedCase, reps: number, warm = 2): Promise<number> {
+  const model = createModel(modelConfig(c.hidden, c.heads), { seed: 0 });
   const opt = createOptimizer(optimizerConfig(c.optimizer), model);
   const [x, y] = batch(1);
   try {
-    // Two warm-up steps: the first one fills the native backend's output pool.
-    return await median(() => trainStep(model, opt, x, y), reps, 2);
+    // Two warm-up steps by default: the first one fills the native backend's output pool.
+    return await median(() => trainStep(model, opt, x, y), reps, warm);
   } finally {
     tf.dispose([x, y]);
     opt.dispose();
@@ -369,7 +374,7 @@ export async function opBreakdown(
   top = 12,
 ): Promise<{ name: string; calls: number; ms: number }[]> {
   await startBackend(backend);
-  const model = createModel(modelConfig(c.hidden), { seed: 0 });
+  const model = createModel(modelConfig(c.hidden, c.heads), { seed: 0 });
   const opt = createOptimizer(optimizerConfig(c.optimizer), model);
   const [x, y] = batch(2);
   await trainStep(model, opt, x, y);

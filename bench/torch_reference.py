@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The peer for `npm run bench -- --peer`: osp-lab's model and optimizers, written in PyTorch (CPU).
+"""The peer for `npm run bench -- --peer`: osp-lab's model and optimizers, written in PyTorch (CPU; CUDA with --device cuda).
 
 Same shapes and the same arithmetic per step as osp-lab's training step (src/model, src/optim):
 a Llama-style decoder (RoPE rotate_half, causal softmax attention, SwiGLU, RMSNorm or Single-Scale
@@ -12,6 +12,11 @@ Run with Debian's python3 and python3-torch, with libopenblas0-pthread installed
 a reference BLAS at a few GFLOP/s). Prints one JSON line.
 
   /usr/bin/python3 bench/torch_reference.py --hidden 128 --optimizer muon --steps 20
+
+With --device cuda (benchmark mode only) the same step runs on the GPU, in float32 with torch's default
+matmul precision, and the timers are read after torch.cuda.synchronize() (scripts/gpu-bench.sh):
+
+  python3 bench/torch_reference.py --device cuda --hidden 512 --heads 8 --optimizer adamw --steps 30
 
 Training mode (scripts/torch-compare.ts): with --train-batches it trains osp-lab's model on given token
 batches from given initial weights, with the hyper-parameters of an osp-lab run config, and writes the
@@ -64,6 +69,8 @@ def parse():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the benchmark mode's step runs (default cpu; cuda synchronises before each timer read)")
     t = p.add_argument_group("training mode (--train-batches, --init and --run-config are required)")
     t.add_argument("--train-batches", metavar="FILE", help="safetensors: int32 'inputs' and 'targets' [steps*accum, B, T]")
     t.add_argument("--init", metavar="DIR", help="initial weights: config.json + model.safetensors (osp-lab names)")
@@ -86,7 +93,12 @@ def parse():
 def main(a):
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    cuda = a.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit(f"--device cuda: torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)")
     model = Model(a)
+    if cuda:
+        model = model.to("cuda")
     if a.optimizer == "muon":
         muon = [p for n, p in model.named_parameters() if p.ndim == 2 and (n.startswith("layers.") or "_proj" in n)]
         ids = {id(p) for p in muon}
@@ -96,6 +108,12 @@ def main(a):
         opts = [torch.optim.AdamW(model.parameters(), lr=0.003, betas=(0.9, 0.95), weight_decay=0.1)]
     x = torch.randint(0, a.vocab, (a.batch, a.seq))
     y = torch.randint(0, a.vocab, (a.batch, a.seq))
+    if cuda:
+        x, y = x.to("cuda"), y.to("cuda")
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
 
     def step():
         for o in opts:
@@ -110,23 +128,31 @@ def main(a):
         step()
     times = []
     for _ in range(a.steps):
+        sync()
         t0 = time.perf_counter()
         step()
+        sync()
         times.append(time.perf_counter() - t0)
     times.sort()
     ms = times[len(times) // 2] * 1000
-    print(json.dumps({
+    out = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "hidden": a.hidden, "optimizer": a.optimizer, "batch": a.batch, "seq": a.seq,
         "stepMs": ms, "tokensPerSec": a.batch * a.seq / (ms / 1000),
-    }))
+    }
+    if cuda:
+        out.update({"device": "cuda", "gpu": torch.cuda.get_device_name(0), "cuda": torch.version.cuda,
+                    "heads": a.heads, "tf32": bool(torch.backends.cuda.matmul.allow_tf32)})
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
     args = parse()
     if not args.train_batches and (args.save_hf or args.eval_batch):
         raise SystemExit("--save-hf and --eval-batch belong to the training mode (--train-batches)")
+    if args.train_batches and args.device != "cpu":
+        raise SystemExit("--device belongs to the benchmark mode; the training mode (--train-batches) runs on the CPU")
     if args.train_batches:
         train_main(args)
     else:
