@@ -8,7 +8,7 @@
 // of the dv and dk tiles. Tile layout and constants: attention_common.wgsl.
 //
 // Bindings: result [B * T * kvHeads, 2 * HD] (per key and head: dk, then dv), q, k, v, dy, fwd, delta.
-// Uniforms: heads, kvHeads, t, blocks (tiles per sequence), scale.
+// Uniforms: heads, kvHeads, t, blocks (tiles per sequence), groups (workgroups), scale.
 
 var<workgroup> pS : array<f32, TB * TB>; // [query in block][key in tile]
 var<workgroup> dsS : array<f32, TB * TB>;
@@ -204,11 +204,12 @@ fn main(index : i32) {
     }
   }
   let sc = uniforms.scale;
+  let live = wg < uniforms.groups; // false in the extra workgroups of a folded dispatch
   for (var e = lane; e < TB * HD; e += LANES) {
     let row = e / HD;
     let c = e % HD;
     let j = k0 + row;
-    if (j < T) {
+    if (live && j < T) {
       let o = ((b * T + j) * Hkv + kvh) * 2 * HD;
       result[o + c] = dkTile[row * HDP + c] * sc;
       result[o + HD + c] = dvTile[row * HDP + c];

@@ -6,7 +6,7 @@
 // the dq tile. Tile layout and constants: attention_common.wgsl.
 //
 // Bindings: result [B, T, heads, HD], q, k, v, dy, fwd (the forward's packed result), delta.
-// Uniforms: heads, kvHeads, t, blocks (tiles per sequence), scale.
+// Uniforms: heads, kvHeads, t, blocks (tiles per sequence), groups (workgroups), scale.
 
 var<workgroup> dsT : array<f32, TB * TB>; // [key in block][query in tile]: p, then ds
 var<workgroup> dqTile : array<f32, TB * HDP>; // [query in tile][channel]
@@ -153,10 +153,11 @@ fn main(index : i32) {
     workgroupBarrier();
   }
   let sc = uniforms.scale;
+  let live = wg < uniforms.groups; // false in the extra workgroups of a folded dispatch
   for (var e = lane; e < TB * HD; e += LANES) {
     let row = e / HD;
     let i = q0 + row;
-    if (i < T) {
+    if (live && i < T) {
       result[((b * T + i) * H + h) * HD + e % HD] = dqTile[row * HDP + e % HD] * sc;
     }
   }

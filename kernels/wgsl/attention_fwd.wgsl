@@ -10,7 +10,7 @@
 // Tile layout and constants: attention_common.wgsl.
 //
 // Bindings: result [B * T, heads * HD + heads] (per token: every head's output, then every head's
-// log-sum-exp), q, k, v. Uniforms: heads, kvHeads, t, blocks (tiles per sequence), scale.
+// log-sum-exp), q, k, v. Uniforms: heads, kvHeads, t, blocks (tiles per sequence), groups (workgroups), scale.
 
 const ROWS_PER_LANE : i32 = TB / LANES;
 
@@ -162,9 +162,12 @@ fn main(index : i32) {
   }
 
   let width = H * HD + H;
+  // A folded dispatch (more than 65535 workgroups) runs extra workgroups past the last (b, h): they
+  // compute on clamped reads but write nothing.
+  let live = wg < uniforms.groups;
   for (var r = lane; r < TB; r += LANES) {
     let i = q0 + r;
-    if (i < T) {
+    if (live && i < T) {
       result[(b * T + i) * width + H * HD + h] = rowMax[r] + log(rowSum[r]);
     }
   }
@@ -172,7 +175,7 @@ fn main(index : i32) {
     let row = e / HD;
     let c = e % HD;
     let i = q0 + row;
-    if (i < T) {
+    if (live && i < T) {
       result[(b * T + i) * width + h * HD + c] = oTile[row * HDP + c] / rowSum[row];
     }
   }

@@ -75,7 +75,10 @@ export function causalAttentionReference(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.T
  */
 export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask?: tf.Tensor2D): tf.Tensor4D {
   const { B, T, H, hd } = checkShapes(q, k, v);
-  if (!hasKernel(KERNELS.causalAttention) || hd > ATTENTION_MAX_HEAD_DIM) return causalAttentionReference(q, k, v, mask);
+  // The fused path needs both kernels; the choice is made here, at the forward, so that the backward
+  // matches it whatever is switched later.
+  const fusedPath = hasKernel(KERNELS.causalAttention) && hasKernel(KERNELS.causalAttentionGrad) && hd <= ATTENTION_MAX_HEAD_DIM;
+  if (!fusedPath) return causalAttentionReference(q, k, v, mask);
   const scale = 1 / Math.sqrt(hd);
   const fused = tf.customGrad(((qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, save: tf.GradSaveFunc) => {
     const packed = tf.engine().runKernel(KERNELS.causalAttention, { q: qi, k: ki, v: vi }, { scale }) as tf.Tensor2D;
@@ -84,13 +87,7 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
     packed.dispose();
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [qs, ks, vs, fwd] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-      if (hasKernel(KERNELS.causalAttentionGrad)) {
-        return tf.engine().runKernel(KERNELS.causalAttentionGrad, { dy, q: qs, k: ks, v: vs, fwd }, { scale }) as tf.Tensor[];
-      }
-      // The forward kernel without its backward: differentiate the reference path.
-      return tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
-        causalAttentionReference(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, mask),
-      )([qs, ks, vs], dy);
+      return tf.engine().runKernel(KERNELS.causalAttentionGrad, { dy, q: qs, k: ks, v: vs, fwd }, { scale }) as tf.Tensor[];
     };
     return { value, gradFunc };
   }) as unknown as Parameters<typeof tf.customGrad<tf.Tensor>>[0]);

@@ -27,13 +27,24 @@ export function softmaxGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo 
 
 /**
  * Rows per attention tile (TB), the head dimension rounded up to it (HDP) and the lanes of a
- * workgroup ((TB / 8)^2: 8 x 8 blocks). TB = 32 unless the kernel's workgroup arrays (`tiles` pairs of
- * a TB x TB block and a TB x HDP tile) would pass 32 KiB, lavapipe's limit and the smallest of common
- * GPUs: attention_dkv (two pairs) takes TB = 16 above head dimension 64.
+ * workgroup ((TB / 8)^2: 8 x 8 blocks). TB = 32 where the kernel's workgroup arrays fit the device's
+ * limit, else 16: `tiles` pairs of a TB x TB block and a TB x HDP tile, plus up to three TB-long
+ * arrays and one i32 (each variable rounded up to 16 bytes, as WebGPU counts them). With lavapipe's
+ * and common GPUs' 32 KiB, attention_dkv (two pairs) takes TB = 16 above head dimension 64.
  */
-function tileRows(hd: number, tiles: 1 | 2): { TB: number; HDP: number; lanes: number } {
-  const bytes = (tb: number) => 4 * tiles * (tb * tb + tb * Math.ceil(hd / tb) * tb);
-  const TB = bytes(32) <= 32768 ? 32 : 16;
+function tileRows(backend: Backend, name: string, hd: number, tiles: 1 | 2): { TB: number; HDP: number; lanes: number } {
+  const limit = backend.device.limits.maxComputeWorkgroupStorageSize;
+  const round = (bytes: number) => Math.ceil(bytes / 16) * 16;
+  const bytes = (tb: number) => {
+    const hdp = Math.ceil(hd / tb) * tb;
+    return tiles * (round(4 * tb * tb) + round(4 * tb * hdp)) + 3 * round(4 * tb) + 16;
+  };
+  const TB = bytes(32) <= limit ? 32 : 16;
+  if (bytes(TB) > limit) {
+    throw new ShapeError(
+      `${name} (webgpu): head dimension ${hd} needs ${bytes(TB)} bytes of workgroup memory, the adapter allows ${limit}`,
+    );
+  }
   return { TB, HDP: Math.ceil(hd / TB) * TB, lanes: (TB / 8) ** 2 };
 }
 
@@ -63,17 +74,18 @@ function attentionShapes(name: string, q: tf.TensorInfo, k: tf.TensorInfo, v: tf
   return { B, T, H, Hkv: k.shape[2]!, hd };
 }
 
-const ATTENTION_UNIFORMS = 'heads : i32, kvHeads : i32, t : i32, blocks : i32, scale : f32,';
+const ATTENTION_UNIFORMS = 'heads : i32, kvHeads : i32, t : i32, blocks : i32, groups : i32, scale : f32,';
 
 /**
  * OspCausalAttention {q [B, T, H, hd], k [B, T, Hkv, hd], v [B, T, Hkv, hd]}, {scale}
  *   -> [B * T, H * hd + H]: per token, every head's output, then every head's log-sum-exp.
  */
-export function causalAttention({ inputs, backend, attrs }: KernelFuncArgs): tf.TensorInfo {
+export function causalAttention({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorInfo {
   const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
   const { scale } = attrs as unknown as { scale: number };
   const { B, T, H, Hkv, hd } = attentionShapes(KERNELS.causalAttention, q, k, v);
-  const { TB, HDP, lanes } = tileRows(hd, 1);
+  const backend = b as unknown as Backend;
+  const { TB, HDP, lanes } = tileRows(backend, KERNELS.causalAttention, hd, 1);
   const blocks = Math.ceil(T / TB);
   const p = program({
     file: 'attention_fwd',
@@ -85,7 +97,8 @@ export function causalAttention({ inputs, backend, attrs }: KernelFuncArgs): tf.
     uniforms: ATTENTION_UNIFORMS,
     libs: ['attention_common'],
   });
-  return (backend as unknown as Backend).runWebGPUProgram(p, [q, k, v], 'float32', [i32(H), i32(Hkv), i32(T), i32(blocks), f32(scale)]);
+  const groups = B * H * blocks;
+  return backend.runWebGPUProgram(p, [q, k, v], 'float32', [i32(H), i32(Hkv), i32(T), i32(blocks), i32(groups), f32(scale)]);
 }
 
 /**
@@ -123,7 +136,7 @@ export function causalAttentionGrad({ inputs, backend: b, attrs }: KernelFuncArg
   const delta = backend.runWebGPUProgram(deltaProgram, [dy, fwd], 'float32', [i32(H)]);
   const ins = [q, k, v, dy, fwd, delta];
   const run = (file: string, outputShape: number[], heads: number, tiles: 1 | 2) => {
-    const { TB, HDP, lanes } = tileRows(hd, tiles);
+    const { TB, HDP, lanes } = tileRows(backend, name, hd, tiles);
     const blocks = Math.ceil(T / TB);
     const p = program({
       file,
@@ -135,7 +148,7 @@ export function causalAttentionGrad({ inputs, backend: b, attrs }: KernelFuncArg
       uniforms: ATTENTION_UNIFORMS,
       libs,
     });
-    return backend.runWebGPUProgram(p, ins, 'float32', [i32(H), i32(Hkv), i32(T), i32(blocks), f32(scale)]);
+    return backend.runWebGPUProgram(p, ins, 'float32', [i32(H), i32(Hkv), i32(T), i32(blocks), i32(B * heads * blocks), f32(scale)]);
   };
   const dq = run('attention_dq', [B, T, H, hd], H, 1);
   const dkv = run('attention_dkv', [B * T * Hkv, 2 * hd], Hkv, 2);

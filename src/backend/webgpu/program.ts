@@ -26,6 +26,8 @@ export interface Program {
 
 /** The parts of tfjs-backend-webgpu's WebGPUBackend the kernels use. */
 export interface Backend {
+  /** The WebGPU device (its limits bound the workgroup memory a program may declare). */
+  device: GPUDevice;
   runWebGPUProgram(program: Program, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: Uniform[]): tf.TensorInfo;
   disposeData(dataId: object): boolean;
 }
