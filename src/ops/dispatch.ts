@@ -26,7 +26,8 @@
  * setKernelsEnabled('all' | [KERNELS.batchMatMul], false) switches it off for A/B benchmarks.
  *
  * Gradients are defined once per op (src/ops/*.ts, with tf.customGrad): the backward kernel when the
- * backend has one, else the op's closed-form backward in plain tfjs ops.
+ * backend has one, else the op's closed-form backward in plain tfjs ops. Attention has no closed form
+ * there: it takes its fused path only when the backend has both OspCausalAttention and its Grad.
  */
 import * as tf from '@tensorflow/tfjs';
 
