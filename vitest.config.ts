@@ -11,8 +11,11 @@ export default defineConfig({
     // Each test file gets its own process: tfjs keeps one global engine per process and
     // the backends (wasm, Dawn) hold native resources that must not leak between files.
     pool: 'forks',
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    // A test that first uses a WGSL program on a software adapter (lavapipe, as on CI) waits for its
+    // compilation: the fused attention kernels take up to about 70 s per head dimension there (once per
+    // machine: Mesa caches compiled shaders on disk), more while another file compiles on the other core.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
     // Two cores on CI: run two files at once.
     maxWorkers: 2,
   },

@@ -118,3 +118,69 @@ fn qkTile(ar : Rows8, br : Rows8) -> Tile8 {
   }
   return Tile8(a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5, a6, b6, a7, b7);
 }
+
+// A lane's accumulators in an output tile (workgroup memory, rows of HDP floats): 8 rows from t0 (the
+// lane's first row and column), 8 columns each.
+fn loadTile(t : ptr<workgroup, array<f32, TB * HDP>>, t0 : i32) -> Tile8 {
+  let a0 = vec4<f32>((*t)[t0 + 0 * HDP], (*t)[t0 + 0 * HDP + 1], (*t)[t0 + 0 * HDP + 2], (*t)[t0 + 0 * HDP + 3]);
+  let b0 = vec4<f32>((*t)[t0 + 0 * HDP + 4], (*t)[t0 + 0 * HDP + 5], (*t)[t0 + 0 * HDP + 6], (*t)[t0 + 0 * HDP + 7]);
+  let a1 = vec4<f32>((*t)[t0 + 1 * HDP], (*t)[t0 + 1 * HDP + 1], (*t)[t0 + 1 * HDP + 2], (*t)[t0 + 1 * HDP + 3]);
+  let b1 = vec4<f32>((*t)[t0 + 1 * HDP + 4], (*t)[t0 + 1 * HDP + 5], (*t)[t0 + 1 * HDP + 6], (*t)[t0 + 1 * HDP + 7]);
+  let a2 = vec4<f32>((*t)[t0 + 2 * HDP], (*t)[t0 + 2 * HDP + 1], (*t)[t0 + 2 * HDP + 2], (*t)[t0 + 2 * HDP + 3]);
+  let b2 = vec4<f32>((*t)[t0 + 2 * HDP + 4], (*t)[t0 + 2 * HDP + 5], (*t)[t0 + 2 * HDP + 6], (*t)[t0 + 2 * HDP + 7]);
+  let a3 = vec4<f32>((*t)[t0 + 3 * HDP], (*t)[t0 + 3 * HDP + 1], (*t)[t0 + 3 * HDP + 2], (*t)[t0 + 3 * HDP + 3]);
+  let b3 = vec4<f32>((*t)[t0 + 3 * HDP + 4], (*t)[t0 + 3 * HDP + 5], (*t)[t0 + 3 * HDP + 6], (*t)[t0 + 3 * HDP + 7]);
+  let a4 = vec4<f32>((*t)[t0 + 4 * HDP], (*t)[t0 + 4 * HDP + 1], (*t)[t0 + 4 * HDP + 2], (*t)[t0 + 4 * HDP + 3]);
+  let b4 = vec4<f32>((*t)[t0 + 4 * HDP + 4], (*t)[t0 + 4 * HDP + 5], (*t)[t0 + 4 * HDP + 6], (*t)[t0 + 4 * HDP + 7]);
+  let a5 = vec4<f32>((*t)[t0 + 5 * HDP], (*t)[t0 + 5 * HDP + 1], (*t)[t0 + 5 * HDP + 2], (*t)[t0 + 5 * HDP + 3]);
+  let b5 = vec4<f32>((*t)[t0 + 5 * HDP + 4], (*t)[t0 + 5 * HDP + 5], (*t)[t0 + 5 * HDP + 6], (*t)[t0 + 5 * HDP + 7]);
+  let a6 = vec4<f32>((*t)[t0 + 6 * HDP], (*t)[t0 + 6 * HDP + 1], (*t)[t0 + 6 * HDP + 2], (*t)[t0 + 6 * HDP + 3]);
+  let b6 = vec4<f32>((*t)[t0 + 6 * HDP + 4], (*t)[t0 + 6 * HDP + 5], (*t)[t0 + 6 * HDP + 6], (*t)[t0 + 6 * HDP + 7]);
+  let a7 = vec4<f32>((*t)[t0 + 7 * HDP], (*t)[t0 + 7 * HDP + 1], (*t)[t0 + 7 * HDP + 2], (*t)[t0 + 7 * HDP + 3]);
+  let b7 = vec4<f32>((*t)[t0 + 7 * HDP + 4], (*t)[t0 + 7 * HDP + 5], (*t)[t0 + 7 * HDP + 6], (*t)[t0 + 7 * HDP + 7]);
+  return Tile8(a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5, a6, b6, a7, b7);
+}
+
+fn storeTile(t : ptr<workgroup, array<f32, TB * HDP>>, t0 : i32, x : Tile8) {
+  (*t)[t0 + 0 * HDP] = x.a0.x; (*t)[t0 + 0 * HDP + 1] = x.a0.y; (*t)[t0 + 0 * HDP + 2] = x.a0.z; (*t)[t0 + 0 * HDP + 3] = x.a0.w;
+  (*t)[t0 + 0 * HDP + 4] = x.b0.x; (*t)[t0 + 0 * HDP + 5] = x.b0.y; (*t)[t0 + 0 * HDP + 6] = x.b0.z; (*t)[t0 + 0 * HDP + 7] = x.b0.w;
+  (*t)[t0 + 1 * HDP] = x.a1.x; (*t)[t0 + 1 * HDP + 1] = x.a1.y; (*t)[t0 + 1 * HDP + 2] = x.a1.z; (*t)[t0 + 1 * HDP + 3] = x.a1.w;
+  (*t)[t0 + 1 * HDP + 4] = x.b1.x; (*t)[t0 + 1 * HDP + 5] = x.b1.y; (*t)[t0 + 1 * HDP + 6] = x.b1.z; (*t)[t0 + 1 * HDP + 7] = x.b1.w;
+  (*t)[t0 + 2 * HDP] = x.a2.x; (*t)[t0 + 2 * HDP + 1] = x.a2.y; (*t)[t0 + 2 * HDP + 2] = x.a2.z; (*t)[t0 + 2 * HDP + 3] = x.a2.w;
+  (*t)[t0 + 2 * HDP + 4] = x.b2.x; (*t)[t0 + 2 * HDP + 5] = x.b2.y; (*t)[t0 + 2 * HDP + 6] = x.b2.z; (*t)[t0 + 2 * HDP + 7] = x.b2.w;
+  (*t)[t0 + 3 * HDP] = x.a3.x; (*t)[t0 + 3 * HDP + 1] = x.a3.y; (*t)[t0 + 3 * HDP + 2] = x.a3.z; (*t)[t0 + 3 * HDP + 3] = x.a3.w;
+  (*t)[t0 + 3 * HDP + 4] = x.b3.x; (*t)[t0 + 3 * HDP + 5] = x.b3.y; (*t)[t0 + 3 * HDP + 6] = x.b3.z; (*t)[t0 + 3 * HDP + 7] = x.b3.w;
+  (*t)[t0 + 4 * HDP] = x.a4.x; (*t)[t0 + 4 * HDP + 1] = x.a4.y; (*t)[t0 + 4 * HDP + 2] = x.a4.z; (*t)[t0 + 4 * HDP + 3] = x.a4.w;
+  (*t)[t0 + 4 * HDP + 4] = x.b4.x; (*t)[t0 + 4 * HDP + 5] = x.b4.y; (*t)[t0 + 4 * HDP + 6] = x.b4.z; (*t)[t0 + 4 * HDP + 7] = x.b4.w;
+  (*t)[t0 + 5 * HDP] = x.a5.x; (*t)[t0 + 5 * HDP + 1] = x.a5.y; (*t)[t0 + 5 * HDP + 2] = x.a5.z; (*t)[t0 + 5 * HDP + 3] = x.a5.w;
+  (*t)[t0 + 5 * HDP + 4] = x.b5.x; (*t)[t0 + 5 * HDP + 5] = x.b5.y; (*t)[t0 + 5 * HDP + 6] = x.b5.z; (*t)[t0 + 5 * HDP + 7] = x.b5.w;
+  (*t)[t0 + 6 * HDP] = x.a6.x; (*t)[t0 + 6 * HDP + 1] = x.a6.y; (*t)[t0 + 6 * HDP + 2] = x.a6.z; (*t)[t0 + 6 * HDP + 3] = x.a6.w;
+  (*t)[t0 + 6 * HDP + 4] = x.b6.x; (*t)[t0 + 6 * HDP + 5] = x.b6.y; (*t)[t0 + 6 * HDP + 6] = x.b6.z; (*t)[t0 + 6 * HDP + 7] = x.b6.w;
+  (*t)[t0 + 7 * HDP] = x.a7.x; (*t)[t0 + 7 * HDP + 1] = x.a7.y; (*t)[t0 + 7 * HDP + 2] = x.a7.z; (*t)[t0 + 7 * HDP + 3] = x.a7.w;
+  (*t)[t0 + 7 * HDP + 4] = x.b7.x; (*t)[t0 + 7 * HDP + 5] = x.b7.y; (*t)[t0 + 7 * HDP + 6] = x.b7.z; (*t)[t0 + 7 * HDP + 7] = x.b7.w;
+}
+
+// Eight consecutive entries of a TB x TB block in workgroup memory, from o: the weights of 8 rows.
+fn weights8(w : ptr<workgroup, array<f32, TB * TB>>, o : i32) -> Rows8f {
+  return Rows8f(vec4<f32>((*w)[o], (*w)[o + 1], (*w)[o + 2], (*w)[o + 3]), vec4<f32>((*w)[o + 4], (*w)[o + 5], (*w)[o + 6], (*w)[o + 7]));
+}
+
+// x with row r multiplied by f[r].
+fn scaleRows(x : Tile8, f : Rows8f) -> Tile8 {
+  return Tile8(x.a0 * f.lo.x, x.b0 * f.lo.x, x.a1 * f.lo.y, x.b1 * f.lo.y, x.a2 * f.lo.z, x.b2 * f.lo.z, x.a3 * f.lo.w, x.b3 * f.lo.w,
+               x.a4 * f.hi.x, x.b4 * f.hi.x, x.a5 * f.hi.y, x.b5 * f.hi.y, x.a6 * f.hi.z, x.b6 * f.hi.z, x.a7 * f.hi.w, x.b7 * f.hi.w);
+}
+
+// acc + w[r] (lo, hi) for each row r: one step of (output tile) += (weights) x (source rows).
+fn addOuter(acc : Tile8, w : Rows8f, lo : vec4<f32>, hi : vec4<f32>) -> Tile8 {
+  return Tile8(
+    fma(vec4<f32>(w.lo.x), lo, acc.a0), fma(vec4<f32>(w.lo.x), hi, acc.b0),
+    fma(vec4<f32>(w.lo.y), lo, acc.a1), fma(vec4<f32>(w.lo.y), hi, acc.b1),
+    fma(vec4<f32>(w.lo.z), lo, acc.a2), fma(vec4<f32>(w.lo.z), hi, acc.b2),
+    fma(vec4<f32>(w.lo.w), lo, acc.a3), fma(vec4<f32>(w.lo.w), hi, acc.b3),
+    fma(vec4<f32>(w.hi.x), lo, acc.a4), fma(vec4<f32>(w.hi.x), hi, acc.b4),
+    fma(vec4<f32>(w.hi.y), lo, acc.a5), fma(vec4<f32>(w.hi.y), hi, acc.b5),
+    fma(vec4<f32>(w.hi.z), lo, acc.a6), fma(vec4<f32>(w.hi.z), hi, acc.b6),
+    fma(vec4<f32>(w.hi.w), lo, acc.a7), fma(vec4<f32>(w.hi.w), hi, acc.b7)
+  );
+}

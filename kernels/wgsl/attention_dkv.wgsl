@@ -86,118 +86,24 @@ fn main(index : i32) {
         let cols = chunkColumns(cg, u);
         let t0 = r0 * HDP + u * TB + 8 * cg;
         {
-          var a0 = vec4<f32>(dvTile[t0], dvTile[t0 + 1], dvTile[t0 + 2], dvTile[t0 + 3]);
-          var b0 = vec4<f32>(dvTile[t0 + 4], dvTile[t0 + 5], dvTile[t0 + 6], dvTile[t0 + 7]);
-          var a1 = vec4<f32>(dvTile[t0 + 1 * HDP], dvTile[t0 + 1 * HDP + 1], dvTile[t0 + 1 * HDP + 2], dvTile[t0 + 1 * HDP + 3]);
-          var b1 = vec4<f32>(dvTile[t0 + 1 * HDP + 4], dvTile[t0 + 1 * HDP + 5], dvTile[t0 + 1 * HDP + 6], dvTile[t0 + 1 * HDP + 7]);
-          var a2 = vec4<f32>(dvTile[t0 + 2 * HDP], dvTile[t0 + 2 * HDP + 1], dvTile[t0 + 2 * HDP + 2], dvTile[t0 + 2 * HDP + 3]);
-          var b2 = vec4<f32>(dvTile[t0 + 2 * HDP + 4], dvTile[t0 + 2 * HDP + 5], dvTile[t0 + 2 * HDP + 6], dvTile[t0 + 2 * HDP + 7]);
-          var a3 = vec4<f32>(dvTile[t0 + 3 * HDP], dvTile[t0 + 3 * HDP + 1], dvTile[t0 + 3 * HDP + 2], dvTile[t0 + 3 * HDP + 3]);
-          var b3 = vec4<f32>(dvTile[t0 + 3 * HDP + 4], dvTile[t0 + 3 * HDP + 5], dvTile[t0 + 3 * HDP + 6], dvTile[t0 + 3 * HDP + 7]);
-          var a4 = vec4<f32>(dvTile[t0 + 4 * HDP], dvTile[t0 + 4 * HDP + 1], dvTile[t0 + 4 * HDP + 2], dvTile[t0 + 4 * HDP + 3]);
-          var b4 = vec4<f32>(dvTile[t0 + 4 * HDP + 4], dvTile[t0 + 4 * HDP + 5], dvTile[t0 + 4 * HDP + 6], dvTile[t0 + 4 * HDP + 7]);
-          var a5 = vec4<f32>(dvTile[t0 + 5 * HDP], dvTile[t0 + 5 * HDP + 1], dvTile[t0 + 5 * HDP + 2], dvTile[t0 + 5 * HDP + 3]);
-          var b5 = vec4<f32>(dvTile[t0 + 5 * HDP + 4], dvTile[t0 + 5 * HDP + 5], dvTile[t0 + 5 * HDP + 6], dvTile[t0 + 5 * HDP + 7]);
-          var a6 = vec4<f32>(dvTile[t0 + 6 * HDP], dvTile[t0 + 6 * HDP + 1], dvTile[t0 + 6 * HDP + 2], dvTile[t0 + 6 * HDP + 3]);
-          var b6 = vec4<f32>(dvTile[t0 + 6 * HDP + 4], dvTile[t0 + 6 * HDP + 5], dvTile[t0 + 6 * HDP + 6], dvTile[t0 + 6 * HDP + 7]);
-          var a7 = vec4<f32>(dvTile[t0 + 7 * HDP], dvTile[t0 + 7 * HDP + 1], dvTile[t0 + 7 * HDP + 2], dvTile[t0 + 7 * HDP + 3]);
-          var b7 = vec4<f32>(dvTile[t0 + 7 * HDP + 4], dvTile[t0 + 7 * HDP + 5], dvTile[t0 + 7 * HDP + 6], dvTile[t0 + 7 * HDP + 7]);
+          var acc = loadTile(&dvTile, t0);
           for (var il = 0; il < TB; il++) {
             let qRow = ((b * T + min(q0 + il, T - 1)) * H + h) * HD;
-            let w = Rows8f(vec4<f32>(pS[il * TB + r0], pS[il * TB + r0 + 1], pS[il * TB + r0 + 2], pS[il * TB + r0 + 3]),
-                            vec4<f32>(pS[il * TB + r0 + 4], pS[il * TB + r0 + 5], pS[il * TB + r0 + 6], pS[il * TB + r0 + 7]));
             let lo = vec4<f32>(dy[qRow + cols.lo.x], dy[qRow + cols.lo.y], dy[qRow + cols.lo.z], dy[qRow + cols.lo.w]);
             let hi = vec4<f32>(dy[qRow + cols.hi.x], dy[qRow + cols.hi.y], dy[qRow + cols.hi.z], dy[qRow + cols.hi.w]);
-            a0 = fma(vec4<f32>(w.lo.x), lo, a0);
-            b0 = fma(vec4<f32>(w.lo.x), hi, b0);
-            a1 = fma(vec4<f32>(w.lo.y), lo, a1);
-            b1 = fma(vec4<f32>(w.lo.y), hi, b1);
-            a2 = fma(vec4<f32>(w.lo.z), lo, a2);
-            b2 = fma(vec4<f32>(w.lo.z), hi, b2);
-            a3 = fma(vec4<f32>(w.lo.w), lo, a3);
-            b3 = fma(vec4<f32>(w.lo.w), hi, b3);
-            a4 = fma(vec4<f32>(w.hi.x), lo, a4);
-            b4 = fma(vec4<f32>(w.hi.x), hi, b4);
-            a5 = fma(vec4<f32>(w.hi.y), lo, a5);
-            b5 = fma(vec4<f32>(w.hi.y), hi, b5);
-            a6 = fma(vec4<f32>(w.hi.z), lo, a6);
-            b6 = fma(vec4<f32>(w.hi.z), hi, b6);
-            a7 = fma(vec4<f32>(w.hi.w), lo, a7);
-            b7 = fma(vec4<f32>(w.hi.w), hi, b7);
+            acc = addOuter(acc, weights8(&pS, il * TB + r0), lo, hi);
           }
-          dvTile[t0] = a0.x; dvTile[t0 + 1] = a0.y; dvTile[t0 + 2] = a0.z; dvTile[t0 + 3] = a0.w;
-          dvTile[t0 + 4] = b0.x; dvTile[t0 + 5] = b0.y; dvTile[t0 + 6] = b0.z; dvTile[t0 + 7] = b0.w;
-          dvTile[t0 + 1 * HDP] = a1.x; dvTile[t0 + 1 * HDP + 1] = a1.y; dvTile[t0 + 1 * HDP + 2] = a1.z; dvTile[t0 + 1 * HDP + 3] = a1.w;
-          dvTile[t0 + 1 * HDP + 4] = b1.x; dvTile[t0 + 1 * HDP + 5] = b1.y; dvTile[t0 + 1 * HDP + 6] = b1.z; dvTile[t0 + 1 * HDP + 7] = b1.w;
-          dvTile[t0 + 2 * HDP] = a2.x; dvTile[t0 + 2 * HDP + 1] = a2.y; dvTile[t0 + 2 * HDP + 2] = a2.z; dvTile[t0 + 2 * HDP + 3] = a2.w;
-          dvTile[t0 + 2 * HDP + 4] = b2.x; dvTile[t0 + 2 * HDP + 5] = b2.y; dvTile[t0 + 2 * HDP + 6] = b2.z; dvTile[t0 + 2 * HDP + 7] = b2.w;
-          dvTile[t0 + 3 * HDP] = a3.x; dvTile[t0 + 3 * HDP + 1] = a3.y; dvTile[t0 + 3 * HDP + 2] = a3.z; dvTile[t0 + 3 * HDP + 3] = a3.w;
-          dvTile[t0 + 3 * HDP + 4] = b3.x; dvTile[t0 + 3 * HDP + 5] = b3.y; dvTile[t0 + 3 * HDP + 6] = b3.z; dvTile[t0 + 3 * HDP + 7] = b3.w;
-          dvTile[t0 + 4 * HDP] = a4.x; dvTile[t0 + 4 * HDP + 1] = a4.y; dvTile[t0 + 4 * HDP + 2] = a4.z; dvTile[t0 + 4 * HDP + 3] = a4.w;
-          dvTile[t0 + 4 * HDP + 4] = b4.x; dvTile[t0 + 4 * HDP + 5] = b4.y; dvTile[t0 + 4 * HDP + 6] = b4.z; dvTile[t0 + 4 * HDP + 7] = b4.w;
-          dvTile[t0 + 5 * HDP] = a5.x; dvTile[t0 + 5 * HDP + 1] = a5.y; dvTile[t0 + 5 * HDP + 2] = a5.z; dvTile[t0 + 5 * HDP + 3] = a5.w;
-          dvTile[t0 + 5 * HDP + 4] = b5.x; dvTile[t0 + 5 * HDP + 5] = b5.y; dvTile[t0 + 5 * HDP + 6] = b5.z; dvTile[t0 + 5 * HDP + 7] = b5.w;
-          dvTile[t0 + 6 * HDP] = a6.x; dvTile[t0 + 6 * HDP + 1] = a6.y; dvTile[t0 + 6 * HDP + 2] = a6.z; dvTile[t0 + 6 * HDP + 3] = a6.w;
-          dvTile[t0 + 6 * HDP + 4] = b6.x; dvTile[t0 + 6 * HDP + 5] = b6.y; dvTile[t0 + 6 * HDP + 6] = b6.z; dvTile[t0 + 6 * HDP + 7] = b6.w;
-          dvTile[t0 + 7 * HDP] = a7.x; dvTile[t0 + 7 * HDP + 1] = a7.y; dvTile[t0 + 7 * HDP + 2] = a7.z; dvTile[t0 + 7 * HDP + 3] = a7.w;
-          dvTile[t0 + 7 * HDP + 4] = b7.x; dvTile[t0 + 7 * HDP + 5] = b7.y; dvTile[t0 + 7 * HDP + 6] = b7.z; dvTile[t0 + 7 * HDP + 7] = b7.w;
+          storeTile(&dvTile, t0, acc);
         }
         {
-          var a0 = vec4<f32>(dkTile[t0], dkTile[t0 + 1], dkTile[t0 + 2], dkTile[t0 + 3]);
-          var b0 = vec4<f32>(dkTile[t0 + 4], dkTile[t0 + 5], dkTile[t0 + 6], dkTile[t0 + 7]);
-          var a1 = vec4<f32>(dkTile[t0 + 1 * HDP], dkTile[t0 + 1 * HDP + 1], dkTile[t0 + 1 * HDP + 2], dkTile[t0 + 1 * HDP + 3]);
-          var b1 = vec4<f32>(dkTile[t0 + 1 * HDP + 4], dkTile[t0 + 1 * HDP + 5], dkTile[t0 + 1 * HDP + 6], dkTile[t0 + 1 * HDP + 7]);
-          var a2 = vec4<f32>(dkTile[t0 + 2 * HDP], dkTile[t0 + 2 * HDP + 1], dkTile[t0 + 2 * HDP + 2], dkTile[t0 + 2 * HDP + 3]);
-          var b2 = vec4<f32>(dkTile[t0 + 2 * HDP + 4], dkTile[t0 + 2 * HDP + 5], dkTile[t0 + 2 * HDP + 6], dkTile[t0 + 2 * HDP + 7]);
-          var a3 = vec4<f32>(dkTile[t0 + 3 * HDP], dkTile[t0 + 3 * HDP + 1], dkTile[t0 + 3 * HDP + 2], dkTile[t0 + 3 * HDP + 3]);
-          var b3 = vec4<f32>(dkTile[t0 + 3 * HDP + 4], dkTile[t0 + 3 * HDP + 5], dkTile[t0 + 3 * HDP + 6], dkTile[t0 + 3 * HDP + 7]);
-          var a4 = vec4<f32>(dkTile[t0 + 4 * HDP], dkTile[t0 + 4 * HDP + 1], dkTile[t0 + 4 * HDP + 2], dkTile[t0 + 4 * HDP + 3]);
-          var b4 = vec4<f32>(dkTile[t0 + 4 * HDP + 4], dkTile[t0 + 4 * HDP + 5], dkTile[t0 + 4 * HDP + 6], dkTile[t0 + 4 * HDP + 7]);
-          var a5 = vec4<f32>(dkTile[t0 + 5 * HDP], dkTile[t0 + 5 * HDP + 1], dkTile[t0 + 5 * HDP + 2], dkTile[t0 + 5 * HDP + 3]);
-          var b5 = vec4<f32>(dkTile[t0 + 5 * HDP + 4], dkTile[t0 + 5 * HDP + 5], dkTile[t0 + 5 * HDP + 6], dkTile[t0 + 5 * HDP + 7]);
-          var a6 = vec4<f32>(dkTile[t0 + 6 * HDP], dkTile[t0 + 6 * HDP + 1], dkTile[t0 + 6 * HDP + 2], dkTile[t0 + 6 * HDP + 3]);
-          var b6 = vec4<f32>(dkTile[t0 + 6 * HDP + 4], dkTile[t0 + 6 * HDP + 5], dkTile[t0 + 6 * HDP + 6], dkTile[t0 + 6 * HDP + 7]);
-          var a7 = vec4<f32>(dkTile[t0 + 7 * HDP], dkTile[t0 + 7 * HDP + 1], dkTile[t0 + 7 * HDP + 2], dkTile[t0 + 7 * HDP + 3]);
-          var b7 = vec4<f32>(dkTile[t0 + 7 * HDP + 4], dkTile[t0 + 7 * HDP + 5], dkTile[t0 + 7 * HDP + 6], dkTile[t0 + 7 * HDP + 7]);
+          var acc = loadTile(&dkTile, t0);
           for (var il = 0; il < TB; il++) {
             let qRow = ((b * T + min(q0 + il, T - 1)) * H + h) * HD;
-            let w = Rows8f(vec4<f32>(dsS[il * TB + r0], dsS[il * TB + r0 + 1], dsS[il * TB + r0 + 2], dsS[il * TB + r0 + 3]),
-                            vec4<f32>(dsS[il * TB + r0 + 4], dsS[il * TB + r0 + 5], dsS[il * TB + r0 + 6], dsS[il * TB + r0 + 7]));
             let lo = vec4<f32>(q[qRow + cols.lo.x], q[qRow + cols.lo.y], q[qRow + cols.lo.z], q[qRow + cols.lo.w]);
             let hi = vec4<f32>(q[qRow + cols.hi.x], q[qRow + cols.hi.y], q[qRow + cols.hi.z], q[qRow + cols.hi.w]);
-            a0 = fma(vec4<f32>(w.lo.x), lo, a0);
-            b0 = fma(vec4<f32>(w.lo.x), hi, b0);
-            a1 = fma(vec4<f32>(w.lo.y), lo, a1);
-            b1 = fma(vec4<f32>(w.lo.y), hi, b1);
-            a2 = fma(vec4<f32>(w.lo.z), lo, a2);
-            b2 = fma(vec4<f32>(w.lo.z), hi, b2);
-            a3 = fma(vec4<f32>(w.lo.w), lo, a3);
-            b3 = fma(vec4<f32>(w.lo.w), hi, b3);
-            a4 = fma(vec4<f32>(w.hi.x), lo, a4);
-            b4 = fma(vec4<f32>(w.hi.x), hi, b4);
-            a5 = fma(vec4<f32>(w.hi.y), lo, a5);
-            b5 = fma(vec4<f32>(w.hi.y), hi, b5);
-            a6 = fma(vec4<f32>(w.hi.z), lo, a6);
-            b6 = fma(vec4<f32>(w.hi.z), hi, b6);
-            a7 = fma(vec4<f32>(w.hi.w), lo, a7);
-            b7 = fma(vec4<f32>(w.hi.w), hi, b7);
+            acc = addOuter(acc, weights8(&dsS, il * TB + r0), lo, hi);
           }
-          dkTile[t0] = a0.x; dkTile[t0 + 1] = a0.y; dkTile[t0 + 2] = a0.z; dkTile[t0 + 3] = a0.w;
-          dkTile[t0 + 4] = b0.x; dkTile[t0 + 5] = b0.y; dkTile[t0 + 6] = b0.z; dkTile[t0 + 7] = b0.w;
-          dkTile[t0 + 1 * HDP] = a1.x; dkTile[t0 + 1 * HDP + 1] = a1.y; dkTile[t0 + 1 * HDP + 2] = a1.z; dkTile[t0 + 1 * HDP + 3] = a1.w;
-          dkTile[t0 + 1 * HDP + 4] = b1.x; dkTile[t0 + 1 * HDP + 5] = b1.y; dkTile[t0 + 1 * HDP + 6] = b1.z; dkTile[t0 + 1 * HDP + 7] = b1.w;
-          dkTile[t0 + 2 * HDP] = a2.x; dkTile[t0 + 2 * HDP + 1] = a2.y; dkTile[t0 + 2 * HDP + 2] = a2.z; dkTile[t0 + 2 * HDP + 3] = a2.w;
-          dkTile[t0 + 2 * HDP + 4] = b2.x; dkTile[t0 + 2 * HDP + 5] = b2.y; dkTile[t0 + 2 * HDP + 6] = b2.z; dkTile[t0 + 2 * HDP + 7] = b2.w;
-          dkTile[t0 + 3 * HDP] = a3.x; dkTile[t0 + 3 * HDP + 1] = a3.y; dkTile[t0 + 3 * HDP + 2] = a3.z; dkTile[t0 + 3 * HDP + 3] = a3.w;
-          dkTile[t0 + 3 * HDP + 4] = b3.x; dkTile[t0 + 3 * HDP + 5] = b3.y; dkTile[t0 + 3 * HDP + 6] = b3.z; dkTile[t0 + 3 * HDP + 7] = b3.w;
-          dkTile[t0 + 4 * HDP] = a4.x; dkTile[t0 + 4 * HDP + 1] = a4.y; dkTile[t0 + 4 * HDP + 2] = a4.z; dkTile[t0 + 4 * HDP + 3] = a4.w;
-          dkTile[t0 + 4 * HDP + 4] = b4.x; dkTile[t0 + 4 * HDP + 5] = b4.y; dkTile[t0 + 4 * HDP + 6] = b4.z; dkTile[t0 + 4 * HDP + 7] = b4.w;
-          dkTile[t0 + 5 * HDP] = a5.x; dkTile[t0 + 5 * HDP + 1] = a5.y; dkTile[t0 + 5 * HDP + 2] = a5.z; dkTile[t0 + 5 * HDP + 3] = a5.w;
-          dkTile[t0 + 5 * HDP + 4] = b5.x; dkTile[t0 + 5 * HDP + 5] = b5.y; dkTile[t0 + 5 * HDP + 6] = b5.z; dkTile[t0 + 5 * HDP + 7] = b5.w;
-          dkTile[t0 + 6 * HDP] = a6.x; dkTile[t0 + 6 * HDP + 1] = a6.y; dkTile[t0 + 6 * HDP + 2] = a6.z; dkTile[t0 + 6 * HDP + 3] = a6.w;
-          dkTile[t0 + 6 * HDP + 4] = b6.x; dkTile[t0 + 6 * HDP + 5] = b6.y; dkTile[t0 + 6 * HDP + 6] = b6.z; dkTile[t0 + 6 * HDP + 7] = b6.w;
-          dkTile[t0 + 7 * HDP] = a7.x; dkTile[t0 + 7 * HDP + 1] = a7.y; dkTile[t0 + 7 * HDP + 2] = a7.z; dkTile[t0 + 7 * HDP + 3] = a7.w;
-          dkTile[t0 + 7 * HDP + 4] = b7.x; dkTile[t0 + 7 * HDP + 5] = b7.y; dkTile[t0 + 7 * HDP + 6] = b7.z; dkTile[t0 + 7 * HDP + 7] = b7.w;
+          storeTile(&dkTile, t0, acc);
         }
       }
       workgroupBarrier();

@@ -94,61 +94,14 @@ fn main(index : i32) {
     for (var u = 0; u < HDP / TB; u++) {
       let cols = chunkColumns(cg, u);
       let t0 = r0 * HDP + u * TB + 8 * cg;
-      var a0 = vec4<f32>(dqTile[t0], dqTile[t0 + 1], dqTile[t0 + 2], dqTile[t0 + 3]);
-      var b0 = vec4<f32>(dqTile[t0 + 4], dqTile[t0 + 5], dqTile[t0 + 6], dqTile[t0 + 7]);
-      var a1 = vec4<f32>(dqTile[t0 + 1 * HDP], dqTile[t0 + 1 * HDP + 1], dqTile[t0 + 1 * HDP + 2], dqTile[t0 + 1 * HDP + 3]);
-      var b1 = vec4<f32>(dqTile[t0 + 1 * HDP + 4], dqTile[t0 + 1 * HDP + 5], dqTile[t0 + 1 * HDP + 6], dqTile[t0 + 1 * HDP + 7]);
-      var a2 = vec4<f32>(dqTile[t0 + 2 * HDP], dqTile[t0 + 2 * HDP + 1], dqTile[t0 + 2 * HDP + 2], dqTile[t0 + 2 * HDP + 3]);
-      var b2 = vec4<f32>(dqTile[t0 + 2 * HDP + 4], dqTile[t0 + 2 * HDP + 5], dqTile[t0 + 2 * HDP + 6], dqTile[t0 + 2 * HDP + 7]);
-      var a3 = vec4<f32>(dqTile[t0 + 3 * HDP], dqTile[t0 + 3 * HDP + 1], dqTile[t0 + 3 * HDP + 2], dqTile[t0 + 3 * HDP + 3]);
-      var b3 = vec4<f32>(dqTile[t0 + 3 * HDP + 4], dqTile[t0 + 3 * HDP + 5], dqTile[t0 + 3 * HDP + 6], dqTile[t0 + 3 * HDP + 7]);
-      var a4 = vec4<f32>(dqTile[t0 + 4 * HDP], dqTile[t0 + 4 * HDP + 1], dqTile[t0 + 4 * HDP + 2], dqTile[t0 + 4 * HDP + 3]);
-      var b4 = vec4<f32>(dqTile[t0 + 4 * HDP + 4], dqTile[t0 + 4 * HDP + 5], dqTile[t0 + 4 * HDP + 6], dqTile[t0 + 4 * HDP + 7]);
-      var a5 = vec4<f32>(dqTile[t0 + 5 * HDP], dqTile[t0 + 5 * HDP + 1], dqTile[t0 + 5 * HDP + 2], dqTile[t0 + 5 * HDP + 3]);
-      var b5 = vec4<f32>(dqTile[t0 + 5 * HDP + 4], dqTile[t0 + 5 * HDP + 5], dqTile[t0 + 5 * HDP + 6], dqTile[t0 + 5 * HDP + 7]);
-      var a6 = vec4<f32>(dqTile[t0 + 6 * HDP], dqTile[t0 + 6 * HDP + 1], dqTile[t0 + 6 * HDP + 2], dqTile[t0 + 6 * HDP + 3]);
-      var b6 = vec4<f32>(dqTile[t0 + 6 * HDP + 4], dqTile[t0 + 6 * HDP + 5], dqTile[t0 + 6 * HDP + 6], dqTile[t0 + 6 * HDP + 7]);
-      var a7 = vec4<f32>(dqTile[t0 + 7 * HDP], dqTile[t0 + 7 * HDP + 1], dqTile[t0 + 7 * HDP + 2], dqTile[t0 + 7 * HDP + 3]);
-      var b7 = vec4<f32>(dqTile[t0 + 7 * HDP + 4], dqTile[t0 + 7 * HDP + 5], dqTile[t0 + 7 * HDP + 6], dqTile[t0 + 7 * HDP + 7]);
+      var acc = loadTile(&dqTile, t0);
       for (var jl = 0; jl < TB; jl++) {
         let kRow = ((b * T + min(k0 + jl, T - 1)) * Hkv + kvh) * HD;
-        let w = Rows8f(vec4<f32>(dsT[jl * TB + r0], dsT[jl * TB + r0 + 1], dsT[jl * TB + r0 + 2], dsT[jl * TB + r0 + 3]),
-                        vec4<f32>(dsT[jl * TB + r0 + 4], dsT[jl * TB + r0 + 5], dsT[jl * TB + r0 + 6], dsT[jl * TB + r0 + 7]));
         let lo = vec4<f32>(k[kRow + cols.lo.x], k[kRow + cols.lo.y], k[kRow + cols.lo.z], k[kRow + cols.lo.w]);
         let hi = vec4<f32>(k[kRow + cols.hi.x], k[kRow + cols.hi.y], k[kRow + cols.hi.z], k[kRow + cols.hi.w]);
-        a0 = fma(vec4<f32>(w.lo.x), lo, a0);
-        b0 = fma(vec4<f32>(w.lo.x), hi, b0);
-        a1 = fma(vec4<f32>(w.lo.y), lo, a1);
-        b1 = fma(vec4<f32>(w.lo.y), hi, b1);
-        a2 = fma(vec4<f32>(w.lo.z), lo, a2);
-        b2 = fma(vec4<f32>(w.lo.z), hi, b2);
-        a3 = fma(vec4<f32>(w.lo.w), lo, a3);
-        b3 = fma(vec4<f32>(w.lo.w), hi, b3);
-        a4 = fma(vec4<f32>(w.hi.x), lo, a4);
-        b4 = fma(vec4<f32>(w.hi.x), hi, b4);
-        a5 = fma(vec4<f32>(w.hi.y), lo, a5);
-        b5 = fma(vec4<f32>(w.hi.y), hi, b5);
-        a6 = fma(vec4<f32>(w.hi.z), lo, a6);
-        b6 = fma(vec4<f32>(w.hi.z), hi, b6);
-        a7 = fma(vec4<f32>(w.hi.w), lo, a7);
-        b7 = fma(vec4<f32>(w.hi.w), hi, b7);
+        acc = addOuter(acc, weights8(&dsT, jl * TB + r0), lo, hi);
       }
-      dqTile[t0] = a0.x; dqTile[t0 + 1] = a0.y; dqTile[t0 + 2] = a0.z; dqTile[t0 + 3] = a0.w;
-      dqTile[t0 + 4] = b0.x; dqTile[t0 + 5] = b0.y; dqTile[t0 + 6] = b0.z; dqTile[t0 + 7] = b0.w;
-      dqTile[t0 + 1 * HDP] = a1.x; dqTile[t0 + 1 * HDP + 1] = a1.y; dqTile[t0 + 1 * HDP + 2] = a1.z; dqTile[t0 + 1 * HDP + 3] = a1.w;
-      dqTile[t0 + 1 * HDP + 4] = b1.x; dqTile[t0 + 1 * HDP + 5] = b1.y; dqTile[t0 + 1 * HDP + 6] = b1.z; dqTile[t0 + 1 * HDP + 7] = b1.w;
-      dqTile[t0 + 2 * HDP] = a2.x; dqTile[t0 + 2 * HDP + 1] = a2.y; dqTile[t0 + 2 * HDP + 2] = a2.z; dqTile[t0 + 2 * HDP + 3] = a2.w;
-      dqTile[t0 + 2 * HDP + 4] = b2.x; dqTile[t0 + 2 * HDP + 5] = b2.y; dqTile[t0 + 2 * HDP + 6] = b2.z; dqTile[t0 + 2 * HDP + 7] = b2.w;
-      dqTile[t0 + 3 * HDP] = a3.x; dqTile[t0 + 3 * HDP + 1] = a3.y; dqTile[t0 + 3 * HDP + 2] = a3.z; dqTile[t0 + 3 * HDP + 3] = a3.w;
-      dqTile[t0 + 3 * HDP + 4] = b3.x; dqTile[t0 + 3 * HDP + 5] = b3.y; dqTile[t0 + 3 * HDP + 6] = b3.z; dqTile[t0 + 3 * HDP + 7] = b3.w;
-      dqTile[t0 + 4 * HDP] = a4.x; dqTile[t0 + 4 * HDP + 1] = a4.y; dqTile[t0 + 4 * HDP + 2] = a4.z; dqTile[t0 + 4 * HDP + 3] = a4.w;
-      dqTile[t0 + 4 * HDP + 4] = b4.x; dqTile[t0 + 4 * HDP + 5] = b4.y; dqTile[t0 + 4 * HDP + 6] = b4.z; dqTile[t0 + 4 * HDP + 7] = b4.w;
-      dqTile[t0 + 5 * HDP] = a5.x; dqTile[t0 + 5 * HDP + 1] = a5.y; dqTile[t0 + 5 * HDP + 2] = a5.z; dqTile[t0 + 5 * HDP + 3] = a5.w;
-      dqTile[t0 + 5 * HDP + 4] = b5.x; dqTile[t0 + 5 * HDP + 5] = b5.y; dqTile[t0 + 5 * HDP + 6] = b5.z; dqTile[t0 + 5 * HDP + 7] = b5.w;
-      dqTile[t0 + 6 * HDP] = a6.x; dqTile[t0 + 6 * HDP + 1] = a6.y; dqTile[t0 + 6 * HDP + 2] = a6.z; dqTile[t0 + 6 * HDP + 3] = a6.w;
-      dqTile[t0 + 6 * HDP + 4] = b6.x; dqTile[t0 + 6 * HDP + 5] = b6.y; dqTile[t0 + 6 * HDP + 6] = b6.z; dqTile[t0 + 6 * HDP + 7] = b6.w;
-      dqTile[t0 + 7 * HDP] = a7.x; dqTile[t0 + 7 * HDP + 1] = a7.y; dqTile[t0 + 7 * HDP + 2] = a7.z; dqTile[t0 + 7 * HDP + 3] = a7.w;
-      dqTile[t0 + 7 * HDP + 4] = b7.x; dqTile[t0 + 7 * HDP + 5] = b7.y; dqTile[t0 + 7 * HDP + 6] = b7.z; dqTile[t0 + 7 * HDP + 7] = b7.w;
+      storeTile(&dqTile, t0, acc);
     }
     workgroupBarrier();
   }

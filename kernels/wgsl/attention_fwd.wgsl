@@ -102,61 +102,14 @@ fn main(index : i32) {
     for (var u = 0; u < HDP / TB; u++) {
       let cols = chunkColumns(cg, u);
       let t0 = r0 * HDP + u * TB + 8 * cg;
-      var a0 = vec4<f32>(oTile[t0], oTile[t0 + 1], oTile[t0 + 2], oTile[t0 + 3]) * f.lo.x;
-      var b0 = vec4<f32>(oTile[t0 + 4], oTile[t0 + 5], oTile[t0 + 6], oTile[t0 + 7]) * f.lo.x;
-      var a1 = vec4<f32>(oTile[t0 + 1 * HDP], oTile[t0 + 1 * HDP + 1], oTile[t0 + 1 * HDP + 2], oTile[t0 + 1 * HDP + 3]) * f.lo.y;
-      var b1 = vec4<f32>(oTile[t0 + 1 * HDP + 4], oTile[t0 + 1 * HDP + 5], oTile[t0 + 1 * HDP + 6], oTile[t0 + 1 * HDP + 7]) * f.lo.y;
-      var a2 = vec4<f32>(oTile[t0 + 2 * HDP], oTile[t0 + 2 * HDP + 1], oTile[t0 + 2 * HDP + 2], oTile[t0 + 2 * HDP + 3]) * f.lo.z;
-      var b2 = vec4<f32>(oTile[t0 + 2 * HDP + 4], oTile[t0 + 2 * HDP + 5], oTile[t0 + 2 * HDP + 6], oTile[t0 + 2 * HDP + 7]) * f.lo.z;
-      var a3 = vec4<f32>(oTile[t0 + 3 * HDP], oTile[t0 + 3 * HDP + 1], oTile[t0 + 3 * HDP + 2], oTile[t0 + 3 * HDP + 3]) * f.lo.w;
-      var b3 = vec4<f32>(oTile[t0 + 3 * HDP + 4], oTile[t0 + 3 * HDP + 5], oTile[t0 + 3 * HDP + 6], oTile[t0 + 3 * HDP + 7]) * f.lo.w;
-      var a4 = vec4<f32>(oTile[t0 + 4 * HDP], oTile[t0 + 4 * HDP + 1], oTile[t0 + 4 * HDP + 2], oTile[t0 + 4 * HDP + 3]) * f.hi.x;
-      var b4 = vec4<f32>(oTile[t0 + 4 * HDP + 4], oTile[t0 + 4 * HDP + 5], oTile[t0 + 4 * HDP + 6], oTile[t0 + 4 * HDP + 7]) * f.hi.x;
-      var a5 = vec4<f32>(oTile[t0 + 5 * HDP], oTile[t0 + 5 * HDP + 1], oTile[t0 + 5 * HDP + 2], oTile[t0 + 5 * HDP + 3]) * f.hi.y;
-      var b5 = vec4<f32>(oTile[t0 + 5 * HDP + 4], oTile[t0 + 5 * HDP + 5], oTile[t0 + 5 * HDP + 6], oTile[t0 + 5 * HDP + 7]) * f.hi.y;
-      var a6 = vec4<f32>(oTile[t0 + 6 * HDP], oTile[t0 + 6 * HDP + 1], oTile[t0 + 6 * HDP + 2], oTile[t0 + 6 * HDP + 3]) * f.hi.z;
-      var b6 = vec4<f32>(oTile[t0 + 6 * HDP + 4], oTile[t0 + 6 * HDP + 5], oTile[t0 + 6 * HDP + 6], oTile[t0 + 6 * HDP + 7]) * f.hi.z;
-      var a7 = vec4<f32>(oTile[t0 + 7 * HDP], oTile[t0 + 7 * HDP + 1], oTile[t0 + 7 * HDP + 2], oTile[t0 + 7 * HDP + 3]) * f.hi.w;
-      var b7 = vec4<f32>(oTile[t0 + 7 * HDP + 4], oTile[t0 + 7 * HDP + 5], oTile[t0 + 7 * HDP + 6], oTile[t0 + 7 * HDP + 7]) * f.hi.w;
+      var acc = scaleRows(loadTile(&oTile, t0), f);
       for (var jl = 0; jl < TB; jl++) {
         let vRow = ((b * T + min(k0 + jl, T - 1)) * Hkv + kvh) * HD;
-        let w = Rows8f(vec4<f32>(pT[jl * TB + r0], pT[jl * TB + r0 + 1], pT[jl * TB + r0 + 2], pT[jl * TB + r0 + 3]),
-                        vec4<f32>(pT[jl * TB + r0 + 4], pT[jl * TB + r0 + 5], pT[jl * TB + r0 + 6], pT[jl * TB + r0 + 7]));
         let lo = vec4<f32>(v[vRow + cols.lo.x], v[vRow + cols.lo.y], v[vRow + cols.lo.z], v[vRow + cols.lo.w]);
         let hi = vec4<f32>(v[vRow + cols.hi.x], v[vRow + cols.hi.y], v[vRow + cols.hi.z], v[vRow + cols.hi.w]);
-        a0 = fma(vec4<f32>(w.lo.x), lo, a0);
-        b0 = fma(vec4<f32>(w.lo.x), hi, b0);
-        a1 = fma(vec4<f32>(w.lo.y), lo, a1);
-        b1 = fma(vec4<f32>(w.lo.y), hi, b1);
-        a2 = fma(vec4<f32>(w.lo.z), lo, a2);
-        b2 = fma(vec4<f32>(w.lo.z), hi, b2);
-        a3 = fma(vec4<f32>(w.lo.w), lo, a3);
-        b3 = fma(vec4<f32>(w.lo.w), hi, b3);
-        a4 = fma(vec4<f32>(w.hi.x), lo, a4);
-        b4 = fma(vec4<f32>(w.hi.x), hi, b4);
-        a5 = fma(vec4<f32>(w.hi.y), lo, a5);
-        b5 = fma(vec4<f32>(w.hi.y), hi, b5);
-        a6 = fma(vec4<f32>(w.hi.z), lo, a6);
-        b6 = fma(vec4<f32>(w.hi.z), hi, b6);
-        a7 = fma(vec4<f32>(w.hi.w), lo, a7);
-        b7 = fma(vec4<f32>(w.hi.w), hi, b7);
+        acc = addOuter(acc, weights8(&pT, jl * TB + r0), lo, hi);
       }
-      oTile[t0] = a0.x; oTile[t0 + 1] = a0.y; oTile[t0 + 2] = a0.z; oTile[t0 + 3] = a0.w;
-      oTile[t0 + 4] = b0.x; oTile[t0 + 5] = b0.y; oTile[t0 + 6] = b0.z; oTile[t0 + 7] = b0.w;
-      oTile[t0 + 1 * HDP] = a1.x; oTile[t0 + 1 * HDP + 1] = a1.y; oTile[t0 + 1 * HDP + 2] = a1.z; oTile[t0 + 1 * HDP + 3] = a1.w;
-      oTile[t0 + 1 * HDP + 4] = b1.x; oTile[t0 + 1 * HDP + 5] = b1.y; oTile[t0 + 1 * HDP + 6] = b1.z; oTile[t0 + 1 * HDP + 7] = b1.w;
-      oTile[t0 + 2 * HDP] = a2.x; oTile[t0 + 2 * HDP + 1] = a2.y; oTile[t0 + 2 * HDP + 2] = a2.z; oTile[t0 + 2 * HDP + 3] = a2.w;
-      oTile[t0 + 2 * HDP + 4] = b2.x; oTile[t0 + 2 * HDP + 5] = b2.y; oTile[t0 + 2 * HDP + 6] = b2.z; oTile[t0 + 2 * HDP + 7] = b2.w;
-      oTile[t0 + 3 * HDP] = a3.x; oTile[t0 + 3 * HDP + 1] = a3.y; oTile[t0 + 3 * HDP + 2] = a3.z; oTile[t0 + 3 * HDP + 3] = a3.w;
-      oTile[t0 + 3 * HDP + 4] = b3.x; oTile[t0 + 3 * HDP + 5] = b3.y; oTile[t0 + 3 * HDP + 6] = b3.z; oTile[t0 + 3 * HDP + 7] = b3.w;
-      oTile[t0 + 4 * HDP] = a4.x; oTile[t0 + 4 * HDP + 1] = a4.y; oTile[t0 + 4 * HDP + 2] = a4.z; oTile[t0 + 4 * HDP + 3] = a4.w;
-      oTile[t0 + 4 * HDP + 4] = b4.x; oTile[t0 + 4 * HDP + 5] = b4.y; oTile[t0 + 4 * HDP + 6] = b4.z; oTile[t0 + 4 * HDP + 7] = b4.w;
-      oTile[t0 + 5 * HDP] = a5.x; oTile[t0 + 5 * HDP + 1] = a5.y; oTile[t0 + 5 * HDP + 2] = a5.z; oTile[t0 + 5 * HDP + 3] = a5.w;
-      oTile[t0 + 5 * HDP + 4] = b5.x; oTile[t0 + 5 * HDP + 5] = b5.y; oTile[t0 + 5 * HDP + 6] = b5.z; oTile[t0 + 5 * HDP + 7] = b5.w;
-      oTile[t0 + 6 * HDP] = a6.x; oTile[t0 + 6 * HDP + 1] = a6.y; oTile[t0 + 6 * HDP + 2] = a6.z; oTile[t0 + 6 * HDP + 3] = a6.w;
-      oTile[t0 + 6 * HDP + 4] = b6.x; oTile[t0 + 6 * HDP + 5] = b6.y; oTile[t0 + 6 * HDP + 6] = b6.z; oTile[t0 + 6 * HDP + 7] = b6.w;
-      oTile[t0 + 7 * HDP] = a7.x; oTile[t0 + 7 * HDP + 1] = a7.y; oTile[t0 + 7 * HDP + 2] = a7.z; oTile[t0 + 7 * HDP + 3] = a7.w;
-      oTile[t0 + 7 * HDP + 4] = b7.x; oTile[t0 + 7 * HDP + 5] = b7.y; oTile[t0 + 7 * HDP + 6] = b7.z; oTile[t0 + 7 * HDP + 7] = b7.w;
+      storeTile(&oTile, t0, acc);
     }
     workgroupBarrier();
   }

@@ -50,6 +50,8 @@ export type KernelName = (typeof KERNELS)[keyof typeof KERNELS];
 let referenceDepth = 0;
 /** Kernels disabled by name (benchmarks: fused vs unfused on the same backend). */
 const disabled = new Set<string>();
+/** Kernels named in a setKernelsEnabled call: a backend's default no longer applies to them. */
+const chosen = new Set<string>();
 
 /** True when the active backend registered a kernel for this fused op (and it is not switched off). */
 export function hasKernel(name: KernelName): boolean {
@@ -76,7 +78,19 @@ export function withReferenceOps<T>(fn: () => T): T {
  */
 export function setKernelsEnabled(names: readonly KernelName[] | 'all', enabled: boolean): void {
   for (const n of names === 'all' ? Object.values(KERNELS) : names) {
+    chosen.add(n);
     if (enabled) disabled.delete(n);
     else disabled.add(n);
   }
+}
+
+/**
+ * A backend's default for one of its kernels (set when the backend starts), which applies until
+ * setKernelsEnabled names the kernel: webgpu starts its attention kernels switched off on a software
+ * adapter.
+ */
+export function setKernelDefault(name: KernelName, enabled: boolean): void {
+  if (chosen.has(name)) return;
+  if (enabled) disabled.delete(name);
+  else disabled.add(name);
 }

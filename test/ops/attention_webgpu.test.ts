@@ -8,14 +8,14 @@
  * (tf.profile), the fallback without the backward kernel, flat memory, and bad shapes.
  */
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackend, stopBackend } from '../../src/backend/index.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { causalAttention, causalAttentionReference } from '../../src/ops/attention.ts';
 import { hasKernel, KERNELS, setKernelsEnabled, withReferenceOps } from '../../src/ops/dispatch.ts';
 import { Rng } from '../../src/utils/rng.ts';
 import { attention64, type AttentionDims } from '../helpers/attention64.ts';
 import { skipWebGPU as skip } from '../helpers/backends.ts';
+import { poison, useWebGPU } from '../helpers/webgpu.ts';
 
 const randn = (n: number, seed: number) => Float32Array.from(new Rng(seed).normals(n, 1));
 
@@ -30,13 +30,6 @@ function err(a: ArrayLike<number>, b: ArrayLike<number>): number {
     den = Math.max(den, Math.abs(b[i]!));
   }
   return den === 0 ? num : num / den;
-}
-
-/** Leaves freed buffers of these sizes full of NaN (tfjs reuses them for same-size outputs). */
-async function poison(...sizes: number[]): Promise<void> {
-  const ts = sizes.map((n) => tf.tidy(() => tf.mul(tf.ones([n]), NaN)));
-  await Promise.all(ts.map((t) => t.data()));
-  tf.dispose(ts);
 }
 
 /** The inputs of one case as tensors: q, k, v and w (the upstream gradient dy). */
@@ -68,16 +61,9 @@ async function results(ins: tf.Tensor4D[], outs: tf.Tensor[]): Promise<Float32Ar
 }
 
 describe.skipIf(skip)('fused causal attention on webgpu', () => {
-  let cpuForward = true;
-  beforeAll(async () => {
-    await startBackend('webgpu');
-    cpuForward = tf.env().getBool('WEBGPU_CPU_FORWARD');
-    tf.env().set('WEBGPU_CPU_FORWARD', false);
-  });
-  afterAll(async () => {
-    tf.env().set('WEBGPU_CPU_FORWARD', cpuForward);
-    await stopBackend();
-  });
+  useWebGPU();
+  // Switched off by default on a software adapter (lavapipe): these tests are about it.
+  beforeAll(() => setKernelsEnabled([KERNELS.causalAttention], true));
 
   it('is registered, forward and backward', () => {
     expect(hasKernel(KERNELS.causalAttention)).toBe(true);

@@ -21,7 +21,7 @@
 // cross_entropy.ts, adamw.ts, newton_schulz.ts, channel_moments.ts and attention.ts (softmax gradient,
 // fused causal attention forward and backward).
 import * as tf from '@tensorflow/tfjs';
-import { hasKernel, KERNELS } from '../../ops/dispatch.ts';
+import { hasKernel, KERNELS, setKernelDefault } from '../../ops/dispatch.ts';
 import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
 import { adamwUpdate } from './adamw.ts';
 import { causalAttention, causalAttentionGrad, softmaxGrad } from './attention.ts';
@@ -152,6 +152,11 @@ export function registerWebGPUKernels(opts: { softwareAdapter: boolean }): void 
       tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
     }
   }
+  // On a software adapter the fused attention starts switched off: measured there it made a training step
+  // no faster (0.96x, bench/RESULTS_webgpu.md) and its shaders take up to about a minute per head dimension
+  // to compile. setKernelsEnabled([KERNELS.causalAttention], true), before or after, turns it on (tests and
+  // the bench do).
+  setKernelDefault(KERNELS.causalAttention, !opts.softwareAdapter);
   const current = tf.getKernel('BatchMatMul', 'webgpu');
   if (current && current.kernelFunc !== batchMatMulDispatch) tfjsBatchMatMul = current;
   const replaced = current?.kernelFunc === batchMatMulDispatch;
