@@ -5,11 +5,12 @@
  *
  *   out[b, i, h] = sum_{j <= i} softmax_j(scale q[b, i, h] . k[b, j, kvh]) v[b, j, kvh]
  *
- * Where the backend registered OspCausalAttention (webgpu), one fused kernel computes it with an
- * online softmax and the backward recomputes the probabilities from the saved log-sum-exp
- * (OspCausalAttentionGrad), so the [B, H, T, T] scores and probabilities are never stored. Elsewhere,
- * and under withReferenceOps, the reference path below runs: plain tfjs ops (scores, additive mask,
- * softmax, product), differentiable twice.
+ * Where the backend registered OspCausalAttention and OspCausalAttentionGrad and both are enabled
+ * (webgpu; switched off by default on a software adapter, see src/backend/webgpu/kernels.ts), one fused
+ * kernel computes it with an online softmax and the backward recomputes the probabilities from the saved
+ * log-sum-exp, so the [B, H, T, T] scores and probabilities are never stored. Elsewhere, and under
+ * withReferenceOps, the reference path below runs: plain tfjs ops (scores, additive mask, softmax,
+ * product), differentiable twice.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../errors.ts';
