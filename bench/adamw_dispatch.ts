@@ -42,6 +42,7 @@ import { KERNELS, setKernelsEnabled } from '../src/ops/dispatch.ts';
 import { createOptimizer } from '../src/optim/routing.ts';
 import { trainStep } from '../src/train/step.ts';
 import { Rng } from '../src/utils/rng.ts';
+import { queuedRun } from './kernels_webgpu.ts';
 
 /** kernels_webgpu.ts's bench model and batch. */
 const MODEL = { hiddenSize: 128, numLayers: 4, numHeads: 4, maxSeqLen: 128, norm: 'ssnorm', embedding: 'embproj', vocabSize: 258 } as const;
@@ -147,17 +148,7 @@ const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.flo
 const range = (xs: readonly number[]): Range => ({ ms: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 
 /** One run: `inner` queued calls of f, then the last call's outputs read back; ms per call. */
-async function run(f: Call, inner: number): Promise<number> {
-  const t0 = performance.now();
-  let last: tf.Tensor[] = [];
-  for (let i = 0; i < inner; i++) {
-    tf.dispose(last);
-    last = f();
-  }
-  await Promise.all(last.map((x) => x.data()));
-  tf.dispose(last);
-  return (performance.now() - t0) / inner;
-}
+const run = (f: Call, inner: number): Promise<number> => queuedRun(f, inner);
 
 /**
  * Median ms per call of each f (each returns the tensors it created; all are disposed), their runs

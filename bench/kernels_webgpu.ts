@@ -78,24 +78,27 @@ interface Timing {
   inner: number;
 }
 
+/**
+ * One timed run: `inner` queued calls of f (which returns the tensors it created; all are disposed),
+ * then the last call's outputs read back. Returns ms per call.
+ */
+export async function queuedRun(f: () => tf.Tensor[], inner: number): Promise<number> {
+  const t0 = performance.now();
+  let last: tf.Tensor[] = [];
+  for (let i = 0; i < inner; i++) {
+    tf.dispose(last);
+    last = f();
+  }
+  await Promise.all(last.map((x) => x.data()));
+  tf.dispose(last);
+  return (performance.now() - t0) / inner;
+}
+
 /** Median ms per call of f (which returns the tensors it created; all are disposed). */
 async function timePerCall(f: () => tf.Tensor[], t: Timing): Promise<number> {
-  const run = async (inner: number) => {
-    let last: tf.Tensor[] = [];
-    for (let i = 0; i < inner; i++) {
-      tf.dispose(last);
-      last = f();
-    }
-    await Promise.all(last.map((x) => x.data()));
-    tf.dispose(last);
-  };
-  for (let i = 0; i < t.warmup; i++) await run(t.inner);
+  for (let i = 0; i < t.warmup; i++) await queuedRun(f, t.inner);
   const ms: number[] = [];
-  for (let i = 0; i < t.reps; i++) {
-    const t0 = performance.now();
-    await run(t.inner);
-    ms.push((performance.now() - t0) / t.inner);
-  }
+  for (let i = 0; i < t.reps; i++) ms.push(await queuedRun(f, t.inner));
   ms.sort((a, b) => a - b);
   return ms[Math.floor(ms.length / 2)]!;
 }
