@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "osp_native",
-      "sources": ["bindings.cc", "pool.cc", "gemm_dispatch.cc", "elementwise.cc", "layout.cc", "fused.cc", "gemm.cc", "gemm_napi.cc"],
+      "sources": ["bindings.cc", "pool.cc", "gemm_dispatch.cc", "elementwise.cc", "layout.cc", "fused.cc", "attention.cc", "gemm.cc", "gemm_napi.cc"],
       "cflags": ["-O3", "-fno-math-errno"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"],

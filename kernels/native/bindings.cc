@@ -1,6 +1,6 @@
 // osp-lab native kernel pack: the addon's module: NAPI_MODULE_INIT and its table of exports.
 //
-// The kernels (kernels.h: gemm_dispatch.cc, elementwise.cc, layout.cc, fused.cc) are functions of Args;
+// The kernels (kernels.h: gemm_dispatch.cc, elementwise.cc, layout.cc, fused.cc, attention.cc) are functions of Args;
 // `wrap` turns each into an N-API callback that turns a thrown error into a JavaScript error with code
 // OSP_NATIVE. This file also holds the thread settings (setThreads, setPoolThreads) and the reports
 // (info, threads). gemm_napi.cc adds the exports that choose the GEMM.
@@ -93,6 +93,8 @@ NAPI_MODULE_INIT() {
       {"adamw", nullptr, wrap<adamw>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"newtonSchulz", nullptr, wrap<newtonSchulz>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"channelMoments", nullptr, wrap<channelMoments>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"causalAttention", nullptr, wrap<causalAttention>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"causalAttentionGrad", nullptr, wrap<causalAttentionGrad>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, wrap<setThreads>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setPoolThreads", nullptr, wrap<setPoolThreads>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"info", nullptr, info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -45,4 +45,8 @@ void adamw(const napi::Args& a);
 void newtonSchulz(const napi::Args& x);
 void channelMoments(const napi::Args& a);
 
+// attention.cc: causal attention with grouped key/value heads, forward and backward.
+void causalAttention(const napi::Args& a);
+void causalAttentionGrad(const napi::Args& a);
+
 }  // namespace osp

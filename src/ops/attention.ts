@@ -26,22 +26,42 @@ export function causalMask(T: number): tf.Tensor2D {
   return tf.tensor2d(m, [T, T]);
 }
 
-function checkShapes(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): { B: number; T: number; H: number; Hkv: number; hd: number } {
-  if (q.rank !== 4) throw new ShapeError(`causalAttention: q must be [B, T, H, hd], got [${q.shape}]`);
+/** The sizes of one attention call. */
+export interface AttentionSizes {
+  B: number;
+  T: number;
+  H: number;
+  Hkv: number;
+  hd: number;
+}
+
+/**
+ * Checks q [B, T, H, hd] and k, v [B, T, Hkv, hd] with Hkv dividing H (the op and every backend's kernel
+ * use it) and returns the sizes; `where` starts the error message.
+ */
+export function attentionShapes(
+  where: string,
+  q: { shape: readonly number[] },
+  k: { shape: readonly number[] },
+  v: { shape: readonly number[] },
+): AttentionSizes {
+  if (q.shape.length !== 4) throw new ShapeError(`${where}: q must be [B, T, H, hd], got [${q.shape}]`);
   const [B, T, H, hd] = q.shape as [number, number, number, number];
   for (const [name, t] of [
     ['k', k],
     ['v', v],
   ] as const) {
     const [b, t2, hkv, hd2] = t.shape;
-    if (t.rank !== 4 || b !== B || t2 !== T || hd2 !== hd || !hkv || H % hkv !== 0 || t.shape[2] !== k.shape[2]) {
+    if (t.shape.length !== 4 || b !== B || t2 !== T || hd2 !== hd || !hkv || H % hkv !== 0 || t.shape[2] !== k.shape[2]) {
       throw new ShapeError(
-        `causalAttention: ${name} must be [${B}, ${T}, Hkv, ${hd}] with Hkv dividing ${H} (k and v alike), got [${t.shape}]`,
+        `${where}: ${name} must be [${B}, ${T}, Hkv, ${hd}] with Hkv dividing ${H} (k and v alike), got [${t.shape}]`,
       );
     }
   }
   return { B, T, H, Hkv: k.shape[2]!, hd };
 }
+
+const checkShapes = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => attentionShapes('causalAttention', q, k, v);
 
 /**
  * Reference path in plain tfjs ops (the model's attention before the fused kernel, and the oracle for

@@ -5,7 +5,15 @@
  *   s_ij = scale q_i . k_j (j <= i), p_i = softmax(s_i), out_i = sum_j p_ij v_j
  *   dp_ij = dy_i . v_j, ds_ij = p_ij (dp_ij - sum_l p_il dp_il)
  *   dq_i = scale sum_j ds_ij k_j, dk_j = scale sum_i ds_ij q_i, dv_j = sum_i p_ij dy_i
+ *
+ * Also the attention tests' shared pieces: inputs as tensors, one forward + backward run of the op,
+ * and the error measure.
  */
+import * as tf from '@tensorflow/tfjs';
+import { expect } from 'vitest';
+import { causalAttention } from '../../src/ops/attention.ts';
+import { Rng } from '../../src/utils/rng.ts';
+
 export interface AttentionDims {
   B: number;
   T: number;
@@ -63,4 +71,65 @@ export function attention64(
     }
   }
   return { out, dq, dk, dv };
+}
+
+/** n standard normal float32 values from a seed. */
+export const randn = (n: number, seed: number) => Float32Array.from(new Rng(seed).normals(n, 1));
+
+/** max |a - b| / max |b| (max |a - b| where b is all zero); NaN or infinity anywhere in a counts as an infinite error. */
+export function err(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]!)) return Infinity;
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return den === 0 ? num : num / den;
+}
+
+/** The inputs of one case as tensors: q, k, v and w (the upstream gradient dy). */
+export function inputs(d: AttentionDims, qs: Float32Array, ks: Float32Array, vs: Float32Array, ws: Float32Array): tf.Tensor4D[] {
+  return [
+    tf.tensor4d(qs, [d.B, d.T, d.H, d.hd]),
+    tf.tensor4d(ks, [d.B, d.T, d.Hkv, d.hd]),
+    tf.tensor4d(vs, [d.B, d.T, d.Hkv, d.hd]),
+    tf.tensor4d(ws, [d.B, d.T, d.H, d.hd]),
+  ];
+}
+
+/** Output and gradients of sum(attention(q, k, v) * w), i.e. with dy = w. */
+export function run([q, k, v, w]: tf.Tensor4D[]): tf.Tensor[] {
+  return tf.tidy(() => {
+    const out = causalAttention(q!, k!, v!);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+      tf.sum(tf.mul(causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D), w!)),
+    )([q!, k!, v!]);
+    return [out, ...grads];
+  });
+}
+
+/** Values of the run's outputs (out, dq, dk, dv); everything is disposed. */
+export async function results(ins: tf.Tensor4D[], outs: tf.Tensor[]): Promise<Float32Array[]> {
+  const values = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+  tf.dispose([...ins, ...outs]);
+  return values;
+}
+
+
+/** The values f returns, the names and output shapes of the kernels it ran, and its peak tensor bytes (tf.profile). */
+export async function kernelsOf(
+  f: () => Promise<Float32Array[]>,
+): Promise<{ values: Float32Array[]; kernels: Set<string>; outputShapes: number[][]; peakBytes: number }> {
+  let values: Float32Array[] = [];
+  const info = await tf.profile(async () => {
+    values = await f();
+  });
+  return {
+    values,
+    kernels: new Set(info.kernels.map((k) => k.name)),
+    outputShapes: info.kernels.flatMap((k) => k.outputShapes),
+    peakBytes: info.peakBytes,
+  };
 }

@@ -12,53 +12,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { causalAttention, causalAttentionReference } from '../../src/ops/attention.ts';
 import { hasKernel, KERNELS, setKernelsEnabled, withReferenceOps } from '../../src/ops/dispatch.ts';
-import { Rng } from '../../src/utils/rng.ts';
-import { attention64, type AttentionDims } from '../helpers/attention64.ts';
+import { attention64, err, inputs, kernelsOf, randn, results, run, type AttentionDims } from '../helpers/attention64.ts';
 import { skipWebGPU as skip } from '../helpers/backends.ts';
 import { poison, useWebGPU } from '../helpers/webgpu.ts';
-
-const randn = (n: number, seed: number) => Float32Array.from(new Rng(seed).normals(n, 1));
-
-/** max |a - b| / max |b| (max |a - b| where b is all zero); NaN or infinity anywhere in a counts as an infinite error. */
-function err(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i]!)) return Infinity;
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return den === 0 ? num : num / den;
-}
-
-/** The inputs of one case as tensors: q, k, v and w (the upstream gradient dy). */
-function inputs(d: AttentionDims, qs: Float32Array, ks: Float32Array, vs: Float32Array, ws: Float32Array): tf.Tensor4D[] {
-  return [
-    tf.tensor4d(qs, [d.B, d.T, d.H, d.hd]),
-    tf.tensor4d(ks, [d.B, d.T, d.Hkv, d.hd]),
-    tf.tensor4d(vs, [d.B, d.T, d.Hkv, d.hd]),
-    tf.tensor4d(ws, [d.B, d.T, d.H, d.hd]),
-  ];
-}
-
-/** Output and gradients of sum(attention(q, k, v) * w), i.e. with dy = w. */
-function run([q, k, v, w]: tf.Tensor4D[]): tf.Tensor[] {
-  return tf.tidy(() => {
-    const out = causalAttention(q!, k!, v!);
-    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
-      tf.sum(tf.mul(causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D), w!)),
-    )([q!, k!, v!]);
-    return [out, ...grads];
-  });
-}
-
-/** Values of the run's outputs (out, dq, dk, dv); everything is disposed. */
-async function results(ins: tf.Tensor4D[], outs: tf.Tensor[]): Promise<Float32Array[]> {
-  const values = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
-  tf.dispose([...ins, ...outs]);
-  return values;
-}
 
 describe.skipIf(skip)('fused causal attention on webgpu', () => {
   useWebGPU();
@@ -104,13 +60,6 @@ describe.skipIf(skip)('fused causal attention on webgpu', () => {
     const nq = d.B * d.T * d.H * d.hd;
     const nk = d.B * d.T * d.Hkv * d.hd;
     const data = [randn(nq, 1), randn(nk, 2), randn(nk, 3), randn(nq, 4)] as const;
-    const kernelsOf = async (f: () => Promise<Float32Array[]>) => {
-      let values: Float32Array[] = [];
-      const info = await tf.profile(async () => {
-        values = await f();
-      });
-      return { values, kernels: new Set(info.kernels.map((k) => k.name)) };
-    };
     const fused = await kernelsOf(async () => {
       const ins = inputs(d, ...data);
       return results(ins, run(ins));

@@ -95,6 +95,35 @@ export interface NativeAddon {
     normEps: number,
   ): void;
   channelMoments(x: Float32Array, token: Float32Array, channel: Float32Array, N: number, d: number): void;
+  /** fwd [B*T, H*hd + H]: every head's output per token, then every head's log-sum-exp (OspCausalAttention). */
+  causalAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    fwd: Float32Array,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    hd: number,
+    scale: number,
+  ): void;
+  causalAttentionGrad(
+    dy: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    fwd: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    hd: number,
+    scale: number,
+  ): void;
   setThreads(n: number): void;
   setPoolThreads(n: number): void;
   /** Largest M*N*K that a batched product runs one matrix per pool thread (0: never); a tuning knob. */

@@ -9,6 +9,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeCpuBackend } from './backend.ts';
 import { KERNELS } from '../../ops/dispatch.ts';
+import { attentionShapes } from '../../ops/attention.ts';
+import { ShapeError } from '../../errors.ts';
 import type { NativeAddon } from './addon.ts';
 
 export const NATIVE = 'native';
@@ -465,6 +467,35 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const channel = be.f32Out(d * 4);
     addon.channelMoments(f32(be, x), token, channel, N, d);
     return [be.makeTensorInfo([N, 4], 'float32', token), be.makeTensorInfo([d, 4], 'float32', channel)];
+  });
+
+  /** The attention kernels' sizes; float32 only (the op never hands them anything else). */
+  const attentionSizes = (name: string, q: TI, k: TI, v: TI, ...more: TI[]) => {
+    const sizes = attentionShapes(`${name} (native)`, q, k, v);
+    if (!isF32(q, k, v, ...more)) throw new ShapeError(`${name} (native): every input must be float32`);
+    return sizes;
+  };
+
+  k.set(KERNELS.causalAttention, (args) => {
+    const { q, k: key, v } = args.inputs as { q: TI; k: TI; v: TI };
+    const be = args.backend as NativeCpuBackend;
+    const { B, T, H, Hkv, hd } = attentionSizes(KERNELS.causalAttention, q, key, v);
+    const fwd = be.f32Out(B * T * (H * hd + H));
+    addon.causalAttention(f32(be, q), f32(be, key), f32(be, v), fwd, B, T, H, Hkv, hd, Number(args.attrs!.scale));
+    return be.makeTensorInfo([B * T, H * hd + H], 'float32', fwd);
+  });
+
+  k.set(KERNELS.causalAttentionGrad, (args) => {
+    const { dy, q, k: key, v, fwd } = args.inputs as { dy: TI; q: TI; k: TI; v: TI; fwd: TI };
+    const be = args.backend as NativeCpuBackend;
+    const { B, T, H, Hkv, hd } = attentionSizes(KERNELS.causalAttentionGrad, q, key, v, dy, fwd);
+    if (size(dy.shape) !== size(q.shape) || size(fwd.shape) !== B * T * (H * hd + H)) {
+      throw new ShapeError(`${KERNELS.causalAttentionGrad} (native): dy must have q's size and fwd be [${B * T}, ${H * hd + H}]`);
+    }
+    const [dq, dk, dv] = [be.f32Out(size(q.shape)), be.f32Out(size(key.shape)), be.f32Out(size(v.shape))];
+    const g = (t: TI) => f32(be, t);
+    addon.causalAttentionGrad(g(dy), g(q), g(key), g(v), g(fwd), dq, dk, dv, B, T, H, Hkv, hd, Number(args.attrs!.scale));
+    return [be.makeTensorInfo(q.shape, 'float32', dq), be.makeTensorInfo(key.shape, 'float32', dk), be.makeTensorInfo(v.shape, 'float32', dv)];
   });
 
   return k;

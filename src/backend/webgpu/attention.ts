@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.ts';
-import { ATTENTION_MAX_HEAD_DIM } from '../../ops/attention.ts';
+import { ATTENTION_MAX_HEAD_DIM, attentionShapes } from '../../ops/attention.ts';
 import { KERNELS } from '../../ops/dispatch.ts';
 import { checkFloat, f32, FLAT_LANES, i32, numel, program, rowProgram, show, type Backend, type KernelFuncArgs } from './program.ts';
 
@@ -48,20 +48,9 @@ function tileRows(backend: Backend, name: string, hd: number, tiles: 1 | 2): { T
   return { TB, HDP: Math.ceil(hd / TB) * TB, lanes: (TB / 8) ** 2 };
 }
 
-/** Checks q [B, T, H, hd], k and v [B, T, Hkv, hd] (Hkv dividing H); returns the sizes. */
-function attentionShapes(name: string, q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo) {
-  if (q.shape.length !== 4) throw new ShapeError(`${name} (webgpu): q must be [B, T, H, hd], got ${show(q.shape)}`);
-  const [B, T, H, hd] = q.shape as [number, number, number, number];
-  for (const [field, t] of [
-    ['k', k],
-    ['v', v],
-  ] as const) {
-    const [b2, t2, hkv, hd2] = t.shape as number[];
-    if (t.shape.length !== 4 || b2 !== B || t2 !== T || hd2 !== hd || !hkv || H % hkv !== 0) {
-      throw new ShapeError(`${name} (webgpu): ${field} must be [${B}, ${T}, Hkv, ${hd}] with Hkv dividing ${H}, got ${show(t.shape)}`);
-    }
-  }
-  if (k.shape[2] !== v.shape[2]) throw new ShapeError(`${name} (webgpu): k ${show(k.shape)} and v ${show(v.shape)} differ in heads`);
+/** Checks q [B, T, H, hd], k and v [B, T, Hkv, hd] (Hkv dividing H), float32, hd within the kernels' limit; returns the sizes. */
+function attentionSizes(name: string, q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo) {
+  const { B, T, H, Hkv, hd } = attentionShapes(`${name} (webgpu)`, q, k, v);
   if (hd < 1 || hd > ATTENTION_MAX_HEAD_DIM) {
     throw new ShapeError(`${name} (webgpu): head dimension must be in [1, ${ATTENTION_MAX_HEAD_DIM}], got ${hd}`);
   }
@@ -71,7 +60,7 @@ function attentionShapes(name: string, q: tf.TensorInfo, k: tf.TensorInfo, v: tf
     ['v', v],
   ] as const)
     checkFloat(name, field, t);
-  return { B, T, H, Hkv: k.shape[2]!, hd };
+  return { B, T, H, Hkv, hd };
 }
 
 const ATTENTION_UNIFORMS = 'heads : i32, kvHeads : i32, t : i32, blocks : i32, groups : i32, scale : f32,';
@@ -83,7 +72,7 @@ const ATTENTION_UNIFORMS = 'heads : i32, kvHeads : i32, t : i32, blocks : i32, g
 export function causalAttention({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorInfo {
   const { q, k, v } = inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
   const { scale } = attrs as unknown as { scale: number };
-  const { B, T, H, Hkv, hd } = attentionShapes(KERNELS.causalAttention, q, k, v);
+  const { B, T, H, Hkv, hd } = attentionSizes(KERNELS.causalAttention, q, k, v);
   const backend = b as unknown as Backend;
   const { TB, HDP, lanes } = tileRows(backend, KERNELS.causalAttention, hd, 1);
   const blocks = Math.ceil(T / TB);
@@ -111,7 +100,7 @@ export function causalAttentionGrad({ inputs, backend: b, attrs }: KernelFuncArg
   const { dy, q, k, v, fwd } = inputs as { dy: tf.TensorInfo; q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; fwd: tf.TensorInfo };
   const { scale } = attrs as unknown as { scale: number };
   const name = KERNELS.causalAttentionGrad;
-  const { B, T, H, Hkv, hd } = attentionShapes(name, q, k, v);
+  const { B, T, H, Hkv, hd } = attentionSizes(name, q, k, v);
   if (dy.shape.length !== 4 || dy.shape.some((s, i) => s !== q.shape[i])) {
     throw new ShapeError(`${name} (webgpu): dy ${show(dy.shape)} must have the shape of q ${show(q.shape)}`);
   }
