@@ -12,9 +12,9 @@ import { startBackend, stopBackend, type ConcreteBackend } from '../src/backend/
 import { resolveModelConfig } from '../src/model/config.ts';
 import { applyRope, ropeTables, silu } from '../src/model/layers.ts';
 import { causalAttention } from '../src/ops/attention.ts';
-import { KERNELS, setKernelsEnabled } from '../src/ops/dispatch.ts';
+import { hasKernel, KERNELS, setKernelsEnabled } from '../src/ops/dispatch.ts';
 import { Rng } from '../src/utils/rng.ts';
-import { B, stepTime, T, type Row } from './speed.ts';
+import { alternating, B, stepRunner, stepTime, T, type Row } from './speed.ts';
 
 const LAYERS = 4;
 
@@ -58,7 +58,8 @@ export interface PartShare {
 
 /**
  * The parts' shares of one AdamW training step (d = hidden, `heads` heads, 4 layers, B = 16, T = 128).
- * On webgpu attention is measured twice: with the fused kernel and on its reference path.
+ * Where the backend has the fused attention kernels (native; webgpu) attention is measured twice: with
+ * them and on its reference path.
  */
 export async function partShares(backend: ConcreteBackend, hidden: number, heads: number, reps: number, rows: Row[]) {
   await startBackend(backend);
@@ -82,8 +83,9 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
     const up = hold(randn([B * T, c.intermediateSize], 6));
     const wf = hold(randn([B * T, c.intermediateSize], 7));
     const attention = fwdBwd((a, b, d) => causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, d as tf.Tensor4D), [q, k, v], w);
+    const fusedAttention = hasKernel(KERNELS.causalAttention) && hasKernel(KERNELS.causalAttentionGrad);
     const parts: [string, () => tf.Tensor[]][] = [
-      [backend === 'webgpu' ? 'attention (fused kernel)' : 'attention', attention],
+      [fusedAttention ? 'attention (fused kernel)' : 'attention', attention],
       [
         'RoPE on q and k',
         fwdBwd((a, b) => tf.add(applyRope(a as tf.Tensor4D, cos3, sin3), applyRope(b as tf.Tensor4D, cos3, sin3)), [q, k], w),
@@ -93,7 +95,7 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
     const out: PartShare[] = [];
     const add = (part: string, ms: number) => out.push({ part, ms, share: (LAYERS * ms) / stepMs });
     for (const [part, f] of parts) add(part, await partTime(f, reps));
-    if (backend === 'webgpu') {
+    if (fusedAttention) {
       setKernelsEnabled([KERNELS.causalAttention], false);
       try {
         add('attention (reference path)', await partTime(attention, reps));
@@ -110,6 +112,66 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
       ]);
     return { stepMs, parts: out };
   } finally {
+    tf.dispose(keep);
+    await stopBackend();
+  }
+}
+
+export interface AttentionGain {
+  shape: string;
+  /** ms of attention forward + backward, and of one training step: with the fused kernels, and without. */
+  attention: { fused: number; reference: number };
+  step: { fused: number; reference: number };
+  /** Peak MiB of live tensors during one step (tf.profile), with and without. */
+  peakMiB: { fused: number; reference: number };
+}
+
+/**
+ * The fused attention kernels against the reference path on one backend (native: kernels/native/attention.cc):
+ * attention forward + backward at the bench model's shapes and one whole AdamW training step, each timed
+ * in alternating rounds with the kernel on and off, and the step's peak tensor memory with and without.
+ */
+export async function attentionGain(backend: ConcreteBackend, hidden: number, heads: number, reps: number, rows: Row[]): Promise<AttentionGain> {
+  await startBackend(backend);
+  setKernelsEnabled([KERNELS.causalAttention], true);
+  const keep: tf.Tensor[] = [];
+  const runner = stepRunner({ hidden, heads, optimizer: 'adamw' });
+  const settings = ['fused', 'reference'] as const;
+  const apply = (s: 'fused' | 'reference') => setKernelsEnabled([KERNELS.causalAttention], s === 'fused');
+  try {
+    if (!hasKernel(KERNELS.causalAttention) || !hasKernel(KERNELS.causalAttentionGrad)) {
+      throw new Error(`attentionGain: ${backend} has no fused attention kernels`);
+    }
+    const hd = hidden / heads;
+    const hold = (t: tf.Tensor) => (keep.push(t), t);
+    const [q, k, v, w] = [1, 2, 3, 4].map((seed) => hold(randn([B, T, heads, hd], seed)));
+    const f = fwdBwd((a, b, d) => causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, d as tf.Tensor4D), [q!, k!, v!], w!);
+    const once = async () => {
+      const out = f();
+      await Promise.all(out.map((t) => t.data()));
+      tf.dispose(out);
+    };
+    const attention = await alternating(settings, apply, once, reps * 3, 2);
+    const step = await alternating(settings, apply, runner.step, reps, 2);
+    const peak = async (s: 'fused' | 'reference') => {
+      apply(s);
+      const info = await tf.profile(async () => {
+        await runner.step();
+      });
+      return info.peakBytes / 2 ** 20;
+    };
+    const peakMiB = { fused: await peak('fused'), reference: await peak('reference') };
+    const shape = `[${B}, ${T}, ${heads}, ${hd}]`;
+    rows.push([`fused attention vs reference path (${backend}, d=${hidden}, ${heads} heads, 4 layers)`, 'fused / reference', 'ratio']);
+    const row = (what: string, unit: string, r: { fused: number; reference: number }, digits: number) =>
+      rows.push([`  ${what}`, `${r.fused.toFixed(digits)} / ${r.reference.toFixed(digits)} ${unit}`, `${(r.reference / r.fused).toFixed(2)}x`]);
+    row(`attention fwd+bwd ${shape}`, 'ms', attention, 2);
+    row('training step (adamw)', 'ms', step, 1);
+    row('step peak tensor memory', 'MiB', peakMiB, 0);
+    return { shape, attention, step, peakMiB };
+  } finally {
+    setKernelsEnabled([KERNELS.causalAttention], true);
+    runner.dispose();
     tf.dispose(keep);
     await stopBackend();
   }

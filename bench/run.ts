@@ -11,6 +11,8 @@
  *   ops         per-op breakdown of one training step on native (tf.profile)
  *   parts       the share of a step taken by attention, RoPE and SwiGLU's elementwise product (what fusing
  *               each could gain at most), on native at d=128 and d=256 and on webgpu (fused attention and not)
+ *   attention   the fused attention kernels against the reference path on native (d=128, d=256): attention
+ *               forward + backward and a whole step in alternating rounds, and the step's peak memory
  *   kernels     the fused WGSL kernels against their reference ops on webgpu, and one step fused vs not
  *   monitor     outlier monitor overhead at the default interval (configs/tiny.json)
  *   hessian     top-5 eigenvalues with 30 Lanczos steps against one training step
@@ -40,7 +42,7 @@ import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/train/config.ts';
 import { gptqModel } from '../src/quant/gptq_model.ts';
 import { blockLinearNames, quantizeWeightRtn } from '../src/quant/weights.ts';
-import { partShares } from './attention.ts';
+import { attentionGain, partShares } from './attention.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
 import {
   gemmRates,
@@ -65,7 +67,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
   },
 });
-const sections = new Set((args.only ?? 'throughput,gemm,portable,ns,ops,parts,kernels,monitor,hessian,gptq').split(','));
+const sections = new Set((args.only ?? 'throughput,gemm,portable,ns,ops,parts,attention,kernels,monitor,hessian,gptq').split(','));
 const reps = args.quick ? 3 : 10;
 
 /** Median wall time (ms) of n runs of f (default `reps`), after one warm-up run. */
@@ -130,6 +132,13 @@ if (sections.has('parts')) {
   }
   if (gpu.available) shares['webgpu-d128'] = await partShares('webgpu', 128, 4, args.quick ? 2 : 3, rows);
   results.partShares = shares;
+}
+if (nativeOk && sections.has('attention')) {
+  const reps = args.quick ? 3 : 7;
+  results.attentionNative = {
+    d128: await attentionGain('native', 128, 4, reps, rows),
+    d256: await attentionGain('native', 256, 4, reps, rows),
+  };
 }
 if (sections.has('kernels')) {
   if (gpu.available) {

@@ -33,6 +33,31 @@ export async function median(f: () => Promise<unknown> | unknown, n: number, war
   return ms[Math.floor(ms.length / 2)]!;
 }
 
+/**
+ * Median ms of f under each setting, timed in alternating rounds (every setting once per round, in
+ * turn) so that a change of the machine's load hits all of them alike. `apply` switches to a setting.
+ */
+export async function alternating<K extends string>(
+  settings: readonly K[],
+  apply: (setting: K) => void,
+  f: () => Promise<unknown> | unknown,
+  n: number,
+  warm = 1,
+): Promise<Record<K, number>> {
+  const times = new Map<K, number[]>(settings.map((k) => [k, []]));
+  for (let i = 0; i < warm + n; i++) {
+    for (const k of settings) {
+      apply(k);
+      const t0 = performance.now();
+      await f();
+      if (i >= warm) times.get(k)!.push(performance.now() - t0);
+    }
+  }
+  const out = {} as Record<K, number>;
+  for (const [k, ms] of times) out[k] = ms.sort((a, b) => a - b)[Math.floor(ms.length / 2)]!;
+  return out;
+}
+
 /** The benchmark model: issue 8's shapes (4 layers, T=128, B=16, byte vocabulary), OSP norm and embedding. */
 export interface SpeedCase {
   hidden: number;
@@ -83,21 +108,32 @@ function batch(seed: number): [tf.Tensor2D, tf.Tensor2D] {
   return [tf.tensor2d(x, [B, T], 'int32'), tf.tensor2d(y, [B, T], 'int32')];
 }
 
-/**
- * Median ms of one full training step (forward, backward, clip, update) for one case on the active backend,
- * over `reps` steps after `warm` warm-up steps.
- */
-export async function stepTime(c: SpeedCase, reps: number, warm = 2): Promise<number> {
+/** One full training step (forward, backward, clip, update) of a case's model on the active backend. */
+export function stepRunner(c: SpeedCase): { step: () => Promise<unknown>; dispose: () => void } {
   const model = createModel(modelConfig(c.hidden, c.heads), { seed: 0 });
   const opt = createOptimizer(optimizerConfig(c.optimizer), model);
   const [x, y] = batch(1);
+  return {
+    step: () => trainStep(model, opt, x, y),
+    dispose: () => {
+      tf.dispose([x, y]);
+      opt.dispose();
+      model.dispose();
+    },
+  };
+}
+
+/**
+ * Median ms of one full training step for one case on the active backend, over `reps` steps after
+ * `warm` warm-up steps.
+ */
+export async function stepTime(c: SpeedCase, reps: number, warm = 2): Promise<number> {
+  const r = stepRunner(c);
   try {
     // Two warm-up steps by default: the first one fills the native backend's output pool.
-    return await median(() => trainStep(model, opt, x, y), reps, warm);
+    return await median(r.step, reps, warm);
   } finally {
-    tf.dispose([x, y]);
-    opt.dispose();
-    model.dispose();
+    r.dispose();
   }
 }
 

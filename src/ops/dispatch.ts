@@ -52,10 +52,15 @@ let referenceDepth = 0;
 const disabled = new Set<string>();
 /** Kernels named in a setKernelsEnabled call: a backend's default no longer applies to them. */
 const chosen = new Set<string>();
+/** Per backend, the kernels it starts switched off (setKernelDefault). */
+const offByDefault = new Map<string, Set<string>>();
 
 /** True when the active backend registered a kernel for this fused op (and it is not switched off). */
 export function hasKernel(name: KernelName): boolean {
-  return referenceDepth === 0 && !disabled.has(name) && tf.getKernel(name, tf.getBackend()) !== undefined;
+  if (referenceDepth > 0 || disabled.has(name)) return false;
+  const backend = tf.getBackend();
+  if (!chosen.has(name) && offByDefault.get(backend)?.has(name)) return false;
+  return tf.getKernel(name, backend) !== undefined;
 }
 
 /**
@@ -85,12 +90,13 @@ export function setKernelsEnabled(names: readonly KernelName[] | 'all', enabled:
 }
 
 /**
- * A backend's default for one of its kernels (set when the backend starts), which applies until
- * setKernelsEnabled names the kernel: webgpu starts its attention kernels switched off on a software
- * adapter.
+ * A backend's default for one of its kernels (set when the backend starts), which applies on that
+ * backend only, until setKernelsEnabled names the kernel: webgpu starts its attention kernels switched
+ * off on a software adapter, and native keeps its own.
  */
-export function setKernelDefault(name: KernelName, enabled: boolean): void {
-  if (chosen.has(name)) return;
-  if (enabled) disabled.delete(name);
-  else disabled.add(name);
+export function setKernelDefault(backend: string, name: KernelName, enabled: boolean): void {
+  let off = offByDefault.get(backend);
+  if (!off) offByDefault.set(backend, (off = new Set()));
+  if (enabled) off.delete(name);
+  else off.add(name);
 }

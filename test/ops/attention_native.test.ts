@@ -5,7 +5,7 @@
  * key/value heads, with the output pool's recycled arrays filled with NaN first (an element the kernel
  * does not write fails). Then: bit-identical results for 1, 2 and 3 threads (exact resume), the
  * reference path on the same backend and which kernels ran, no [B, H, T, T] tensor on the fused path,
- * flat memory, and bad sizes refused by name.
+ * flat memory, bad sizes refused by name, and another backend's kernel default not applying here.
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { startBackend, stopBackend } from '../../src/backend/index.ts';
 import { loadNativeAddon } from '../../src/backend/native/addon.ts';
 import type { NativeCpuBackend } from '../../src/backend/native/backend.ts';
 import { causalAttention } from '../../src/ops/attention.ts';
-import { hasKernel, KERNELS, withReferenceOps } from '../../src/ops/dispatch.ts';
+import { hasKernel, KERNELS, setKernelDefault, withReferenceOps } from '../../src/ops/dispatch.ts';
 import { attention64, err, inputs, kernelsOf, randn, results, run, type AttentionDims } from '../helpers/attention64.ts';
 import { skipNative } from '../helpers/backends.ts';
 
@@ -46,6 +46,19 @@ describe.skipIf(skipNative)('fused causal attention on native', () => {
   it('is registered, forward and backward, and on by default', () => {
     expect(hasKernel(KERNELS.causalAttention)).toBe(true);
     expect(hasKernel(KERNELS.causalAttentionGrad)).toBe(true);
+  });
+
+  it("keeps its kernels on when another backend's default switched them off (webgpu on a software adapter)", () => {
+    // Before: one global default, so starting webgpu on lavapipe turned the native attention kernel off.
+    setKernelDefault('webgpu', KERNELS.causalAttention, false);
+    try {
+      expect(hasKernel(KERNELS.causalAttention)).toBe(true);
+      setKernelDefault('native', KERNELS.causalAttention, false);
+      expect(hasKernel(KERNELS.causalAttention)).toBe(false);
+    } finally {
+      setKernelDefault('native', KERNELS.causalAttention, true);
+    }
+    expect(hasKernel(KERNELS.causalAttention)).toBe(true);
   });
 
   const shapes: AttentionDims[] = [

@@ -156,7 +156,7 @@ export function registerWebGPUKernels(opts: { softwareAdapter: boolean }): void 
   // no faster (0.96x, bench/RESULTS_webgpu.md) and its shaders take up to about a minute per head dimension
   // to compile. setKernelsEnabled([KERNELS.causalAttention], true), before or after, turns it on (tests and
   // the bench do).
-  setKernelDefault(KERNELS.causalAttention, !opts.softwareAdapter);
+  setKernelDefault('webgpu', KERNELS.causalAttention, !opts.softwareAdapter);
   const current = tf.getKernel('BatchMatMul', 'webgpu');
   if (current && current.kernelFunc !== batchMatMulDispatch) tfjsBatchMatMul = current;
   const replaced = current?.kernelFunc === batchMatMulDispatch;
