@@ -10,7 +10,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, stopBackend, type ConcreteBackend } from '../src/backend/index.ts';
 import { resolveModelConfig } from '../src/model/config.ts';
-import { applyRope, ropeTables, silu } from '../src/model/layers.ts';
+import { applyRope, ropeTables } from '../src/model/layers.ts';
+import { swigluGate } from '../src/ops/swiglu.ts';
 import { causalAttention } from '../src/ops/attention.ts';
 import { hasKernel, KERNELS, setKernelsEnabled } from '../src/ops/dispatch.ts';
 import { Rng } from '../src/utils/rng.ts';
@@ -82,6 +83,7 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
     const gate = hold(randn([B * T, c.intermediateSize], 5));
     const up = hold(randn([B * T, c.intermediateSize], 6));
     const wf = hold(randn([B * T, c.intermediateSize], 7));
+    const swigluPart = fwdBwd((g, u) => swigluGate(g!, u!), [gate, up], wf);
     const attention = fwdBwd((a, b, d) => causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, d as tf.Tensor4D), [q, k, v], w);
     const fusedAttention = hasKernel(KERNELS.causalAttention) && hasKernel(KERNELS.causalAttentionGrad);
     const parts: [string, () => tf.Tensor[]][] = [
@@ -90,7 +92,7 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
         'RoPE on q and k',
         fwdBwd((a, b) => tf.add(applyRope(a as tf.Tensor4D, cos3, sin3), applyRope(b as tf.Tensor4D, cos3, sin3)), [q, k], w),
       ],
-      ['SwiGLU silu(gate) * up', fwdBwd((g, u) => tf.mul(silu(g!), u!), [gate, up], wf)],
+      [hasKernel(KERNELS.swiglu) ? 'SwiGLU silu(gate) * up (fused kernel)' : 'SwiGLU silu(gate) * up', swigluPart],
     ];
     const out: PartShare[] = [];
     const add = (part: string, ms: number) => out.push({ part, ms, share: (LAYERS * ms) / stepMs });
@@ -101,6 +103,14 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
         add('attention (reference path)', await partTime(attention, reps));
       } finally {
         setKernelsEnabled([KERNELS.causalAttention], true);
+      }
+    }
+    if (hasKernel(KERNELS.swiglu)) {
+      setKernelsEnabled([KERNELS.swiglu], false);
+      try {
+        add('SwiGLU silu(gate) * up (reference ops)', await partTime(swigluPart, reps));
+      } finally {
+        setKernelsEnabled([KERNELS.swiglu], true);
       }
     }
     rows.push([`parts of one step (${backend}, d=${hidden}, ${heads} heads, hd=${hd}, adamw)`, `step ${stepMs.toFixed(1)} ms`, 'share']);
@@ -117,44 +127,71 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
   }
 }
 
-export interface AttentionGain {
+type Pair = { fused: number; reference: number };
+
+export interface FusionGain {
   shape: string;
-  /** ms of attention forward + backward, and of one training step: with the fused kernels, and without. */
-  attention: { fused: number; reference: number };
-  step: { fused: number; reference: number };
-  /** Peak MiB of live tensors during one step (tf.profile), with and without. */
-  peakMiB: { fused: number; reference: number };
+  /** ms of forward + backward of the part alone, with its fused kernels and on its reference ops. */
+  attention: Pair;
+  swiglu: Pair;
+  /** ms of one training step with every kernel (fused) against the step without one or both of the two. */
+  step: { fused: number; noAttention: number; noSwiglu: number; neither: number };
+  /** Peak MiB of live tensors during one step (tf.profile), with and without the attention kernel. */
+  peakMiB: Pair;
 }
 
 /**
- * The fused attention kernels against the reference path on one backend (native: kernels/native/attention.cc):
- * attention forward + backward at the bench model's shapes and one whole AdamW training step, each timed
- * in alternating rounds with the kernel on and off, and the step's peak tensor memory with and without.
+ * The fused attention and SwiGLU kernels against their reference ops on one backend (native:
+ * kernels/native/attention.cc, fused.cc): each part's forward + backward at the bench model's shapes,
+ * and one whole AdamW training step with both, without one, and without either, all timed in
+ * alternating rounds; and the step's peak tensor memory with and without the attention kernel.
  */
-export async function attentionGain(backend: ConcreteBackend, hidden: number, heads: number, reps: number, rows: Row[]): Promise<AttentionGain> {
+export async function fusionGain(backend: ConcreteBackend, hidden: number, heads: number, reps: number, rows: Row[]): Promise<FusionGain> {
   await startBackend(backend);
-  setKernelsEnabled([KERNELS.causalAttention], true);
+  const both = [KERNELS.causalAttention, KERNELS.swiglu];
+  setKernelsEnabled(both, true);
   const keep: tf.Tensor[] = [];
   const runner = stepRunner({ hidden, heads, optimizer: 'adamw' });
-  const settings = ['fused', 'reference'] as const;
-  const apply = (s: 'fused' | 'reference') => setKernelsEnabled([KERNELS.causalAttention], s === 'fused');
+  const only = (name: (typeof both)[number]) => (s: 'fused' | 'reference') => {
+    setKernelsEnabled(both, true);
+    setKernelsEnabled([name], s === 'fused');
+  };
   try {
-    if (!hasKernel(KERNELS.causalAttention) || !hasKernel(KERNELS.causalAttentionGrad)) {
-      throw new Error(`attentionGain: ${backend} has no fused attention kernels`);
+    if (![...both, KERNELS.causalAttentionGrad, KERNELS.swigluGrad].every(hasKernel)) {
+      throw new Error(`fusionGain: ${backend} lacks the fused attention or SwiGLU kernels`);
     }
-    const hd = hidden / heads;
+    const c = resolveModelConfig({ hiddenSize: hidden, numHeads: heads, numLayers: LAYERS, maxSeqLen: T, vocabSize: 256 });
+    const hd = c.headDim;
     const hold = (t: tf.Tensor) => (keep.push(t), t);
     const [q, k, v, w] = [1, 2, 3, 4].map((seed) => hold(randn([B, T, heads, hd], seed)));
-    const f = fwdBwd((a, b, d) => causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, d as tf.Tensor4D), [q!, k!, v!], w!);
-    const once = async () => {
+    const [gate, up, wf] = [5, 6, 7].map((seed) => hold(randn([B * T, c.intermediateSize], seed)));
+    const timed = (f: () => tf.Tensor[]) => async () => {
       const out = f();
       await Promise.all(out.map((t) => t.data()));
       tf.dispose(out);
     };
-    const attention = await alternating(settings, apply, once, reps * 3, 2);
-    const step = await alternating(settings, apply, runner.step, reps, 2);
+    const pair = ['fused', 'reference'] as const;
+    const attention = await alternating(
+      pair,
+      only(KERNELS.causalAttention),
+      timed(fwdBwd((a, b, d) => causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, d as tf.Tensor4D), [q!, k!, v!], w!)),
+      reps * 3,
+      2,
+    );
+    const swiglu = await alternating(pair, only(KERNELS.swiglu), timed(fwdBwd((g, u) => swigluGate(g!, u!), [gate!, up!], wf!)), reps * 3, 2);
+    const settings = { fused: [], noAttention: [KERNELS.causalAttention], noSwiglu: [KERNELS.swiglu], neither: both } as const;
+    const step = await alternating(
+      Object.keys(settings) as (keyof typeof settings)[],
+      (s) => {
+        setKernelsEnabled(both, true);
+        setKernelsEnabled(settings[s], false);
+      },
+      runner.step,
+      reps,
+      2,
+    );
     const peak = async (s: 'fused' | 'reference') => {
-      apply(s);
+      only(KERNELS.causalAttention)(s);
       const info = await tf.profile(async () => {
         await runner.step();
       });
@@ -162,15 +199,18 @@ export async function attentionGain(backend: ConcreteBackend, hidden: number, he
     };
     const peakMiB = { fused: await peak('fused'), reference: await peak('reference') };
     const shape = `[${B}, ${T}, ${heads}, ${hd}]`;
-    rows.push([`fused attention vs reference path (${backend}, d=${hidden}, ${heads} heads, 4 layers)`, 'fused / reference', 'ratio']);
-    const row = (what: string, unit: string, r: { fused: number; reference: number }, digits: number) =>
+    rows.push([`fused attention and SwiGLU vs reference ops (${backend}, d=${hidden}, ${heads} heads, ${LAYERS} layers)`, 'fused / reference', 'ratio']);
+    const row = (what: string, unit: string, r: Pair, digits: number) =>
       rows.push([`  ${what}`, `${r.fused.toFixed(digits)} / ${r.reference.toFixed(digits)} ${unit}`, `${(r.reference / r.fused).toFixed(2)}x`]);
     row(`attention fwd+bwd ${shape}`, 'ms', attention, 2);
-    row('training step (adamw)', 'ms', step, 1);
-    row('step peak tensor memory', 'MiB', peakMiB, 0);
-    return { shape, attention, step, peakMiB };
+    row(`SwiGLU silu(gate) * up fwd+bwd [${B * T}, ${c.intermediateSize}]`, 'ms', swiglu, 2);
+    row('training step (adamw), both vs neither', 'ms', { fused: step.fused, reference: step.neither }, 1);
+    row('training step, both vs all but attention', 'ms', { fused: step.fused, reference: step.noAttention }, 1);
+    row('training step, both vs all but SwiGLU', 'ms', { fused: step.fused, reference: step.noSwiglu }, 1);
+    row('step peak tensor memory, attention kernel vs not', 'MiB', peakMiB, 0);
+    return { shape, attention, swiglu, step, peakMiB };
   } finally {
-    setKernelsEnabled([KERNELS.causalAttention], true);
+    setKernelsEnabled(both, true);
     runner.dispose();
     tf.dispose(keep);
     await stopBackend();

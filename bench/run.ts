@@ -11,8 +11,9 @@
  *   ops         per-op breakdown of one training step on native (tf.profile)
  *   parts       the share of a step taken by attention, RoPE and SwiGLU's elementwise product (what fusing
  *               each could gain at most), on native at d=128 and d=256 and on webgpu (fused attention and not)
- *   attention   the fused attention kernels against the reference path on native (d=128, d=256): attention
- *               forward + backward and a whole step in alternating rounds, and the step's peak memory
+ *   attention   native's fused attention and SwiGLU kernels against their reference ops (d=128, d=256): each
+ *               part's forward + backward and a whole step with and without them in alternating rounds, and
+ *               the step's peak memory
  *   kernels     the fused WGSL kernels against their reference ops on webgpu, and one step fused vs not
  *   monitor     outlier monitor overhead at the default interval (configs/tiny.json)
  *   hessian     top-5 eigenvalues with 30 Lanczos steps against one training step
@@ -42,7 +43,7 @@ import { trainStep } from '../src/train/step.ts';
 import { readConfigFile } from '../src/train/config.ts';
 import { gptqModel } from '../src/quant/gptq_model.ts';
 import { blockLinearNames, quantizeWeightRtn } from '../src/quant/weights.ts';
-import { attentionGain, partShares } from './attention.ts';
+import { fusionGain, partShares } from './attention.ts';
 import { benchWebgpuKernels } from './kernels_webgpu.ts';
 import {
   gemmRates,
@@ -135,9 +136,9 @@ if (sections.has('parts')) {
 }
 if (nativeOk && sections.has('attention')) {
   const reps = args.quick ? 3 : 7;
-  results.attentionNative = {
-    d128: await attentionGain('native', 128, 4, reps, rows),
-    d256: await attentionGain('native', 256, 4, reps, rows),
+  results.fusionNative = {
+    d128: await fusionGain('native', 128, 4, reps, rows),
+    d256: await fusionGain('native', 256, 4, reps, rows),
   };
 }
 if (sections.has('kernels')) {

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <vector>
 
+#include "exp_approx.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "napi_args.h"
@@ -89,11 +90,9 @@ void causalAttention(const Args& a) {
         const int64_t keys = i0 + r + 1;
         float mx = -INFINITY;
         for (int64_t j = 0; j < keys; j++) mx = std::max(mx, row[j]);
+        for (int64_t j = 0; j < keys; j++) row[j] = expApprox(row[j] - mx);
         double z = 0;
-        for (int64_t j = 0; j < keys; j++) {
-          row[j] = std::exp(row[j] - mx);
-          z += row[j];
-        }
+        for (int64_t j = 0; j < keys; j++) z += row[j];
         const float inv = static_cast<float>(1.0 / z);
         for (int64_t j = 0; j < keys; j++) row[j] *= inv;
         std::fill(row + keys, row + m, 0.0f);
@@ -156,9 +155,10 @@ void causalAttentionGrad(const Args& a) {
             const int64_t keys = i0 + r + 1;
             float* pr = p + r * m;
             float* sr = ds + r * m;
+            const float dr = delta[r];
             for (int64_t j = 0; j < keys; j++) {
-              pr[j] = std::exp(pr[j] - lse);
-              sr[j] = scale * pr[j] * (sr[j] - delta[r]);
+              pr[j] = expApprox(pr[j] - lse);
+              sr[j] = scale * pr[j] * (sr[j] - dr);
             }
             std::fill(pr + keys, pr + m, 0.0f);
             std::fill(sr + keys, sr + m, 0.0f);

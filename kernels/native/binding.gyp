@@ -8,8 +8,8 @@
     {
       "target_name": "osp_native",
       "sources": ["bindings.cc", "pool.cc", "gemm_dispatch.cc", "elementwise.cc", "layout.cc", "fused.cc", "attention.cc", "gemm.cc", "gemm_napi.cc"],
-      "cflags": ["-O3", "-fno-math-errno"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno"],
+      "cflags": ["-O3", "-fno-math-errno", "-fno-trapping-math"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
       "libraries": ["-lpthread"],
       "conditions": [

@@ -1,6 +1,7 @@
 // osp-lab native kernel pack: the fused ops of src/ops (contracts in src/ops/dispatch.ts): rmsNorm,
-// rmsNormGrad, crossEntropy, crossEntropyGrad, adamw, newtonSchulz (on gemm.h's sgemm, ssyrk and ssymm)
-// and channelMoments. Row reductions accumulate in double; rmsNormGrad is deterministic for any thread count.
+// rmsNormGrad, crossEntropy, crossEntropyGrad, adamw, newtonSchulz (on gemm.h's sgemm, ssyrk and ssymm),
+// channelMoments, swiglu and swigluGrad. Row reductions accumulate in double; rmsNormGrad is deterministic
+// for any thread count.
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "exp_approx.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "napi_args.h"
@@ -251,6 +253,45 @@ void channelMoments(const Args& a) {
     tok[i * 4 + 3] = static_cast<float>(s4);
   }
   for (int64_t j = 0; j < d * 4; j++) ch[j] = static_cast<float>(col[j]);
+}
+
+// swiglu(gate, up, h, n): h = silu(gate) * up = (g sigmoid(g)) u, in the order tfjs's ops compute it.
+void swiglu(const Args& a) {
+  const int64_t n = a.i64(3);
+  const float* g = a.f32(0, n, "gate");
+  const float* u = a.f32(1, n, "up");
+  float* h = a.f32(2, n, "h");
+  pool().run(n, kGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float s = 1.0f / (1.0f + expApprox(-g[i]));
+      h[i] = g[i] * s * u[i];
+    }
+  });
+}
+
+// swigluGrad(dh, gate, up, dgate, dup, n): dgate = dh u s (1 + g (1 - s)), dup = dh g s, s = sigmoid(g).
+void swigluGrad(const Args& a) {
+  const int64_t n = a.i64(5);
+  const float* dh = a.f32(0, n, "dh");
+  const float* g = a.f32(1, n, "gate");
+  const float* u = a.f32(2, n, "up");
+  float* dg = a.f32(3, n, "dgate");
+  float* du = a.f32(4, n, "dup");
+  pool().run(n, kGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float s = 1.0f / (1.0f + expApprox(-g[i]));
+      dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+      du[i] = dh[i] * g[i] * s;
+    }
+  });
+}
+
+// expApprox(x, out, n): exp_approx.h's exponential on every element (for its accuracy test).
+void expApproxArray(const Args& a) {
+  const int64_t n = a.i64(2);
+  const float* x = a.f32(0, n, "x");
+  float* out = a.f32(1, n, "out");
+  for (int64_t i = 0; i < n; i++) out[i] = expApprox(x[i]);
 }
 
 }  // namespace osp

@@ -44,6 +44,9 @@ void crossEntropyGrad(const napi::Args& a);
 void adamw(const napi::Args& a);
 void newtonSchulz(const napi::Args& x);
 void channelMoments(const napi::Args& a);
+void swiglu(const napi::Args& a);
+void swigluGrad(const napi::Args& a);
+void expApproxArray(const napi::Args& a);
 
 // attention.cc: causal attention with grouped key/value heads, forward and backward.
 void causalAttention(const napi::Args& a);

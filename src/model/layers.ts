@@ -5,15 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { causalAttention } from '../ops/attention.ts';
+import { swigluGate } from '../ops/swiglu.ts';
 
 /** y = x W^T. x: [N, in], w: [out, in] -> [N, out]. */
 export function linear(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D {
   return tf.matMul(x, w as tf.Tensor2D, false, true);
-}
-
-/** SiLU(x) = x * sigmoid(x), composed so that every backend has its gradient. */
-export function silu<T extends tf.Tensor>(x: T): T {
-  return tf.mul(x, tf.sigmoid(x));
 }
 
 /**
@@ -31,10 +27,10 @@ export interface BlockHooks {
   kv?(k: tf.Tensor4D, v: tf.Tensor4D, layer: number): [tf.Tensor4D, tf.Tensor4D];
 }
 
-/** SwiGLU MLP: down(silu(gate x) * up x). x: [N, d]. */
+/** SwiGLU MLP: down(silu(gate x) * up x) (src/ops/swiglu.ts: one fused kernel where the backend has it). x: [N, d]. */
 export function swiglu(x: tf.Tensor2D, gate: tf.Tensor, up: tf.Tensor, down: tf.Tensor, hooks?: BlockHooks, layer = 0): tf.Tensor2D {
   const xin = hooks?.linearInput ? hooks.linearInput(x, 'gate_up', layer) : x;
-  let h = tf.mul(silu(linear(xin, gate)), linear(xin, up)) as tf.Tensor2D;
+  let h = swigluGate(linear(xin, gate), linear(xin, up));
   if (hooks?.linearInput) h = hooks.linearInput(h, 'down', layer);
   return linear(h, down);
 }

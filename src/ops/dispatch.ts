@@ -18,6 +18,8 @@
  *                           log-sum-exp of its scaled scores (the backward's saved statistic)
  *   OspCausalAttentionGrad {dy [B, T, H, hd], q, k, v, fwd (the forward's result)}, {scale}
  *                        -> [dq like q, dk like k, dv like v]
+ *   OspSwiGLU            {gate, up} (one shape), {}                   -> silu(gate) * up
+ *   OspSwiGLUGrad        {dh, gate, up}, {}                           -> [dgate, dup]
  *   OspBatchMatMul       {a, b}, {transposeA, transposeB}             -> tfjs's BatchMatMul, same contract
  *
  * OspBatchMatMul is not an op of src/ops: it is a replacement for tfjs's own BatchMatMul kernel,
@@ -43,6 +45,8 @@ export const KERNELS = {
   softmaxGrad: 'OspSoftmaxGrad',
   causalAttention: 'OspCausalAttention',
   causalAttentionGrad: 'OspCausalAttentionGrad',
+  swiglu: 'OspSwiGLU',
+  swigluGrad: 'OspSwiGLUGrad',
   batchMatMul: 'OspBatchMatMul',
 } as const;
 export type KernelName = (typeof KERNELS)[keyof typeof KERNELS];

@@ -440,6 +440,31 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
     w.dispose();
   });
 
+  it('the fused kernels\' exponential (exp_approx.h) is within 2 float ulps of exp over the whole range', async () => {
+    const { loadNativeAddon } = await import('../../src/backend/native/addon.ts');
+    const addon = loadNativeAddon();
+    // 2e5 points over [-87.3, 88.37] plus the edges; each result against exp in float64.
+    const n = 200_001;
+    const x = Float32Array.from({ length: n }, (_, i) => -87.3 + (175.67 * i) / (n - 1));
+    const out = new Float32Array(n);
+    addon.expApprox(x, out, n);
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Math.exp(x[i]!);
+      worst = Math.max(worst, Math.abs(out[i]! - e) / e);
+    }
+    expect(worst).toBeLessThanOrEqual(2 * 2 ** -23);
+    const edges = Float32Array.from([0, -0, NaN, -Infinity, Infinity, -1000, 1000]);
+    const got = new Float32Array(edges.length);
+    addon.expApprox(edges, got, edges.length);
+    expect(got[0]).toBe(1);
+    expect(got[1]).toBe(1);
+    expect(got[2]).toBeNaN();
+    // Saturation instead of 0 and infinity: e^-87.3 and e^88.37 in float.
+    for (const i of [3, 5]) expect(got[i]! / Math.exp(-87.3)).toBeCloseTo(1, 5);
+    for (const i of [4, 6]) expect(got[i]! / Math.exp(88.37)).toBeCloseTo(1, 5);
+  });
+
   it('bad buffers are refused by the addon, not read out of bounds', async () => {
     const { loadNativeAddon } = await import('../../src/backend/native/addon.ts');
     const addon = loadNativeAddon();

@@ -11,22 +11,11 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../src/backend/index.ts';
 import { loadNativeAddon } from '../../src/backend/native/addon.ts';
-import type { NativeCpuBackend } from '../../src/backend/native/backend.ts';
 import { causalAttention } from '../../src/ops/attention.ts';
 import { hasKernel, KERNELS, setKernelDefault, withReferenceOps } from '../../src/ops/dispatch.ts';
 import { attention64, err, inputs, kernelsOf, randn, results, run, type AttentionDims } from '../helpers/attention64.ts';
 import { skipNative } from '../helpers/backends.ts';
-
-/**
- * Leaves NaN-filled arrays of each size (in elements) in the native backend's output pool, which hands
- * them to the next kernel outputs of that size: a kernel that does not write every element shows NaN.
- */
-function poisonNative(...sizes: number[]): void {
-  const be = tf.backend() as NativeCpuBackend;
-  // All taken first, then all returned: a returned array is the next one f32Out hands out.
-  const infos = sizes.map((n) => be.makeTensorInfo([n], 'float32', be.f32Out(n).fill(NaN)));
-  for (const info of infos) be.disposeData(info.dataId);
-}
+import { poisonNative } from '../helpers/native.ts';
 
 /** The case's inputs (q, k, v, dy) from a seed. */
 function data(d: AttentionDims, seed: number): [Float32Array, Float32Array, Float32Array, Float32Array] {

@@ -95,6 +95,10 @@ export interface NativeAddon {
     normEps: number,
   ): void;
   channelMoments(x: Float32Array, token: Float32Array, channel: Float32Array, N: number, d: number): void;
+  /** kernels/native/exp_approx.h's exponential (the attention and SwiGLU kernels' exp) on every element; for its test. */
+  expApprox(x: Float32Array, out: Float32Array, n: number): void;
+  swiglu(gate: Float32Array, up: Float32Array, h: Float32Array, n: number): void;
+  swigluGrad(dh: Float32Array, gate: Float32Array, up: Float32Array, dgate: Float32Array, dup: Float32Array, n: number): void;
   /** fwd [B*T, H*hd + H]: every head's output per token, then every head's log-sum-exp (OspCausalAttention). */
   causalAttention(
     q: Float32Array,

@@ -469,6 +469,29 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     return [be.makeTensorInfo([N, 4], 'float32', token), be.makeTensorInfo([d, 4], 'float32', channel)];
   });
 
+  k.set(KERNELS.swiglu, (args) => {
+    const { gate, up } = args.inputs as { gate: TI; up: TI };
+    const be = args.backend as NativeCpuBackend;
+    if (!isF32(gate, up) || !util.arraysEqual(gate.shape, up.shape)) {
+      throw new ShapeError(`${KERNELS.swiglu} (native): gate and up must be float32 of one shape, got [${gate.shape}] and [${up.shape}]`);
+    }
+    const h = be.f32Out(size(gate.shape));
+    addon.swiglu(f32(be, gate), f32(be, up), h, h.length);
+    return be.makeTensorInfo(gate.shape, 'float32', h);
+  });
+
+  k.set(KERNELS.swigluGrad, (args) => {
+    const { dh, gate, up } = args.inputs as { dh: TI; gate: TI; up: TI };
+    const be = args.backend as NativeCpuBackend;
+    if (!isF32(dh, gate, up) || !util.arraysEqual(gate.shape, up.shape) || !util.arraysEqual(dh.shape, gate.shape)) {
+      throw new ShapeError(`${KERNELS.swigluGrad} (native): dh, gate and up must be float32 of one shape`);
+    }
+    const n = size(gate.shape);
+    const [dg, du] = [be.f32Out(n), be.f32Out(n)];
+    addon.swigluGrad(f32(be, dh), f32(be, gate), f32(be, up), dg, du, n);
+    return [be.makeTensorInfo(gate.shape, 'float32', dg), be.makeTensorInfo(gate.shape, 'float32', du)];
+  });
+
   /** The attention kernels' sizes; float32 only (the op never hands them anything else). */
   const attentionSizes = (name: string, q: TI, k: TI, v: TI, ...more: TI[]) => {
     const sizes = attentionShapes(`${name} (native)`, q, k, v);
