@@ -1,19 +1,21 @@
 /**
- * Where a training step's time goes among the parts a fused kernel could replace: attention itself
- * (scores, mask, softmax, product; or the fused kernel on webgpu), RoPE on q and k, and SwiGLU's
- * elementwise silu(gate) * up, each forward + backward at the bench model's shapes, times the layer
- * count, against one whole training step on the same backend in the same process. A part's share
- * bounds what fusing it can gain (Amdahl): fusing a part that takes 5% of a step saves at most 5%.
+ * Where a training step's time goes among the parts a fused kernel can replace: attention itself
+ * (scores, mask, softmax, product, or the fused kernel), RoPE on q and k, and SwiGLU's elementwise
+ * silu(gate) * up, each forward + backward at the bench model's shapes, times the layer count, against
+ * one whole training step on the same backend in the same process (partShares: what fusing a part can
+ * gain at most, Amdahl); and the fused kernels against their reference ops, part by part and for a
+ * whole step (fusionGain).
  *
- *   npx tsx bench/run.ts --only parts [--backend native|wasm|webgpu]
+ *   npx tsx bench/run.ts --only parts,attention
  */
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, stopBackend, type ConcreteBackend } from '../src/backend/index.ts';
 import { resolveModelConfig } from '../src/model/config.ts';
-import { applyRope, ropeTables } from '../src/model/layers.ts';
+import { ropeTables } from '../src/model/layers.ts';
+import { rope } from '../src/ops/rope.ts';
 import { swigluGate } from '../src/ops/swiglu.ts';
 import { causalAttention } from '../src/ops/attention.ts';
-import { hasKernel, KERNELS, setKernelsEnabled } from '../src/ops/dispatch.ts';
+import { hasKernel, KERNELS, setKernelsEnabled, type KernelName } from '../src/ops/dispatch.ts';
 import { Rng } from '../src/utils/rng.ts';
 import { alternating, B, stepRunner, stepTime, T, type Row } from './speed.ts';
 
@@ -89,8 +91,8 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
     const parts: [string, () => tf.Tensor[]][] = [
       [fusedAttention ? 'attention (fused kernel)' : 'attention', attention],
       [
-        'RoPE on q and k',
-        fwdBwd((a, b) => tf.add(applyRope(a as tf.Tensor4D, cos3, sin3), applyRope(b as tf.Tensor4D, cos3, sin3)), [q, k], w),
+        hasKernel(KERNELS.rope) ? 'RoPE on q and k (fused kernel)' : 'RoPE on q and k',
+        fwdBwd((a, b) => tf.add(rope(a as tf.Tensor4D, cos3, sin3), rope(b as tf.Tensor4D, cos3, sin3)), [q, k], w),
       ],
       [hasKernel(KERNELS.swiglu) ? 'SwiGLU silu(gate) * up (fused kernel)' : 'SwiGLU silu(gate) * up', swigluPart],
     ];
@@ -105,14 +107,7 @@ export async function partShares(backend: ConcreteBackend, hidden: number, heads
         setKernelsEnabled([KERNELS.causalAttention], true);
       }
     }
-    if (hasKernel(KERNELS.swiglu)) {
-      setKernelsEnabled([KERNELS.swiglu], false);
-      try {
-        add('SwiGLU silu(gate) * up (reference ops)', await partTime(swigluPart, reps));
-      } finally {
-        setKernelsEnabled([KERNELS.swiglu], true);
-      }
-    }
+
     rows.push([`parts of one step (${backend}, d=${hidden}, ${heads} heads, hd=${hd}, adamw)`, `step ${stepMs.toFixed(1)} ms`, 'share']);
     for (const p of out)
       rows.push([
@@ -131,86 +126,108 @@ type Pair = { fused: number; reference: number };
 
 export interface FusionGain {
   shape: string;
-  /** ms of forward + backward of the part alone, with its fused kernels and on its reference ops. */
-  attention: Pair;
-  swiglu: Pair;
-  /** ms of one training step with every kernel (fused) against the step without one or both of the two. */
-  step: { fused: number; noAttention: number; noSwiglu: number; neither: number };
-  /** Peak MiB of live tensors during one step (tf.profile), with and without the attention kernel. */
-  peakMiB: Pair;
+  /** ms of forward + backward of each part alone, with its fused kernels and on its reference ops. */
+  parts: Record<string, Pair>;
+  /** ms of one training step with every kernel ('all'), without one part's ('no <part>'), and without any ('none'). */
+  step: Record<string, number>;
+  /** Peak MiB of live tensors during one step (tf.profile), under each of step's settings. */
+  peakMiB: Record<string, number>;
 }
 
 /**
- * The fused attention and SwiGLU kernels against their reference ops on one backend (native:
+ * The fused attention, SwiGLU and RoPE kernels against their reference ops on one backend (native:
  * kernels/native/attention.cc, fused.cc): each part's forward + backward at the bench model's shapes,
- * and one whole AdamW training step with both, without one, and without either, all timed in
- * alternating rounds; and the step's peak tensor memory with and without the attention kernel.
+ * and one whole AdamW training step with every kernel, without each part's, and without any, all timed
+ * in alternating rounds; and the step's peak tensor memory under each of those settings.
  */
 export async function fusionGain(backend: ConcreteBackend, hidden: number, heads: number, reps: number, rows: Row[]): Promise<FusionGain> {
   await startBackend(backend);
-  const both = [KERNELS.causalAttention, KERNELS.swiglu];
-  setKernelsEnabled(both, true);
+  const kernels = { attention: KERNELS.causalAttention, SwiGLU: KERNELS.swiglu, RoPE: KERNELS.rope } as const;
+  type Part = keyof typeof kernels;
+  const all = Object.values(kernels);
+  const without = (off: readonly KernelName[]) => {
+    setKernelsEnabled(all, true);
+    setKernelsEnabled(off, false);
+  };
+  without([]);
   const keep: tf.Tensor[] = [];
   const runner = stepRunner({ hidden, heads, optimizer: 'adamw' });
-  const only = (name: (typeof both)[number]) => (s: 'fused' | 'reference') => {
-    setKernelsEnabled(both, true);
-    setKernelsEnabled([name], s === 'fused');
-  };
   try {
-    if (![...both, KERNELS.causalAttentionGrad, KERNELS.swigluGrad].every(hasKernel)) {
-      throw new Error(`fusionGain: ${backend} lacks the fused attention or SwiGLU kernels`);
+    if (![...all, KERNELS.causalAttentionGrad, KERNELS.swigluGrad, KERNELS.ropeGrad].every(hasKernel)) {
+      throw new Error(`fusionGain: ${backend} lacks the fused attention, SwiGLU or RoPE kernels`);
     }
     const c = resolveModelConfig({ hiddenSize: hidden, numHeads: heads, numLayers: LAYERS, maxSeqLen: T, vocabSize: 256 });
     const hd = c.headDim;
     const hold = (t: tf.Tensor) => (keep.push(t), t);
     const [q, k, v, w] = [1, 2, 3, 4].map((seed) => hold(randn([B, T, heads, hd], seed)));
     const [gate, up, wf] = [5, 6, 7].map((seed) => hold(randn([B * T, c.intermediateSize], seed)));
-    const timed = (f: () => tf.Tensor[]) => async () => {
-      const out = f();
-      await Promise.all(out.map((t) => t.data()));
-      tf.dispose(out);
+    const { cos, sin } = ropeTables(T, hd, c.ropeTheta);
+    const [cos3, sin3] = [cos, sin].map((t) => hold(tf.reshape(t, [T, 1, hd]))) as [tf.Tensor3D, tf.Tensor3D];
+    tf.dispose([cos, sin]);
+    const shapes: Record<Part, string> = {
+      attention: `[${B}, ${T}, ${heads}, ${hd}]`,
+      SwiGLU: `[${B * T}, ${c.intermediateSize}]`,
+      RoPE: `q and k [${B}, ${T}, ${heads}, ${hd}]`,
     };
-    const pair = ['fused', 'reference'] as const;
-    const attention = await alternating(
-      pair,
-      only(KERNELS.causalAttention),
-      timed(fwdBwd((a, b, d) => causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, d as tf.Tensor4D), [q!, k!, v!], w!)),
-      reps * 3,
-      2,
-    );
-    const swiglu = await alternating(pair, only(KERNELS.swiglu), timed(fwdBwd((g, u) => swigluGate(g!, u!), [gate!, up!], wf!)), reps * 3, 2);
-    const settings = { fused: [], noAttention: [KERNELS.causalAttention], noSwiglu: [KERNELS.swiglu], neither: both } as const;
-    const step = await alternating(
-      Object.keys(settings) as (keyof typeof settings)[],
-      (s) => {
-        setKernelsEnabled(both, true);
-        setKernelsEnabled(settings[s], false);
-      },
-      runner.step,
-      reps,
-      2,
-    );
-    const peak = async (s: 'fused' | 'reference') => {
-      only(KERNELS.causalAttention)(s);
+    const fns: Record<Part, () => tf.Tensor[]> = {
+      attention: fwdBwd((a, b, d) => causalAttention(a as tf.Tensor4D, b as tf.Tensor4D, d as tf.Tensor4D), [q!, k!, v!], w!),
+      SwiGLU: fwdBwd((g, u) => swigluGate(g!, u!), [gate!, up!], wf!),
+      RoPE: fwdBwd((a, b) => tf.add(rope(a as tf.Tensor4D, cos3, sin3), rope(b as tf.Tensor4D, cos3, sin3)), [q!, k!], w!),
+    };
+    const parts = {} as Record<Part, Pair>;
+    for (const part of Object.keys(kernels) as Part[]) {
+      const timed = async () => {
+        const out = fns[part]();
+        await Promise.all(out.map((t) => t.data()));
+        tf.dispose(out);
+      };
+      parts[part] = await alternating(
+        ['fused', 'reference'] as const,
+        (s) => without(s === 'fused' ? [] : [kernels[part]]),
+        timed,
+        reps * 3,
+        2,
+      );
+    }
+    const settings: Record<string, KernelName[]> = { all: [], none: all };
+    for (const part of Object.keys(kernels) as Part[]) settings[`no ${part}`] = [kernels[part]];
+    const step = await alternating(Object.keys(settings), (s) => without(settings[s]!), runner.step, reps, 2);
+    const peakMiB: Record<string, number> = {};
+    for (const [name, off] of Object.entries(settings)) {
+      without(off);
       const info = await tf.profile(async () => {
         await runner.step();
       });
-      return info.peakBytes / 2 ** 20;
-    };
-    const peakMiB = { fused: await peak('fused'), reference: await peak('reference') };
-    const shape = `[${B}, ${T}, ${heads}, ${hd}]`;
-    rows.push([`fused attention and SwiGLU vs reference ops (${backend}, d=${hidden}, ${heads} heads, ${LAYERS} layers)`, 'fused / reference', 'ratio']);
+      peakMiB[name] = info.peakBytes / 2 ** 20;
+    }
+    rows.push([
+      `fused kernels vs reference ops (${backend}, d=${hidden}, ${heads} heads, ${LAYERS} layers, adamw)`,
+      'fused / reference',
+      'ratio',
+    ]);
     const row = (what: string, unit: string, r: Pair, digits: number) =>
-      rows.push([`  ${what}`, `${r.fused.toFixed(digits)} / ${r.reference.toFixed(digits)} ${unit}`, `${(r.reference / r.fused).toFixed(2)}x`]);
-    row(`attention fwd+bwd ${shape}`, 'ms', attention, 2);
-    row(`SwiGLU silu(gate) * up fwd+bwd [${B * T}, ${c.intermediateSize}]`, 'ms', swiglu, 2);
-    row('training step (adamw), both vs neither', 'ms', { fused: step.fused, reference: step.neither }, 1);
-    row('training step, both vs all but attention', 'ms', { fused: step.fused, reference: step.noAttention }, 1);
-    row('training step, both vs all but SwiGLU', 'ms', { fused: step.fused, reference: step.noSwiglu }, 1);
-    row('step peak tensor memory, attention kernel vs not', 'MiB', peakMiB, 0);
-    return { shape, attention, swiglu, step, peakMiB };
+      rows.push([
+        `  ${what}`,
+        `${r.fused.toFixed(digits)} / ${r.reference.toFixed(digits)} ${unit}`,
+        `${(r.reference / r.fused).toFixed(2)}x`,
+      ]);
+    for (const part of Object.keys(kernels) as Part[]) row(`${part} fwd+bwd ${shapes[part]}`, 'ms', parts[part], 2);
+    row('training step, every kernel vs none of the three', 'ms', { fused: step.all!, reference: step.none! }, 1);
+    for (const part of Object.keys(kernels) as Part[]) {
+      row(`training step, every kernel vs all but ${part}'s`, 'ms', { fused: step.all!, reference: step[`no ${part}`]! }, 1);
+    }
+    row('step peak tensor memory, every kernel vs none of the three', 'MiB', { fused: peakMiB.all!, reference: peakMiB.none! }, 0);
+    for (const part of Object.keys(kernels) as Part[]) {
+      row(
+        `step peak tensor memory, every kernel vs all but ${part}'s`,
+        'MiB',
+        { fused: peakMiB.all!, reference: peakMiB[`no ${part}`]! },
+        0,
+      );
+    }
+    return { shape: shapes.attention, parts, step, peakMiB };
   } finally {
-    setKernelsEnabled(both, true);
+    setKernelsEnabled(all, true);
     runner.dispose();
     tf.dispose(keep);
     await stopBackend();

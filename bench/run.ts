@@ -11,7 +11,7 @@
  *   ops         per-op breakdown of one training step on native (tf.profile)
  *   parts       the share of a step taken by attention, RoPE and SwiGLU's elementwise product (what fusing
  *               each could gain at most), on native at d=128 and d=256 and on webgpu (fused attention and not)
- *   attention   native's fused attention and SwiGLU kernels against their reference ops (d=128, d=256): each
+ *   attention   native's fused attention, SwiGLU and RoPE kernels against their reference ops (d=128, d=256): each
  *               part's forward + backward and a whole step with and without them in alternating rounds, and
  *               the step's peak memory
  *   kernels     the fused WGSL kernels against their reference ops on webgpu, and one step fused vs not

@@ -96,6 +96,8 @@ NAPI_MODULE_INIT() {
       {"swiglu", nullptr, wrap<swiglu>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"swigluGrad", nullptr, wrap<swigluGrad>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"expApprox", nullptr, wrap<expApproxArray>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rope", nullptr, wrap<rope>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"ropeGrad", nullptr, wrap<ropeGrad>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"causalAttention", nullptr, wrap<causalAttention>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"causalAttentionGrad", nullptr, wrap<causalAttentionGrad>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, wrap<setThreads>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

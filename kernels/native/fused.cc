@@ -1,6 +1,6 @@
 // osp-lab native kernel pack: the fused ops of src/ops (contracts in src/ops/dispatch.ts): rmsNorm,
 // rmsNormGrad, crossEntropy, crossEntropyGrad, adamw, newtonSchulz (on gemm.h's sgemm, ssyrk and ssymm),
-// channelMoments, swiglu and swigluGrad. Row reductions accumulate in double; rmsNormGrad is deterministic
+// channelMoments, swiglu, swigluGrad, rope and ropeGrad. Row reductions accumulate in double; rmsNormGrad is deterministic
 // for any thread count.
 
 #include <algorithm>
@@ -293,5 +293,40 @@ void expApproxArray(const Args& a) {
   float* out = a.f32(1, n, "out");
   for (int64_t i = 0; i < n; i++) out[i] = expApprox(x[i]);
 }
+
+// rope(x, cos, sin, y, rows, T, heads, hd): per row (b, t, head) of x [B, T, heads, hd], with c, s the
+// tables' row t and h = hd / 2: y[j] = x[j] c[j] - x[j+h] s[j], y[j+h] = x[j+h] c[j+h] + x[j] s[j+h].
+// ropeGrad(dy, cos, sin, dx, ...): dx[j] = dy[j] c[j] + dy[j+h] s[j+h], dx[j+h] = dy[j+h] c[j+h] - dy[j] s[j].
+template <bool Grad>
+void ropeImpl(const Args& a) {
+  const int64_t rows = a.i64(4), T = a.i64(5), heads = a.i64(6), hd = a.i64(7);
+  if (T < 1 || heads < 1 || hd < 2 || hd % 2 != 0 || rows % (T * heads) != 0) throw Error{"rope: bad sizes (rows, T, heads, even hd)"};
+  const float* x = a.f32(0, rows * hd, Grad ? "dy" : "x");
+  const float* cs = a.f32(1, T * hd, "cos");
+  const float* sn = a.f32(2, T * hd, "sin");
+  float* y = a.f32(3, rows * hd, Grad ? "dx" : "y");
+  const int64_t h = hd / 2;
+  pool().run(rows, std::max<int64_t>(1, kGrain / hd), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t t = r / heads % T;
+      const float* xr = x + r * hd;
+      const float* c = cs + t * hd;
+      const float* s = sn + t * hd;
+      float* yr = y + r * hd;
+      for (int64_t j = 0; j < h; j++) {
+        if (Grad) {
+          yr[j] = xr[j] * c[j] + xr[j + h] * s[j + h];
+          yr[j + h] = xr[j + h] * c[j + h] - xr[j] * s[j];
+        } else {
+          yr[j] = xr[j] * c[j] - xr[j + h] * s[j];
+          yr[j + h] = xr[j + h] * c[j + h] + xr[j] * s[j + h];
+        }
+      }
+    }
+  });
+}
+
+void rope(const Args& a) { ropeImpl<false>(a); }
+void ropeGrad(const Args& a) { ropeImpl<true>(a); }
 
 }  // namespace osp

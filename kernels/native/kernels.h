@@ -47,6 +47,8 @@ void channelMoments(const napi::Args& a);
 void swiglu(const napi::Args& a);
 void swigluGrad(const napi::Args& a);
 void expApproxArray(const napi::Args& a);
+void rope(const napi::Args& a);
+void ropeGrad(const napi::Args& a);
 
 // attention.cc: causal attention with grouped key/value heads, forward and backward.
 void causalAttention(const napi::Args& a);

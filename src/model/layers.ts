@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { causalAttention } from '../ops/attention.ts';
+import { rope as applyRope } from '../ops/rope.ts';
 import { swigluGate } from '../ops/swiglu.ts';
 
 /** y = x W^T. x: [N, in], w: [out, in] -> [N, out]. */
@@ -51,13 +52,6 @@ export function ropeTables(maxLen: number, hd: number, theta: number): { cos: tf
     }
   }
   return { cos: tf.tensor2d(cos, [maxLen, hd]), sin: tf.tensor2d(sin, [maxLen, hd]) };
-}
-
-/** x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]. x: [B, T, heads, hd]; cos, sin: [T, 1, hd]. */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor4D {
-  const [x1, x2] = tf.split(x, 2, 3);
-  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
 }
 
 export interface AttentionWeights {

@@ -53,9 +53,7 @@ export function attentionShapes(
   ] as const) {
     const [b, t2, hkv, hd2] = t.shape;
     if (t.shape.length !== 4 || b !== B || t2 !== T || hd2 !== hd || !hkv || H % hkv !== 0 || t.shape[2] !== k.shape[2]) {
-      throw new ShapeError(
-        `${where}: ${name} must be [${B}, ${T}, Hkv, ${hd}] with Hkv dividing ${H} (k and v alike), got [${t.shape}]`,
-      );
+      throw new ShapeError(`${where}: ${name} must be [${B}, ${T}, Hkv, ${hd}] with Hkv dividing ${H} (k and v alike), got [${t.shape}]`);
     }
   }
   return { B, T, H, Hkv: k.shape[2]!, hd };

@@ -20,6 +20,8 @@
  *                        -> [dq like q, dk like k, dv like v]
  *   OspSwiGLU            {gate, up} (one shape), {}                   -> silu(gate) * up
  *   OspSwiGLUGrad        {dh, gate, up}, {}                           -> [dgate, dup]
+ *   OspRope              {x [B, T, heads, hd], cos, sin [T, 1, hd]}, {} -> x cos + rotate_half(x) sin
+ *   OspRopeGrad          {dy [B, T, heads, hd], cos, sin}, {}         -> dx = dy cos + rotate_half^T(dy sin)
  *   OspBatchMatMul       {a, b}, {transposeA, transposeB}             -> tfjs's BatchMatMul, same contract
  *
  * OspBatchMatMul is not an op of src/ops: it is a replacement for tfjs's own BatchMatMul kernel,
@@ -47,6 +49,8 @@ export const KERNELS = {
   causalAttentionGrad: 'OspCausalAttentionGrad',
   swiglu: 'OspSwiGLU',
   swigluGrad: 'OspSwiGLUGrad',
+  rope: 'OspRope',
+  ropeGrad: 'OspRopeGrad',
   batchMatMul: 'OspBatchMatMul',
 } as const;
 export type KernelName = (typeof KERNELS)[keyof typeof KERNELS];

@@ -440,7 +440,7 @@ describe.skipIf(skipNative)('native backend kernels vs tfjs cpu', () => {
     w.dispose();
   });
 
-  it('the fused kernels\' exponential (exp_approx.h) is within 2 float ulps of exp over the whole range', async () => {
+  it("the fused kernels' exponential (exp_approx.h) is within 2 float ulps of exp over the whole range", async () => {
     const { loadNativeAddon } = await import('../../src/backend/native/addon.ts');
     const addon = loadNativeAddon();
     // 2e5 points over [-87.3, 88.37] plus the edges; each result against exp in float64.

@@ -117,7 +117,6 @@ export async function results(ins: tf.Tensor4D[], outs: tf.Tensor[]): Promise<Fl
   return values;
 }
 
-
 /** The values f returns, the names and output shapes of the kernels it ran, and its peak tensor bytes (tf.profile). */
 export async function kernelsOf(
   f: () => Promise<Float32Array[]>,

@@ -14,4 +14,3 @@ export function poisonNative(...sizes: number[]): void {
   const infos = sizes.map((n) => be.makeTensorInfo([n], 'float32', be.f32Out(n).fill(NaN)));
   for (const info of infos) be.disposeData(info.dataId);
 }
-

@@ -97,6 +97,18 @@ export interface NativeAddon {
   channelMoments(x: Float32Array, token: Float32Array, channel: Float32Array, N: number, d: number): void;
   /** kernels/native/exp_approx.h's exponential (the attention and SwiGLU kernels' exp) on every element; for its test. */
   expApprox(x: Float32Array, out: Float32Array, n: number): void;
+  /** RoPE of x [rows = B*T*heads, hd] with tables [T, hd] (OspRope); ropeGrad the same call on dy (OspRopeGrad). */
+  rope(x: Float32Array, cos: Float32Array, sin: Float32Array, y: Float32Array, rows: number, T: number, heads: number, hd: number): void;
+  ropeGrad(
+    dy: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    dx: Float32Array,
+    rows: number,
+    T: number,
+    heads: number,
+    hd: number,
+  ): void;
   swiglu(gate: Float32Array, up: Float32Array, h: Float32Array, n: number): void;
   swigluGrad(dh: Float32Array, gate: Float32Array, up: Float32Array, dgate: Float32Array, dup: Float32Array, n: number): void;
   /** fwd [B*T, H*hd + H]: every head's output per token, then every head's log-sum-exp (OspCausalAttention). */

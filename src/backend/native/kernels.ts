@@ -469,6 +469,24 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     return [be.makeTensorInfo([N, 4], 'float32', token), be.makeTensorInfo([d, 4], 'float32', channel)];
   });
 
+  for (const [name, grad] of [
+    [KERNELS.rope, false],
+    [KERNELS.ropeGrad, true],
+  ] as const) {
+    k.set(name, (args) => {
+      const { cos, sin } = args.inputs as { cos: TI; sin: TI };
+      const x = (grad ? args.inputs.dy : args.inputs.x) as TI;
+      const be = args.backend as NativeCpuBackend;
+      const [, T, heads, hd] = x.shape as [number, number, number, number];
+      if (x.shape.length !== 4 || !isF32(x, cos, sin) || size(cos.shape) !== T * hd || size(sin.shape) !== T * hd || hd % 2 !== 0) {
+        throw new ShapeError(`${name} (native): ${grad ? 'dy' : 'x'} must be float32 [B, T, heads, hd] (hd even) and cos, sin [T, 1, hd]`);
+      }
+      const out = be.f32Out(size(x.shape));
+      (grad ? addon.ropeGrad : addon.rope)(f32(be, x), f32(be, cos), f32(be, sin), out, out.length / hd, T, heads, hd);
+      return be.makeTensorInfo(x.shape, 'float32', out);
+    });
+  }
+
   k.set(KERNELS.swiglu, (args) => {
     const { gate, up } = args.inputs as { gate: TI; up: TI };
     const be = args.backend as NativeCpuBackend;
@@ -518,7 +536,11 @@ export function nativeKernels(addon: NativeAddon, base: (name: string) => Kernel
     const [dq, dk, dv] = [be.f32Out(size(q.shape)), be.f32Out(size(key.shape)), be.f32Out(size(v.shape))];
     const g = (t: TI) => f32(be, t);
     addon.causalAttentionGrad(g(dy), g(q), g(key), g(v), g(fwd), dq, dk, dv, B, T, H, Hkv, hd, Number(args.attrs!.scale));
-    return [be.makeTensorInfo(q.shape, 'float32', dq), be.makeTensorInfo(key.shape, 'float32', dk), be.makeTensorInfo(v.shape, 'float32', dv)];
+    return [
+      be.makeTensorInfo(q.shape, 'float32', dq),
+      be.makeTensorInfo(key.shape, 'float32', dk),
+      be.makeTensorInfo(v.shape, 'float32', dv),
+    ];
   });
 
   return k;
