@@ -32,6 +32,9 @@ export { channelMoments, channelMomentsReference } from './ops/channel_moments.t
 export { newtonSchulz, newtonSchulzReference, newtonSchulzFlops } from './ops/newton_schulz.ts';
 export { KERNELS, hasKernel, withReferenceOps, setKernelsEnabled } from './ops/dispatch.ts';
 export { registerSoftmaxGradient, softmaxGradReference } from './ops/softmax_grad.ts';
+export { causalAttention, causalAttentionReference, causalMask, ATTENTION_MAX_HEAD_DIM } from './ops/attention.ts';
+export { rope, ropeReference } from './ops/rope.ts';
+export { swigluGate, swigluReference, swigluBackwardReference } from './ops/swiglu.ts';
 export { trainStep } from './train/step.ts';
 export { Rng } from './utils/rng.ts';
 export { evaluateCheckpoint, type EvaluateCheckpointOptions, type EvaluateCheckpointResult } from './eval/evaluate_run.ts';

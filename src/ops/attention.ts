@@ -6,9 +6,10 @@
  *   out[b, i, h] = sum_{j <= i} softmax_j(scale q[b, i, h] . k[b, j, kvh]) v[b, j, kvh]
  *
  * Where the backend registered OspCausalAttention and OspCausalAttentionGrad and both are enabled
- * (webgpu; switched off by default on a software adapter, see src/backend/webgpu/kernels.ts), one fused
- * kernel computes it with an online softmax and the backward recomputes the probabilities from the saved
- * log-sum-exp, so the [B, H, T, T] scores and probabilities are never stored. Elsewhere, and under
+ * (native: kernels/native/attention.cc; webgpu: kernels/wgsl/attention_*.wgsl, switched off by default
+ * on a software adapter, see src/backend/webgpu/kernels.ts), one fused kernel computes it block by block
+ * and saves each row's log-sum-exp, and the backward recomputes the probabilities from it, so the
+ * [B, H, T, T] scores and probabilities are never stored. Elsewhere (cpu, wasm), and under
  * withReferenceOps, the reference path below runs: plain tfjs ops (scores, additive mask, softmax,
  * product), differentiable twice.
  */
