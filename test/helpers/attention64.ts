@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { causalAttention } from '../../src/ops/attention.ts';
+import { KERNELS, withReferenceOps } from '../../src/ops/dispatch.ts';
 import { Rng } from '../../src/utils/rng.ts';
 
 export interface AttentionDims {
@@ -131,4 +132,32 @@ export async function kernelsOf(
     outputShapes: info.kernels.flatMap((k) => k.outputShapes),
     peakBytes: info.peakBytes,
   };
+}
+
+/**
+ * Runs the op forward and backward on the same inputs with its fused kernels and on the reference path
+ * (withReferenceOps); checks that the two agree (1e-5 of the largest entry), that the fused run ran both
+ * attention kernels and no Softmax, and the reference run the opposite. Returns both profiles.
+ */
+export async function expectFusedMatchesReference(
+  d: AttentionDims,
+  data: readonly [Float32Array, Float32Array, Float32Array, Float32Array],
+) {
+  const fused = await kernelsOf(async () => {
+    const ins = inputs(d, ...data);
+    return results(ins, run(ins));
+  });
+  const reference = await kernelsOf(async () => {
+    const ins = inputs(d, ...data);
+    return results(
+      ins,
+      withReferenceOps(() => run(ins)),
+    );
+  });
+  ['out', 'dq', 'dk', 'dv'].forEach((name, i) => expect(err(fused.values[i]!, reference.values[i]!), name).toBeLessThan(1e-5));
+  expect(fused.kernels.has(KERNELS.causalAttention) && fused.kernels.has(KERNELS.causalAttentionGrad)).toBe(true);
+  expect(fused.kernels.has('Softmax')).toBe(false);
+  expect(reference.kernels.has(KERNELS.causalAttention) || reference.kernels.has(KERNELS.causalAttentionGrad)).toBe(false);
+  expect(reference.kernels.has('Softmax')).toBe(true);
+  return { fused, reference };
 }

@@ -11,8 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/errors.ts';
 import { causalAttention, causalAttentionReference } from '../../src/ops/attention.ts';
-import { hasKernel, KERNELS, setKernelsEnabled, withReferenceOps } from '../../src/ops/dispatch.ts';
-import { attention64, err, inputs, kernelsOf, randn, results, run, type AttentionDims } from '../helpers/attention64.ts';
+import { hasKernel, KERNELS, setKernelsEnabled } from '../../src/ops/dispatch.ts';
+import { attention64, err, expectFusedMatchesReference, inputs, randn, results, run, type AttentionDims } from '../helpers/attention64.ts';
 import { skipWebGPU as skip } from '../helpers/backends.ts';
 import { poison, useWebGPU } from '../helpers/webgpu.ts';
 
@@ -60,22 +60,7 @@ describe.skipIf(skip)('fused causal attention on webgpu', () => {
     const nq = d.B * d.T * d.H * d.hd;
     const nk = d.B * d.T * d.Hkv * d.hd;
     const data = [randn(nq, 1), randn(nk, 2), randn(nk, 3), randn(nq, 4)] as const;
-    const fused = await kernelsOf(async () => {
-      const ins = inputs(d, ...data);
-      return results(ins, run(ins));
-    });
-    const reference = await kernelsOf(async () => {
-      const ins = inputs(d, ...data);
-      return results(
-        ins,
-        withReferenceOps(() => run(ins)),
-      );
-    });
-    ['out', 'dq', 'dk', 'dv'].forEach((name, i) => expect(err(fused.values[i]!, reference.values[i]!), name).toBeLessThan(1e-5));
-    expect(fused.kernels.has(KERNELS.causalAttention) && fused.kernels.has(KERNELS.causalAttentionGrad)).toBe(true);
-    expect(fused.kernels.has('Softmax')).toBe(false);
-    expect(reference.kernels.has(KERNELS.causalAttention) || reference.kernels.has(KERNELS.causalAttentionGrad)).toBe(false);
-    expect(reference.kernels.has('Softmax')).toBe(true);
+    await expectFusedMatchesReference(d, data);
   });
 
   it('runs the reference path, gradients included, when the backward kernel is switched off', async () => {

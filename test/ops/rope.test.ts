@@ -9,11 +9,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../src/backend/index.ts';
 import { ShapeError } from '../../src/errors.ts';
 import { ropeTables } from '../../src/model/layers.ts';
-import { hasKernel, KERNELS, setKernelsEnabled } from '../../src/ops/dispatch.ts';
+import { KERNELS } from '../../src/ops/dispatch.ts';
 import { rope } from '../../src/ops/rope.ts';
 import { err, randn } from '../helpers/attention64.ts';
 import { skipNative, testBackends } from '../helpers/backends.ts';
-import { poisonNative } from '../helpers/native.ts';
+import { expectKernelsThenReference, poisonNative } from '../helpers/native.ts';
 
 const theta = 10000;
 
@@ -86,21 +86,8 @@ describe('rope: rotary position embedding (rotate_half convention)', () => {
 
   it.skipIf(skipNative)('runs the fused kernels on native, forward and backward, and the reference ops when switched off', async () => {
     await startBackend('native');
-    expect(hasKernel(KERNELS.rope) && hasKernel(KERNELS.ropeGrad)).toBe(true);
-    const shape = [2, 9, 3, 8];
     const n = 2 * 9 * 3 * 8;
-    const names = async () => new Set((await tf.profile(() => valueAndGrad(shape, randn(n, 1), randn(n, 2)))).kernels.map((k) => k.name));
-    const fused = await names();
-    expect(fused.has(KERNELS.rope) && fused.has(KERNELS.ropeGrad)).toBe(true);
-    expect(fused.has('Neg')).toBe(false);
-    setKernelsEnabled([KERNELS.rope], false);
-    try {
-      const reference = await names();
-      expect(reference.has(KERNELS.rope) || reference.has(KERNELS.ropeGrad)).toBe(false);
-      expect(reference.has('Neg')).toBe(true);
-    } finally {
-      setKernelsEnabled([KERNELS.rope], true);
-    }
+    await expectKernelsThenReference(() => valueAndGrad([2, 9, 3, 8], randn(n, 1), randn(n, 2)), [KERNELS.rope, KERNELS.ropeGrad], 'Neg');
   });
 
   it('refuses tables of the wrong shape or an odd head dimension, naming the table', async () => {

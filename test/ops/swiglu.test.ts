@@ -8,11 +8,11 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startBackend, stopBackend } from '../../src/backend/index.ts';
 import { ShapeError } from '../../src/errors.ts';
-import { hasKernel, KERNELS, setKernelsEnabled } from '../../src/ops/dispatch.ts';
+import { KERNELS } from '../../src/ops/dispatch.ts';
 import { swigluBackwardReference, swigluGate, swigluReference } from '../../src/ops/swiglu.ts';
 import { err, randn } from '../helpers/attention64.ts';
 import { skipNative, testBackends } from '../helpers/backends.ts';
-import { poisonNative } from '../helpers/native.ts';
+import { expectKernelsThenReference, poisonNative } from '../helpers/native.ts';
 
 /** h = g sigmoid(g) u and the gradients of sum(h w) in float64: dg = w u s (1 + g (1 - s)), du = w g s. */
 function oracle(g: Float32Array, u: Float32Array, w: Float32Array) {
@@ -70,19 +70,7 @@ describe('swigluGate: silu(gate) * up', () => {
 
   it.skipIf(skipNative)('runs the fused kernels on native, forward and backward, and the reference ops when switched off', async () => {
     await startBackend('native');
-    expect(hasKernel(KERNELS.swiglu) && hasKernel(KERNELS.swigluGrad)).toBe(true);
-    const names = async () => new Set((await tf.profile(valueAndGrads)).kernels.map((k) => k.name));
-    const fused = await names();
-    expect(fused.has(KERNELS.swiglu) && fused.has(KERNELS.swigluGrad)).toBe(true);
-    expect(fused.has('Sigmoid')).toBe(false);
-    setKernelsEnabled([KERNELS.swiglu], false);
-    try {
-      const reference = await names();
-      expect(reference.has(KERNELS.swiglu) || reference.has(KERNELS.swigluGrad)).toBe(false);
-      expect(reference.has('Sigmoid')).toBe(true);
-    } finally {
-      setKernelsEnabled([KERNELS.swiglu], true);
-    }
+    await expectKernelsThenReference(valueAndGrads, [KERNELS.swiglu, KERNELS.swigluGrad], 'Sigmoid');
   });
 
   it('the closed-form backward equals autodiff of the reference (cpu)', async () => {
