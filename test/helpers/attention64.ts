@@ -161,3 +161,28 @@ export async function expectFusedMatchesReference(
   expect(reference.kernels.has('Softmax')).toBe(true);
   return { fused, reference };
 }
+
+/** The inputs of one case (q, k, v and the upstream gradient dy) from a seed. */
+export function attentionData(d: AttentionDims, seed: number): [Float32Array, Float32Array, Float32Array, Float32Array] {
+  const nq = d.B * d.T * d.H * d.hd;
+  const nk = d.B * d.T * d.Hkv * d.hd;
+  return [randn(nq, seed), randn(nk, seed + 1), randn(nk, seed + 2), randn(nq, seed + 3)];
+}
+
+/**
+ * One oracle case of the op on the active backend: inputs from a seed set by the shape, `prepare` just
+ * before the run (the backend's NaN poisoning; it gets the element counts of q and of k), then out, dq,
+ * dk and dv within 1e-5 of the largest entry of the float64 oracle's (float32 sums of at most T * hd terms
+ * of O(1) values).
+ */
+export async function expectMatchesOracle(d: AttentionDims, prepare: (nq: number, nk: number) => unknown): Promise<void> {
+  const [qs, ks, vs, ws] = attentionData(d, d.T * 7 + d.hd);
+  const ref = attention64(d, qs, ks, vs, ws);
+  const ins = inputs(d, qs, ks, vs, ws);
+  await prepare(qs.length, ks.length);
+  const [out, dq, dk, dv] = await results(ins, run(ins));
+  expect(err(out!, ref.out), 'out').toBeLessThan(1e-5);
+  expect(err(dq!, ref.dq), 'dq').toBeLessThan(1e-5);
+  expect(err(dk!, ref.dk), 'dk').toBeLessThan(1e-5);
+  expect(err(dv!, ref.dv), 'dv').toBeLessThan(1e-5);
+}

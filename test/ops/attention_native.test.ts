@@ -13,16 +13,17 @@ import { startBackend, stopBackend } from '../../src/backend/index.ts';
 import { loadNativeAddon } from '../../src/backend/native/addon.ts';
 import { causalAttention } from '../../src/ops/attention.ts';
 import { hasKernel, KERNELS, setKernelDefault } from '../../src/ops/dispatch.ts';
-import { attention64, err, expectFusedMatchesReference, inputs, randn, results, run, type AttentionDims } from '../helpers/attention64.ts';
+import {
+  attentionData,
+  expectFusedMatchesReference,
+  expectMatchesOracle,
+  inputs,
+  results,
+  run,
+  type AttentionDims,
+} from '../helpers/attention64.ts';
 import { skipNative } from '../helpers/backends.ts';
 import { poisonNative } from '../helpers/native.ts';
-
-/** The case's inputs (q, k, v, dy) from a seed. */
-function data(d: AttentionDims, seed: number): [Float32Array, Float32Array, Float32Array, Float32Array] {
-  const nq = d.B * d.T * d.H * d.hd;
-  const nk = d.B * d.T * d.Hkv * d.hd;
-  return [randn(nq, seed), randn(nk, seed + 1), randn(nk, seed + 2), randn(nq, seed + 3)];
-}
 
 describe.skipIf(skipNative)('fused causal attention on native', () => {
   beforeAll(async () => {
@@ -60,21 +61,11 @@ describe.skipIf(skipNative)('fused causal attention on native', () => {
   ];
   for (const d of shapes) {
     it(`output and gradients match float64: B=${d.B} T=${d.T} H=${d.H} Hkv=${d.Hkv} hd=${d.hd}`, async () => {
-      const [qs, ks, vs, ws] = data(d, d.T * 7 + d.hd);
-      const ref = attention64(d, qs, ks, vs, ws);
-      const nq = qs.length;
-      const nk = ks.length;
       // NaN arrays of every size the fused path allocates (out and dq, dk and dv, the packed forward),
       // eight of each: the loss's own elementwise ops take some of them first.
-      const sizes = [nq, nk, d.B * d.T * (d.H * d.hd + d.H)];
-      poisonNative(...Array.from({ length: 8 }, () => sizes).flat());
-      const ins = inputs(d, qs, ks, vs, ws);
-      const [out, dq, dk, dv] = await results(ins, run(ins));
-      // float32 sums of at most T * hd terms of O(1) values: 1e-5 relative to the largest entry.
-      expect(err(out!, ref.out), 'out').toBeLessThan(1e-5);
-      expect(err(dq!, ref.dq), 'dq').toBeLessThan(1e-5);
-      expect(err(dk!, ref.dk), 'dk').toBeLessThan(1e-5);
-      expect(err(dv!, ref.dv), 'dv').toBeLessThan(1e-5);
+      await expectMatchesOracle(d, (nq, nk) =>
+        poisonNative(...Array.from({ length: 8 }, () => [nq, nk, d.B * d.T * (d.H * d.hd + d.H)]).flat()),
+      );
     });
   }
 
@@ -82,7 +73,7 @@ describe.skipIf(skipNative)('fused causal attention on native', () => {
     const addon = loadNativeAddon();
     const threads0 = addon.threads();
     const d = { B: 3, T: 90, H: 4, Hkv: 2, hd: 32 };
-    const inputsOf = data(d, 77);
+    const inputsOf = attentionData(d, 77);
     const byThreads: Float32Array[][] = [];
     try {
       for (const n of [1, 2, 3]) {
@@ -98,7 +89,7 @@ describe.skipIf(skipNative)('fused causal attention on native', () => {
 
   it('agrees with the reference path, runs only its own kernels, and makes no [B, H, T, T] tensor', async () => {
     const d = { B: 2, T: 100, H: 4, Hkv: 2, hd: 32 };
-    const inputsOf = data(d, 5);
+    const inputsOf = attentionData(d, 5);
     const { fused, reference } = await expectFusedMatchesReference(d, inputsOf);
     const scoresLike = (shapes: number[][]) => shapes.filter((s) => s.length >= 2 && s.at(-1) === d.T && s.at(-2) === d.T).length;
     expect(scoresLike(fused.outputShapes)).toBe(0);
@@ -108,7 +99,7 @@ describe.skipIf(skipNative)('fused causal attention on native', () => {
 
   it('leaves no tensors behind across repeated calls', async () => {
     const d = { B: 1, T: 20, H: 2, Hkv: 1, hd: 16 };
-    const inputsOf = data(d, 9);
+    const inputsOf = attentionData(d, 9);
     const once = async () => {
       const ins = inputs(d, ...inputsOf);
       await results(ins, run(ins));
