@@ -66,7 +66,7 @@ export interface PartShare {
  */
 export async function partShares(backend: ConcreteBackend, hidden: number, heads: number, reps: number, rows: Row[]) {
   await startBackend(backend);
-  // webgpu starts its attention kernel switched off on a software adapter; here it is measured.
+  // webgpu starts its attention kernel switched off on a software adapter without subgroups; here it is measured.
   if (backend === 'webgpu') setKernelsEnabled([KERNELS.causalAttention], true);
   const keep: tf.Tensor[] = [];
   try {

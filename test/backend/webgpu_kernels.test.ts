@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { currentBackend } from '../../src/backend/index.ts';
+import { attentionSubgroupSize } from '../../src/backend/webgpu/attention.ts';
 import { registerWebGPUKernels } from '../../src/backend/webgpu/kernels.ts';
 import { ShapeError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateReference, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
@@ -25,7 +26,7 @@ import { Rng } from '../../src/utils/rng.ts';
 import { lossesByStep, tempDir, tinyRun } from '../helpers/run.ts';
 
 import { skipWebGPU as skip } from '../helpers/backends.ts';
-import { poison, useWebGPU } from '../helpers/webgpu.ts';
+import { compiledPrograms, poison, useWebGPU } from '../helpers/webgpu.ts';
 
 function randn(n: number, seed: number, std = 1): Float32Array {
   return Float32Array.from(new Rng(seed).normals(n, std));
@@ -93,8 +94,10 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     const software = currentBackend()?.softwareAdapter === true;
     for (const name of MINE) {
       expect(tf.getKernel(name, 'webgpu'), name).toBeDefined();
-      // Attention starts switched off on a software adapter (no faster there, slow to compile).
-      expect(hasKernel(name), name).toBe(!(software && name === KERNELS.causalAttention));
+      // Attention starts switched off on a software adapter only where it would run the tile kernels
+      // (no faster there, slow to compile); with subgroups (lavapipe) it runs the generated ones, on.
+      const off = software && name === KERNELS.causalAttention && attentionSubgroupSize() === undefined;
+      expect(hasKernel(name), name).toBe(!off);
     }
     // The WGSL BatchMatMul replaces tfjs's only on a software adapter (lavapipe here).
     expect(hasKernel(KERNELS.batchMatMul)).toBe(currentBackend()?.softwareAdapter === true);
@@ -485,9 +488,12 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
     const software = currentBackend()?.softwareAdapter === true;
     const tfjsKernel = () => tf.getKernel('BatchMatMul', 'webgpu')!.kernelFunc;
     const before = tfjsKernel();
-    registerWebGPUKernels({ softwareAdapter: false });
+    const subgroupSize = attentionSubgroupSize();
+    registerWebGPUKernels({ softwareAdapter: false, subgroupSize });
     try {
       expect(hasKernel(KERNELS.batchMatMul)).toBe(false);
+      // The generated attention kernels are for software adapters only: a GPU runs the tile kernels.
+      expect(attentionSubgroupSize()).toBeUndefined();
       if (software) expect(tfjsKernel()).not.toBe(before);
       await matmulCheck([3, 33, 17], [3, 65, 17], false, true, 10);
       // ns_matmul without DIRECT: the workgroup-memory path a GPU runs.
@@ -499,8 +505,9 @@ describe.skipIf(skip)('WGSL kernels on webgpu', () => {
       g.dispose();
       expect(relErr(got!, ref!)).toBeLessThan(1e-4);
     } finally {
-      registerWebGPUKernels({ softwareAdapter: software });
+      registerWebGPUKernels({ softwareAdapter: software, subgroupSize });
     }
+    expect(attentionSubgroupSize()).toBe(subgroupSize);
     expect(tfjsKernel()).toBe(before);
     expect(hasKernel(KERNELS.batchMatMul)).toBe(software);
   });
@@ -591,17 +598,14 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
     const used = new Set<string>();
     let enabled = false;
     let softwareMatMul = false;
+    let subgroupAttention = false;
     const probe: Callback = {
       name: 'kernel_probe',
       onStepEnd: () => {
         enabled ||= hasKernel(KERNELS.rmsNorm);
         softwareMatMul ||= hasKernel(KERNELS.batchMatMul);
-        const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
-        for (const key of Object.keys(cache)) {
-          // osp_<wgsl file>_<constants>_<tfjs's suffix>
-          const file = /^osp_([a-z_]+?)_(?:[A-Z]|_)/.exec(key)?.[1];
-          if (file) used.add(file);
-        }
+        for (const name of compiledPrograms()) used.add(name);
+        subgroupAttention ||= attentionSubgroupSize() !== undefined;
       },
     };
     const extra = {
@@ -611,7 +615,7 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
       logging: { every: 1, histogramsEvery: 20, console: 'quiet' },
     };
     const quiet = () => {};
-    // The fused attention starts switched off on a software adapter (lavapipe): this test wants it.
+    // Where the fused attention starts switched off (a software adapter without subgroups), this test wants it.
     setKernelsEnabled([KERNELS.causalAttention], true);
     const cpu = await train({ config: tinyRun(tempDir(), { ...extra, backend: 'cpu' }), log: quiet });
     const gpu = await train({ config: tinyRun(tempDir(), { ...extra, backend: 'webgpu' }), callbacks: [probe], log: quiet });
@@ -626,10 +630,9 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
       'adamw_param',
       'ns_matmul',
       'channel_moments_rows',
-      'attention_fwd',
-      'attention_dq',
-      'attention_dkv',
     ];
+    // On a software adapter with subgroups the generated attention kernels (attention_subgroup.ts), else the tile ones.
+    programs.push(...['fwd', 'dq', 'dkv'].map((k) => (subgroupAttention ? `attention_sg_${k}` : `attention_${k}`)));
     // On a software adapter the model's matrix products run batch_matmul.wgsl as well.
     if (softwareMatMul) programs.push('batch_matmul');
     for (const program of programs) {

@@ -31,3 +31,18 @@ export async function poison(...sizes: number[]): Promise<void> {
   await Promise.all(ts.map((t) => t.data()));
   tf.dispose(ts);
 }
+
+/**
+ * The osp-lab programs tfjs has compiled on the current webgpu backend, by WGSL file (or generated
+ * kernel) name, read from its pipeline cache (keys osp_<name>_<constants>_<tfjs's suffix>): proof
+ * that a kernel ran, not only that it was registered.
+ */
+export function compiledPrograms(): Set<string> {
+  const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
+  const names = new Set<string>();
+  for (const key of Object.keys(cache)) {
+    const name = /^osp_([a-z_]+?)_(?:[A-Z]|_)/.exec(key)?.[1];
+    if (name) names.add(name);
+  }
+  return names;
+}

@@ -8,7 +8,61 @@ import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../../errors.ts';
 import { ATTENTION_MAX_HEAD_DIM, attentionShapes } from '../../ops/attention.ts';
 import { KERNELS } from '../../ops/dispatch.ts';
+import { attentionDkvSource, attentionDqSource, attentionForwardSource, rowsPerLane, SUBGROUP_SIZES } from './attention_subgroup.ts';
 import { checkFloat, f32, FLAT_LANES, i32, numel, program, rowProgram, show, type Backend, type KernelFuncArgs } from './program.ts';
+
+/**
+ * The subgroup size of the generated kernels (attention_subgroup.ts), set on a software adapter with a
+ * fixed subgroup size the generator supports; undefined: the tile kernels (kernels/wgsl/attention_*.wgsl).
+ */
+let subgroupSize: number | undefined;
+
+export function setAttentionSubgroupSize(size: number | undefined): void {
+  subgroupSize = size !== undefined && (SUBGROUP_SIZES as readonly number[]).includes(size) ? size : undefined;
+}
+
+/** The subgroup size of the generated attention kernels in use, or undefined where the tile kernels run. */
+export function attentionSubgroupSize(): number | undefined {
+  return subgroupSize;
+}
+
+/** Generated sources, one per (kernel, head dimension, subgroup size). */
+const generated = new Map<string, string>();
+function source(kind: 'fwd' | 'dq' | 'dkv', hd: number, S: number): string {
+  const key = `${kind}:${hd}:${S}`;
+  let code = generated.get(key);
+  if (code === undefined) {
+    code = (kind === 'fwd' ? attentionForwardSource : kind === 'dq' ? attentionDqSource : attentionDkvSource)(hd, S);
+    generated.set(key, code);
+  }
+  return code;
+}
+
+/** The program of a generated kernel: one subgroup (S lanes) per 64 rows of one (batch, head). */
+function subgroupProgram(
+  kind: 'fwd' | 'dq' | 'dkv',
+  outputShape: number[],
+  inputs: string[],
+  B: number,
+  heads: number,
+  T: number,
+  hd: number,
+  S: number,
+) {
+  const blocks = Math.ceil(T / (S * rowsPerLane(S, hd)));
+  const groups = B * heads * blocks;
+  const p = program({
+    file: `attention_sg_${kind}`,
+    outputShape,
+    inputs,
+    workgroups: groups,
+    workgroupSize: S,
+    consts: { HD: hd, S },
+    code: source(kind, hd, S),
+    uniforms: ATTENTION_UNIFORMS,
+  });
+  return { p, blocks, groups };
+}
 
 export function softmaxGrad({ inputs, backend }: KernelFuncArgs): tf.TensorInfo {
   const { dy, y } = inputs as { dy: tf.TensorInfo; y: tf.TensorInfo };
@@ -74,6 +128,10 @@ export function causalAttention({ inputs, backend: b, attrs }: KernelFuncArgs): 
   const { scale } = attrs as unknown as { scale: number };
   const { B, T, H, Hkv, hd } = attentionSizes(KERNELS.causalAttention, q, k, v);
   const backend = b as unknown as Backend;
+  if (subgroupSize !== undefined) {
+    const { p, blocks, groups } = subgroupProgram('fwd', [B * T, H * hd + H], ['q', 'k', 'v'], B, H, T, hd, subgroupSize);
+    return backend.runWebGPUProgram(p, [q, k, v], 'float32', [i32(H), i32(Hkv), i32(T), i32(blocks), i32(groups), f32(scale)]);
+  }
   const { TB, HDP, lanes } = tileRows(backend, KERNELS.causalAttention, hd, 1);
   const blocks = Math.ceil(T / TB);
   const p = program({
@@ -124,13 +182,20 @@ export function causalAttentionGrad({ inputs, backend: b, attrs }: KernelFuncArg
   });
   const delta = backend.runWebGPUProgram(deltaProgram, [dy, fwd], 'float32', [i32(H)]);
   const ins = [q, k, v, dy, fwd, delta];
+  const names = ['q', 'k', 'v', 'dy', 'fwd', 'delta'];
   const run = (file: string, outputShape: number[], heads: number, tiles: 1 | 2) => {
+    const S = subgroupSize;
+    if (S !== undefined) {
+      const kind = file === 'attention_dq' ? 'dq' : 'dkv';
+      const { p, blocks, groups } = subgroupProgram(kind, outputShape, names, B, heads, T, hd, S);
+      return backend.runWebGPUProgram(p, ins, 'float32', [i32(H), i32(Hkv), i32(T), i32(blocks), i32(groups), f32(scale)]);
+    }
     const { TB, HDP, lanes } = tileRows(backend, name, hd, tiles);
     const blocks = Math.ceil(T / TB);
     const p = program({
       file,
       outputShape,
-      inputs: ['q', 'k', 'v', 'dy', 'fwd', 'delta'],
+      inputs: names,
       workgroups: B * heads * blocks,
       workgroupSize: lanes,
       consts: { TB, HD: hd, HDP },

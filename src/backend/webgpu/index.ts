@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailableError } from '../../errors.ts';
 import type { BackendInfo } from '../index.ts';
 import { registerWebGPUKernels } from './kernels.ts';
+import { SUBGROUPS_MARKER } from './program.ts';
 
 interface GpuProbe {
   available: boolean;
@@ -64,6 +65,31 @@ export async function probeWebGPU(): Promise<GpuProbe> {
 let device: GPUDevice | undefined;
 
 /**
+ * tfjs assembles a shader as its own declarations followed by a program's code, so a program cannot
+ * put the `enable` directive WGSL wants before every declaration. The device's createShaderModule
+ * does it for code that carries SUBGROUPS_MARKER, with `diagnostic(off, subgroup_uniformity)`: those
+ * shaders run one subgroup per workgroup, where every lane takes the same trip counts, which the
+ * uniformity analysis cannot prove through tfjs's flat invocation index.
+ */
+function enableSubgroupsByMarker(d: GPUDevice): void {
+  if (!d.features.has('subgroups')) return;
+  const create = d.createShaderModule.bind(d);
+  d.createShaderModule = (desc: GPUShaderModuleDescriptor) =>
+    create(
+      desc.code.includes(SUBGROUPS_MARKER)
+        ? { ...desc, code: `enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n${desc.code}` }
+        : desc,
+    );
+}
+
+/** The adapter's subgroup size where it is one fixed size and the device has subgroups (lavapipe: the SIMD width). */
+function fixedSubgroupSize(adapter: GPUAdapter): number | undefined {
+  if (!device?.features.has('subgroups')) return undefined;
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  return info.subgroupMinSize !== undefined && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : undefined;
+}
+
+/**
  * Starts tfjs-backend-webgpu on Dawn's best adapter. osp-lab registers the backend factory itself
  * (the package's own registration runs only at import time, so it could not be restarted after
  * stopWebGPU) and asks for the adapter's full limits, as the package does.
@@ -83,7 +109,7 @@ export async function startWebGPU(): Promise<BackendInfo> {
       'webgpu',
       async () => {
         const l = adapter.limits;
-        const features: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+        const features: GPUFeatureName[] = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
         device = await adapter.requestDevice({
           requiredFeatures: features,
           requiredLimits: {
@@ -95,6 +121,7 @@ export async function startWebGPU(): Promise<BackendInfo> {
             maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
           },
         });
+        enableSubgroupsByMarker(device);
         return new WebGPUBackend(device, adapter.info);
       },
       0,
@@ -105,7 +132,7 @@ export async function startWebGPU(): Promise<BackendInfo> {
   }
   // osp-lab's fused WGSL kernels (kernels/wgsl), under the names of src/ops/dispatch.ts; on a
   // software adapter also the WGSL BatchMatMul in place of tfjs's.
-  registerWebGPUKernels({ softwareAdapter: software });
+  registerWebGPUKernels({ softwareAdapter: software, subgroupSize: fixedSubgroupSize(adapter) });
   await tf.ready();
   return { name: 'webgpu', requested: 'webgpu', detail, gpu: !software, softwareAdapter: software };
 }

@@ -24,7 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { hasKernel, KERNELS, setKernelDefault } from '../../ops/dispatch.ts';
 import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
 import { adamwUpdate } from './adamw.ts';
-import { causalAttention, causalAttentionGrad, softmaxGrad } from './attention.ts';
+import { attentionSubgroupSize, causalAttention, causalAttentionGrad, setAttentionSubgroupSize, softmaxGrad } from './attention.ts';
 import { channelMoments } from './channel_moments.ts';
 import { crossEntropy, crossEntropyGrad } from './cross_entropy.ts';
 import { newtonSchulz, NS_LANES, setDirectProducts, TILE } from './newton_schulz.ts';
@@ -144,19 +144,21 @@ const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
  * adapter it also puts batch_matmul.wgsl behind tfjs's 'BatchMatMul'; on a hardware one it makes
  * sure tfjs's own BatchMatMul is in place.
  */
-export function registerWebGPUKernels(opts: { softwareAdapter: boolean }): void {
+export function registerWebGPUKernels(opts: { softwareAdapter: boolean; subgroupSize?: number | undefined }): void {
   registerSoftmaxGradient();
   setDirectProducts(opts.softwareAdapter);
+  setAttentionSubgroupSize(opts.softwareAdapter ? opts.subgroupSize : undefined);
   for (const [kernelName, kernelFunc] of Object.entries(KERNEL_FUNCS)) {
     if (tf.getKernel(kernelName, 'webgpu') === undefined) {
       tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
     }
   }
-  // On a software adapter the fused attention starts switched off: measured there it made a training step
-  // no faster (0.96x, bench/RESULTS_webgpu.md) and its shaders take up to about a minute per head dimension
-  // to compile. setKernelsEnabled([KERNELS.causalAttention], true), before or after, turns it on (tests and
-  // the bench do).
-  setKernelDefault('webgpu', KERNELS.causalAttention, !opts.softwareAdapter);
+  // On a software adapter the fused attention runs the generated subgroup kernels where the adapter has
+  // them (lavapipe: forward + backward 4.5x its reference, a training step 1.17x, bench/RESULTS_webgpu.md);
+  // without subgroups it would run the tile kernels, which made a lavapipe step no faster (0.96x) and take
+  // up to about a minute per head dimension to compile, so there it starts switched off.
+  // setKernelsEnabled([KERNELS.causalAttention], ...) wins either way.
+  setKernelDefault('webgpu', KERNELS.causalAttention, !opts.softwareAdapter || attentionSubgroupSize() !== undefined);
   const current = tf.getKernel('BatchMatMul', 'webgpu');
   if (current && current.kernelFunc !== batchMatMulDispatch) tfjsBatchMatMul = current;
   const replaced = current?.kernelFunc === batchMatMulDispatch;

@@ -32,6 +32,9 @@ export interface Backend {
   disposeData(dataId: object): boolean;
 }
 
+/** First line of a program's user code that needs WGSL's subgroup builtins (see enableSubgroupsByMarker in index.ts). */
+export const SUBGROUPS_MARKER = '// osp:enable subgroups';
+
 const sources = new Map<string, string>();
 
 /** The text of kernels/wgsl/<name>.wgsl, read once. */
@@ -67,6 +70,8 @@ interface ProgramSpec {
   size?: boolean;
   /** Shared WGSL files (kernels/wgsl/<name>.wgsl) prepended after the constants, in order. */
   libs?: string[];
+  /** Generated WGSL used in place of kernels/wgsl/<file>.wgsl (`file` still names the program in its key). */
+  code?: string;
 }
 
 export function program(spec: ProgramSpec): Program {
@@ -81,7 +86,7 @@ export function program(spec: ProgramSpec): Program {
     dispatch: [Math.max(1, spec.workgroups), 1, 1],
     variableNames: spec.inputs,
     workgroupSize: [spec.workgroupSize, 1, 1],
-    getUserCode: () => [constants(consts), ...(spec.libs ?? []).map(wgslSource), wgslSource(spec.file)].join('\n'),
+    getUserCode: () => [constants(consts), ...(spec.libs ?? []).map(wgslSource), spec.code ?? wgslSource(spec.file)].join('\n'),
   };
   if (spec.uniforms) p.uniforms = spec.uniforms;
   if (spec.size) p.size = true;
