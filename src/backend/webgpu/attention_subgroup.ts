@@ -144,6 +144,38 @@ function writeRows(e: Emitter, R: number, HD: number, rowOf: (r: number) => stri
   }
 }
 
+/** A kernel's sizes (rows per lane, vec4 per row, vec4 per block row) and its emitter, head emitted. */
+function start(HD: number, S: number, headsUniform: 'H' | 'Hkv') {
+  const e = new Emitter();
+  head(e, S, headsUniform);
+  return { e, R: rowsPerLane(S, HD), HDV: Math.ceil(HD / 4), G: S / 4 };
+}
+
+/**
+ * The query side of the forward and dq: the lane's rows i<r> = q0 + lane + S r (clamped to T - 1; live<r>
+ * when inside T and the workgroup is not one of a folded dispatch's extras), their offsets qb<r> into
+ * [B, T, H, HD], then `perRow(r)` for each.
+ */
+function queryRows(e: Emitter, S: number, R: number, HD: number, perRow: (r: number) => void) {
+  e.line(1, 'let h = hh;');
+  e.line(1, 'let kvh = h / (H / Hkv);');
+  e.line(1, `let q0 = block * ${S * R};`);
+  e.line(1, `let width = H * ${HD} + H;`);
+  for (let r = 0; r < R; r++) {
+    e.line(1, `let i${r} = min(q0 + lane + ${S * r}, T - 1);`);
+    e.line(1, `let live${r} = wg < uniforms.groups && q0 + lane + ${S * r} < T;`);
+    e.line(1, `let qb${r} = ((b * T + i${r}) * H + h) * ${HD};`);
+    perRow(r);
+  }
+}
+
+/** Opens the loop over the key blocks up to the workgroup's last query; kb: the offset of the lane's key. */
+function keyBlocks(e: Emitter, S: number, R: number, HD: number) {
+  e.line(1, `let kEnd = min(T, q0 + ${S * R});`);
+  e.line(1, `for (var j0 = 0; j0 < kEnd; j0 += ${S}) {`);
+  e.line(2, `let kb = ((b * T + min(j0 + lane, T - 1)) * Hkv + kvh) * ${HD};`);
+}
+
 /**
  * OspCausalAttention's forward: lane l of workgroup (b, h, block) owns queries q0 + l + S r
  * (r < R, q0 = 64 block), walks the key blocks j0 = 0, S, .. up to its last query with the online
@@ -151,28 +183,16 @@ function writeRows(e: Emitter, R: number, HD: number, rowOf: (r: number) => stri
  * Bindings: result, q, k, v. Uniforms: heads, kvHeads, t, blocks, groups, scale.
  */
 export function attentionForwardSource(HD: number, S: number): string {
-  const R = rowsPerLane(S, HD);
-  const HDV = Math.ceil(HD / 4);
-  const G = S / 4;
-  const e = new Emitter();
-  head(e, S, 'H');
-  e.line(1, 'let h = hh;');
-  e.line(1, 'let kvh = h / (H / Hkv);');
-  e.line(1, `let q0 = block * ${S * R};`);
-  for (let r = 0; r < R; r++) {
-    e.line(1, `let i${r} = min(q0 + lane + ${S * r}, T - 1);`);
-    e.line(1, `let live${r} = wg < uniforms.groups && q0 + lane + ${S * r} < T;`);
-    e.line(1, `let qb${r} = ((b * T + i${r}) * H + h) * ${HD};`);
+  const { e, R, HDV, G } = start(HD, S, 'H');
+  queryRows(e, S, R, HD, (r) => {
     e.line(1, `var m${r} = LOWEST;`);
     e.line(1, `var l${r} = 0.0;`);
     for (let u = 0; u < HDV; u++) {
       e.line(1, `let q${r}_${u} = ${load4('q', `qb${r}`, u, HD, true)};`);
       e.line(1, `var o${r}_${u} = vec4<f32>(0.0);`);
     }
-  }
-  e.line(1, `let kEnd = min(T, q0 + ${S * R});`);
-  e.line(1, `for (var j0 = 0; j0 < kEnd; j0 += ${S}) {`);
-  e.line(2, `let kb = ((b * T + min(j0 + lane, T - 1)) * Hkv + kvh) * ${HD};`);
+  });
+  keyBlocks(e, S, R, HD);
   for (let u = 0; u < HDV; u++) e.line(2, `let k${u} = ${load4('k', 'kb', u, HD, false)};`);
   for (let r = 0; r < R; r++) for (let g = 0; g < G; g++) e.line(2, `var s${r}_${g} = vec4<f32>(0.0);`);
   dots(e, 2, 's', 'q', 'k', R, S, HDV);
@@ -197,7 +217,6 @@ export function attentionForwardSource(HD: number, S: number): string {
   for (let u = 0; u < HDV; u++) e.line(2, `let v${u} = ${load4('v', 'kb', u, HD, false)};`);
   accumulate(e, 2, 'o', 'p', 'v', R, S, HDV);
   e.line(1, '}');
-  e.line(1, `let width = H * ${HD} + H;`);
   for (let r = 0; r < R; r++) {
     e.line(1, `if (live${r}) {`);
     e.line(2, `result[(b * T + i${r}) * width + H * ${HD} + h] = m${r} + log(l${r});`);
@@ -222,19 +241,8 @@ export function attentionForwardSource(HD: number, S: number): string {
  * dq_i = scale sum_j ds k_j. Bindings: result [B, T, H, HD], q, k, v, dy, fwd, delta.
  */
 export function attentionDqSource(HD: number, S: number): string {
-  const R = rowsPerLane(S, HD);
-  const HDV = Math.ceil(HD / 4);
-  const G = S / 4;
-  const e = new Emitter();
-  head(e, S, 'H');
-  e.line(1, 'let h = hh;');
-  e.line(1, 'let kvh = h / (H / Hkv);');
-  e.line(1, `let q0 = block * ${S * R};`);
-  e.line(1, `let width = H * ${HD} + H;`);
-  for (let r = 0; r < R; r++) {
-    e.line(1, `let i${r} = min(q0 + lane + ${S * r}, T - 1);`);
-    e.line(1, `let live${r} = wg < uniforms.groups && q0 + lane + ${S * r} < T;`);
-    e.line(1, `let qb${r} = ((b * T + i${r}) * H + h) * ${HD};`);
+  const { e, R, HDV, G } = start(HD, S, 'H');
+  queryRows(e, S, R, HD, (r) => {
     e.line(1, `let lse${r} = fwd[(b * T + i${r}) * width + H * ${HD} + h];`);
     e.line(1, `let dl${r} = delta[(b * T + i${r}) * H + h];`);
     for (let u = 0; u < HDV; u++) {
@@ -242,10 +250,8 @@ export function attentionDqSource(HD: number, S: number): string {
       e.line(1, `let d${r}_${u} = ${load4('dy', `qb${r}`, u, HD, true)};`);
       e.line(1, `var a${r}_${u} = vec4<f32>(0.0);`);
     }
-  }
-  e.line(1, `let kEnd = min(T, q0 + ${S * R});`);
-  e.line(1, `for (var j0 = 0; j0 < kEnd; j0 += ${S}) {`);
-  e.line(2, `let kb = ((b * T + min(j0 + lane, T - 1)) * Hkv + kvh) * ${HD};`);
+  });
+  keyBlocks(e, S, R, HD);
   for (let u = 0; u < HDV; u++) {
     e.line(2, `let k${u} = ${load4('k', 'kb', u, HD, false)};`);
     e.line(2, `let v${u} = ${load4('v', 'kb', u, HD, false)};`);
@@ -288,11 +294,7 @@ export function attentionDqSource(HD: number, S: number): string {
  * Bindings: result [B * T * Hkv, 2 * HD] (dk, then dv), q, k, v, dy, fwd, delta.
  */
 export function attentionDkvSource(HD: number, S: number): string {
-  const R = rowsPerLane(S, HD);
-  const HDV = Math.ceil(HD / 4);
-  const G = S / 4;
-  const e = new Emitter();
-  head(e, S, 'Hkv');
+  const { e, R, HDV, G } = start(HD, S, 'Hkv');
   e.line(1, 'let kvh = hh;');
   e.line(1, 'let group = H / Hkv;');
   e.line(1, `let k0 = block * ${S * R};`);
