@@ -2,7 +2,8 @@
  * osp-lab's fused kernels for tfjs-backend-webgpu, registered under the names of src/ops/dispatch.ts
  * (KERNELS) by `registerWebGPUKernels()` when the webgpu backend starts.
  *
- * The WGSL lives in kernels/wgsl/*.wgsl (the source of truth, read once at run time). Each file is
+ * The WGSL lives in kernels/wgsl/*.wgsl (the source of truth, read once at run time), except the
+ * attention kernels for software adapters, generated per head dimension (attention_subgroup.ts). Each file is
  * the "user code" of one tfjs WebGPU program: tfjs prepends its prelude (the `result` output
  * buffer, one read-only storage buffer per name in `variableNames`, the `uniforms` struct with the
  * shapes plus the fields this file declares in `uniforms`, and the `_start` entry point that calls
@@ -19,7 +20,7 @@
 // This file holds the registration and the BatchMatMul replacement (which registration swaps in and
 // out); the kernels live next to it: program.ts (the program builder and shared helpers), rms_norm.ts,
 // cross_entropy.ts, adamw.ts, newton_schulz.ts, channel_moments.ts and attention.ts (softmax gradient,
-// fused causal attention forward and backward).
+// fused causal attention forward and backward; attention_subgroup.ts generates its software-adapter kernels).
 import * as tf from '@tensorflow/tfjs';
 import { hasKernel, KERNELS, setKernelDefault } from '../../ops/dispatch.ts';
 import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
