@@ -38,7 +38,7 @@ function source(kind: 'fwd' | 'dq' | 'dkv', hd: number, S: number): string {
   return code;
 }
 
-/** The program of a generated kernel: one subgroup (S lanes) per 64 rows of one (batch, head). */
+/** The program of a generated kernel: one subgroup (S lanes) per S * R rows of one (batch, head) (R: rowsPerLane). */
 function subgroupProgram(
   kind: 'fwd' | 'dq' | 'dkv',
   outputShape: number[],

@@ -8,7 +8,7 @@
  *     the backward ones, built for GPUs) ran their forward in 45 ms without barriers against 73 ms
  *     with them (B=16, T=128, 4 heads of 32; results wrong, only timed);
  *   - every load from a storage buffer costs as a gather, one element per lane, lane-uniform
- *     addresses included: ~25 ns per 8-lane load on the 2-core AMD EPYC of the CI machines, while
+ *     addresses included: ~25 ns per 8-lane load on the 2-core AMD EPYC this was measured on, while
  *     arithmetic is almost free beside it.
  * So each lane keeps R rows of the tile in named registers for the whole kernel (its queries, or
  * its keys for dkv, loaded once) and the other side arrives one block of S rows at a time (S: the
@@ -178,7 +178,7 @@ function keyBlocks(e: Emitter, S: number, R: number, HD: number) {
 
 /**
  * OspCausalAttention's forward: lane l of workgroup (b, h, block) owns queries q0 + l + S r
- * (r < R, q0 = 64 block), walks the key blocks j0 = 0, S, .. up to its last query with the online
+ * (r < R, q0 = S R block), walks the key blocks j0 = 0, S, .. up to its last query with the online
  * softmax (running max m, sum l, output o), and writes o / l and m + log(l).
  * Bindings: result, q, k, v. Uniforms: heads, kvHeads, t, blocks, groups, scale.
  */
