@@ -152,19 +152,26 @@ function start(HD: number, S: number, headsUniform: 'H' | 'Hkv') {
 }
 
 /**
- * The query side of the forward and dq: the lane's rows i<r> = q0 + lane + S r (clamped to T - 1; live<r>
- * when inside T and the workgroup is not one of a folded dispatch's extras), their offsets qb<r> into
- * [B, T, H, HD], then `perRow(r)` for each.
+ * The lane's rows: queries (forward, dq) i<r> = q0 + lane + S r of head h, or keys (dk/dv) j<r> =
+ * k0 + lane + S r of key/value head kvh, clamped to T - 1; live<r> when inside T and the workgroup is
+ * not one of a folded dispatch's extras; their offsets qb<r> / kb<r> into [B, T, heads, HD]; then
+ * `perRow(r)` for each.
  */
-function queryRows(e: Emitter, S: number, R: number, HD: number, perRow: (r: number) => void) {
-  e.line(1, 'let h = hh;');
-  e.line(1, 'let kvh = h / (H / Hkv);');
-  e.line(1, `let q0 = block * ${S * R};`);
+function laneRows(e: Emitter, S: number, R: number, HD: number, side: 'query' | 'key', perRow: (r: number) => void) {
+  const [row, first, off, heads, head] = side === 'query' ? ['i', 'q0', 'qb', 'H', 'h'] : ['j', 'k0', 'kb', 'Hkv', 'kvh'];
+  if (side === 'query') {
+    e.line(1, 'let h = hh;');
+    e.line(1, 'let kvh = h / (H / Hkv);');
+  } else {
+    e.line(1, 'let kvh = hh;');
+    e.line(1, 'let group = H / Hkv;');
+  }
+  e.line(1, `let ${first} = block * ${S * R};`);
   e.line(1, `let width = H * ${HD} + H;`);
   for (let r = 0; r < R; r++) {
-    e.line(1, `let i${r} = min(q0 + lane + ${S * r}, T - 1);`);
-    e.line(1, `let live${r} = wg < uniforms.groups && q0 + lane + ${S * r} < T;`);
-    e.line(1, `let qb${r} = ((b * T + i${r}) * H + h) * ${HD};`);
+    e.line(1, `let ${row}${r} = min(${first} + lane + ${S * r}, T - 1);`);
+    e.line(1, `let live${r} = wg < uniforms.groups && ${first} + lane + ${S * r} < T;`);
+    e.line(1, `let ${off}${r} = ((b * T + ${row}${r}) * ${heads} + ${head}) * ${HD};`);
     perRow(r);
   }
 }
@@ -177,6 +184,40 @@ function keyBlocks(e: Emitter, S: number, R: number, HD: number) {
 }
 
 /**
+ * The backward's weights for the lane's R rows against a block (dq and dk/dv alike): s = the scores
+ * (unscaled, families `score`: [mine, theirs]) and t = dy . v (families `dyv`), then
+ * p = exp(scale s - lse) where the causal `mask` holds (else 0) and w = p (t - delta), ds without its
+ * scale. `terms(r, g)` gives the vec4 expressions of lse, delta and the mask for block rows 4g .. 4g + 3.
+ */
+function backwardWeights(
+  e: Emitter,
+  indent: number,
+  score: [string, string],
+  dyv: [string, string],
+  R: number,
+  S: number,
+  HDV: number,
+  terms: (r: number, g: number) => { lse: string; delta: string; mask: string },
+) {
+  const G = S / 4;
+  for (let r = 0; r < R; r++) {
+    for (let g = 0; g < G; g++) {
+      e.line(indent, `var s${r}_${g} = vec4<f32>(0.0);`);
+      e.line(indent, `var t${r}_${g} = vec4<f32>(0.0);`);
+    }
+  }
+  dots(e, indent, 's', score[0], score[1], R, S, HDV);
+  dots(e, indent, 't', dyv[0], dyv[1], R, S, HDV);
+  for (let r = 0; r < R; r++) {
+    for (let g = 0; g < G; g++) {
+      const { lse, delta, mask } = terms(r, g);
+      e.line(indent, `let p${r}_${g} = select(vec4<f32>(0.0), exp(s${r}_${g} * sc - ${lse}), ${mask});`);
+      e.line(indent, `let w${r}_${g} = p${r}_${g} * (t${r}_${g} - ${delta});`);
+    }
+  }
+}
+
+/**
  * OspCausalAttention's forward: lane l of workgroup (b, h, block) owns queries q0 + l + S r
  * (r < R, q0 = S R block), walks the key blocks j0 = 0, S, .. up to its last query with the online
  * softmax (running max m, sum l, output o), and writes o / l and m + log(l).
@@ -184,7 +225,7 @@ function keyBlocks(e: Emitter, S: number, R: number, HD: number) {
  */
 export function attentionForwardSource(HD: number, S: number): string {
   const { e, R, HDV, G } = start(HD, S, 'H');
-  queryRows(e, S, R, HD, (r) => {
+  laneRows(e, S, R, HD, 'query', (r) => {
     e.line(1, `var m${r} = LOWEST;`);
     e.line(1, `var l${r} = 0.0;`);
     for (let u = 0; u < HDV; u++) {
@@ -241,8 +282,8 @@ export function attentionForwardSource(HD: number, S: number): string {
  * dq_i = scale sum_j ds k_j. Bindings: result [B, T, H, HD], q, k, v, dy, fwd, delta.
  */
 export function attentionDqSource(HD: number, S: number): string {
-  const { e, R, HDV, G } = start(HD, S, 'H');
-  queryRows(e, S, R, HD, (r) => {
+  const { e, R, HDV } = start(HD, S, 'H');
+  laneRows(e, S, R, HD, 'query', (r) => {
     e.line(1, `let lse${r} = fwd[(b * T + i${r}) * width + H * ${HD} + h];`);
     e.line(1, `let dl${r} = delta[(b * T + i${r}) * H + h];`);
     for (let u = 0; u < HDV; u++) {
@@ -256,23 +297,11 @@ export function attentionDqSource(HD: number, S: number): string {
     e.line(2, `let k${u} = ${load4('k', 'kb', u, HD, false)};`);
     e.line(2, `let v${u} = ${load4('v', 'kb', u, HD, false)};`);
   }
-  for (let r = 0; r < R; r++) {
-    for (let g = 0; g < G; g++) {
-      e.line(2, `var s${r}_${g} = vec4<f32>(0.0);`);
-      e.line(2, `var t${r}_${g} = vec4<f32>(0.0);`);
-    }
-  }
-  dots(e, 2, 's', 'q', 'k', R, S, HDV);
-  dots(e, 2, 't', 'd', 'v', R, S, HDV);
-  for (let r = 0; r < R; r++) {
-    for (let g = 0; g < G; g++) {
-      e.line(
-        2,
-        `let p${r}_${g} = select(vec4<f32>(0.0), exp(s${r}_${g} * sc - vec4<f32>(lse${r})), ${rows4('j0', g)} <= vec4<i32>(i${r}));`,
-      );
-      e.line(2, `let w${r}_${g} = p${r}_${g} * (t${r}_${g} - vec4<f32>(dl${r}));`);
-    }
-  }
+  backwardWeights(e, 2, ['q', 'k'], ['d', 'v'], R, S, HDV, (r, g) => ({
+    lse: `vec4<f32>(lse${r})`,
+    delta: `vec4<f32>(dl${r})`,
+    mask: `${rows4('j0', g)} <= vec4<i32>(i${r})`,
+  }));
   accumulate(e, 2, 'a', 'w', 'k', R, S, HDV);
   e.line(1, '}');
   writeRows(
@@ -295,21 +324,14 @@ export function attentionDqSource(HD: number, S: number): string {
  */
 export function attentionDkvSource(HD: number, S: number): string {
   const { e, R, HDV, G } = start(HD, S, 'Hkv');
-  e.line(1, 'let kvh = hh;');
-  e.line(1, 'let group = H / Hkv;');
-  e.line(1, `let k0 = block * ${S * R};`);
-  e.line(1, `let width = H * ${HD} + H;`);
-  for (let r = 0; r < R; r++) {
-    e.line(1, `let j${r} = min(k0 + lane + ${S * r}, T - 1);`);
-    e.line(1, `let live${r} = wg < uniforms.groups && k0 + lane + ${S * r} < T;`);
-    e.line(1, `let kb${r} = ((b * T + j${r}) * Hkv + kvh) * ${HD};`);
+  laneRows(e, S, R, HD, 'key', (r) => {
     for (let u = 0; u < HDV; u++) {
       e.line(1, `let k${r}_${u} = ${load4('k', `kb${r}`, u, HD, true)};`);
       e.line(1, `let v${r}_${u} = ${load4('v', `kb${r}`, u, HD, true)};`);
       e.line(1, `var dk${r}_${u} = vec4<f32>(0.0);`);
       e.line(1, `var dv${r}_${u} = vec4<f32>(0.0);`);
     }
-  }
+  });
   e.line(1, 'for (var h = kvh * group; h < (kvh + 1) * group; h++) {');
   e.line(2, `for (var i0 = k0; i0 < T; i0 += ${S}) {`);
   e.line(3, 'let i = min(i0 + lane, T - 1);');
@@ -327,24 +349,14 @@ export function attentionDkvSource(HD: number, S: number): string {
         .join(', ')})`;
     e.line(3, `let lse_${g} = ${bc('lse')};`);
     e.line(3, `let dl_${g} = ${bc('dl')};`);
-    // Queries past T (clamped rows) are masked with the causal condition: i < T as well as i >= j.
     e.line(3, `let qi_${g} = ${rows4('i0', g)};`);
   }
-  for (let r = 0; r < R; r++) {
-    for (let g = 0; g < G; g++) {
-      e.line(3, `var s${r}_${g} = vec4<f32>(0.0);`);
-      e.line(3, `var t${r}_${g} = vec4<f32>(0.0);`);
-    }
-  }
-  dots(e, 3, 's', 'k', 'q', R, S, HDV);
-  dots(e, 3, 't', 'v', 'd', R, S, HDV);
-  for (let r = 0; r < R; r++) {
-    for (let g = 0; g < G; g++) {
-      e.line(3, `let ok${r}_${g} = (qi_${g} >= vec4<i32>(j${r})) & (qi_${g} < vec4<i32>(T));`);
-      e.line(3, `let p${r}_${g} = select(vec4<f32>(0.0), exp(s${r}_${g} * sc - lse_${g}), ok${r}_${g});`);
-      e.line(3, `let w${r}_${g} = p${r}_${g} * (t${r}_${g} - dl_${g});`);
-    }
-  }
+  // Queries past T (clamped rows) are masked with the causal condition: i < T as well as i >= j.
+  backwardWeights(e, 3, ['k', 'q'], ['v', 'd'], R, S, HDV, (r, g) => ({
+    lse: `lse_${g}`,
+    delta: `dl_${g}`,
+    mask: `(qi_${g} >= vec4<i32>(j${r})) & (qi_${g} < vec4<i32>(T))`,
+  }));
   accumulate(e, 3, 'dv', 'p', 'd', R, S, HDV);
   accumulate(e, 3, 'dk', 'w', 'q', R, S, HDV);
   e.line(2, '}');
