@@ -15,6 +15,7 @@ import {
   decayFilter,
   pairGrads,
   type GroupOptimizer,
+  zeroState,
   type OptimizerModule,
 } from './optimizer.ts';
 
@@ -71,8 +72,8 @@ export class AdamW implements GroupOptimizer {
     for (const [name, p] of params) {
       this.shapes.set(name, p.shape);
       this.slots.set(name, {
-        expAvg: tf.variable(tf.zerosLike(p), false),
-        expAvgSq: tf.variable(tf.zerosLike(p), false),
+        expAvg: zeroState(p),
+        expAvgSq: zeroState(p),
         step: 0,
         decay: decays(name),
       });

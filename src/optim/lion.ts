@@ -19,6 +19,7 @@ import {
   decayFilter,
   pairGrads,
   type GroupOptimizer,
+  zeroState,
   type OptimizerModule,
 } from './optimizer.ts';
 
@@ -61,7 +62,7 @@ export class Lion implements GroupOptimizer {
     const decays = decayFilter(this.config.noDecay);
     for (const [name, p] of params) {
       this.shapes.set(name, p.shape);
-      this.momenta.set(name, tf.variable(tf.zerosLike(p), false));
+      this.momenta.set(name, zeroState(p));
       if (decays(name)) this.decay.add(name);
     }
   }

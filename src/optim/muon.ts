@@ -15,6 +15,7 @@ import {
   pairGrads,
   shapeText,
   type GroupOptimizer,
+  zeroState,
   type OptimizerModule,
 } from './optimizer.ts';
 
@@ -75,7 +76,7 @@ export class Muon implements GroupOptimizer {
         );
       }
       this.shapes.set(name, p.shape);
-      this.momenta.set(name, tf.variable(tf.zerosLike(p), false));
+      this.momenta.set(name, zeroState(p));
     }
   }
 

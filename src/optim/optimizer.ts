@@ -144,6 +144,18 @@ export function checkStateDict(
   }
 }
 
+/**
+ * A non-trainable zero variable shaped like p: an optimizer's initial state. tf.variable shares the
+ * initial tensor's buffer, so that tensor is released here (kept, it would hold the zeros alive after
+ * the first step replaced the variable's data).
+ */
+export function zeroState(p: tf.Tensor): tf.Variable {
+  const zeros = tf.zerosLike(p);
+  const v = tf.variable(zeros, false);
+  zeros.dispose();
+  return v;
+}
+
 /** Copies `value` into a state variable without taking ownership of `value`. */
 export function assignState(variable: tf.Variable, value: tf.Tensor): void {
   // assign() shares the data buffer and bumps its refcount, so the caller may dispose `value` later.
