@@ -1,6 +1,6 @@
 /**
- * How much of the AdamW update is dispatch overhead on webgpu, and what a multi-tensor (one dispatch per
- * step) update could save.
+ * How much of the AdamW update is dispatch overhead on webgpu, what a multi-tensor update could save,
+ * and what the multi-tensor kernel (OspAdamWUpdateMulti) does save.
  *
  * 1. Per-call time of `adamwUpdate` (OspAdamWUpdate: three programs per parameter) and of its plain-tfjs
  *    reference (about a dozen elementwise programs) over sizes from 1 element to 1M, with
@@ -20,14 +20,15 @@
  * 3. A line ms = intercept + slope * elements through each path's rows (weighted by 1 / ms^2, i.e. least
  *    relative error, so the 1-element rows count as much as the 1M-element ones).
  * 4. The bench model's optimizer step (kernels_webgpu.ts's model and Muon + AdamW optimizer, and an
- *    all-AdamW optimizer): the AdamW parameters, the dispatches of one AdamW group step (counted by
- *    wrapping runWebGPUProgram) and of one training step, the AdamW group step's time (fixed gradients,
- *    same timing method, the last parameter read back), one fused update of a flat tensor with as many
- *    elements (what a multi-tensor update over flat storage would still run), the packed program once
- *    per AdamW parameter ("1 program per param", no optimizer bookkeeping), and the whole training step
- *    (trainStep) with OspAdamWUpdate on and off, alternating. "multi-tensor bound" = (AdamW group step -
- *    flat update) / training step and "1-program bound" = (AdamW group step - 1 program per param) /
- *    training step: the most each alternative could save.
+ *    all-AdamW optimizer) on the three AdamW paths: the multi-tensor kernel (OspAdamWUpdateMulti, in
+ *    place, the default), the per-parameter kernel (OspAdamWUpdate) and the reference. Per path: the
+ *    dispatches of one AdamW group step (tfjs programs counted by wrapping runWebGPUProgram, plus the
+ *    multi-tensor kernel's own) and its time (fixed gradients, same timing method, the last parameter
+ *    read back); one fused update of a flat tensor with as many elements and the packed program once per
+ *    AdamW parameter ("1 program per param", no optimizer bookkeeping), the bounds measured before the
+ *    multi-tensor kernel existed; the whole training step (trainStep) on each path, alternating.
+ *    "per-param bounds" = (per-param group step - flat update) / step and (per-param group step - 1
+ *    program per param) / step.
  *
  *   npx tsx bench/adamw_dispatch.ts [--quick] [--repeats K]
  */
@@ -39,6 +40,7 @@ import { f32, FLAT_LANES, i32, program, type Backend, type Program, type Uniform
 import { createModel } from '../src/model/transformer.ts';
 import { adamwUpdate } from '../src/ops/adamw_update.ts';
 import { KERNELS, setKernelsEnabled } from '../src/ops/dispatch.ts';
+import { adamwMultiDispatchCount } from '../src/backend/webgpu/adamw.ts';
 import { createOptimizer } from '../src/optim/routing.ts';
 import { trainStep } from '../src/train/step.ts';
 import { Rng } from '../src/utils/rng.ts';
@@ -79,25 +81,29 @@ export interface LineFit {
   slopeMs: number;
 }
 
+/**
+ * How AdamW's group step runs: the multi-tensor kernel (OspAdamWUpdateMulti, the default), the
+ * per-parameter kernel (OspAdamWUpdate, three programs per parameter) or the plain-tfjs reference.
+ */
+export type AdamWPath = 'multi' | 'perParam' | 'reference';
+const PATHS: AdamWPath[] = ['multi', 'perParam', 'reference'];
+
 export interface StepRow {
   optimizer: string;
   adamwParams: number;
   adamwElements: number;
-  /** Programs run by one AdamW group step, fused and reference. */
-  fusedDispatches: number;
-  referenceDispatches: number;
+  /** Dispatches (programs and multi-tensor dispatches) of one AdamW group step, per path. */
+  dispatches: Record<AdamWPath, number>;
   /** Programs run by one whole training step (kernels on). */
   stepDispatches: number;
-  /** AdamW group step alone (fixed gradients), ms. */
-  adamwFusedMs: number;
-  adamwReferenceMs: number;
+  /** AdamW group step alone (fixed gradients), ms, per path. */
+  adamwMs: Record<AdamWPath, number>;
   /** One fused update of a flat tensor with all the group's elements (3 programs), ms. */
   flatFusedMs: number;
   /** The packed one-program update once per AdamW parameter (its shape), ms. */
   packedPerParamMs: number;
-  /** trainStep, ms: every kernel on; OspAdamWUpdate off (the steps alternate). */
-  stepFusedMs: number;
-  stepReferenceMs: number;
+  /** trainStep, ms, per path (the steps alternate). */
+  stepMs: Record<AdamWPath, number>;
 }
 
 export interface AdamWDispatchReport {
@@ -180,24 +186,30 @@ function countDispatches<T>(f: () => T): { result: T; dispatches: number } {
     dispatches++;
     return original.apply(this, args);
   };
+  const multi = adamwMultiDispatchCount();
   try {
-    return { result: f(), dispatches };
+    const result = f();
+    return { result, dispatches: dispatches + adamwMultiDispatchCount() - multi };
   } finally {
     backend.runWebGPUProgram = original;
   }
 }
 
-/** Runs f with OspAdamWUpdate switched off (adamwUpdate takes its reference path). */
-function referenceOnly<T>(f: () => T): () => T {
+/** Runs f with the AdamW kernels of one path switched on and the others off. */
+function onPath<T>(path: AdamWPath, f: () => T): () => T {
   return () => {
-    setKernelsEnabled([KERNELS.adamwUpdate], false);
+    setKernelsEnabled([KERNELS.adamwUpdateMulti], path === 'multi');
+    setKernelsEnabled([KERNELS.adamwUpdate], path !== 'reference');
     try {
       return f();
     } finally {
-      setKernelsEnabled([KERNELS.adamwUpdate], true);
+      setKernelsEnabled([KERNELS.adamwUpdate, KERNELS.adamwUpdateMulti], true);
     }
   };
 }
+
+/** Runs f with OspAdamWUpdate (and the multi-tensor kernel) off: adamwUpdate takes its reference path. */
+const referenceOnly = <T>(f: () => T) => onPath('reference', f);
 
 /** Weighted least squares ms = a + b n with weights 1 / ms^2 (least relative error). */
 export function fitLine(points: readonly { n: number; ms: number }[]): LineFit {
@@ -428,10 +440,11 @@ async function stepRow(label: string, optimizerConfig: unknown, t: Timing, stepR
       adamw.step(model.params, grads, 1);
       return [tf.clone(lastParam)];
     };
-    const fusedCount = countDispatches(groupStep);
-    tf.dispose(fusedCount.result);
-    const refCount = countDispatches(referenceOnly(groupStep));
-    tf.dispose(refCount.result);
+    const counts = PATHS.map((path) => {
+      const c = countDispatches(onPath(path, groupStep));
+      tf.dispose(c.result);
+      return c.dispatches;
+    });
     // The same number of elements as one flat tensor: a multi-tensor update over flat storage.
     const flat = updateCalls([elements], 21);
     // One program per parameter (the packed program at each parameter's shape): a single-dispatch update.
@@ -444,7 +457,7 @@ async function stepRow(label: string, optimizerConfig: unknown, t: Timing, stepR
     };
     let group: { ms: number }[];
     try {
-      group = await timeCalls([groupStep, referenceOnly(groupStep), flat.fused, packedPerParam], t);
+      group = await timeCalls([...PATHS.map((path) => onPath(path, groupStep)), flat.fused, packedPerParam], t);
     } finally {
       flat.free();
       for (const c of perParam) c.free();
@@ -452,33 +465,26 @@ async function stepRow(label: string, optimizerConfig: unknown, t: Timing, stepR
 
     const stepCount = countDispatches(() => trainStep(model, optimizer, x, y));
     await stepCount.result;
-    // Whole steps, alternating kernel on / off.
-    const ms: [number[], number[]] = [[], []];
+    // Whole steps, the three paths alternating.
+    const ms: number[][] = PATHS.map(() => []);
     for (let i = 0; i < stepReps.warmup + stepReps.reps; i++) {
-      for (const off of [false, true]) {
-        setKernelsEnabled([KERNELS.adamwUpdate], !off);
-        try {
-          const t0 = performance.now();
-          await trainStep(model, optimizer, x, y);
-          if (i >= stepReps.warmup) ms[off ? 1 : 0].push(performance.now() - t0);
-        } finally {
-          setKernelsEnabled([KERNELS.adamwUpdate], true);
-        }
+      for (const [j, path] of PATHS.entries()) {
+        const t0 = performance.now();
+        await onPath(path, () => trainStep(model, optimizer, x, y))();
+        if (i >= stepReps.warmup) ms[j]!.push(performance.now() - t0);
       }
     }
+    const byPath = (xs: number[]) => Object.fromEntries(PATHS.map((p, j) => [p, xs[j]!])) as Record<AdamWPath, number>;
     return {
       optimizer: label,
       adamwParams: names.length,
       adamwElements: elements,
-      fusedDispatches: fusedCount.dispatches,
-      referenceDispatches: refCount.dispatches,
+      dispatches: byPath(counts),
       stepDispatches: stepCount.dispatches,
-      adamwFusedMs: group[0]!.ms,
-      adamwReferenceMs: group[1]!.ms,
-      flatFusedMs: group[2]!.ms,
-      packedPerParamMs: group[3]!.ms,
-      stepFusedMs: median(ms[0]),
-      stepReferenceMs: median(ms[1]),
+      adamwMs: byPath(group.slice(0, 3).map((g) => g.ms)),
+      flatFusedMs: group[3]!.ms,
+      packedPerParamMs: group[4]!.ms,
+      stepMs: byPath(ms.map(median)),
     };
   } finally {
     tf.dispose([...grads.values(), x, y]);
@@ -597,17 +603,20 @@ export function formatAdamWDispatch(r: AdamWDispatchReport): string {
   for (const [i, shape] of pl.shapes.entries()) out.push(`| [${shape}] ms | ${pl.ms[i]!.map(rng).join(' | ')} |`);
   out.push(
     '',
-    '| optimizer | AdamW params | elements | dispatches fused / ref | step dispatches | AdamW fused ms | AdamW ref ms | ' +
-      'flat fused ms | 1 program per param ms | step ms fused | step ms AdamW ref | AdamW share fused | AdamW share ref | ' +
-      'multi-tensor bound | 1-program bound |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| optimizer | AdamW params | elements | dispatches multi / per-param / ref | step dispatches | ' +
+      'AdamW ms multi / per-param / ref | multi vs per-param | flat fused ms | 1 program per param ms | ' +
+      'step ms multi / per-param / ref | AdamW share multi / per-param / ref | per-param bounds: multi-tensor / 1-program |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
+  const three = (x: Record<AdamWPath, number>, f: (v: number) => string) => PATHS.map((p) => f(x[p])).join(' / ');
   for (const x of r.steps) {
+    const share = Object.fromEntries(PATHS.map((p) => [p, x.adamwMs[p] / x.stepMs[p]])) as Record<AdamWPath, number>;
+    const per = x.adamwMs.perParam;
     out.push(
-      `| ${x.optimizer} | ${x.adamwParams} | ${x.adamwElements} | ${x.fusedDispatches} / ${x.referenceDispatches} | ${x.stepDispatches} | ` +
-        `${ms(x.adamwFusedMs)} | ${ms(x.adamwReferenceMs)} | ${ms(x.flatFusedMs)} | ${ms(x.packedPerParamMs)} | ${x.stepFusedMs.toFixed(1)} | ` +
-        `${x.stepReferenceMs.toFixed(1)} | ${pct(x.adamwFusedMs / x.stepFusedMs)} | ${pct(x.adamwReferenceMs / x.stepReferenceMs)} | ` +
-        `${pct((x.adamwFusedMs - x.flatFusedMs) / x.stepFusedMs)} | ${pct((x.adamwFusedMs - x.packedPerParamMs) / x.stepFusedMs)} |`,
+      `| ${x.optimizer} | ${x.adamwParams} | ${x.adamwElements} | ${three(x.dispatches, String)} | ${x.stepDispatches} | ` +
+        `${three(x.adamwMs, ms)} | ${(per / x.adamwMs.multi).toFixed(2)}x | ${ms(x.flatFusedMs)} | ${ms(x.packedPerParamMs)} | ` +
+        `${three(x.stepMs, (v) => v.toFixed(1))} | ${three(share, pct)} | ` +
+        `${pct((per - x.flatFusedMs) / x.stepMs.perParam)} / ${pct((per - x.packedPerParamMs) / x.stepMs.perParam)} |`,
     );
   }
   return out.join('\n');

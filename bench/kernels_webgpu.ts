@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { currentBackend, startBackend, stopBackend } from '../src/backend/index.ts';
 import { resolveModelConfig } from '../src/model/config.ts';
 import { createModel } from '../src/model/transformer.ts';
-import { adamwUpdate } from '../src/ops/adamw_update.ts';
+import { adamwUpdate, adamwUpdateMulti, type AdamWSlotUpdate } from '../src/ops/adamw_update.ts';
 import { causalAttention } from '../src/ops/attention.ts';
 import { channelMoments } from '../src/ops/channel_moments.ts';
 import { crossEntropyBackwardReference, crossEntropyRowsReference } from '../src/ops/cross_entropy.ts';
@@ -215,6 +215,54 @@ export async function benchWebgpuKernels(
         return [u.param, u.expAvg, u.expAvgSq];
       };
       rows.push(await row(KERNELS.adamwUpdate, `[${shape}]`, call, without(KERNELS.adamwUpdate, call), t));
+    }
+
+    // The AdamW group of the bench model's optimizer (Muon + AdamW; then every parameter on AdamW) in one
+    // multi-tensor update, in place, against one OspAdamWUpdate (three programs) per parameter.
+    {
+      const model = createModel({ ...MODEL, vocabSize: VOCAB }, { seed: 0 });
+      const groups: [string, unknown][] = [
+        ['Muon + AdamW', { muon: {}, adamw: {} }],
+        ['all AdamW', { routing: [{ match: '*', optimizer: 'adamw' }] }],
+      ];
+      for (const [label, config] of groups) {
+        const optimizer = createOptimizer(config, model);
+        const shapes = [...model.params].filter(([n]) => optimizer.assignment.get(n) === 'adamw').map(([, p]) => p.shape);
+        optimizer.dispose();
+        const attrs = { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1 - 3e-5, bc1: 0.5, bc2Sqrt: 0.3 };
+        const slots: AdamWSlotUpdate[] = shapes.map((shape, i) => ({
+          param: hold(tf.variable(tf.tidy(() => randn(shape, 30 + i)))),
+          grad: hold(randn(shape, 31 + i)),
+          expAvg: hold(
+            tf.variable(
+              tf.tidy(() => randn(shape, 32 + i, 0.1)),
+              false,
+            ),
+          ),
+          expAvgSq: hold(
+            tf.variable(
+              tf.tidy(() => tf.square(randn(shape, 33 + i, 0.1))),
+              false,
+            ),
+          ),
+          attrs,
+        }));
+        const last = slots[slots.length - 1]!.param;
+        const call = () => {
+          adamwUpdateMulti(slots);
+          return [tf.clone(last)];
+        };
+        const elements = shapes.reduce((a, sh) => a + sh.reduce((x, y) => x * y, 1), 0);
+        const r = await row(
+          KERNELS.adamwUpdateMulti,
+          `${label}: ${shapes.length} params, ${elements} elements`,
+          call,
+          without(KERNELS.adamwUpdateMulti, call),
+          t,
+        );
+        rows.push({ ...r, kernel: `${KERNELS.adamwUpdateMulti} vs ${KERNELS.adamwUpdate} per param` });
+      }
+      model.dispose();
     }
 
     // Newton-Schulz (5 quintic steps) on attention [d, d] and MLP [4d, d] matrices.

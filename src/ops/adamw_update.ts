@@ -71,3 +71,74 @@ export function adamwUpdate(
   const [p, m, v] = tf.engine().runKernel(KERNELS.adamwUpdate, { param, grad, expAvg, expAvgSq }, { ...attrs }) as tf.Tensor[];
   return { param: p!, expAvg: m!, expAvgSq: v! };
 }
+
+/** One parameter of a multi-tensor AdamW step: its variables (given their new values) and this step's attrs. */
+export interface AdamWSlotUpdate {
+  param: tf.Variable;
+  grad: tf.Tensor;
+  expAvg: tf.Variable;
+  expAvgSq: tf.Variable;
+  attrs: AdamWUpdateAttrs;
+}
+
+/**
+ * Makes v the only holder of its data buffer (a copy when a clone, reshape or unreleased initial
+ * tensor shares it), so that an in-place kernel writing v changes nothing else. x * 1 is exact for
+ * every float32, -0 and NaN included.
+ */
+function ownBuffer(v: tf.Variable): void {
+  if (tf.backend().refCount(v.dataId) <= 1) return;
+  const copy = tf.tidy(() => tf.mul(v, tf.scalar(1, v.dtype)));
+  v.assign(copy);
+  copy.dispose();
+}
+
+/**
+ * Multi-tensor AdamW (PyTorch's foreach / fused AdamW): every slot's param, expAvg and expAvgSq
+ * variables get adamwUpdate's new values. With the OspAdamWUpdateMulti kernel (webgpu) the update runs
+ * in place, as many parameters per dispatch as the device binds and one lane per element; otherwise
+ * one adamwUpdate per slot, assigned. Slots must not share variables.
+ * @example
+ *   adamwUpdateMulti(slots.map((s) => ({ param: s.p, grad: s.g, expAvg: s.m, expAvgSq: s.v, attrs: s.attrs })));
+ */
+export function adamwUpdateMulti(slots: readonly AdamWSlotUpdate[]): void {
+  const written = new Set<tf.Variable>();
+  for (const [i, s] of slots.entries()) {
+    for (const [field, v] of [
+      ['param', s.param],
+      ['expAvg', s.expAvg],
+      ['expAvgSq', s.expAvgSq],
+    ] as const) {
+      if (written.has(v)) throw new ShapeError(`adamwUpdateMulti: slot ${i}'s ${field} is a variable another slot or field also updates`);
+      written.add(v);
+    }
+  }
+  if (!hasKernel(KERNELS.adamwUpdateMulti)) {
+    for (const s of slots) {
+      const u = adamwUpdate(s.param, s.grad, s.expAvg, s.expAvgSq, s.attrs);
+      s.expAvg.assign(u.expAvg);
+      s.expAvgSq.assign(u.expAvgSq);
+      s.param.assign(u.param);
+      tf.dispose([u.param, u.expAvg, u.expAvgSq]);
+    }
+    return;
+  }
+  const inputs: Record<string, tf.Tensor> = {};
+  for (const [i, s] of slots.entries()) {
+    for (const [field, t] of [
+      ['grad', s.grad],
+      ['expAvg', s.expAvg],
+      ['expAvgSq', s.expAvgSq],
+    ] as const) {
+      if (t.shape.length !== s.param.shape.length || t.shape.some((d, j) => d !== s.param.shape[j])) {
+        throw new ShapeError(`adamwUpdateMulti: slot ${i}'s ${field} has shape [${t.shape}], its parameter [${s.param.shape}]`);
+      }
+    }
+    for (const v of [s.param, s.expAvg, s.expAvgSq]) ownBuffer(v);
+    inputs[`param${i}`] = s.param;
+    inputs[`grad${i}`] = s.grad;
+    inputs[`expAvg${i}`] = s.expAvg;
+    inputs[`expAvgSq${i}`] = s.expAvgSq;
+  }
+  tf.engine().runKernel(KERNELS.adamwUpdateMulti, inputs, { slots: slots.map((s) => ({ ...s.attrs })) } as never);
+}

@@ -10,6 +10,9 @@
  *   OspCrossEntropyGrad  {dloss [N], logits, targets}, {}             -> dlogits [N, V]
  *   OspAdamWUpdate       {param, grad, expAvg, expAvgSq} (one shape),
  *                        {lr, beta1, beta2, eps, decay, bc1, bc2Sqrt} -> [param', expAvg', expAvgSq']
+ *   OspAdamWUpdateMulti  {param<i>, grad<i>, expAvg<i>, expAvgSq<i>} for i = 0..n-1 (each i one shape),
+ *                        {slots: OspAdamWUpdate's attrs, one per i} -> [] (in place: writes param<i>,
+ *                        expAvg<i>, expAvgSq<i>, which the caller makes sole owners of their buffers)
  *   OspNewtonSchulz      {x [m, n]}, {steps, a[], b[], c[], normScale, normEps} -> [m, n]
  *   OspChannelMoments    {x [N, d]}, {}                               -> [token [N, 4], channel [d, 4]]
  *   OspSoftmaxGrad       {dy, y} (softmax over the last axis), {}     -> dx = y (dy - sum(dy y, last axis))
@@ -42,6 +45,7 @@ export const KERNELS = {
   crossEntropy: 'OspCrossEntropy',
   crossEntropyGrad: 'OspCrossEntropyGrad',
   adamwUpdate: 'OspAdamWUpdate',
+  adamwUpdateMulti: 'OspAdamWUpdateMulti',
   newtonSchulz: 'OspNewtonSchulz',
   channelMoments: 'OspChannelMoments',
   softmaxGrad: 'OspSoftmaxGrad',

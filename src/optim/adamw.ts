@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseConfig } from '../utils/parse_config.ts';
 import { OspError } from '../errors.ts';
-import { adamwUpdate } from '../ops/adamw_update.ts';
+import { adamwUpdateMulti, type AdamWSlotUpdate } from '../ops/adamw_update.ts';
 import {
   assignState,
   checkLrFactor,
@@ -93,6 +93,7 @@ export class AdamW implements GroupOptimizer {
     } = this.config;
     checkLrFactor(this.name, lrFactor);
     const lr = this.config.lr * lrFactor;
+    const slots: AdamWSlotUpdate[] = [];
     for (const [name, p, g] of pairGrads(this.name, this.shapes, params, grads)) {
       const s = this.slots.get(name)!;
       s.step += 1;
@@ -100,12 +101,16 @@ export class AdamW implements GroupOptimizer {
       const bc1 = 1 - b1 ** s.step;
       const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
       const decay = s.decay ? 1 - lr * weightDecay : 1;
-      const u = adamwUpdate(p, g, s.expAvg, s.expAvgSq, { lr, beta1: b1, beta2: b2, eps, decay, bc1, bc2Sqrt });
-      s.expAvg.assign(u.expAvg);
-      s.expAvgSq.assign(u.expAvgSq);
-      p.assign(u.param);
-      tf.dispose([u.param, u.expAvg, u.expAvgSq]);
+      slots.push({
+        param: p,
+        grad: g,
+        expAvg: s.expAvg,
+        expAvgSq: s.expAvgSq,
+        attrs: { lr, beta1: b1, beta2: b2, eps, decay, bc1, bc2Sqrt },
+      });
     }
+    // All parameters at once: in place, a few per dispatch, where the backend has the multi-tensor kernel.
+    adamwUpdateMulti(slots);
   }
 
   /** Expected state names and shapes: exp_avg and exp_avg_sq like the parameter, step a scalar. */

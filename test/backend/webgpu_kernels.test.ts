@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { currentBackend } from '../../src/backend/index.ts';
+import { adamwMultiDispatchCount } from '../../src/backend/webgpu/adamw.ts';
 import { attentionSubgroupSize } from '../../src/backend/webgpu/attention.ts';
 import { registerWebGPUKernels } from '../../src/backend/webgpu/kernels.ts';
 import { ShapeError } from '../../src/errors.ts';
@@ -80,6 +81,7 @@ const MINE: KernelName[] = [
   KERNELS.crossEntropy,
   KERNELS.crossEntropyGrad,
   KERNELS.adamwUpdate,
+  KERNELS.adamwUpdateMulti,
   KERNELS.newtonSchulz,
   KERNELS.channelMoments,
   KERNELS.softmaxGrad,
@@ -596,6 +598,7 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
   it('20 steps match the cpu backend within 1e-3 and use the fused kernels', async () => {
     // The programs tfjs compiled for this backend: proof that the kernels ran, not just registered.
     const used = new Set<string>();
+    const multiBefore = adamwMultiDispatchCount();
     let enabled = false;
     let softwareMatMul = false;
     let subgroupAttention = false;
@@ -627,7 +630,6 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
       'rms_norm_grad_dw',
       'cross_entropy',
       'cross_entropy_grad',
-      'adamw_param',
       'ns_matmul',
       'channel_moments_rows',
     ];
@@ -638,6 +640,10 @@ describe.skipIf(skip)('training on webgpu with the kernels', () => {
     for (const program of programs) {
       expect([...used], program).toContain(program);
     }
+    // AdamW's group ran as multi-tensor updates (its own pipeline, outside tfjs's cache): at least one
+    // dispatch per step, and never the three per-parameter programs.
+    expect(adamwMultiDispatchCount() - multiBefore).toBeGreaterThanOrEqual(20);
+    expect([...used]).not.toContain('adamw_param');
     const a = lossesByStep(cpu.runDir);
     const b = lossesByStep(gpu.runDir);
     expect(b.size).toBe(20);

@@ -116,6 +116,8 @@ export async function startWebGPU(): Promise<BackendInfo> {
             maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
             maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
             maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+            // OspAdamWUpdateMulti binds four buffers per parameter: the more, the fewer dispatches.
+            maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
             maxBufferSize: l.maxBufferSize,
             maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
             maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,

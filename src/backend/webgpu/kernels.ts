@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { hasKernel, KERNELS, setKernelDefault } from '../../ops/dispatch.ts';
 import { registerSoftmaxGradient } from '../../ops/softmax_grad.ts';
-import { adamwUpdate } from './adamw.ts';
+import { adamwUpdate, adamwUpdateMulti } from './adamw.ts';
 import { attentionSubgroupSize, causalAttention, causalAttentionGrad, setAttentionSubgroupSize, softmaxGrad } from './attention.ts';
 import { channelMoments } from './channel_moments.ts';
 import { crossEntropy, crossEntropyGrad } from './cross_entropy.ts';
@@ -132,6 +132,7 @@ const KERNEL_FUNCS: Record<string, tf.KernelFunc> = {
   [KERNELS.crossEntropy]: crossEntropy as tf.KernelFunc,
   [KERNELS.crossEntropyGrad]: crossEntropyGrad as tf.KernelFunc,
   [KERNELS.adamwUpdate]: adamwUpdate as unknown as tf.KernelFunc,
+  [KERNELS.adamwUpdateMulti]: adamwUpdateMulti as unknown as tf.KernelFunc,
   [KERNELS.newtonSchulz]: newtonSchulz as tf.KernelFunc,
   [KERNELS.channelMoments]: channelMoments as unknown as tf.KernelFunc,
   [KERNELS.softmaxGrad]: softmaxGrad as tf.KernelFunc,

@@ -32,6 +32,70 @@ export interface Backend {
   disposeData(dataId: object): boolean;
 }
 
+/**
+ * tfjs-backend-webgpu 4.22's internals a kernel needs to record its own dispatch (its own pipeline and
+ * bind group, e.g. writing its inputs in place) into the backend's command stream: recordDispatch.
+ */
+export interface RawBackend extends Backend {
+  queue: GPUQueue;
+  commandEncoder: GPUCommandEncoder | null;
+  computePassEncoder: GPUComputePassEncoder | null;
+  dispatchCountInPass: number;
+  /** Data used by commands not yet submitted: their disposal waits for the submit. */
+  commandQueueOwnedIds: WeakSet<object>;
+  uniformPendingDisposal: GPUBuffer[];
+  bufferManager: { acquireBuffer(size: number, usage: number): GPUBuffer };
+  tensorMap: { get(dataId: object): { resource: unknown; values: unknown; refCount: number } };
+  uploadToGPU(dataId: object): void;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+}
+
+/** The GPU buffer of a tensor's data (uploaded first if it is still on the CPU). */
+export function gpuBuffer(backend: RawBackend, t: tf.TensorInfo): GPUBuffer {
+  backend.uploadToGPU(t.dataId);
+  const resource = backend.tensorMap.get(t.dataId).resource;
+  if (!(resource instanceof GPUBuffer)) throw new ShapeError('webgpu: a tensor held as a texture cannot be bound as a storage buffer');
+  return resource;
+}
+
+/**
+ * Records one dispatch of `pipeline` into the backend's open compute pass, as runWebGPUProgram does:
+ * `uniform` (bytes) becomes binding 0, `buffers` bindings 1.., `dataIds` are kept alive until the
+ * submit, and the queue is submitted every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches.
+ */
+export function recordDispatch(
+  backend: RawBackend,
+  pipeline: GPUComputePipeline,
+  uniform: ArrayBuffer,
+  buffers: GPUBuffer[],
+  dataIds: object[],
+  workgroups: number,
+): void {
+  const u = backend.bufferManager.acquireBuffer(uniform.byteLength, GPUBufferUsage.COPY_DST | GPUBufferUsage.UNIFORM);
+  backend.queue.writeBuffer(u, 0, uniform);
+  backend.uniformPendingDisposal.push(u);
+  const bindGroup = backend.device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer: u } }, ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
+  });
+  for (const id of dataIds) backend.commandQueueOwnedIds.add(id);
+  backend.ensureCommandEncoderReady();
+  backend.computePassEncoder ??= backend.commandEncoder!.beginComputePass({});
+  // Past the per-dimension limit the workgroups fold into y; the shader skips the excess.
+  const maxX = backend.device.limits.maxComputeWorkgroupsPerDimension;
+  const y = Math.ceil(workgroups / maxX);
+  backend.computePassEncoder.setPipeline(pipeline);
+  backend.computePassEncoder.setBindGroup(0, bindGroup);
+  backend.computePassEncoder.dispatchWorkgroups(Math.ceil(workgroups / y), y, 1);
+  backend.dispatchCountInPass++;
+  if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= backend.dispatchCountInPass) {
+    backend.endComputePassEncoder();
+    backend.submitQueue();
+  }
+}
+
 /** First line of a program's user code that needs WGSL's subgroup builtins (see enableSubgroupsByMarker in index.ts). */
 export const SUBGROUPS_MARKER = '// osp:enable subgroups';
 
