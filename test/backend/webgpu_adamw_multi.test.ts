@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { adamwMultiDispatchCount, paramsPerDispatch } from '../../src/backend/webgpu/adamw.ts';
+import { adamwMultiDispatchCount, MULTI_WORKGROUP_ELEMENTS, paramsPerDispatch } from '../../src/backend/webgpu/adamw.ts';
 import { OspError, ShapeError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateMulti, type AdamWSlotUpdate, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
 import { hasKernel, KERNELS } from '../../src/ops/dispatch.ts';
@@ -69,8 +69,9 @@ describe.skipIf(skip)('OspAdamWUpdateMulti on webgpu', () => {
   });
 
   it('matches a float64 re-computation over two steps, odd sizes, several dispatches, an empty parameter', async () => {
-    // Sizes around the 64-lane workgroup, a 3-D one, an empty one and enough parameters for several dispatches.
-    const shapes = [[1], [63], [64], [65], [7, 65], [257, 3], [1000], [2, 3, 5], [0, 4], [3], [129], [33, 2]];
+    // Sizes around the 64 lanes and the 256 elements of a workgroup, a 3-D one, an empty one, and enough
+    // parameters for several dispatches.
+    const shapes = [[1], [63], [64], [65], [7, 65], [257, 3], [1000], [2, 3, 5], [0, 4], [255], [256], [33, 2]];
     const rng = new Rng(5);
     const draw = (n: number, std: number) => Float64Array.from(new Rng(rng.int(1e9)).normals(n, std), (x) => Math.fround(x));
     const refs: Ref[] = shapes.map((s) => {
@@ -138,7 +139,7 @@ describe.skipIf(skip)('OspAdamWUpdateMulti on webgpu', () => {
   });
 
   it('folds more than 65535 workgroups into a second dimension', async () => {
-    const n = 65535 * 64 + 100; // one workgroup per 64 elements: past the per-dimension limit
+    const n = 65535 * MULTI_WORKGROUP_ELEMENTS + 100; // one workgroup more than one dimension holds
     const p = tf.variable(tf.tidy(() => tf.ones([n])));
     const m = tf.variable(
       tf.tidy(() => tf.zeros([n])),
