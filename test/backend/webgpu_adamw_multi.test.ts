@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { adamwMultiDispatchCount, MULTI_WORKGROUP_ELEMENTS, paramsPerDispatch } from '../../src/backend/webgpu/adamw.ts';
+import { rawBackend } from '../../src/backend/webgpu/program.ts';
 import { OspError, ShapeError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateMulti, type AdamWSlotUpdate, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
 import { hasKernel, KERNELS } from '../../src/ops/dispatch.ts';
@@ -66,6 +67,11 @@ describe.skipIf(skip)('OspAdamWUpdateMulti on webgpu', () => {
     expect(paramsPerDispatch(device)).toBe(Math.floor(device.limits.maxStorageBuffersPerShaderStage / 4));
     // The backend asks for the adapter's limit, not WebGPU's default of 8 (two parameters per dispatch).
     expect(device.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(8);
+    // The tfjs internals its own dispatch uses are there (the package is pinned); a backend without them is
+    // refused by name.
+    expect(rawBackend(tf.backend())).toBe(tf.backend());
+    const older = Object.assign(Object.create(tf.backend()) as object, { submitQueue: undefined, tensorMap: undefined });
+    expect(() => rawBackend(older)).toThrow(/internals .*: submitQueue, tensorMap$/);
   });
 
   it('matches a float64 re-computation over two steps, odd sizes, several dispatches, an empty parameter', async () => {

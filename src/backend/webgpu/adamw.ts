@@ -14,12 +14,12 @@ import {
   gpuBuffer,
   numel,
   program,
+  rawBackend,
   recordDispatch,
   show,
   type Backend,
   type KernelFuncArgs,
   type Program,
-  type RawBackend,
 } from './program.ts';
 
 /**
@@ -194,7 +194,7 @@ export function adamwMultiDispatchCount(): number {
  * tensor the sole owner of its buffer; a shared one is refused here rather than written through.
  */
 export function adamwUpdateMulti({ inputs, backend: b, attrs }: KernelFuncArgs): tf.TensorInfo[] {
-  const backend = b as unknown as RawBackend;
+  const backend = rawBackend(b);
   const { slots } = attrs as unknown as { slots: AdamWUpdateAttrs[] };
   const ins = inputs as Record<string, tf.TensorInfo | undefined>;
   const name = `${KERNELS.adamwUpdateMulti} (webgpu)`;

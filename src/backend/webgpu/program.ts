@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError } from '../../errors.ts';
+import { OspError, ShapeError } from '../../errors.ts';
 
 export type KernelFuncArgs = Parameters<tf.KernelFunc>[0];
 export type Uniform = { type: 'float32' | 'int32'; data: number[] };
@@ -50,6 +50,24 @@ export interface RawBackend extends Backend {
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
+}
+
+const RAW_METHODS = ['uploadToGPU', 'ensureCommandEncoderReady', 'endComputePassEncoder', 'submitQueue'] as const;
+const RAW_FIELDS = ['queue', 'commandQueueOwnedIds', 'uniformPendingDisposal', 'bufferManager', 'tensorMap'] as const;
+
+/**
+ * The backend as a RawBackend, after checking that the internals recordDispatch and gpuBuffer use are
+ * there (the package is pinned; an upgrade that moved them fails here, by name, not mid-dispatch).
+ */
+export function rawBackend(backend: unknown): RawBackend {
+  const b = backend as Record<string, unknown>;
+  const missing = [...RAW_METHODS.filter((m) => typeof b[m] !== 'function'), ...RAW_FIELDS.filter((f) => b[f] == null)];
+  if (missing.length > 0) {
+    throw new OspError(
+      `webgpu: tfjs-backend-webgpu lacks the internals osp-lab's own dispatches use (written against 4.22.0): ${missing.join(', ')}`,
+    );
+  }
+  return backend as RawBackend;
 }
 
 /** The GPU buffer of a tensor's data (uploaded first if it is still on the CPU). */
