@@ -8,7 +8,7 @@
  * in float64. A fused kernel reads the four tensors once and writes the three results once.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError } from '../errors.ts';
+import { OspError, ShapeError } from '../errors.ts';
 import { KERNELS, hasKernel } from './dispatch.ts';
 
 export interface AdamWUpdateAttrs {
@@ -82,12 +82,13 @@ export interface AdamWSlotUpdate {
 }
 
 /**
- * Makes v the only holder of its data buffer (a copy when a clone, reshape or unreleased initial
- * tensor shares it), so that an in-place kernel writing v changes nothing else. x * 1 is exact for
- * every float32, -0 and NaN included.
+ * Makes v the only holder of its data buffer on the active backend (a copy when a clone, reshape or
+ * unreleased initial tensor shares it, or when the data lives on another backend, where refCount reads
+ * 0), so that an in-place kernel writing v changes nothing else. x * 1 keeps every float32 value, -0 and
+ * NaN included (a GPU may flush subnormals to zero).
  */
 function ownBuffer(v: tf.Variable): void {
-  if (tf.backend().refCount(v.dataId) <= 1) return;
+  if (tf.backend().refCount(v.dataId) === 1) return;
   const copy = tf.tidy(() => tf.mul(v, tf.scalar(1, v.dtype)));
   v.assign(copy);
   copy.dispose();
@@ -96,7 +97,7 @@ function ownBuffer(v: tf.Variable): void {
 /**
  * Multi-tensor AdamW (PyTorch's foreach / fused AdamW): every slot's param, expAvg and expAvgSq
  * variables get adamwUpdate's new values. With the OspAdamWUpdateMulti kernel (webgpu) the update runs
- * in place, as many parameters per dispatch as the device binds and one lane per element; otherwise
+ * in place, as many parameters per dispatch as the device binds; otherwise
  * one adamwUpdate per slot, assigned. Slots must not share variables.
  * @example
  *   adamwUpdateMulti(slots.map((s) => ({ param: s.p, grad: s.g, expAvg: s.m, expAvgSq: s.v, attrs: s.attrs })));
@@ -109,7 +110,7 @@ export function adamwUpdateMulti(slots: readonly AdamWSlotUpdate[]): void {
       ['expAvg', s.expAvg],
       ['expAvgSq', s.expAvgSq],
     ] as const) {
-      if (written.has(v)) throw new ShapeError(`adamwUpdateMulti: slot ${i}'s ${field} is a variable another slot or field also updates`);
+      if (written.has(v)) throw new OspError(`adamwUpdateMulti: slot ${i}'s ${field} is a variable another slot or field also updates`);
       written.add(v);
     }
   }

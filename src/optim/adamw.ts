@@ -94,12 +94,14 @@ export class AdamW implements GroupOptimizer {
     checkLrFactor(this.name, lrFactor);
     const lr = this.config.lr * lrFactor;
     const slots: AdamWSlotUpdate[] = [];
+    const stepped: AdamWSlot[] = [];
     for (const [name, p, g] of pairGrads(this.name, this.shapes, params, grads)) {
       const s = this.slots.get(name)!;
-      s.step += 1;
+      stepped.push(s);
+      const t = s.step + 1;
       // Bias corrections in float64 on the host; only the tensor math runs in float32.
-      const bc1 = 1 - b1 ** s.step;
-      const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
+      const bc1 = 1 - b1 ** t;
+      const bc2Sqrt = Math.sqrt(1 - b2 ** t);
       const decay = s.decay ? 1 - lr * weightDecay : 1;
       slots.push({
         param: p,
@@ -111,6 +113,8 @@ export class AdamW implements GroupOptimizer {
     }
     // All parameters at once: in place, a few per dispatch, where the backend has the multi-tensor kernel.
     adamwUpdateMulti(slots);
+    // Counted once the update went through: a refused update leaves the optimizer as it was.
+    for (const s of stepped) s.step += 1;
   }
 
   /** Expected state names and shapes: exp_avg and exp_avg_sq like the parameter, step a scalar. */

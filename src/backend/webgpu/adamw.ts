@@ -91,9 +91,16 @@ export const MULTI_WORKGROUP_ELEMENTS = FLAT_LANES * MULTI_PER_LANE;
 /** The fields OspAdamWUpdateMulti writes in place. */
 const WRITTEN = new Set<string>(['param', 'expAvg', 'expAvgSq']);
 
-/** Parameters one OspAdamWUpdateMulti dispatch updates: four storage bindings each (param, grad, expAvg, expAvgSq). */
+/**
+ * Parameters one OspAdamWUpdateMulti dispatch updates: four storage bindings each (param, grad, expAvg,
+ * expAvgSq), within the device's storage-buffer, binding and uniform-size limits.
+ */
 export function paramsPerDispatch(device: GPUDevice): number {
-  return Math.max(1, Math.floor(device.limits.maxStorageBuffersPerShaderStage / FIELDS.length));
+  const l = device.limits;
+  const byBindings = Math.min(l.maxStorageBuffersPerShaderStage, l.maxBindingsPerBindGroup - 1) / FIELDS.length;
+  // The uniform: 16 bytes, then 48 per parameter.
+  const byUniform = (l.maxUniformBufferBindingSize - 16) / 48;
+  return Math.max(1, Math.floor(Math.min(byBindings, byUniform)));
 }
 
 /**
@@ -230,6 +237,8 @@ export function adamwUpdateMulti({ inputs, backend: b, attrs }: KernelFuncArgs):
   for (const { ts } of params) {
     if (written.has(ts[1]!.dataId)) throw new OspError(`${name}: a gradient shares its buffer with a tensor the update writes`);
   }
+  // Every buffer first (a tensor held as a texture fails here), so that an error leaves no parameter updated.
+  const buffers = params.map(({ ts }) => ts.map((t) => gpuBuffer(backend, t)));
   const per = paramsPerDispatch(backend.device);
   for (let start = 0; start < params.length; start += per) {
     const chunk = params.slice(start, start + per);
@@ -246,16 +255,14 @@ export function adamwUpdateMulti({ inputs, backend: b, attrs }: KernelFuncArgs):
       f32s.set([a.decay, a.lr / a.bc1, a.bc2Sqrt, a.eps, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2], 4 + 4 * k + 8 * j);
     });
     u32[0] = workgroups;
-    const buffers = chunk.flatMap(({ ts }) => ts.map((t) => gpuBuffer(backend, t)));
-    // The CPU copy tfjs keeps of data read back earlier is stale once the GPU buffer is written.
-    for (const { ts } of chunk) ts.forEach((t, j) => WRITTEN.has(FIELDS[j]!) && (backend.tensorMap.get(t.dataId).values = null));
     recordDispatch(
       backend,
       multiPipeline(backend.device, k),
       bytes,
-      buffers,
+      buffers.slice(start, start + k).flat(),
       chunk.flatMap(({ ts }) => ts.map((t) => t.dataId)),
       workgroups,
+      chunk.flatMap(({ ts }) => ts.filter((_, j) => WRITTEN.has(FIELDS[j]!)).map((t) => t.dataId)),
     );
     multiDispatches++;
   }

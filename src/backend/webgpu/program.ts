@@ -47,12 +47,13 @@ export interface RawBackend extends Backend {
   bufferManager: { acquireBuffer(size: number, usage: number): GPUBuffer };
   tensorMap: { get(dataId: object): { resource: unknown; values: unknown; refCount: number } };
   uploadToGPU(dataId: object): void;
+  read(dataId: object): Promise<unknown>;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
 }
 
-const RAW_METHODS = ['uploadToGPU', 'ensureCommandEncoderReady', 'endComputePassEncoder', 'submitQueue'] as const;
+const RAW_METHODS = ['uploadToGPU', 'read', 'ensureCommandEncoderReady', 'endComputePassEncoder', 'submitQueue'] as const;
 const RAW_FIELDS = ['queue', 'commandQueueOwnedIds', 'uniformPendingDisposal', 'bufferManager', 'tensorMap'] as const;
 
 /**
@@ -78,10 +79,41 @@ export function gpuBuffer(backend: RawBackend, t: tf.TensorInfo): GPUBuffer {
   return resource;
 }
 
+/** Per tensor data written in place: how many times (reads started before a write must not cache). */
+const writeCounts = new WeakMap<object, number>();
+const tracked = new WeakSet<object>();
+
+/**
+ * Data about to be written in place: tfjs's CPU copy of values read back earlier is dropped, and a read
+ * still in flight (started before the write, so it rightly returns the old values) does not cache them
+ * when it lands: the backend's `read` is wrapped once to check that no write happened meanwhile.
+ */
+function markWritten(backend: RawBackend, dataIds: readonly object[]): void {
+  if (dataIds.length === 0) return;
+  if (!tracked.has(backend)) {
+    tracked.add(backend);
+    const read = backend.read.bind(backend);
+    backend.read = async (dataId: object) => {
+      const before = writeCounts.get(dataId) ?? 0;
+      const values = await read(dataId);
+      if ((writeCounts.get(dataId) ?? 0) !== before) {
+        const data = backend.tensorMap.get(dataId);
+        if (data) data.values = null;
+      }
+      return values;
+    };
+  }
+  for (const id of dataIds) {
+    writeCounts.set(id, (writeCounts.get(id) ?? 0) + 1);
+    backend.tensorMap.get(id).values = null;
+  }
+}
+
 /**
  * Records one dispatch of `pipeline` into the backend's open compute pass, as runWebGPUProgram does:
  * `uniform` (bytes) becomes binding 0, `buffers` bindings 1.., `dataIds` are kept alive until the
- * submit, and the queue is submitted every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches.
+ * submit, and the queue is submitted every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches. `written`: the
+ * data the dispatch writes in place (markWritten). Not seen by tf.time / tf.profile's kernel timings.
  */
 export function recordDispatch(
   backend: RawBackend,
@@ -90,7 +122,9 @@ export function recordDispatch(
   buffers: GPUBuffer[],
   dataIds: object[],
   workgroups: number,
+  written: object[] = [],
 ): void {
+  markWritten(backend, written);
   const u = backend.bufferManager.acquireBuffer(uniform.byteLength, GPUBufferUsage.COPY_DST | GPUBufferUsage.UNIFORM);
   backend.queue.writeBuffer(u, 0, uniform);
   backend.uniformPendingDisposal.push(u);
