@@ -230,20 +230,19 @@ export async function benchWebgpuKernels(
         const shapes = [...model.params].filter(([n]) => optimizer.assignment.get(n) === 'adamw').map(([, p]) => p.shape);
         optimizer.dispose();
         const attrs = { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, decay: 1 - 3e-5, bc1: 0.5, bc2Sqrt: 0.3 };
+        // A variable that alone holds its data (the update would otherwise copy it first, once).
+        const own = (x: tf.Tensor, trainable = true) => {
+          const v = tf.variable(x, trainable);
+          x.dispose();
+          return hold(v);
+        };
         const slots: AdamWSlotUpdate[] = shapes.map((shape, i) => ({
-          param: hold(tf.variable(tf.tidy(() => randn(shape, 30 + i)))),
+          param: own(randn(shape, 30 + i)),
           grad: hold(randn(shape, 31 + i)),
-          expAvg: hold(
-            tf.variable(
-              tf.tidy(() => randn(shape, 32 + i, 0.1)),
-              false,
-            ),
-          ),
-          expAvgSq: hold(
-            tf.variable(
-              tf.tidy(() => tf.square(randn(shape, 33 + i, 0.1))),
-              false,
-            ),
+          expAvg: own(randn(shape, 32 + i, 0.1), false),
+          expAvgSq: own(
+            tf.tidy(() => tf.square(randn(shape, 33 + i, 0.1))),
+            false,
           ),
           attrs,
         }));
