@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { adamwMultiDispatchCount, MULTI_WORKGROUP_ELEMENTS, paramsPerDispatch } from '../../src/backend/webgpu/adamw.ts';
 import { rawBackend } from '../../src/backend/webgpu/program.ts';
-import { OspError, ShapeError } from '../../src/errors.ts';
+import { OspError } from '../../src/errors.ts';
 import { adamwUpdate, adamwUpdateMulti, type AdamWSlotUpdate, type AdamWUpdateAttrs } from '../../src/ops/adamw_update.ts';
 import { hasKernel, KERNELS } from '../../src/ops/dispatch.ts';
 import { AdamW } from '../../src/optim/index.ts';
