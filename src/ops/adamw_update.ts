@@ -97,8 +97,8 @@ function ownBuffer(v: tf.Variable): void {
 /**
  * Multi-tensor AdamW (PyTorch's foreach / fused AdamW): every slot's param, expAvg and expAvgSq
  * variables get adamwUpdate's new values. With the OspAdamWUpdateMulti kernel (webgpu) the update runs
- * in place, as many parameters per dispatch as the device binds; otherwise
- * one adamwUpdate per slot, assigned. Slots must not share variables.
+ * in place, as many parameters per dispatch as the device binds; otherwise one adamwUpdate per slot,
+ * assigned. Slots must not share variables.
  * @example
  *   adamwUpdateMulti(slots.map((s) => ({ param: s.p, grad: s.g, expAvg: s.m, expAvgSq: s.v, attrs: s.attrs })));
  */
