@@ -46,6 +46,15 @@ export function adamwUpdateReference(
   });
 }
 
+/** Each of `others` has the parameter's shape; else a ShapeError naming the field (`where` prefixes it). */
+function checkLikeParam(op: string, param: tf.Tensor, others: Record<string, tf.Tensor>, where = ''): void {
+  for (const [name, t] of Object.entries(others)) {
+    if (t.shape.length !== param.shape.length || t.shape.some((d, i) => d !== param.shape[i])) {
+      throw new ShapeError(`${op}: ${where}${name} has shape [${t.shape}], the parameter [${param.shape}]`);
+    }
+  }
+}
+
 /**
  * New parameter and moments (fresh tensors: the caller assigns them to its variables and disposes).
  * @example
@@ -58,15 +67,7 @@ export function adamwUpdate(
   expAvgSq: tf.Tensor,
   attrs: AdamWUpdateAttrs,
 ): AdamWUpdated {
-  for (const [name, t] of [
-    ['grad', grad],
-    ['expAvg', expAvg],
-    ['expAvgSq', expAvgSq],
-  ] as const) {
-    if (t.shape.length !== param.shape.length || t.shape.some((d, i) => d !== param.shape[i])) {
-      throw new ShapeError(`adamwUpdate: ${name} has shape [${t.shape}], the parameter [${param.shape}]`);
-    }
-  }
+  checkLikeParam('adamwUpdate', param, { grad, expAvg, expAvgSq });
   if (!hasKernel(KERNELS.adamwUpdate)) return adamwUpdateReference(param, grad, expAvg, expAvgSq, attrs);
   const [p, m, v] = tf.engine().runKernel(KERNELS.adamwUpdate, { param, grad, expAvg, expAvgSq }, { ...attrs }) as tf.Tensor[];
   return { param: p!, expAvg: m!, expAvgSq: v! };
@@ -105,11 +106,7 @@ function ownBuffer(v: tf.Variable): void {
 export function adamwUpdateMulti(slots: readonly AdamWSlotUpdate[]): void {
   const written = new Set<tf.Variable>();
   for (const [i, s] of slots.entries()) {
-    for (const [field, v] of [
-      ['param', s.param],
-      ['expAvg', s.expAvg],
-      ['expAvgSq', s.expAvgSq],
-    ] as const) {
+    for (const [field, v] of Object.entries({ param: s.param, expAvg: s.expAvg, expAvgSq: s.expAvgSq })) {
       if (written.has(v)) throw new OspError(`adamwUpdateMulti: slot ${i}'s ${field} is a variable another slot or field also updates`);
       written.add(v);
     }
@@ -126,15 +123,7 @@ export function adamwUpdateMulti(slots: readonly AdamWSlotUpdate[]): void {
   }
   const inputs: Record<string, tf.Tensor> = {};
   for (const [i, s] of slots.entries()) {
-    for (const [field, t] of [
-      ['grad', s.grad],
-      ['expAvg', s.expAvg],
-      ['expAvgSq', s.expAvgSq],
-    ] as const) {
-      if (t.shape.length !== s.param.shape.length || t.shape.some((d, j) => d !== s.param.shape[j])) {
-        throw new ShapeError(`adamwUpdateMulti: slot ${i}'s ${field} has shape [${t.shape}], its parameter [${s.param.shape}]`);
-      }
-    }
+    checkLikeParam('adamwUpdateMulti', s.param, { grad: s.grad, expAvg: s.expAvg, expAvgSq: s.expAvgSq }, `slot ${i}'s `);
     for (const v of [s.param, s.expAvg, s.expAvgSq]) ownBuffer(v);
     inputs[`param${i}`] = s.param;
     inputs[`grad${i}`] = s.grad;

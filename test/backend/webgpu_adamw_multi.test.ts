@@ -45,6 +45,13 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>, floor: number): numb
   return worst;
 }
 
+/** A non-trainable zero variable that alone holds its data (an optimizer's fresh moment). */
+const zeroVar = (shape: number[]) =>
+  tf.variable(
+    tf.tidy(() => tf.zeros(shape)),
+    false,
+  );
+
 function attrsFor(i: number, step: number): AdamWUpdateAttrs {
   const lr = 3e-3 * (1 + i / 10);
   return {
@@ -147,14 +154,8 @@ describe.skipIf(skip)('OspAdamWUpdateMulti on webgpu', () => {
   it('folds more than 65535 workgroups into a second dimension', async () => {
     const n = 65535 * MULTI_WORKGROUP_ELEMENTS + 100; // one workgroup more than one dimension holds
     const p = tf.variable(tf.tidy(() => tf.ones([n])));
-    const m = tf.variable(
-      tf.tidy(() => tf.zeros([n])),
-      false,
-    );
-    const v = tf.variable(
-      tf.tidy(() => tf.zeros([n])),
-      false,
-    );
+    const m = zeroVar([n]);
+    const v = zeroVar([n]);
     const g = tf.tidy(() => tf.fill([n], 2));
     const a = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, decay: 1, bc1: 0.1, bc2Sqrt: Math.sqrt(0.01) };
     adamwUpdateMulti([{ param: p, grad: g, expAvg: m, expAvgSq: v, attrs: a }]);
@@ -170,14 +171,8 @@ describe.skipIf(skip)('OspAdamWUpdateMulti on webgpu', () => {
   it('writes in place safely: a tensor sharing a variable keeps its values; no stale CPU copy; memory flat', async () => {
     const s = [4, 33];
     const p = tf.variable(tf.tidy(() => tf.randomNormal(s, 0, 1, 'float32', 1)));
-    const m = tf.variable(
-      tf.tidy(() => tf.zeros(s)),
-      false,
-    );
-    const v = tf.variable(
-      tf.tidy(() => tf.zeros(s)),
-      false,
-    );
+    const m = zeroVar(s);
+    const v = zeroVar(s);
     const g = tf.tidy(() => tf.randomNormal(s, 0, 1, 'float32', 2));
     const slot = { param: p, grad: g, expAvg: m, expAvgSq: v, attrs: attrsFor(0, 1) };
     const old = await p.data(); // tfjs now keeps a CPU copy of p's values
@@ -207,14 +202,8 @@ describe.skipIf(skip)('OspAdamWUpdateMulti on webgpu', () => {
 
   it('a read started before an update returns the old values and leaves no stale copy behind', async () => {
     const p = tf.variable(tf.tidy(() => tf.fill([70], 0.9)));
-    const m = tf.variable(
-      tf.tidy(() => tf.zeros([70])),
-      false,
-    );
-    const v = tf.variable(
-      tf.tidy(() => tf.zeros([70])),
-      false,
-    );
+    const m = zeroVar([70]);
+    const v = zeroVar([70]);
     const g = tf.tidy(() => tf.fill([70], 1));
     const slot = { param: p, grad: g, expAvg: m, expAvgSq: v, attrs: attrsFor(1, 1) };
     adamwUpdateMulti([slot]);
@@ -232,14 +221,8 @@ describe.skipIf(skip)('OspAdamWUpdateMulti on webgpu', () => {
     await tf.setBackend('cpu');
     const init = tf.fill([5], 0.5); // kept alive: it shares the variable's data
     const p = tf.variable(init);
-    const m = tf.variable(
-      tf.tidy(() => tf.zeros([5])),
-      false,
-    );
-    const v = tf.variable(
-      tf.tidy(() => tf.zeros([5])),
-      false,
-    );
+    const m = zeroVar([5]);
+    const v = zeroVar([5]);
     await tf.setBackend('webgpu');
     const g = tf.fill([5], 1);
     adamwUpdateMulti([{ param: p, grad: g, expAvg: m, expAvgSq: v, attrs: attrsFor(1, 1) }]);
@@ -250,17 +233,11 @@ describe.skipIf(skip)('OspAdamWUpdateMulti on webgpu', () => {
 
   it('refuses a variable updated twice, and (kernel called directly) a buffer another tensor shares', () => {
     const p = tf.variable(tf.tidy(() => tf.ones([3])));
-    const m = tf.variable(
-      tf.tidy(() => tf.zeros([3])),
-      false,
-    );
+    const m = zeroVar([3]);
     const g = tf.ones([3]);
     const attrs = attrsFor(0, 1);
     expect(() => adamwUpdateMulti([{ param: p, grad: g, expAvg: m, expAvgSq: m, attrs }])).toThrow(/expAvgSq is a variable another/);
-    const v = tf.variable(
-      tf.tidy(() => tf.zeros([3])),
-      false,
-    );
+    const v = zeroVar([3]);
     const alias = tf.clone(p);
     expect(() =>
       tf.engine().runKernel(KERNELS.adamwUpdateMulti, { param0: p, grad0: g, expAvg0: m, expAvgSq0: v }, { slots: [attrs] } as never),
